@@ -1,0 +1,121 @@
+/**
+ * A dataset in memory: row-major Float32Array inputs in their original units, and either
+ * real targets (regression) or integer labels (classification). Checked once by
+ * {@link validateDataset} so that nothing downstream sees NaN, Inf or a label out of range.
+ */
+import { DataError } from '../errors.js';
+import type { Task } from '../model/config.js';
+
+export interface Dataset {
+  task: Task;
+  /** Rows n ≥ 1. */
+  n: number;
+  /** Input width D. */
+  inputs: number;
+  /** n×D inputs, row-major, original units. */
+  x: Float32Array;
+  /** Regression: target width K; classification: number of classes. */
+  outputs: number;
+  /** Regression targets n×K (row-major, original units). */
+  y?: Float32Array;
+  /** Classification labels, each in 0..outputs−1. */
+  labels?: Int32Array;
+  /** Column names of the inputs (for messages and model files). */
+  featureNames?: string[];
+  /** Target column names (regression) or the target column (classification). */
+  targetNames?: string[];
+  /** Class names in label order (classification). */
+  classNames?: string[];
+  /** Where it came from, for messages. */
+  source?: string;
+}
+
+/** Throw a DataError naming the first problem: empty, wrong width, non-finite, bad label. */
+export function validateDataset(ds: Dataset, expect?: { inputs?: number; outputs?: number; task?: string }): void {
+  const file = ds.source;
+  const col = (names: string[] | undefined, j: number): string => names?.[j] ?? `#${j + 1}`;
+  if (!(ds.n >= 1)) throw new DataError('no rows', { file }, 'DATA_SHAPE');
+  if (expect?.task !== undefined && expect.task !== ds.task) {
+    throw new DataError(`task is ${ds.task}, the model's is ${expect.task}`, { file }, 'DATA_SHAPE');
+  }
+  if (expect?.inputs !== undefined && ds.inputs !== expect.inputs) {
+    throw new DataError(`has ${ds.inputs} input features, the model expects ${expect.inputs}`, { file }, 'DATA_SHAPE');
+  }
+  if (ds.x.length !== ds.n * ds.inputs) {
+    throw new DataError(`inputs hold ${ds.x.length} values, expected n×D = ${ds.n}×${ds.inputs}`, { file }, 'DATA_SHAPE');
+  }
+  for (let i = 0; i < ds.x.length; i++) {
+    const v = ds.x[i]!;
+    if (!Number.isFinite(v)) {
+      const r = Math.floor(i / ds.inputs);
+      throw new DataError(`input is ${v}`, { file, row: r + 1, column: col(ds.featureNames, i % ds.inputs) });
+    }
+  }
+  if (ds.task === 'regression') {
+    if (!ds.y) throw new DataError('regression data needs targets y', { file }, 'DATA_SHAPE');
+    if (expect?.outputs !== undefined && ds.outputs !== expect.outputs) {
+      throw new DataError(`has ${ds.outputs} targets, the model expects ${expect.outputs}`, { file }, 'DATA_SHAPE');
+    }
+    if (ds.y.length !== ds.n * ds.outputs) {
+      throw new DataError(`targets hold ${ds.y.length} values, expected n×K = ${ds.n}×${ds.outputs}`, { file }, 'DATA_SHAPE');
+    }
+    for (let i = 0; i < ds.y.length; i++) {
+      const v = ds.y[i]!;
+      if (!Number.isFinite(v)) {
+        const r = Math.floor(i / ds.outputs);
+        throw new DataError(`target is ${v}`, { file, row: r + 1, column: col(ds.targetNames, i % ds.outputs) });
+      }
+    }
+  } else {
+    if (!ds.labels) throw new DataError('classification data needs labels', { file }, 'DATA_SHAPE');
+    if (ds.labels.length !== ds.n) throw new DataError(`${ds.labels.length} labels for ${ds.n} rows`, { file }, 'DATA_SHAPE');
+    const classes = expect?.outputs ?? ds.outputs;
+    for (let r = 0; r < ds.n; r++) {
+      const l = ds.labels[r]!;
+      if (!(Number.isInteger(l) && l >= 0 && l < classes)) {
+        throw new DataError(`label ${l} is out of range 0..${classes - 1}`, { file, row: r + 1, column: ds.targetNames?.[0] });
+      }
+    }
+  }
+}
+
+/** The rows `idx` of a dataset, copied. */
+export function subset(ds: Dataset, idx: ArrayLike<number>): Dataset {
+  const n = idx.length, D = ds.inputs, K = ds.outputs;
+  const x = new Float32Array(n * D);
+  const y = ds.y ? new Float32Array(n * K) : undefined;
+  const labels = ds.labels ? new Int32Array(n) : undefined;
+  for (let r = 0; r < n; r++) {
+    const s = idx[r]!;
+    x.set(ds.x.subarray(s * D, s * D + D), r * D);
+    if (y) y.set(ds.y!.subarray(s * K, s * K + K), r * K);
+    if (labels) labels[r] = ds.labels![s]!;
+  }
+  return { ...ds, n, x, ...(y ? { y } : {}), ...(labels ? { labels } : {}) };
+}
+
+/** Build a dataset from plain arrays (rows of numbers), for scripts and tests. */
+export function datasetFromArrays(
+  task: 'regression' | 'classification',
+  xs: readonly (readonly number[])[],
+  ys: readonly (readonly number[])[] | readonly number[],
+  classes?: number,
+): Dataset {
+  const n = xs.length;
+  const D = xs[0]?.length ?? 0;
+  const x = new Float32Array(n * D);
+  xs.forEach((row, r) => {
+    if (row.length !== D) throw new DataError(`has ${row.length} inputs, row 1 has ${D}`, { row: r + 1 }, 'DATA_SHAPE');
+    x.set(row, r * D);
+  });
+  if (task === 'classification') {
+    const labels = Int32Array.from(ys as readonly number[]);
+    const C = classes ?? Math.max(...labels) + 1;
+    return { task, n, inputs: D, x, outputs: C, labels };
+  }
+  const rows = ys as readonly (readonly number[])[];
+  const K = rows[0]?.length ?? 0;
+  const y = new Float32Array(n * K);
+  rows.forEach((row, r) => y.set(row, r * K));
+  return { task, n, inputs: D, x, outputs: K, y };
+}

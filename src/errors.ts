@@ -1,0 +1,146 @@
+/**
+ * Typed errors. Every error the library throws on purpose is a {@link MoeError} with a
+ * stable `code`; errors lose their class when they cross a thread boundary, so workers
+ * send `{ code, message }` and {@link errorFromWire} rebuilds the class on the main thread.
+ */
+
+/** Stable error codes; the CLI and callers switch on these, never on messages. */
+export type MoeErrorCode =
+  | 'INVALID_OPTION'
+  | 'INVALID_DATA'
+  | 'DATA_SHAPE'
+  | 'FILE_NOT_FOUND'
+  | 'CSV_PARSE'
+  | 'MODEL_FORMAT'
+  | 'MODEL_VERSION'
+  | 'BACKEND_UNAVAILABLE'
+  | 'SHARED_MEMORY_UNAVAILABLE'
+  | 'SHARD_CRASHED'
+  | 'ABORTED'
+  | 'DIVERGED'
+  | 'INTERNAL';
+
+/** Base class of every error this library throws on purpose. */
+export class MoeError extends Error {
+  readonly code: MoeErrorCode;
+  constructor(code: MoeErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** A user-supplied option is unknown, out of range, or conflicts with another. */
+export class OptionError extends MoeError {
+  /** The option's name as the caller spelled it (e.g. `experts`, `--batch-size`). */
+  readonly option: string;
+  constructor(option: string, message: string) {
+    super('INVALID_OPTION', `${option}: ${message}`);
+    this.option = option;
+  }
+}
+
+/** Where in the data a problem was found; every field that is known is set. */
+export interface DataLocation {
+  file?: string;
+  /** 1-based data row (the header is row 0). */
+  row?: number;
+  column?: string;
+}
+
+/** Data is empty, non-finite, ragged, of the wrong width or has labels out of range. */
+export class DataError extends MoeError {
+  readonly location: DataLocation;
+  constructor(message: string, location: DataLocation = {}, code: MoeErrorCode = 'INVALID_DATA') {
+    super(code, `${formatLocation(location)}${message}`);
+    this.location = location;
+  }
+}
+
+/** A model file is truncated, corrupt, not a model, or of an unsupported version. */
+export class ModelFormatError extends MoeError {
+  constructor(message: string, code: 'MODEL_FORMAT' | 'MODEL_VERSION' = 'MODEL_FORMAT') {
+    super(code, message);
+  }
+}
+
+/** A compute backend was forced but cannot load here. */
+export class BackendError extends MoeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BACKEND_UNAVAILABLE', message, options);
+  }
+}
+
+/** A shard's worker threw or exited; names the shard, its experts and the phase. */
+export class ShardCrashError extends MoeError {
+  readonly shard: number;
+  readonly experts: readonly number[];
+  readonly phase: string;
+  /** Last optimisation step that completed on every shard and the gate. */
+  readonly lastCompletedStep: number;
+  constructor(
+    shard: number,
+    experts: readonly number[],
+    phase: string,
+    lastCompletedStep: number,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    const state =
+      phase === 'update'
+        ? `the gate and the other shards are at step ${lastCompletedStep + 1}; shard ${shard}'s experts may be mid-update`
+        : `every expert and the gate are at step ${lastCompletedStep}, the last completed`;
+    super(
+      'SHARD_CRASHED',
+      `shard ${shard} (experts ${experts.join(', ')}) failed during ${phase}: ${detail}; ${state}`,
+      options,
+    );
+    this.shard = shard;
+    this.experts = experts;
+    this.phase = phase;
+    this.lastCompletedStep = lastCompletedStep;
+  }
+}
+
+function formatLocation(loc: DataLocation): string {
+  const parts: string[] = [];
+  if (loc.file !== undefined) parts.push(loc.file);
+  if (loc.row !== undefined) parts.push(`row ${loc.row}`);
+  if (loc.column !== undefined) parts.push(`column ${loc.column}`);
+  return parts.length > 0 ? `${parts.join(', ')}: ` : '';
+}
+
+/** The plain-object form of an error that crosses a thread boundary. */
+export interface WireError {
+  code: MoeErrorCode;
+  name: string;
+  message: string;
+}
+
+/** Serialise any thrown value for postMessage. */
+export function errorToWire(err: unknown): WireError {
+  if (err instanceof MoeError) return { code: err.code, name: err.name, message: err.message };
+  if (err instanceof Error) return { code: 'INTERNAL', name: err.name, message: err.message };
+  return { code: 'INTERNAL', name: 'Error', message: String(err) };
+}
+
+/** Rebuild a typed error from its wire form (the class is chosen by `code`). */
+export function errorFromWire(w: WireError): MoeError {
+  switch (w.code) {
+    case 'INVALID_DATA':
+    case 'DATA_SHAPE':
+      return new DataError(w.message, {}, w.code);
+    case 'MODEL_FORMAT':
+    case 'MODEL_VERSION':
+      return new ModelFormatError(w.message, w.code);
+    case 'BACKEND_UNAVAILABLE':
+      return new BackendError(w.message);
+    default:
+      return new MoeError(w.code, w.message);
+  }
+}
+
+/** Turn an unknown thrown value into an Error at one boundary. */
+export function toError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}

@@ -1,0 +1,129 @@
+/**
+ * Every region of a mixture's memory, and every slot of the control block, named in one
+ * place. The in-process trainer lays the same regions out in an ArrayBuffer, the parallel
+ * trainer in one SharedArrayBuffer that the main thread and every shard map identically.
+ */
+
+/** Control block slots (Int32Array indices). */
+export const CTRL = {
+  /** Command sequence number; the main thread bumps it to start a phase. Shards wait on it. */
+  SEQ: 0,
+  /** The command for this sequence number (see CMD). */
+  CMD: 1,
+  /** Rows in the current batch. */
+  ROWS: 2,
+  /** 1-based optimisation step for UPDATE (Adam's bias correction). */
+  STEP: 3,
+  /** Shards that finished the current command; the main thread waits on it. */
+  DONE: 4,
+  /** Set by the main thread when it gives up on the shards (a shard died): stop looping. */
+  ABORT: 5,
+  /** Slots 8.. : per-shard sequence number of its last finished command (diagnostics). */
+  SHARD_DONE_BASE: 8,
+} as const;
+
+/** Commands carried in CTRL.CMD. */
+export const CMD = { FORWARD: 1, BACKWARD: 2, UPDATE: 3, STOP: 4 } as const;
+export type Command = (typeof CMD)[keyof typeof CMD];
+export const PHASE_NAMES: Record<number, string> = { 0: 'start-up', 1: 'forward', 2: 'backward', 3: 'update', 4: 'stop' };
+
+/** Float64 hyper-parameter slots. */
+export const HYPER = {
+  /** This step's learning rate (after the schedule). */
+  LR: 0,
+} as const;
+
+/** The sizes a mixture's memory is planned from. */
+export interface MixtureSizes {
+  /** Rows of the training set held in memory. */
+  rows: number;
+  /** Input width D, output width K, experts E. */
+  inputs: number;
+  outputs: number;
+  experts: number;
+  /** Largest batch. */
+  maxBatch: number;
+  /** Parameters of one expert, of the gate. */
+  expertParams: number;
+  gateParams: number;
+  /** Optimiser floats per parameter. */
+  optState: number;
+  /** Shards (workers); 1 in-process. */
+  shards: number;
+}
+
+type Kind = 'f32' | 'i32' | 'f64';
+const BYTES: Record<Kind, number> = { f32: 4, i32: 4, f64: 8 };
+
+/** Region names, their element type and length. */
+function regionSpecs(s: MixtureSizes): [name: keyof MixtureViews, kind: Kind, length: number][] {
+  return [
+    ['control', 'i32', CTRL.SHARD_DONE_BASE + s.shards],
+    ['hyper', 'f64', 8],
+    // The dataset, standardised, copied in once; a batch is a list of row indices.
+    ['x', 'f32', s.rows * s.inputs],
+    ['t', 'f32', s.rows * s.outputs],
+    ['labels', 'i32', s.rows],
+    // Per step.
+    ['batchRows', 'i32', s.maxBatch],
+    ['outs', 'f32', s.experts * s.maxBatch * s.outputs],
+    ['scores', 'f32', s.maxBatch * s.experts],
+    ['weights', 'f32', s.maxBatch * s.experts],
+    ['ybar', 'f32', s.maxBatch * s.outputs],
+    // Parameters, gradients and optimiser state: expert i at i·expertParams.
+    ['expertParams', 'f32', s.experts * s.expertParams],
+    ['expertGrads', 'f32', s.experts * s.expertParams],
+    ['expertOpt', 'f32', s.experts * s.expertParams * s.optState],
+    ['gateParams', 'f32', s.gateParams],
+    ['gateGrads', 'f32', s.gateParams],
+    ['gateOpt', 'f32', s.gateParams * s.optState],
+  ];
+}
+
+/** Typed views of every region. */
+export interface MixtureViews {
+  control: Int32Array;
+  hyper: Float64Array;
+  x: Float32Array;
+  t: Float32Array;
+  labels: Int32Array;
+  batchRows: Int32Array;
+  outs: Float32Array;
+  scores: Float32Array;
+  weights: Float32Array;
+  ybar: Float32Array;
+  expertParams: Float32Array;
+  expertGrads: Float32Array;
+  expertOpt: Float32Array;
+  gateParams: Float32Array;
+  gateGrads: Float32Array;
+  gateOpt: Float32Array;
+}
+
+/** Byte offsets of each region, 64-byte aligned so no two regions share a cache line. */
+export interface MixtureLayout {
+  sizes: MixtureSizes;
+  byteLength: number;
+  regions: { name: keyof MixtureViews; kind: Kind; offset: number; length: number }[];
+}
+
+export function planLayout(sizes: MixtureSizes): MixtureLayout {
+  let offset = 0;
+  const regions: MixtureLayout['regions'] = [];
+  for (const [name, kind, length] of regionSpecs(sizes)) {
+    offset = Math.ceil(offset / 64) * 64;
+    regions.push({ name, kind, offset, length });
+    offset += length * BYTES[kind];
+  }
+  return { sizes, byteLength: Math.ceil(offset / 64) * 64, regions };
+}
+
+/** Map every region of `buffer` (ArrayBuffer or SharedArrayBuffer) by `layout`. */
+export function mapViews(buffer: ArrayBufferLike, layout: MixtureLayout): MixtureViews {
+  const v: Partial<Record<keyof MixtureViews, Int32Array | Float32Array | Float64Array>> = {};
+  for (const r of layout.regions) {
+    const Ctor = r.kind === 'f32' ? Float32Array : r.kind === 'i32' ? Int32Array : Float64Array;
+    v[r.name] = new Ctor(buffer as ArrayBuffer, r.offset, r.length);
+  }
+  return v as MixtureViews;
+}

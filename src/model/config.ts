@@ -1,0 +1,120 @@
+/**
+ * What a mixture is: task, widths, the gate and expert architectures and the error
+ * function. Checked once here, at the boundary; everything past it may trust it.
+ */
+import { OptionError } from '../errors.js';
+import { LOSSES, type LossName } from '../losses/losses.js';
+import { ACTIVATIONS, type Activation, type MlpShape } from './mlp.js';
+
+/** Regression (real targets) or classification (integer labels 0..classes−1). */
+export type Task = 'regression' | 'classification';
+
+/** A network: `linear` (one layer) or `mlp` with hidden widths. */
+export interface NetSpec {
+  kind: 'linear' | 'mlp';
+  /** Hidden widths for `mlp` (non-empty); ignored for `linear`. */
+  hidden: number[];
+  /** Hidden nonlinearity for `mlp` (default tanh). */
+  activation: Activation;
+}
+
+/** A fully resolved mixture configuration (what a model file stores). */
+export interface MixtureConfig {
+  task: Task;
+  /** Input width D. */
+  inputs: number;
+  /** Output width K: target width for regression, number of classes for classification. */
+  outputs: number;
+  /** Number of experts E ≥ 1. */
+  experts: number;
+  expert: NetSpec;
+  gate: NetSpec;
+  /** The error function (`nll` already resolved). */
+  loss: LossName;
+}
+
+/** What a caller may give; strings like `mlp:64,64` or `mlp:16:relu` are accepted for nets. */
+export interface MixtureOptions {
+  task: Task;
+  inputs: number;
+  outputs: number;
+  experts: number;
+  expert?: NetSpec | string;
+  gate?: NetSpec | string;
+  /** An error function, or `nll` (gaussian for regression, categorical for classification). Default nll. */
+  loss?: LossName | 'nll';
+}
+
+/** Parse `linear`, `mlp:64,64` or `mlp:64,64:relu`. */
+export function parseNetSpec(value: NetSpec | string | undefined, option: string): NetSpec {
+  if (value === undefined || value === 'linear') return { kind: 'linear', hidden: [], activation: 'tanh' };
+  if (typeof value !== 'string') {
+    if (value.kind === 'linear') return { kind: 'linear', hidden: [], activation: value.activation ?? 'tanh' };
+    return checkMlp(value.hidden, value.activation ?? 'tanh', option, JSON.stringify(value));
+  }
+  const m = /^mlp:([0-9,\s]+)(?::(\w+))?$/.exec(value.trim());
+  if (!m) throw new OptionError(option, `expected linear or mlp:H1,H2[:activation], got ${JSON.stringify(value)}`);
+  const hidden = m[1]!.split(',').map((s) => Number(s.trim()));
+  return checkMlp(hidden, (m[2] ?? 'tanh') as Activation, option, value);
+}
+
+function checkMlp(hidden: number[] | undefined, activation: Activation, option: string, text: string): NetSpec {
+  if (!Array.isArray(hidden) || hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1)) {
+    throw new OptionError(option, `mlp needs positive integer hidden widths, got ${text}`);
+  }
+  if (!ACTIVATIONS.includes(activation)) {
+    throw new OptionError(option, `unknown activation ${JSON.stringify(activation)} (expected ${ACTIVATIONS.join(', ')})`);
+  }
+  return { kind: 'mlp', hidden: [...hidden], activation };
+}
+
+/** Resolve `nll` and check that the loss fits the task. */
+export function resolveLoss(loss: string | undefined, task: Task): LossName {
+  const name = loss ?? 'nll';
+  if (name === 'nll') return task === 'classification' ? 'categorical' : 'gaussian';
+  if (!(LOSSES as readonly string[]).includes(name)) {
+    throw new OptionError('loss', `unknown loss ${JSON.stringify(name)} (expected nll, ${LOSSES.join(', ')})`);
+  }
+  if (name === 'categorical' && task !== 'classification') {
+    throw new OptionError('loss', 'categorical needs task classification');
+  }
+  return name as LossName;
+}
+
+function positiveInt(v: unknown, option: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new OptionError(option, `must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+/** Validate a caller's options into a {@link MixtureConfig}. */
+export function resolveMixtureConfig(o: MixtureOptions): MixtureConfig {
+  if (o.task !== 'regression' && o.task !== 'classification') {
+    throw new OptionError('task', `expected regression or classification, got ${JSON.stringify(o.task)}`);
+  }
+  const outputs = positiveInt(o.outputs, o.task === 'classification' ? 'classes' : 'outputs');
+  if (o.task === 'classification' && outputs < 2) throw new OptionError('classes', `classification needs at least 2 classes, got ${outputs}`);
+  return {
+    task: o.task,
+    inputs: positiveInt(o.inputs, 'inputs'),
+    outputs,
+    experts: positiveInt(o.experts, 'experts'),
+    expert: parseNetSpec(o.expert, 'expert'),
+    gate: parseNetSpec(o.gate, 'gate'),
+    loss: resolveLoss(o.loss, o.task),
+  };
+}
+
+/** The expert network's shape: D → hidden… → K (logits for categorical). */
+export function expertShape(c: MixtureConfig): MlpShape {
+  return { sizes: [c.inputs, ...c.expert.hidden, c.outputs], activation: c.expert.activation };
+}
+
+/** The gate network's shape: D → hidden… → E logits. */
+export function gateShape(c: MixtureConfig): MlpShape {
+  return { sizes: [c.inputs, ...c.gate.hidden, c.experts], activation: c.gate.activation };
+}
+
+/** Print a net as the CLI spells it. */
+export function formatNetSpec(n: NetSpec): string {
+  return n.kind === 'linear' ? 'linear' : `mlp:${n.hidden.join(',')}${n.activation === 'tanh' ? '' : `:${n.activation}`}`;
+}

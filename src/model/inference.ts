@@ -1,0 +1,88 @@
+/**
+ * Inference on the calling thread, reading the parameters wherever they live (shared
+ * memory included): gate probabilities, each expert's output and the mixture's output
+ * for standardised inputs, in chunks so scratch memory stays bounded.
+ */
+import type { Sgemm } from '../compute/provider.js';
+import { expertScores } from '../losses/losses.js';
+import { combineScores, cooperativeLoss, gateSoftmax, mixOutputs } from '../losses/gate-side.js';
+import { expertShape, gateShape, type MixtureConfig } from './config.js';
+import { MlpWorkspace, mlpForward, mlpParamCount } from './mlp.js';
+
+/** What a forward pass gives for n rows. */
+export interface MixtureForward {
+  n: number;
+  /** Gate probabilities g, n×E. */
+  gate: Float32Array;
+  /** Expert outputs, E blocks of n×K (expert i at i·n·K); logits for categorical. */
+  experts: Float32Array;
+  /**
+   * The mixture's output, n×K: Σ g_i o_i, or for categorical the class probabilities
+   * Σ g_i softmax(z_i). Standardised units for regression.
+   */
+  mixture: Float32Array;
+}
+
+const CHUNK = 1024;
+
+export function mixtureForward(
+  gemm: Sgemm,
+  c: MixtureConfig,
+  gateParams: Float32Array,
+  expertParams: Float32Array,
+  x: Float32Array,
+  n: number,
+): MixtureForward {
+  const { inputs: D, outputs: K, experts: E } = c;
+  const eShape = expertShape(c), gShape = gateShape(c);
+  const P = mlpParamCount(eShape);
+  const rowsMax = Math.min(CHUNK, Math.max(1, n));
+  const eWs = new MlpWorkspace(eShape, rowsMax), gWs = new MlpWorkspace(gShape, rowsMax);
+  const u = new Float32Array(rowsMax * E), logG = new Float32Array(rowsMax * E);
+  const o = new Float32Array(rowsMax * K);
+  const gate = new Float32Array(n * E), experts = new Float32Array(E * n * K), mixture = new Float32Array(n * K);
+  for (let start = 0; start < n; start += rowsMax) {
+    const rows = Math.min(rowsMax, n - start);
+    const xc = x.subarray(start * D, (start + rows) * D);
+    mlpForward(gemm, gShape, gateParams, xc, rows, u, gWs);
+    const g = gate.subarray(start * E, (start + rows) * E);
+    gateSoftmax(u, rows, E, logG, g);
+    for (let i = 0; i < E; i++) {
+      mlpForward(gemm, eShape, expertParams.subarray(i * P, (i + 1) * P), xc, rows, o, eWs);
+      experts.set(o.subarray(0, rows * K), i * n * K + start * K);
+      for (let r = 0; r < rows; r++) {
+        const gi = g[r * E + i]!;
+        const off = r * K;
+        if (c.loss === 'categorical') {
+          let m = -Infinity;
+          for (let k = 0; k < K; k++) m = Math.max(m, o[off + k]!);
+          let s = 0;
+          for (let k = 0; k < K; k++) s += Math.exp(o[off + k]! - m);
+          for (let k = 0; k < K; k++) mixture[(start + r) * K + k]! += (gi * Math.exp(o[off + k]! - m)) / s;
+        } else {
+          for (let k = 0; k < K; k++) mixture[(start + r) * K + k]! += gi * o[off + k]!;
+        }
+      }
+    }
+  }
+  return { n, gate, experts, mixture };
+}
+
+/**
+ * Mean loss of the whole set under the model's error function, with the same functions
+ * the trainer uses. `t` are standardised targets (one-hot for classification), n×K.
+ */
+export function mixtureLoss(c: MixtureConfig, f: MixtureForward, t: Float32Array, labels: Int32Array): number {
+  const { outputs: K, experts: E } = c;
+  const n = f.n;
+  const logG = new Float32Array(n * E);
+  for (let j = 0; j < n * E; j++) logG[j] = Math.log(f.gate[j]!);
+  const scores = new Float32Array(n * E), w = new Float32Array(n * E), gg = new Float32Array(n * E), h = new Float32Array(n * E);
+  if (c.loss === 'cooperative') {
+    const ybar = new Float32Array(n * K);
+    mixOutputs(f.gate, f.experts, n * K, n, E, K, ybar);
+    return cooperativeLoss(ybar, t, f.gate, n, K, E, w, h);
+  }
+  for (let i = 0; i < E; i++) expertScores(c.loss, f.experts.subarray(i * n * K, (i + 1) * n * K), t, labels, n, K, scores, E, i);
+  return combineScores(c.loss, logG, f.gate, scores, n, E, w, gg, h);
+}

@@ -1,0 +1,184 @@
+/**
+ * A multilayer perceptron on one flat Float32Array of parameters: the building block of
+ * the experts, the gate and the backprop baseline. Forward and backward sit side by side;
+ * every matrix product goes through the provider's sgemm, everything else is a loop.
+ *
+ * Parameter layout, layer l = 0..L−1 mapping n_l → n_{l+1}:
+ *   [ W_0 (n_0×n_1, row-major) | b_0 (n_1) | W_1 | b_1 | … ]
+ * Hidden layers apply the activation; the last layer is linear (logits or outputs).
+ */
+import type { Sgemm } from '../compute/provider.js';
+import type { Rng } from '../rng.js';
+
+/** Hidden-layer nonlinearity. */
+export type Activation = 'tanh' | 'relu' | 'sigmoid';
+export const ACTIVATIONS: readonly Activation[] = ['tanh', 'relu', 'sigmoid'];
+
+/** Layer widths, input first, output last; `[in, out]` is a linear map. */
+export interface MlpShape {
+  sizes: readonly number[];
+  activation: Activation;
+}
+
+/** Number of parameters of an MLP. */
+export function mlpParamCount(shape: MlpShape): number {
+  let n = 0;
+  for (let l = 0; l + 1 < shape.sizes.length; l++) n += shape.sizes[l]! * shape.sizes[l + 1]! + shape.sizes[l + 1]!;
+  return n;
+}
+
+/** Offsets of W_l and b_l inside the flat parameter vector. */
+function layerOffsets(shape: MlpShape): { w: number; b: number }[] {
+  const out: { w: number; b: number }[] = [];
+  let o = 0;
+  for (let l = 0; l + 1 < shape.sizes.length; l++) {
+    const nin = shape.sizes[l]!, nout = shape.sizes[l + 1]!;
+    out.push({ w: o, b: o + nin * nout });
+    o += nin * nout + nout;
+  }
+  return out;
+}
+
+/**
+ * Initialise in place: W uniform in ±sqrt(6/(n_in+n_out)) (Glorot), scaled by `scale`;
+ * biases zero. Draws from `rng` in layout order, so one seed gives one network.
+ */
+export function mlpInit(shape: MlpShape, params: Float32Array, rng: Rng, scale = 1): void {
+  const offs = layerOffsets(shape);
+  for (let l = 0; l < offs.length; l++) {
+    const nin = shape.sizes[l]!, nout = shape.sizes[l + 1]!;
+    const a = scale * Math.sqrt(6 / (nin + nout));
+    const { w, b } = offs[l]!;
+    for (let i = 0; i < nin * nout; i++) params[w + i] = (2 * rng.next() - 1) * a;
+    params.fill(0, b, b + nout);
+  }
+}
+
+/**
+ * Scratch memory for one MLP at a maximum batch size: the hidden activations kept for
+ * backward and two ping-pong buffers for the backpropagated deltas. Private to the thread
+ * that runs the network (a shard worker or the main thread), never shared.
+ */
+export class MlpWorkspace {
+  readonly hidden: Float32Array[];
+  readonly deltaA: Float32Array;
+  readonly deltaB: Float32Array;
+  constructor(
+    readonly shape: MlpShape,
+    readonly maxBatch: number,
+  ) {
+    const s = shape.sizes;
+    this.hidden = [];
+    let widest = 0;
+    for (let l = 1; l + 1 < s.length; l++) {
+      this.hidden.push(new Float32Array(maxBatch * s[l]!));
+      widest = Math.max(widest, s[l]!);
+    }
+    this.deltaA = new Float32Array(maxBatch * widest);
+    this.deltaB = new Float32Array(maxBatch * widest);
+  }
+}
+
+function addBiasRows(z: Float32Array, bias: Float32Array, boff: number, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * cols;
+    for (let c = 0; c < cols; c++) z[o + c] = z[o + c]! + bias[boff + c]!;
+  }
+}
+
+function activate(a: Float32Array, n: number, act: Activation): void {
+  switch (act) {
+    case 'tanh':
+      for (let i = 0; i < n; i++) a[i] = Math.tanh(a[i]!);
+      break;
+    case 'relu':
+      for (let i = 0; i < n; i++) if (!(a[i]! > 0)) a[i] = 0;
+      break;
+    case 'sigmoid':
+      for (let i = 0; i < n; i++) a[i] = 1 / (1 + Math.exp(-a[i]!));
+      break;
+  }
+}
+
+/** delta ← delta ⊙ act'(z), with the derivative written in terms of the activation a. */
+function activateBackward(delta: Float32Array, a: Float32Array, n: number, act: Activation): void {
+  switch (act) {
+    case 'tanh':
+      for (let i = 0; i < n; i++) delta[i] = delta[i]! * (1 - a[i]! * a[i]!);
+      break;
+    case 'relu':
+      for (let i = 0; i < n; i++) if (!(a[i]! > 0)) delta[i] = 0;
+      break;
+    case 'sigmoid':
+      for (let i = 0; i < n; i++) delta[i] = delta[i]! * a[i]! * (1 - a[i]!);
+      break;
+  }
+}
+
+/**
+ * Forward pass: `out (rows×n_L) = f(x (rows×n_0))`. Hidden activations are kept in `ws`
+ * for {@link mlpBackward}.
+ */
+export function mlpForward(
+  gemm: Sgemm,
+  shape: MlpShape,
+  params: Float32Array,
+  x: Float32Array,
+  rows: number,
+  out: Float32Array,
+  ws: MlpWorkspace,
+): void {
+  const s = shape.sizes;
+  const offs = layerOffsets(shape);
+  let input = x;
+  for (let l = 0; l < offs.length; l++) {
+    const nin = s[l]!, nout = s[l + 1]!;
+    const last = l === offs.length - 1;
+    const z = last ? out : ws.hidden[l]!;
+    const { w, b } = offs[l]!;
+    // z = input·W_l, then + b_l per row (beta = 0 ignores z's old contents).
+    gemm(false, false, rows, nout, nin, 1, input, params.subarray(w, w + nin * nout), 0, z);
+    addBiasRows(z, params, b, rows, nout);
+    if (!last) activate(z, rows * nout, shape.activation);
+    input = z;
+  }
+}
+
+/**
+ * Backward pass for one batch: given `gradOut = ∂E/∂out` (rows×n_L), write ∂E/∂θ into
+ * `grads` (same layout as params, overwritten, not accumulated). `x` and `ws` must hold
+ * the same batch as the last {@link mlpForward}. `gradOut` is left unchanged.
+ *   ∂E/∂W_l = a_lᵀ·δ_l,   ∂E/∂b_l = Σ_rows δ_l,   δ_{l−1} = (δ_l·W_lᵀ) ⊙ act'(a_l)
+ */
+export function mlpBackward(
+  gemm: Sgemm,
+  shape: MlpShape,
+  params: Float32Array,
+  x: Float32Array,
+  rows: number,
+  gradOut: Float32Array,
+  grads: Float32Array,
+  ws: MlpWorkspace,
+): void {
+  const s = shape.sizes;
+  const offs = layerOffsets(shape);
+  let delta = gradOut;
+  let spare = ws.deltaA;
+  for (let l = offs.length - 1; l >= 0; l--) {
+    const nin = s[l]!, nout = s[l + 1]!;
+    const { w, b } = offs[l]!;
+    const input = l === 0 ? x : ws.hidden[l - 1]!;
+    gemm(true, false, nin, nout, rows, 1, input, delta, 0, grads.subarray(w, w + nin * nout));
+    for (let c = 0; c < nout; c++) grads[b + c] = 0;
+    for (let r = 0; r < rows; r++) {
+      const o = r * nout;
+      for (let c = 0; c < nout; c++) grads[b + c] = grads[b + c]! + delta[o + c]!;
+    }
+    if (l > 0) {
+      gemm(false, true, rows, nin, nout, 1, delta, params.subarray(w, w + nin * nout), 0, spare);
+      activateBackward(spare, ws.hidden[l - 1]!, rows * nin, shape.activation);
+      delta = spare;
+      spare = spare === ws.deltaA ? ws.deltaB : ws.deltaA;
+    }
+  }
+}

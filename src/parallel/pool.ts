@@ -1,0 +1,245 @@
+/**
+ * The parallel expert pool: E experts sharded over W worker threads (contiguous groups,
+ * balanced by count since every expert has the same cost), driven through the control
+ * block in shared memory. Lifecycle by piscina (each shard is one long-running task, so a
+ * worker that throws or exits rejects a promise here instead of hanging the trainer);
+ * control plane by comlink, which never rejects pending calls when a worker dies
+ * (comlink#601): liveness is this class's job, and a shard task rejecting is the signal.
+ */
+import * as Comlink from 'comlink';
+import { MessageChannel } from 'node:worker_threads';
+import { Piscina } from 'piscina';
+import { pinBlasThreads } from '../compute/blas.js';
+import type { BackendName } from '../compute/provider.js';
+import { BackendError, errorFromWire, MoeError, OptionError, ShardCrashError } from '../errors.js';
+import { CMD, CTRL, HYPER, mapViews, PHASE_NAMES, type Command, type MixtureLayout } from '../memory/layout.js';
+import type { MixtureConfig } from '../model/config.js';
+import type { OptimizerConfig } from '../optim/optimizers.js';
+import type { FaultInjection } from '../train/options.js';
+import type { ExpertPool } from '../train/step.js';
+import type { ShardApi, ShardTask } from './shard.js';
+import { workerFile } from './worker-path.js';
+
+export interface ParallelPoolOptions {
+  buffer: SharedArrayBuffer;
+  layout: MixtureLayout;
+  config: MixtureConfig;
+  optimizer: Required<OptimizerConfig>;
+  backend: BackendName;
+  blasLibrary?: string | undefined;
+  shards: number;
+  maxBatch: number;
+  faultInjection?: FaultInjection | undefined;
+}
+
+/** Contiguous expert groups: the first E mod W shards get one more expert. */
+export function shardExperts(experts: number, shards: number): { first: number; count: number }[] {
+  if (!Number.isInteger(shards) || shards < 1) throw new OptionError('workers', `must be a positive integer, got ${shards}`);
+  if (shards > experts) throw new OptionError('workers', `${shards} workers for ${experts} experts: each worker needs at least one expert`);
+  const base = Math.floor(experts / shards), extra = experts % shards;
+  const out: { first: number; count: number }[] = [];
+  let first = 0;
+  for (let k = 0; k < shards; k++) {
+    const count = base + (k < extra ? 1 : 0);
+    out.push({ first, count });
+    first += count;
+  }
+  return out;
+}
+
+/** How long close() waits for shards to stop before the pool is destroyed anyway. */
+const CLOSE_GRACE_MS = 2000;
+
+export class ParallelPool implements ExpertPool {
+  readonly workers: number;
+  private readonly ctrl: Int32Array;
+  private readonly hyper: Float64Array;
+  private readonly groups: { first: number; count: number }[];
+  private failure: ShardCrashError | undefined;
+  private phase: Command = CMD.FORWARD;
+  private step = 0;
+  private closed = false;
+  private readonly tasks: Promise<unknown>[] = [];
+  private readonly apis: Comlink.Remote<ShardApi>[] = [];
+
+  private constructor(
+    private readonly piscina: Piscina,
+    opts: ParallelPoolOptions,
+  ) {
+    this.workers = opts.shards;
+    const v = mapViews(opts.buffer, opts.layout);
+    this.ctrl = v.control;
+    this.hyper = v.hyper;
+    this.groups = shardExperts(opts.config.experts, opts.shards);
+  }
+
+  /** Start W shard workers on the shared buffer; resolves once every shard has loaded the provider. */
+  static async start(opts: ParallelPoolOptions): Promise<ParallelPool> {
+    if (typeof SharedArrayBuffer !== 'function' || !(opts.buffer instanceof SharedArrayBuffer)) {
+      throw new MoeError('SHARED_MEMORY_UNAVAILABLE', 'the parallel trainer needs SharedArrayBuffer, which this runtime does not provide; use workers: 0');
+    }
+    const groups = shardExperts(opts.config.experts, opts.shards);
+    // Before any worker can load OpenBLAS: one BLAS thread per worker.
+    pinBlasThreads();
+    const piscina = new Piscina({
+      filename: workerFile('shard'),
+      minThreads: opts.shards,
+      maxThreads: opts.shards,
+      concurrentTasksPerWorker: 1,
+      idleTimeout: 1000,
+      // Our tasks never end between steps, so piscina's own Atomics signalling is unused.
+      atomics: 'disabled',
+    });
+    const pool = new ParallelPool(piscina, opts);
+    const inits: Promise<{ backend: BackendName; detail: string } | { error: import('../errors.js').WireError }>[] = [];
+    groups.forEach((g, k) => {
+      const { port1, port2 } = new MessageChannel();
+      const task: ShardTask = {
+        shard: k,
+        first: g.first,
+        count: g.count,
+        buffer: opts.buffer,
+        layout: opts.layout,
+        config: opts.config,
+        optimizer: opts.optimizer,
+        backend: opts.backend,
+        maxBatch: opts.maxBatch,
+        port: port2,
+        ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
+        ...(opts.faultInjection ? { faultInjection: opts.faultInjection } : {}),
+      };
+      const running = piscina.run(task, { transferList: [port2] as never });
+      pool.tasks.push(
+        running.then(
+          (r) => {
+            if (!pool.closed) pool.fail(k, `its task ended (${String(r)}) while the trainer was running`);
+          },
+          (err: unknown) => pool.fail(k, err instanceof Error ? err.message : String(err), err),
+        ),
+      );
+      const api = Comlink.wrap<ShardApi>(port1 as unknown as Comlink.Endpoint);
+      pool.apis.push(api);
+      // comlink's call never settles if the worker dies, so race it against the task.
+      inits.push(Promise.race([api.init(), running.then(() => ({ error: { code: 'INTERNAL' as const, name: 'Error', message: 'shard task ended during init' } }))]));
+    });
+    let results;
+    try {
+      results = await Promise.all(inits.map((p) => p.catch((err: unknown) => ({ error: { code: 'INTERNAL' as const, name: 'Error', message: String(err) } }))));
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    for (let k = 0; k < results.length; k++) {
+      const r = results[k]!;
+      if ('error' in r) {
+        await pool.close();
+        const e = errorFromWire(r.error);
+        throw e.code === 'BACKEND_UNAVAILABLE' ? new BackendError(`shard ${k}: ${e.message}`) : e;
+      }
+      if (r.backend !== opts.backend) {
+        await pool.close();
+        throw new BackendError(`shard ${k} loaded ${r.backend}, the run uses ${opts.backend}`);
+      }
+    }
+    if (pool.failure) {
+      const f = pool.failure;
+      await pool.close();
+      throw f;
+    }
+    return pool;
+  }
+
+  private fail(shard: number, detail: string, cause?: unknown): void {
+    if (this.closed || this.failure) return;
+    const g = this.groups[shard]!;
+    const experts = Array.from({ length: g.count }, (_, j) => g.first + j);
+    this.failure = new ShardCrashError(shard, experts, PHASE_NAMES[this.phase] ?? 'start-up', this.step - 1, detail, { cause });
+    // Wake the main thread's wait and stop the other shards.
+    Atomics.store(this.ctrl, CTRL.ABORT, 1);
+    Atomics.notify(this.ctrl, CTRL.DONE);
+    Atomics.add(this.ctrl, CTRL.SEQ, 1);
+    Atomics.notify(this.ctrl, CTRL.SEQ);
+  }
+
+  private signal(cmd: Command, rows: number, step: number): void {
+    if (this.failure) return; // reported by the next wait
+    if (this.closed) throw new MoeError('INTERNAL', 'the parallel pool is closed');
+    this.phase = cmd;
+    this.step = step;
+    Atomics.store(this.ctrl, CTRL.CMD, cmd);
+    Atomics.store(this.ctrl, CTRL.ROWS, rows);
+    Atomics.store(this.ctrl, CTRL.STEP, step);
+    Atomics.store(this.ctrl, CTRL.DONE, 0);
+    Atomics.add(this.ctrl, CTRL.SEQ, 1);
+    Atomics.notify(this.ctrl, CTRL.SEQ);
+  }
+
+  private async wait(): Promise<void> {
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const done = Atomics.load(this.ctrl, CTRL.DONE);
+      if (done >= this.workers) return;
+      // waitAsync, never Atomics.wait: a worker's death reaches this thread as its piscina
+      // task rejecting, on this event loop; a blocking wait would hang instead of failing.
+      // The timeout is a safety net only: fail() notifies DONE to wake this wait at once.
+      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, 1000);
+      if (w.async) await w.value;
+    }
+  }
+
+  beginForward(rows: number, step: number): void {
+    this.signal(CMD.FORWARD, rows, step);
+  }
+  finishForward(): Promise<void> {
+    return this.wait();
+  }
+  beginBackward(rows: number, step: number): void {
+    this.signal(CMD.BACKWARD, rows, step);
+  }
+  finishBackward(): Promise<void> {
+    return this.wait();
+  }
+  beginUpdate(lr: number, step: number): void {
+    this.hyper[HYPER.LR] = lr;
+    this.signal(CMD.UPDATE, 0, step);
+  }
+  finishUpdate(): Promise<void> {
+    return this.wait();
+  }
+
+  /** Each shard's expert range. */
+  get shards(): readonly { first: number; count: number }[] {
+    return this.groups;
+  }
+
+  /** A consistent copy of one shard's experts' parameters, read through its control API. */
+  snapshot(shard: number): Promise<Float32Array> {
+    const api = this.apis[shard];
+    if (!api) throw new OptionError('shard', `no shard ${shard}`);
+    return api.snapshot();
+  }
+
+  /** Stop every shard and destroy the pool; no thread is left running. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.phase = CMD.STOP;
+    Atomics.store(this.ctrl, CTRL.CMD, CMD.STOP);
+    Atomics.add(this.ctrl, CTRL.SEQ, 1);
+    Atomics.notify(this.ctrl, CTRL.SEQ);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled(this.tasks),
+      new Promise((r) => {
+        timer = setTimeout(r, CLOSE_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const api of this.apis) api[Comlink.releaseProxy]();
+    await this.piscina.destroy();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

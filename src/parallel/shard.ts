@@ -1,0 +1,110 @@
+/**
+ * A shard: the worker-thread side of the parallel trainer. It maps the mixture's shared
+ * memory, loads the run's compute provider, and then loops on the control block running
+ * FORWARD / BACKWARD / UPDATE for its experts until STOP. The control plane (init,
+ * optimiser settings, snapshot, close) is a comlink API on a MessagePort of its own.
+ */
+import * as Comlink from 'comlink';
+import type { MessagePort } from 'node:worker_threads';
+import { loadExactProvider } from '../compute/load.js';
+import type { BackendName, Sgemm } from '../compute/provider.js';
+import { errorToWire, type WireError } from '../errors.js';
+import { CMD, CTRL, HYPER, mapViews, type MixtureLayout } from '../memory/layout.js';
+import type { MixtureConfig } from '../model/config.js';
+import { ExpertGroup } from '../model/expert-group.js';
+import type { OptimizerConfig } from '../optim/optimizers.js';
+import type { FaultInjection } from '../train/options.js';
+
+/** Everything a shard task is started with (structured-cloned; the buffer is shared). */
+export interface ShardTask {
+  shard: number;
+  first: number;
+  count: number;
+  buffer: SharedArrayBuffer;
+  layout: MixtureLayout;
+  config: MixtureConfig;
+  optimizer: Required<OptimizerConfig>;
+  backend: BackendName;
+  blasLibrary?: string;
+  maxBatch: number;
+  port: MessagePort;
+  faultInjection?: FaultInjection;
+}
+
+/** The comlink control API a shard exposes. */
+export interface ShardApi {
+  /** Load the provider and start the step loop; resolves to the provider actually loaded. */
+  init(): Promise<{ backend: BackendName; detail: string } | { error: WireError }>;
+  /** Replace the optimiser settings (between steps). */
+  setOptimizer(cfg: Required<OptimizerConfig>): void;
+  /** A copy of this shard's experts' parameters. */
+  snapshot(): Float32Array;
+}
+
+const PHASE: Record<number, FaultInjection['phase'] | undefined> = { [CMD.FORWARD]: 'forward', [CMD.BACKWARD]: 'backward', [CMD.UPDATE]: 'update' };
+
+/** Run one shard until STOP; rejects if the step loop throws (the trainer reports it). */
+export async function runShard(task: ShardTask): Promise<string> {
+  const views = mapViews(task.buffer, task.layout);
+  const ctrl = views.control;
+  let group: ExpertGroup | undefined;
+  let gemm: Sgemm | undefined;
+  let spec = { config: task.config, optimizer: task.optimizer, first: task.first, count: task.count, maxBatch: task.maxBatch };
+  let started!: () => void;
+  const ready = new Promise<void>((r) => (started = r));
+
+  const api: ShardApi = {
+    async init() {
+      try {
+        const provider = await loadExactProvider(task.backend, task.blasLibrary !== undefined ? { blasLibrary: task.blasLibrary } : {});
+        gemm = provider.sgemm;
+        group = new ExpertGroup(gemm, spec, views);
+        started();
+        return { backend: provider.name, detail: provider.detail };
+      } catch (err) {
+        return { error: errorToWire(err) };
+      }
+    },
+    setOptimizer(cfg) {
+      spec = { ...spec, optimizer: cfg };
+      if (gemm) group = new ExpertGroup(gemm, spec, views);
+    },
+    snapshot() {
+      const P = views.expertParams.length / task.config.experts;
+      return views.expertParams.slice(task.first * P, (task.first + task.count) * P);
+    },
+  };
+  Comlink.expose(api, task.port as unknown as Comlink.Endpoint);
+  await ready;
+
+  let seen = Atomics.load(ctrl, CTRL.SEQ);
+  try {
+    for (;;) {
+      // waitAsync, not Atomics.wait: a synchronous wait would block this worker's event
+      // loop, and the comlink control calls could not be served between steps. The
+      // comlink port keeps the worker alive while this wait is pending.
+      const w = Atomics.waitAsync(ctrl, CTRL.SEQ, seen);
+      if (w.async) await w.value;
+      const seq = Atomics.load(ctrl, CTRL.SEQ);
+      if (seq === seen) continue;
+      seen = seq;
+      const cmd = Atomics.load(ctrl, CTRL.CMD);
+      if (cmd === CMD.STOP || Atomics.load(ctrl, CTRL.ABORT) !== 0) return 'stopped';
+      const rows = Atomics.load(ctrl, CTRL.ROWS);
+      const step = Atomics.load(ctrl, CTRL.STEP);
+      const f = task.faultInjection;
+      if (f && f.shard === task.shard && f.atStep === step && f.phase === PHASE[cmd]) {
+        if (f.kind === 'exit') process.exit(3);
+        throw new Error(`injected fault in ${f.phase} at step ${step}`);
+      }
+      if (cmd === CMD.FORWARD) group!.forward(rows);
+      else if (cmd === CMD.BACKWARD) group!.backward(rows);
+      else if (cmd === CMD.UPDATE) group!.update(views.hyper[HYPER.LR]!, step);
+      Atomics.store(ctrl, CTRL.SHARD_DONE_BASE + task.shard, seq);
+      Atomics.add(ctrl, CTRL.DONE, 1);
+      Atomics.notify(ctrl, CTRL.DONE);
+    }
+  } finally {
+    task.port.close();
+  }
+}

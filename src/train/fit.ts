@@ -1,0 +1,211 @@
+/**
+ * The training loop shared by the in-process and the parallel trainer: data into the
+ * mixture's memory layout, epochs of shuffled batches, validation, stopping rules and
+ * callbacks. Only the {@link ExpertPool} differs between the two.
+ */
+import { availableParallelism } from 'node:os';
+import { subset, validateDataset, type Dataset } from '../data/dataset.js';
+import { fitStandardizer, identityStandardizer, standardize } from '../data/standardize.js';
+import { MoeError, OptionError } from '../errors.js';
+import { mapViews, planLayout, type MixtureViews } from '../memory/layout.js';
+import { expertShape, gateShape } from '../model/config.js';
+import { mlpParamCount } from '../model/mlp.js';
+import { optimizerStateSize } from '../optim/optimizers.js';
+import { Rng } from '../rng.js';
+import { ParallelPool } from '../parallel/pool.js';
+import { targetMatrix, type Mixture, type MixtureParams } from '../mixture.js';
+import { InProcessPool } from './inprocess-pool.js';
+import { checkFitOptions, type EpochInfo, type FitOptions, type FitResult, type StopReason } from './options.js';
+import { MixtureStep, type ExpertPool } from './step.js';
+
+/**
+ * Expert compute per step (in flops: forward + backward ≈ 3 × 2·B·P per expert) below
+ * which `workers: 'auto'` stays in-process: three phase round trips cost ~150 µs, which
+ * is 15 Mflop at the ~100 GFLOP/s OpenBLAS does here.
+ */
+const AUTO_MIN_FLOPS = 1.5e7;
+
+/** Decide the worker count; returns [workers, note]. */
+export function chooseWorkers(m: Mixture, requested: number | 'auto' | undefined, batch: number): [number, string | undefined] {
+  const E = m.config.experts;
+  if (requested === undefined) return [0, undefined];
+  if (requested === 'auto') {
+    const flops = 6 * batch * mlpParamCount(expertShape(m.config)) * E;
+    if (flops < AUTO_MIN_FLOPS) {
+      return [0, `auto: in-process, one step's expert compute (~${(flops / 1e6).toFixed(2)} Mflop) is below the cost of synchronising worker threads`];
+    }
+    const w = Math.min(E, availableParallelism());
+    return [w, `auto: ${w} workers (min of ${E} experts and ${availableParallelism()} cores)`];
+  }
+  if (requested > E) throw new OptionError('workers', `${requested} workers for ${E} experts: each worker needs at least one expert`);
+  return [requested, undefined];
+}
+
+/** Split indices 0..n−1 into train and validation, from the seed alone (stable across resumes). */
+function splitRows(n: number, fraction: number, seed: number): [Int32Array, Int32Array] {
+  const idx = new Rng(seed ^ 0x5a17).shuffle(Int32Array.from({ length: n }, (_, i) => i));
+  const nVal = Math.round(n * fraction);
+  if (nVal >= n) throw new OptionError('validationSplit', `leaves no training rows out of ${n}`);
+  return [idx.subarray(nVal).sort(), idx.subarray(0, nVal).sort()];
+}
+
+function copyParams(from: MixtureParams, to: MixtureParams): void {
+  to.gateParams.set(from.gateParams);
+  to.expertParams.set(from.expertParams);
+  to.gateOpt.set(from.gateOpt);
+  to.expertOpt.set(from.expertOpt);
+}
+
+function snapshot(p: MixtureParams): MixtureParams {
+  return { gateParams: p.gateParams.slice(), expertParams: p.expertParams.slice(), gateOpt: p.gateOpt.slice(), expertOpt: p.expertOpt.slice() };
+}
+
+/** Lay out the mixture's memory for `train` (shared when `shared`), data and parameters copied in. */
+export function layoutFor(m: Mixture, train: Dataset, maxBatch: number, shards: number, shared: boolean): { views: MixtureViews; buffer: ArrayBufferLike; layout: ReturnType<typeof planLayout> } {
+  const c = m.config;
+  const layout = planLayout({
+    rows: train.n,
+    inputs: c.inputs,
+    outputs: c.outputs,
+    experts: c.experts,
+    maxBatch,
+    expertParams: mlpParamCount(expertShape(c)),
+    gateParams: mlpParamCount(gateShape(c)),
+    optState: optimizerStateSize(m.optimizer.name),
+    shards: Math.max(1, shards),
+  });
+  let buffer: ArrayBufferLike;
+  if (shared) {
+    if (typeof SharedArrayBuffer !== 'function') {
+      throw new MoeError('SHARED_MEMORY_UNAVAILABLE', 'SharedArrayBuffer is not available in this runtime; use workers: 0');
+    }
+    buffer = new SharedArrayBuffer(layout.byteLength);
+  } else buffer = new ArrayBuffer(layout.byteLength);
+  const views = mapViews(buffer, layout);
+  standardize(m.inputScaler!, train.x, train.n, views.x);
+  views.t.set(targetMatrix(m, train));
+  if (train.labels) views.labels.set(train.labels);
+  copyParams(m.params, views);
+  return { views, buffer, layout };
+}
+
+export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<FitResult> {
+  checkFitOptions(o);
+  const c = m.config;
+  validateDataset(data, { inputs: c.inputs, outputs: c.outputs, task: c.task });
+  if (o.validationData) validateDataset(o.validationData, { inputs: c.inputs, outputs: c.outputs, task: c.task });
+  o.signal?.throwIfAborted?.();
+  const t0 = performance.now();
+
+  let train = data;
+  let val = o.validationData;
+  if (o.validationSplit) {
+    const [tr, va] = splitRows(data.n, o.validationSplit, m.training.seed);
+    train = subset(data, tr);
+    val = subset(data, va);
+  }
+  if (!m.inputScaler) {
+    m.inputScaler = fitStandardizer(train.x, train.n, c.inputs);
+    m.targetScaler = c.task === 'regression' ? fitStandardizer(train.y!, train.n, c.outputs) : identityStandardizer(c.outputs);
+  }
+  const batchSize = Math.min(o.batchSize ?? 32, train.n);
+  const [workers, workersNote] = chooseWorkers(m, o.workers, batchSize);
+
+  const { views, buffer, layout } = layoutFor(m, train, batchSize, workers, workers > 0);
+  const previous = m.params;
+  m.params = views; // parameters now live in the trainer's (possibly shared) memory
+  let pool: ExpertPool;
+  let parallel: ParallelPool | undefined;
+  if (workers === 0) {
+    pool = new InProcessPool(m.provider.sgemm, c, m.optimizer, views, batchSize);
+  } else {
+    try {
+      parallel = await ParallelPool.start({
+        buffer: buffer as SharedArrayBuffer,
+        layout,
+        config: c,
+        optimizer: m.optimizer,
+        backend: m.provider.name,
+        blasLibrary: m.provider.name === 'blas' ? m.provider.detail : undefined,
+        shards: workers,
+        maxBatch: batchSize,
+        faultInjection: o.faultInjection,
+      });
+    } catch (err) {
+      m.params = previous;
+      throw err;
+    }
+    pool = parallel;
+    m.activeClose = () => parallel!.close();
+  }
+
+  const step = new MixtureStep(m.provider.sgemm, c, m.optimizer, views, batchSize, pool);
+  const rng = new Rng(m.training.rng);
+  const order = Int32Array.from({ length: train.n }, (_, i) => i);
+  const history: EpochInfo[] = [];
+  const epochs = o.epochs ?? 100;
+  let stopReason: StopReason = 'epochs';
+  let best: { value: number; epoch: number; params: MixtureParams } | undefined;
+  let sinceBest = 0;
+  let lr = m.optimizer.lr;
+  try {
+    for (let e = 0; e < epochs; e++) {
+      const te = performance.now();
+      if (o.shuffle ?? true) rng.shuffle(order);
+      let sum = 0, batches = 0;
+      for (let start = 0; start < train.n; start += batchSize) {
+        if (o.signal?.aborted) throw new MoeError('ABORTED', `training aborted at step ${m.training.step} (epoch ${m.training.epoch + 1}); parameters are those of step ${m.training.step}`);
+        const batch = order.subarray(start, Math.min(start + batchSize, train.n));
+        const t = m.training.step + 1;
+        lr = o.schedule ? o.schedule({ epoch: m.training.epoch, step: t, baseLr: m.optimizer.lr }) : m.optimizer.lr;
+        sum += await step.run(batch, lr, t);
+        m.training.step = t;
+        batches++;
+      }
+      m.training.epoch++;
+      m.training.rng = rng.state();
+      const seconds = (performance.now() - te) / 1000;
+      const info: EpochInfo = { epoch: m.training.epoch, loss: sum / batches, lr, step: m.training.step, seconds, samplesPerSecond: train.n / seconds };
+      if (val) {
+        const ev = m.evaluate(val);
+        info.valLoss = ev.loss;
+        if (ev.accuracy !== undefined) info.valAccuracy = ev.accuracy;
+        if (ev.mse !== undefined) info.valMse = ev.mse;
+      }
+      history.push(info);
+      if (o.earlyStopping) {
+        const monitored = info.valLoss ?? info.loss;
+        if (!best || monitored < best.value - (o.earlyStopping.minDelta ?? 0)) {
+          best = { value: monitored, epoch: info.epoch, params: snapshot(views) };
+          sinceBest = 0;
+        } else if (++sinceBest >= o.earlyStopping.patience) {
+          stopReason = 'early-stopping';
+        }
+      }
+      if (o.stopAtLoss !== undefined && info.loss <= o.stopAtLoss) stopReason = 'criterion';
+      if (o.stopWhen?.(info)) stopReason = 'criterion';
+      if (o.onEpoch && (await o.onEpoch(info)) === false) stopReason = 'callback';
+      if (stopReason !== 'epochs') break;
+    }
+  } finally {
+    if (parallel) {
+      m.activeClose = undefined;
+      await parallel.close();
+    }
+  }
+  const result: FitResult = {
+    epochs: history.length,
+    finalLoss: history.at(-1)?.loss ?? NaN,
+    history,
+    stopReason,
+    backend: m.provider.name,
+    workers,
+    seconds: (performance.now() - t0) / 1000,
+  };
+  if (workersNote) result.workersNote = workersNote;
+  if (best && stopReason === 'early-stopping' && (o.earlyStopping?.restoreBest ?? true)) {
+    copyParams(best.params, views);
+    result.bestEpoch = best.epoch;
+  }
+  return result;
+}

@@ -1,0 +1,106 @@
+import { OptionError } from '../errors.js';
+import type { LrSchedule } from '../optim/optimizers.js';
+import type { Dataset } from '../data/dataset.js';
+
+/** What one epoch reports to callbacks and the history. */
+export interface EpochInfo {
+  /** Epochs completed so far in the model's life (1-based, counts resumed epochs). */
+  epoch: number;
+  /** Mean training loss over the epoch's batches (standardised units). */
+  loss: number;
+  /** Validation loss and metric, where there is validation data. */
+  valLoss?: number;
+  valAccuracy?: number;
+  valMse?: number;
+  /** Learning rate of the epoch's last step. */
+  lr: number;
+  /** Optimisation steps so far. */
+  step: number;
+  /** Wall time of the epoch (s) and training samples per second in it. */
+  seconds: number;
+  samplesPerSecond: number;
+}
+
+/** Test-only: make one shard fail, to exercise crash handling. */
+export interface FaultInjection {
+  shard: number;
+  phase: 'forward' | 'backward' | 'update';
+  /** `throw` an error in the phase, or `exit` the worker thread. */
+  kind: 'throw' | 'exit';
+  /** 1-based step at which to fail. */
+  atStep: number;
+}
+
+/** Options of {@link Mixture.fit}. */
+export interface FitOptions {
+  /** Epochs to run in this call (default 100). */
+  epochs?: number;
+  /** Rows per step (default 32, capped at the training rows). */
+  batchSize?: number;
+  /** Reshuffle the rows every epoch (default true). */
+  shuffle?: boolean;
+  /** Fraction of the rows held out for validation, in [0, 1) (default 0). Drawn from the seed. */
+  validationSplit?: number;
+  /** A separate validation set (instead of validationSplit). */
+  validationData?: Dataset;
+  /** Stop once an epoch's mean training loss is ≤ this. */
+  stopAtLoss?: number;
+  /** Stop once this returns true for an epoch. */
+  stopWhen?: (e: EpochInfo) => boolean;
+  /**
+   * Stop when the validation loss (training loss without validation) has not improved by
+   * `minDelta` for `patience` epochs; restore the best epoch's weights (default true).
+   */
+  earlyStopping?: { patience: number; minDelta?: number; restoreBest?: boolean };
+  /** Called after every epoch; return false to stop. */
+  onEpoch?: (e: EpochInfo) => void | boolean | Promise<void | boolean>;
+  /** Abort: fit rejects with MoeError('ABORTED') after the current step; weights stay at that step. */
+  signal?: AbortSignal;
+  /** Learning rate per epoch/step (default: constant). */
+  schedule?: LrSchedule;
+  /**
+   * Worker threads for the experts: 0 in-process (default), N ≥ 1 shards, or `auto`:
+   * min(experts, cores), or in-process where one step's expert compute is smaller than
+   * the cost of synchronising the threads (paper-sized experts).
+   */
+  workers?: number | 'auto';
+  /** Test-only fault injection (parallel trainer). */
+  faultInjection?: FaultInjection;
+}
+
+/** Why a fit stopped. */
+export type StopReason = 'epochs' | 'criterion' | 'early-stopping' | 'callback';
+
+/** What {@link Mixture.fit} resolves to. */
+export interface FitResult {
+  /** Epochs run in this call. */
+  epochs: number;
+  /** Mean training loss of the last epoch. */
+  finalLoss: number;
+  history: EpochInfo[];
+  stopReason: StopReason;
+  /** Epoch whose weights were restored by early stopping. */
+  bestEpoch?: number;
+  backend: string;
+  /** Worker threads used (0 = in-process). */
+  workers: number;
+  /** Why `auto` chose what it chose, when it did. */
+  workersNote?: string;
+  seconds: number;
+}
+
+export function checkFitOptions(o: FitOptions): void {
+  const posInt = (v: unknown, name: string, min: number): void => {
+    if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < min)) {
+      throw new OptionError(name, `must be an integer ≥ ${min}, got ${String(v)}`);
+    }
+  };
+  posInt(o.epochs, 'epochs', 0);
+  posInt(o.batchSize, 'batchSize', 1);
+  if (o.validationSplit !== undefined && !(o.validationSplit >= 0 && o.validationSplit < 1)) {
+    throw new OptionError('validationSplit', `must be in [0, 1), got ${o.validationSplit}`);
+  }
+  if (o.validationSplit && o.validationData) throw new OptionError('validationSplit', 'give validationSplit or validationData, not both');
+  if (o.workers !== undefined && o.workers !== 'auto') posInt(o.workers, 'workers', 0);
+  if (o.earlyStopping) posInt(o.earlyStopping.patience, 'earlyStopping.patience', 1);
+}

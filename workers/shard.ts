@@ -1,0 +1,6 @@
+// Piscina entry of a shard worker: wires the task's shared memory to src/parallel/shard.
+import { runShard, type ShardTask } from '../src/parallel/shard.js';
+
+export default function shard(task: ShardTask): Promise<string> {
+  return runShard(task);
+}
