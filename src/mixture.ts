@@ -15,6 +15,7 @@ import { mlpInit, mlpParamCount } from './model/mlp.js';
 import { optimizerStateSize, resolveOptimizer, type OptimizerConfig, type OptimizerName } from './optim/optimizers.js';
 import { Rng } from './rng.js';
 import { runFit } from './train/fit.js';
+import { loadModel, saveModel } from './io/model-file.js';
 import type { FitOptions, FitResult } from './train/options.js';
 
 /** Options of {@link Mixture.create}. */
@@ -252,6 +253,19 @@ export class Mixture {
       ev.mse = se / (n * K);
     }
     return ev;
+  }
+
+  /**
+   * Write this mixture (parameters, optimiser and training state, standardisation) to a
+   * versioned model file, atomically: the old file stays whole until the new one is.
+   */
+  save(path: string): Promise<void> {
+    return saveModel(this, path);
+  }
+
+  /** Load a model file written by {@link Mixture.save}; `backend` chooses the provider as in create. */
+  static load(path: string, opts: { backend?: BackendRequest; blasLibrary?: string; onWarning?: (m: string) => void } = {}): Promise<Mixture> {
+    return loadModel(path, opts);
   }
 
   /** Stop a running parallel fit's workers, if any. Idempotent. */
