@@ -194,7 +194,7 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
         if (text === '') throw new DataError('empty cell', { file: path, row, column });
         let l = classIndex.get(text);
         if (l === undefined) {
-          if (fixed) throw new DataError(`label "${text}" is not one of the model's classes: ${fixed.join(', ')}`, { file: path, row, column });
+          if (fixed) throw new DataError(`label "${text}" is not one of the fixed classes: ${fixed.join(', ')}`, { file: path, row, column });
           l = classIndex.size;
           classIndex.set(text, l);
         }

@@ -23,9 +23,12 @@ export const CTRL = {
 } as const;
 
 /** Commands carried in CTRL.CMD. */
-export const CMD = { FORWARD: 1, BACKWARD: 2, UPDATE: 3, STOP: 4 } as const;
+/** PING does no work: it measures the bare round trip with the trainer's own wait primitives. */
+export const CMD = { FORWARD: 1, BACKWARD: 2, UPDATE: 3, STOP: 4, PING: 5 } as const;
 export type Command = (typeof CMD)[keyof typeof CMD];
-export const PHASE_NAMES: Record<number, string> = { 0: 'start-up', 1: 'forward', 2: 'backward', 3: 'update', 4: 'stop' };
+export const PHASE_NAMES: Record<number, string> = { 0: 'start-up', 1: 'forward', 2: 'backward', 3: 'update', 4: 'stop', 5: 'ping' };
+/** Slots per shard in the `busy` region: accumulated compute milliseconds, indexed by command. */
+export const BUSY_SLOTS = 8;
 
 /** Float64 hyper-parameter slots. */
 export const HYPER = {
@@ -60,6 +63,8 @@ function regionSpecs(s: MixtureSizes): [name: keyof MixtureViews, kind: Kind, le
   return [
     ['control', 'i32', CTRL.SHARD_DONE_BASE + s.shards],
     ['hyper', 'f64', 8],
+    // Per shard × command: milliseconds spent computing (not waiting), for the benchmarks.
+    ['busy', 'f64', s.shards * BUSY_SLOTS],
     // The dataset, standardised, copied in once; a batch is a list of row indices.
     ['x', 'f32', s.rows * s.inputs],
     ['t', 'f32', s.rows * s.outputs],
@@ -84,6 +89,7 @@ function regionSpecs(s: MixtureSizes): [name: keyof MixtureViews, kind: Kind, le
 export interface MixtureViews {
   control: Int32Array;
   hyper: Float64Array;
+  busy: Float64Array;
   x: Float32Array;
   t: Float32Array;
   labels: Int32Array;

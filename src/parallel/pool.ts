@@ -12,7 +12,7 @@ import { Piscina } from 'piscina';
 import { pinBlasThreads } from '../compute/blas.js';
 import type { BackendName } from '../compute/provider.js';
 import { BackendError, errorFromWire, MoeError, OptionError, ShardCrashError } from '../errors.js';
-import { CMD, CTRL, HYPER, mapViews, PHASE_NAMES, type Command, type MixtureLayout } from '../memory/layout.js';
+import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, PHASE_NAMES, type Command, type MixtureLayout } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
 import type { OptimizerConfig } from '../optim/optimizers.js';
 import type { FaultInjection } from '../train/options.js';
@@ -54,6 +54,7 @@ export class ParallelPool implements ExpertPool {
   readonly workers: number;
   private readonly ctrl: Int32Array;
   private readonly hyper: Float64Array;
+  private readonly busy: Float64Array;
   private readonly groups: { first: number; count: number }[];
   private failure: ShardCrashError | undefined;
   private phase: Command = CMD.FORWARD;
@@ -70,6 +71,7 @@ export class ParallelPool implements ExpertPool {
     const v = mapViews(opts.buffer, opts.layout);
     this.ctrl = v.control;
     this.hyper = v.hyper;
+    this.busy = v.busy;
     this.groups = shardExperts(opts.config.experts, opts.shards);
   }
 
@@ -205,6 +207,20 @@ export class ParallelPool implements ExpertPool {
   }
   finishUpdate(): Promise<void> {
     return this.wait();
+  }
+
+  /** A phase with no work: the bare round trip of the trainer's own signalling and wait. */
+  async ping(): Promise<void> {
+    this.signal(CMD.PING, 0, this.step);
+    await this.wait();
+  }
+
+  /**
+   * Milliseconds each shard has spent computing, per command (index by CMD.FORWARD etc.),
+   * accumulated since the pool started: wall time minus this is synchronisation.
+   */
+  busyMillis(): number[][] {
+    return Array.from({ length: this.workers }, (_, k) => Array.from(this.busy.subarray(k * BUSY_SLOTS, (k + 1) * BUSY_SLOTS)));
   }
 
   /** Each shard's expert range. */

@@ -9,7 +9,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { loadExactProvider } from '../compute/load.js';
 import type { BackendName, Sgemm } from '../compute/provider.js';
 import { errorToWire, type WireError } from '../errors.js';
-import { CMD, CTRL, HYPER, mapViews, type MixtureLayout } from '../memory/layout.js';
+import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, type MixtureLayout } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
 import { ExpertGroup } from '../model/expert-group.js';
 import type { OptimizerConfig } from '../optim/optimizers.js';
@@ -97,9 +97,11 @@ export async function runShard(task: ShardTask): Promise<string> {
         if (f.kind === 'exit') process.exit(3);
         throw new Error(`injected fault in ${f.phase} at step ${step}`);
       }
+      const t0 = performance.now();
       if (cmd === CMD.FORWARD) group!.forward(rows);
       else if (cmd === CMD.BACKWARD) group!.backward(rows);
       else if (cmd === CMD.UPDATE) group!.update(views.hyper[HYPER.LR]!, step);
+      views.busy[task.shard * BUSY_SLOTS + cmd] = views.busy[task.shard * BUSY_SLOTS + cmd]! + (performance.now() - t0);
       Atomics.store(ctrl, CTRL.SHARD_DONE_BASE + task.shard, seq);
       Atomics.add(ctrl, CTRL.DONE, 1);
       Atomics.notify(ctrl, CTRL.DONE);
