@@ -10,7 +10,7 @@ import { validateDataset, type Dataset } from './data/dataset.js';
 import { standardize, unstandardize, type Standardizer } from './data/standardize.js';
 import { DataError, OptionError } from './errors.js';
 import { expertShape, gateShape, resolveMixtureConfig, type MixtureConfig, type MixtureOptions } from './model/config.js';
-import { mixtureForward, mixtureLoss } from './model/inference.js';
+import { mixtureForward, mixtureLoss, type MixtureForward } from './model/inference.js';
 import { mlpInit, mlpParamCount } from './model/mlp.js';
 import { optimizerStateSize, resolveOptimizer, type OptimizerConfig, type OptimizerName } from './optim/optimizers.js';
 import { Rng } from './rng.js';
@@ -86,8 +86,13 @@ export interface Evaluation {
 }
 
 export class Mixture {
-  /** The provider this mixture's math runs on (chosen once, at creation or load). */
-  readonly provider: ComputeProvider;
+  /**
+   * The provider this mixture's math runs on, chosen at creation or load. A parallel fit
+   * whose workers cannot load it (tfjs-node in a second thread) moves to the next one.
+   */
+  provider: ComputeProvider;
+  /** @internal where one-line warnings go. */
+  warn: (message: string) => void = (msg) => console.warn(msg);
   /** @internal parameter views; the trainer re-points them into its own memory. */
   params: MixtureParams;
   /** Fitted on the first training set; undefined until then. */
@@ -131,6 +136,7 @@ export class Mixture {
     const P = mlpParamCount(expertShape(config));
     for (let i = 0; i < config.experts; i++) mlpInit(expertShape(config), params.expertParams.subarray(i * P, (i + 1) * P), rng);
     const m = new Mixture(config, optimizer, provider, params, { seed, step: 0, epoch: 0, rng: rng.state() });
+    if (o.onWarning) m.warn = o.onWarning;
     if (o.featureNames) m.featureNames = o.featureNames;
     if (o.targetNames) m.targetNames = o.targetNames;
     if (o.classNames) m.classNames = o.classNames;
@@ -188,8 +194,8 @@ export class Mixture {
     return this.inputScaler;
   }
 
-  /** Predict for n rows of raw inputs (n×D row-major, or an array of rows). */
-  predict(x: Float32Array | readonly (readonly number[])[]): Prediction {
+  /** Standardise raw inputs (checked) and run the forward pass. */
+  private forwardRaw(x: Float32Array | readonly (readonly number[])[]): MixtureForward {
     const D = this.config.inputs;
     let flat: Float32Array;
     if (x instanceof Float32Array) flat = x;
@@ -206,15 +212,20 @@ export class Mixture {
       if (!Number.isFinite(flat[i]!)) throw new DataError(`input is ${flat[i]}`, { row: Math.floor(i / D) + 1, column: this.featureNames?.[i % D] ?? `#${(i % D) + 1}` });
     }
     const z = standardize(this.requireScalers(), flat, n);
-    const f = mixtureForward(this.provider.sgemm, this.config, this.params.gateParams, this.params.expertParams, z, n);
+    return mixtureForward(this.provider.sgemm, this.config, this.params.gateParams, this.params.expertParams, z, n);
+  }
+
+  /** Turn a forward pass into a prediction in original units (copies what it changes). */
+  private toPrediction(f: MixtureForward): Prediction {
     const { experts: E, outputs: K } = this.config;
+    const n = f.n;
     const winner = new Int32Array(n);
     for (let r = 0; r < n; r++) {
       let best = 0;
       for (let i = 1; i < E; i++) if (f.gate[r * E + i]! > f.gate[r * E + best]!) best = i;
       winner[r] = best;
     }
-    const p: Prediction = { n, output: f.mixture, gate: f.gate, experts: f.experts, winner };
+    const p: Prediction = { n, output: f.mixture.slice(), gate: f.gate, experts: f.experts.slice(), winner };
     if (this.config.task === 'regression') {
       unstandardize(this.targetScaler!, p.output, n);
       unstandardize(this.targetScaler!, p.experts, n * E);
@@ -230,14 +241,18 @@ export class Mixture {
     return p;
   }
 
+  /** Predict for n rows of raw inputs (n×D row-major, or an array of rows). */
+  predict(x: Float32Array | readonly (readonly number[])[]): Prediction {
+    return this.toPrediction(this.forwardRaw(x));
+  }
+
   /** Loss, accuracy (classification) or MSE (regression), and each expert's gate share on `data`. */
   evaluate(data: Dataset): Evaluation {
     validateDataset(data, { inputs: this.config.inputs, outputs: this.config.outputs, task: this.config.task });
-    const p = this.predict(data.x);
+    const f = this.forwardRaw(data.x);
+    const p = this.toPrediction(f);
     const { outputs: K, experts: E } = this.config;
     const n = data.n;
-    const z = standardize(this.inputScaler!, data.x, n);
-    const f = mixtureForward(this.provider.sgemm, this.config, this.params.gateParams, this.params.expertParams, z, n);
     const t = targetMatrix(this, data);
     const loss = mixtureLoss(this.config, f, t, data.labels ?? new Int32Array(n));
     const gateShare = new Array<number>(E).fill(0);

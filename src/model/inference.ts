@@ -14,6 +14,8 @@ export interface MixtureForward {
   n: number;
   /** Gate probabilities g, n×E. */
   gate: Float32Array;
+  /** log g, n×E, from the logits (finite where g underflows to 0). */
+  logGate: Float32Array;
   /** Expert outputs, E blocks of n×K (expert i at i·n·K); logits for categorical. */
   experts: Float32Array;
   /**
@@ -38,15 +40,15 @@ export function mixtureForward(
   const P = mlpParamCount(eShape);
   const rowsMax = Math.min(CHUNK, Math.max(1, n));
   const eWs = new MlpWorkspace(eShape, rowsMax), gWs = new MlpWorkspace(gShape, rowsMax);
-  const u = new Float32Array(rowsMax * E), logG = new Float32Array(rowsMax * E);
+  const u = new Float32Array(rowsMax * E);
   const o = new Float32Array(rowsMax * K);
-  const gate = new Float32Array(n * E), experts = new Float32Array(E * n * K), mixture = new Float32Array(n * K);
+  const gate = new Float32Array(n * E), logGate = new Float32Array(n * E), experts = new Float32Array(E * n * K), mixture = new Float32Array(n * K);
   for (let start = 0; start < n; start += rowsMax) {
     const rows = Math.min(rowsMax, n - start);
     const xc = x.subarray(start * D, (start + rows) * D);
     mlpForward(gemm, gShape, gateParams, xc, rows, u, gWs);
     const g = gate.subarray(start * E, (start + rows) * E);
-    gateSoftmax(u, rows, E, logG, g);
+    gateSoftmax(u, rows, E, logGate.subarray(start * E, (start + rows) * E), g);
     for (let i = 0; i < E; i++) {
       mlpForward(gemm, eShape, expertParams.subarray(i * P, (i + 1) * P), xc, rows, o, eWs);
       experts.set(o.subarray(0, rows * K), i * n * K + start * K);
@@ -65,7 +67,7 @@ export function mixtureForward(
       }
     }
   }
-  return { n, gate, experts, mixture };
+  return { n, gate, logGate, experts, mixture };
 }
 
 /**
@@ -75,8 +77,6 @@ export function mixtureForward(
 export function mixtureLoss(c: MixtureConfig, f: MixtureForward, t: Float32Array, labels: Int32Array): number {
   const { outputs: K, experts: E } = c;
   const n = f.n;
-  const logG = new Float32Array(n * E);
-  for (let j = 0; j < n * E; j++) logG[j] = Math.log(f.gate[j]!);
   const scores = new Float32Array(n * E), w = new Float32Array(n * E), gg = new Float32Array(n * E), h = new Float32Array(n * E);
   if (c.loss === 'cooperative') {
     const ybar = new Float32Array(n * K);
@@ -84,5 +84,5 @@ export function mixtureLoss(c: MixtureConfig, f: MixtureForward, t: Float32Array
     return cooperativeLoss(ybar, t, f.gate, n, K, E, w, h);
   }
   for (let i = 0; i < E; i++) expertScores(c.loss, f.experts.subarray(i * n * K, (i + 1) * n * K), t, labels, n, K, scores, E, i);
-  return combineScores(c.loss, logG, f.gate, scores, n, E, w, gg, h);
+  return combineScores(c.loss, f.logGate, f.gate, scores, n, E, w, gg, h);
 }

@@ -6,7 +6,9 @@
 import { availableParallelism } from 'node:os';
 import { subset, validateDataset, type Dataset } from '../data/dataset.js';
 import { fitStandardizer, identityStandardizer, standardize } from '../data/standardize.js';
-import { MoeError, OptionError } from '../errors.js';
+import { BackendError, MoeError, OptionError } from '../errors.js';
+import { loadProvider } from '../compute/load.js';
+import { BACKENDS } from '../compute/provider.js';
 import { mapViews, planLayout, type MixtureViews } from '../memory/layout.js';
 import { expertShape, gateShape } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
@@ -119,21 +121,32 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
   if (workers === 0) {
     pool = new InProcessPool(m.provider.sgemm, c, m.optimizer, views, batchSize);
   } else {
-    try {
-      parallel = await ParallelPool.start({
-        buffer: buffer as SharedArrayBuffer,
-        layout,
-        config: c,
-        optimizer: m.optimizer,
-        backend: m.provider.name,
-        blasLibrary: m.provider.name === 'blas' ? m.provider.detail : undefined,
-        shards: workers,
-        maxBatch: batchSize,
-        faultInjection: o.faultInjection,
-      });
-    } catch (err) {
-      m.params = previous;
-      throw err;
+    // The provider must load in every worker; where it does not (tfjs-node is known to
+    // fail in a second thread), the run takes the next provider and says so.
+    for (;;) {
+      try {
+        parallel = await ParallelPool.start({
+          buffer: buffer as SharedArrayBuffer,
+          layout,
+          config: c,
+          optimizer: m.optimizer,
+          backend: m.provider.name,
+          blasLibrary: m.provider.name === 'blas' ? m.provider.detail : undefined,
+          shards: workers,
+          maxBatch: batchSize,
+          faultInjection: o.faultInjection,
+        });
+        break;
+      } catch (err) {
+        const next = BACKENDS[BACKENDS.indexOf(m.provider.name) + 1];
+        if (!(err instanceof BackendError) || next === undefined || process.env.MOE_REQUIRE_BACKEND === m.provider.name) {
+          m.params = previous;
+          copyParams(views, previous);
+          throw err;
+        }
+        m.warn(`local-experts: ${err.message}; the run takes the next backend`);
+        m.provider = await loadProvider(next, { onWarning: m.warn });
+      }
     }
     pool = parallel;
     m.activeClose = () => parallel!.close();
