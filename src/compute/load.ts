@@ -26,7 +26,8 @@ export async function loadExactProvider(name: BackendName, opts: ProviderOptions
  * Setting MOE_REQUIRE_BACKEND=<name> turns a fall-back away from that name into an error
  * (CI uses it so that a missing OpenBLAS fails the suite instead of quietly using wasm).
  */
-export async function loadProvider(request: BackendRequest = 'auto', opts: ProviderOptions = {}): Promise<ComputeProvider> {
+export async function loadProvider(requested: BackendRequest = 'auto', opts: ProviderOptions = {}): Promise<ComputeProvider> {
+  const request = parseBackend(requested);
   const warn = opts.onWarning ?? ((m: string) => console.warn(m));
   const start = request === 'auto' ? 0 : BACKENDS.indexOf(request);
   const required = process.env.MOE_REQUIRE_BACKEND;

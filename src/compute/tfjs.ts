@@ -1,3 +1,4 @@
+import { BackendError } from '../errors.js';
 import type { BackendName, ComputeProvider, Sgemm } from './provider.js';
 
 type Tf = typeof import('@tensorflow/tfjs-core');
@@ -7,9 +8,12 @@ type Tf = typeof import('@tensorflow/tfjs-core');
  * into tensors and the product copied back; every tensor is disposed (tf.tidy plus an
  * explicit dispose of the one result that leaves it), so memory stays flat.
  */
-function tfjsSgemm(tf: Tf): Sgemm {
+function tfjsSgemm(tf: Tf, backend: string): Sgemm {
   return (transA, transB, M, N, K, alpha, A, B, beta, C) => {
     if (M === 0 || N === 0) return;
+    // tfjs has one global backend per thread: loading another provider later would
+    // silently move this one's products there while its name still says otherwise.
+    if (tf.getBackend() !== backend) throw new BackendError(`tfjs backend is now ${tf.getBackend()}, this provider was loaded as ${backend}`);
     const result = tf.tidy(() => {
       // tfjs copies typed arrays it is given; slice() also detaches us from any
       // SharedArrayBuffer, which tfjs does not expect.
@@ -47,5 +51,5 @@ export async function loadTfjs(name: Exclude<BackendName, 'blas'>): Promise<Comp
     if (!(await tf.setBackend('cpu'))) throw new Error('tfjs cpu backend did not initialise');
   }
   await tf.ready();
-  return { name, detail: `tfjs ${tf.version_core} ${tf.getBackend()}`, sgemm: tfjsSgemm(tf) };
+  return { name, detail: `tfjs ${tf.version_core} ${tf.getBackend()}`, sgemm: tfjsSgemm(tf, tf.getBackend()) };
 }

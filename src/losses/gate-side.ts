@@ -28,6 +28,9 @@ export function gateSoftmax(u: Float32Array, rows: number, E: number, logG: Floa
  * from logG, g and the experts' scores. Writes weights (rows×E), gateGrad = ∂E/∂u
  * (rows×E) and, for the two likelihoods, the posteriors h (rows×E). Returns the mean loss.
  */
+/** Float64 scratch for one row's joint log-scores (grown on demand, never shrunk). */
+let joint = new Float64Array(16);
+
 export function combineScores(
   loss: Exclude<LossName, 'cooperative'>,
   logG: Float32Array,
@@ -41,6 +44,7 @@ export function combineScores(
 ): number {
   const inv = 1 / rows;
   let total = 0;
+  if (joint.length < E) joint = new Float64Array(E);
   for (let r = 0; r < rows; r++) {
     const off = r * E;
     if (loss === 'competitive') {
@@ -60,15 +64,15 @@ export function combineScores(
       for (let i = 0; i < E; i++) {
         const ls = loss === 'gaussian' ? -0.5 * scores[off + i]! : scores[off + i]!;
         const a = logG[off + i]! + ls;
-        posteriors[off + i] = a; // joint log-score for now, normalised below
+        joint[i] = a;
         if (a > m) m = a;
       }
       let s = 0;
-      for (let i = 0; i < E; i++) s += Math.exp(posteriors[off + i]! - m);
+      for (let i = 0; i < E; i++) s += Math.exp(joint[i]! - m);
       const lse = m + Math.log(s);
       total -= lse; // E = −log Σ g_i s_i
       for (let i = 0; i < E; i++) {
-        const h = Math.exp(posteriors[off + i]! - lse);
+        const h = Math.exp(joint[i]! - lse);
         posteriors[off + i] = h;
         weights[off + i] = h * inv;
         gateGrad[off + i] = (g[off + i]! - h) * inv; // ∂E/∂u_i = g_i − h_i

@@ -96,7 +96,7 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
   const c = m.config;
   validateDataset(data, { inputs: c.inputs, outputs: c.outputs, task: c.task });
   if (o.validationData) validateDataset(o.validationData, { inputs: c.inputs, outputs: c.outputs, task: c.task });
-  o.signal?.throwIfAborted?.();
+  if (o.signal?.aborted) throw new MoeError('ABORTED', `training aborted before its first step; parameters are those of step ${m.training.step}`);
   const t0 = performance.now();
 
   let train = data;
@@ -106,12 +106,14 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
     train = subset(data, tr);
     val = subset(data, va);
   }
-  if (!m.inputScaler) {
+  const batchSize = Math.min(o.batchSize ?? 32, train.n);
+  const [workers, workersNote] = chooseWorkers(m, o.workers, batchSize);
+  // Fitted on the first training set only; undone if this fit is refused before training.
+  const fittedHere = !m.inputScaler;
+  if (fittedHere) {
     m.inputScaler = fitStandardizer(train.x, train.n, c.inputs);
     m.targetScaler = c.task === 'regression' ? fitStandardizer(train.y!, train.n, c.outputs) : identityStandardizer(c.outputs);
   }
-  const batchSize = Math.min(o.batchSize ?? 32, train.n);
-  const [workers, workersNote] = chooseWorkers(m, o.workers, batchSize);
 
   const { views, buffer, layout } = layoutFor(m, train, batchSize, workers, workers > 0);
   const previous = m.params;
@@ -142,6 +144,7 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
         if (!(err instanceof BackendError) || next === undefined || process.env.MOE_REQUIRE_BACKEND === m.provider.name) {
           m.params = previous;
           copyParams(views, previous);
+          if (fittedHere) m.inputScaler = m.targetScaler = undefined;
           throw err;
         }
         m.warn(`local-experts: ${err.message}; the run takes the next backend`);
@@ -164,7 +167,12 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
   try {
     for (let e = 0; e < epochs; e++) {
       const te = performance.now();
-      if (o.shuffle ?? true) rng.shuffle(order);
+      if (o.shuffle ?? true) {
+        // Shuffle 0..n−1 afresh: the order then depends only on the saved rng state, so a
+        // resumed fit draws the same batches as an uninterrupted one.
+        for (let j = 0; j < order.length; j++) order[j] = j;
+        rng.shuffle(order);
+      }
       let sum = 0, batches = 0;
       for (let start = 0; start < train.n; start += batchSize) {
         if (o.signal?.aborted) throw new MoeError('ABORTED', `training aborted at step ${m.training.step} (epoch ${m.training.epoch + 1}); parameters are those of step ${m.training.step}`);

@@ -1,0 +1,159 @@
+/**
+ * Benchmark reports as markdown (for people and the repository's bench/results) and JSON
+ * (for tools). Formatting only: the numbers come from the benchmark runners.
+ */
+import type { ScalingReport, ScalingRow } from './scaling.js';
+
+/** What the CSV parsing benchmark measures (see `moe bench csv`). */
+export interface CsvParseReport {
+  machine: string;
+  cpuModel: string;
+  cores: number;
+  node: string;
+  date: string;
+  command?: string;
+  notes?: string[];
+  /** The generated file. */
+  rows: number;
+  features: number;
+  fileBytes: number;
+  /** Timed loadCsv calls, and their mean and relative margin of error. */
+  runs: number;
+  parseSeconds: number;
+  rmePercent: number;
+  rowsPerSecond: number;
+  megabytesPerSecond: number;
+  /** The process's peak resident set before generating the file and after the parses, MiB. */
+  rssBeforeMiB: number;
+  peakRssMiB: number;
+  /** The float32 size of the parsed dataset, MiB (what the loader aims to cost). */
+  datasetMiB: number;
+  /** One epoch of training on the parsed data. */
+  training: {
+    backend: string;
+    workers: number;
+    experts: number;
+    expert: string;
+    batch: number;
+    epochSeconds: number;
+    samplesPerSecond: number;
+  };
+  /** Parse time ÷ one epoch's time: how many epochs of training the parse costs. */
+  parseEpochs: number;
+  /** One sentence: whether parsing is the bottleneck. */
+  verdict: string;
+}
+
+/** The scaling report as one JSON line (or indented, for files). */
+export function formatScalingJson(report: ScalingReport, pretty = false): string {
+  return JSON.stringify(report, null, pretty ? 2 : undefined);
+}
+
+function num(v: number | undefined, digits = 3): string {
+  if (v === undefined || !Number.isFinite(v)) return '–';
+  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
+  if (Math.abs(v) >= 100) return v.toFixed(0);
+  return v.toPrecision(digits);
+}
+
+function pct(v: number): string {
+  return `${(v * 100).toFixed(0)}%`;
+}
+
+/** The scaling report as markdown: a short header, the table, definitions and the in-process comparison. */
+export function formatScalingMarkdown(report: ScalingReport): string {
+  const out: string[] = [];
+  out.push(`# Scaling benchmark: ${report.machine}`, '');
+  out.push(`- Machine: ${report.machine} (${report.cpuModel}, ${report.cores} cores)`);
+  out.push(`- Backend: ${report.backend}${report.backendDetail ? ` (${report.backendDetail})` : ''}`);
+  out.push(`- Node: ${report.node}`);
+  out.push(`- Date: ${report.date}`);
+  if (report.command) out.push(`- Command: \`${report.command}\``);
+  out.push(
+    `- Mixtures: ${report.experts} experts, dense, linear gate, regression on random data, Gaussian-mixture NLL, Adam; the same expert count at every worker count.`,
+  );
+  for (const s of report.sizes) {
+    out.push(`- ${s.size}: ${s.note}, batch ${s.batch}; ${s.expertParams.toLocaleString('en-US')} parameters per expert, ~${num(s.flopsPerStep / 1e6)} Mflop of expert compute per step.`);
+  }
+  for (const n of report.notes ?? []) out.push(`- Note: ${n}`);
+  out.push('');
+  out.push('| size | workers | samples/s | speedup | efficiency | sync µs/phase | ping µs | shard compute µs/phase | µs/step (±rme) | steps | in-process samples/s |');
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of report.rows) {
+    out.push(
+      `| ${r.size} | ${r.workers} | ${num(r.samplesPerSecond)} | ${r.speedup.toFixed(2)} | ${pct(r.efficiency)} | ${num(r.syncMicros)} | ${num(r.atomicsRoundTripMicros)} | ${num(r.shardComputeMicros)} | ${num(r.stepMicros)} (±${r.rmePercent.toFixed(1)}%) | ${r.steps} | ${num(r.inProcessSamplesPerSecond)} |`,
+    );
+  }
+  out.push('');
+  out.push('Per phase, µs: slowest shard’s compute / synchronisation.');
+  out.push('');
+  out.push('| size | workers | forward | backward | update |');
+  out.push('|---|---:|---:|---:|---:|');
+  for (const r of report.rows) {
+    const c = r.shardComputeMicrosByPhase, y = r.syncMicrosByPhase;
+    out.push(`| ${r.size} | ${r.workers} | ${num(c.forward)} / ${num(y.forward)} | ${num(c.backward)} / ${num(y.backward)} | ${num(c.update)} / ${num(y.update)} |`);
+  }
+  out.push('');
+  out.push('Definitions:');
+  out.push('- speedup = samples/s with W workers ÷ samples/s with 1 worker; efficiency = samples/s with W ÷ (samples/s with 1 worker × min(W, cores)).');
+  out.push(
+    '- sync µs/phase: per phase (forward, backward, update), the main thread’s wall time from signalling the shards to resuming after the wait, minus the longer of the slowest shard’s compute in that phase (from the shards’ busy-time counters) and the main thread’s own overlapping work; the mean over every phase of the timed steps.',
+  );
+  out.push('- ping µs: the mean of `ParallelPool.ping()` on the same pool right after its steps: the trainer’s own signal and wait with no work.');
+  const inProc = inProcessComparison(report.rows);
+  if (inProc.length) {
+    out.push('');
+    out.push('Parallel (1 worker) against in-process, same step code and data:');
+    out.push(...inProc);
+  }
+  return out.join('\n') + '\n';
+}
+
+function inProcessComparison(rows: ScalingRow[]): string[] {
+  const out: string[] = [];
+  for (const r of rows) {
+    if (r.workers !== 1 || r.inProcessSamplesPerSecond === undefined) continue;
+    const inProcMicros = (r.batch * 1e6) / r.inProcessSamplesPerSecond;
+    const extra = r.stepMicros - inProcMicros;
+    const sync = 3 * r.syncMicros;
+    const within = extra <= sync;
+    out.push(
+      `- ${r.size}: in-process ${num(inProcMicros)} µs/step, 1 worker ${num(r.stepMicros)} µs/step: ${extra >= 0 ? `${num(extra)} µs slower` : `${num(-extra)} µs faster`} per step, against 3 × sync = ${num(sync)} µs (${within ? 'within' : 'beyond'} the synchronisation cost).`,
+    );
+  }
+  return out;
+}
+
+/** The CSV parsing report as one JSON line (or indented, for files). */
+export function formatCsvJson(report: CsvParseReport, pretty = false): string {
+  return JSON.stringify(report, null, pretty ? 2 : undefined);
+}
+
+/** The CSV parsing report as markdown. */
+export function formatCsvMarkdown(r: CsvParseReport): string {
+  const t = r.training;
+  const out = [
+    `# CSV parsing benchmark: ${r.machine}`,
+    '',
+    `- Machine: ${r.machine} (${r.cpuModel}, ${r.cores} cores), Node ${r.node}`,
+    `- Date: ${r.date}`,
+    ...(r.command ? [`- Command: \`${r.command}\``] : []),
+    `- File: ${r.rows.toLocaleString('en-US')} rows × ${r.features} features + 1 target, ${num(r.fileBytes / 2 ** 20)} MiB, generated with random values`,
+    ...(r.notes ?? []).map((n) => `- Note: ${n}`),
+    '',
+    '| measure | value |',
+    '|---|---:|',
+    `| loadCsv time (mean of ${r.runs}, ±${r.rmePercent.toFixed(1)}%) | ${num(r.parseSeconds)} s |`,
+    `| rows/s | ${num(r.rowsPerSecond)} |`,
+    `| MB/s (10⁶ bytes) | ${num(r.megabytesPerSecond)} |`,
+    `| peak RSS of the process (before: ${num(r.rssBeforeMiB)} MiB) | ${num(r.peakRssMiB)} MiB |`,
+    `| parsed dataset, float32 | ${num(r.datasetMiB)} MiB |`,
+    `| one training epoch (${t.experts} × ${t.expert} experts, batch ${t.batch}, ${t.workers} workers, ${t.backend}) | ${num(t.epochSeconds)} s |`,
+    `| training samples/s | ${num(t.samplesPerSecond)} |`,
+    `| parse time in epochs of training | ${num(r.parseEpochs)} |`,
+    '',
+    r.verdict,
+    '',
+  ];
+  return out.join('\n');
+}

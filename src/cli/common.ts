@@ -1,0 +1,429 @@
+/**
+ * What every `moe` command shares: exit codes, one-line error messages, option parsers
+ * that name the flag in their errors, output-path checks and the data loaders that
+ * follow a trained model's column names.
+ */
+import { stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { BACKENDS, type BackendRequest } from '../compute/provider.js';
+import { openCsv, parseNumber, loadCsv } from '../data/csv.js';
+import { subset, type Dataset } from '../data/dataset.js';
+import { DataError, MoeError, OptionError, type MoeErrorCode } from '../errors.js';
+import type { Mixture } from '../mixture.js';
+import { parseNetSpec } from '../model/config.js';
+import { Rng } from '../rng.js';
+
+/** Process exit codes of `moe`; {@link EXIT_CODES_HELP} documents them in `--help`. */
+export const EXIT = {
+  OK: 0,
+  /** Bad data or model file: missing, empty, ragged, non-numeric, corrupt, wrong version or shape. */
+  DATA: 1,
+  /** Bad command line: unknown, invalid, missing or conflicting options. */
+  USAGE: 2,
+  /** The requested compute backend (or shared memory for workers) is not available. */
+  BACKEND: 3,
+  /** Training failed: a worker thread crashed, or the loss diverged. */
+  TRAINING: 4,
+  /** A bug: an error the program did not expect. */
+  INTERNAL: 70,
+  /** Interrupted by Ctrl-C (SIGINT); 143 for SIGTERM. */
+  INTERRUPTED: 130,
+} as const;
+
+export const EXIT_CODES_HELP = `
+Exit codes:
+  0    success
+  1    bad data or model file (missing, empty, ragged, non-numeric or non-finite
+       cell, unseen label, wrong feature count, truncated/corrupt/newer model file)
+  2    bad command line (unknown, invalid, missing or conflicting option or column)
+  3    compute backend or shared memory not available
+  4    training failed (a worker thread crashed, the loss diverged)
+  70   internal error (a bug: please report it with the --verbose output)
+  130  interrupted by Ctrl-C (143 for SIGTERM); a checkpoint is written first
+       when --save was given`;
+
+const CODE_EXIT: Record<MoeErrorCode, number> = {
+  INVALID_OPTION: EXIT.USAGE,
+  INVALID_DATA: EXIT.DATA,
+  DATA_SHAPE: EXIT.DATA,
+  FILE_NOT_FOUND: EXIT.DATA,
+  CSV_PARSE: EXIT.DATA,
+  MODEL_FORMAT: EXIT.DATA,
+  MODEL_VERSION: EXIT.DATA,
+  BACKEND_UNAVAILABLE: EXIT.BACKEND,
+  SHARED_MEMORY_UNAVAILABLE: EXIT.BACKEND,
+  SHARD_CRASHED: EXIT.TRAINING,
+  DIVERGED: EXIT.TRAINING,
+  ABORTED: EXIT.INTERRUPTED,
+  INTERNAL: EXIT.INTERNAL,
+};
+
+/** The exit code for a thrown value. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+  if (err instanceof MoeError) return CODE_EXIT[err.code] ?? EXIT.INTERNAL;
+  // Operating-system errors on files the user named (permissions, a directory given as a file).
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return EXIT.DATA;
+  return EXIT.INTERNAL;
+}
+
+/**
+ * Library option names as the command line spells them, so that a library OptionError
+ * (`workers: …`) reads as the flag the user typed (`--workers: …`).
+ */
+const FLAG_OF: Record<string, string> = {
+  workers: '--workers',
+  epochs: '--epochs',
+  batchSize: '--batch-size',
+  validationSplit: '--val-split',
+  expert: '--expert',
+  gate: '--gate',
+  loss: '--loss',
+  experts: '--experts',
+  seed: '--seed',
+  lr: '--lr',
+  optimizer: '--optimizer',
+  backend: '--backend',
+  target: '--target',
+  features: '--features',
+  classes: '--target',
+  task: '--task',
+};
+
+/** One line for stderr (the stack as well with `verbose`). */
+export function formatError(err: unknown, verbose: boolean): string {
+  let message: string;
+  if (err instanceof CommanderError) {
+    message = err.message.replace(/^error:\s*/, '');
+  } else if (err instanceof OptionError && FLAG_OF[err.option] !== undefined && err.message.startsWith(`${err.option}:`)) {
+    message = `${FLAG_OF[err.option]}${err.message.slice(err.option.length)}`;
+  } else if (err instanceof Error) {
+    message = err.message;
+    if (!(err instanceof MoeError) && exitCodeOf(err) === EXIT.INTERNAL) {
+      message = `internal error: ${message}${verbose ? '' : ' (run with --verbose for the stack trace)'}`;
+    }
+  } else {
+    message = `internal error: ${String(err)}`;
+  }
+  const line = `moe: error: ${message.replace(/\s*\n\s*/g, ' ').trim()}`;
+  if (verbose && err instanceof Error && err.stack && !(err instanceof CommanderError)) return `${line}\n${err.stack}`;
+  return line;
+}
+
+/** A one-line warning on stderr. */
+export function warn(message: string): void {
+  process.stderr.write(`moe: warning: ${message.replace(/^local-experts:\s*/, '').replace(/\s*\n\s*/g, ' ')}\n`);
+}
+
+/** Write to stdout and wait until it is handed to the OS (so process.exit loses nothing). */
+export function writeStdout(text: string): Promise<void> {
+  return new Promise((res, rej) => process.stdout.write(text, (err) => (err ? rej(err) : res())));
+}
+
+// ---------------------------------------------------------------------------------------
+// Option parsers: they throw InvalidArgumentError, which commander reports as
+// "option '--flag <x>' argument 'v' is invalid. <reason>".
+
+/** An integer ≥ min. */
+export function intArg(min: number): (value: string) => number {
+  return (value) => {
+    const v = parseNumber(value.trim());
+    if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}.`);
+    return v;
+  };
+}
+
+/** Any integer (seeds). */
+export function anyIntArg(value: string): number {
+  const v = parseNumber(value.trim());
+  if (!Number.isSafeInteger(v)) throw new InvalidArgumentError('expected an integer.');
+  return v;
+}
+
+/** A finite number > 0. */
+export function positiveArg(value: string): number {
+  const v = parseNumber(value.trim());
+  if (!(Number.isFinite(v) && v > 0)) throw new InvalidArgumentError('expected a number > 0.');
+  return v;
+}
+
+/** A fraction in [0, 1). */
+export function fractionArg(value: string): number {
+  const v = parseNumber(value.trim());
+  if (!(v >= 0 && v < 1)) throw new InvalidArgumentError('expected a fraction in [0, 1).');
+  return v;
+}
+
+/** A comma-separated list of column names, none empty or repeated. */
+export function listArg(value: string): string[] {
+  const names = value.split(',').map((s) => s.trim());
+  if (names.some((s) => s === '')) throw new InvalidArgumentError('expected comma-separated column names, none empty.');
+  if (new Set(names).size !== names.length) throw new InvalidArgumentError('a column is named twice.');
+  return names;
+}
+
+/** `N` (≥ 0) or `auto`. */
+export function workersArg(value: string): number | 'auto' {
+  if (value.trim() === 'auto') return 'auto';
+  const v = parseNumber(value.trim());
+  if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError('expected an integer ≥ 0 or auto.');
+  return v;
+}
+
+/** `linear` or `mlp:H1,H2[:activation]`, checked now so the error names the flag. */
+export function netSpecArg(value: string): string {
+  try {
+    parseNetSpec(value, 'net');
+  } catch (err) {
+    throw new InvalidArgumentError(`${(err as Error).message.replace(/^net:\s*/, '')}.`);
+  }
+  return value;
+}
+
+/** `--backend`, shared by every command. */
+export function backendOption(): Option {
+  return new Option('--backend <name>', 'compute provider').choices(['auto', ...BACKENDS]).default('auto');
+}
+
+/** `--verbose`, shared by every command (stack traces on errors). */
+export function verboseOption(): Option {
+  return new Option('--verbose', 'print stack traces on errors');
+}
+
+/**
+ * Apply the CLI's error handling to a command tree: commander throws instead of exiting,
+ * and prints nothing itself (main prints one line and chooses the exit code).
+ */
+export function configureTree(cmd: Command): void {
+  cmd.exitOverride();
+  cmd.configureOutput({ outputError: () => {} });
+  cmd.showSuggestionAfterError(true);
+  for (const sub of cmd.commands) configureTree(sub);
+}
+
+/** Whether the user gave `name` (a camelCase option key) on the command line. */
+export function given(cmd: Command, name: string): boolean {
+  return cmd.getOptionValueSource(name) === 'cli';
+}
+
+// ---------------------------------------------------------------------------------------
+// Files
+
+/**
+ * Check that `path` can be written later (its directory exists, it is not a directory)
+ * before any work starts, so a long run does not fail at its end and a failing command
+ * writes nothing.
+ */
+export async function checkOutputPath(option: string, path: string): Promise<void> {
+  const dir = dirname(resolve(path));
+  const d = await stat(dir).catch(() => undefined);
+  if (!d?.isDirectory()) throw new OptionError(option, `cannot write ${path}: directory ${dir} does not exist`);
+  const f = await stat(path).catch(() => undefined);
+  if (f?.isDirectory()) throw new OptionError(option, `cannot write ${path}: it is a directory`);
+}
+
+/** Check that two output options do not name the same file. */
+export function checkDistinctOutputs(paths: [string, string | undefined][]): void {
+  const seen = new Map<string, string>();
+  for (const [option, p] of paths) {
+    if (p === undefined) continue;
+    const full = resolve(p);
+    const other = seen.get(full);
+    if (other !== undefined) throw new OptionError(option, `writes the same file as ${other} (${p})`);
+    seen.set(full, option);
+  }
+}
+
+/** Column choices for data read against a trained model; flags override the model's names. */
+export interface ColumnChoice {
+  target?: string[];
+  features?: string[];
+}
+
+function modelTarget(m: Mixture, cols: ColumnChoice): string[] {
+  const t = cols.target ?? m.targetNames;
+  if (!t) throw new OptionError('--target', 'the model does not name its target column(s); give --target');
+  return t;
+}
+
+function modelFeatures(m: Mixture, cols: ColumnChoice): string[] | undefined {
+  const f = cols.features ?? m.featureNames;
+  if (f && f.length !== m.config.inputs) {
+    throw new OptionError('--features', `${f.length} columns given, the model takes ${m.config.inputs} inputs`);
+  }
+  return f;
+}
+
+/**
+ * Load a labelled CSV for a trained model: its target and feature columns, its class
+ * order (a label it never saw is a DataError naming file, row and column).
+ */
+export async function loadCsvForModel(m: Mixture, path: string, cols: ColumnChoice = {}): Promise<Dataset> {
+  const features = modelFeatures(m, cols);
+  const target = modelTarget(m, cols);
+  let ds: Dataset;
+  try {
+    ds = await loadCsv(path, {
+      target,
+      task: m.config.task,
+      ...(features ? { features } : {}),
+      ...(m.config.task === 'classification' && m.classNames ? { classNames: m.classNames } : {}),
+    });
+  } catch (err) {
+    // A column the model (not the user) asks for is missing: the file does not fit the model.
+    const fromModel = err instanceof OptionError && ((err.option === 'target' && !cols.target) || (err.option === 'features' && !cols.features));
+    if (!fromModel) throw err;
+    const missing = /no column "([^"]*)"/.exec(err.message)?.[1];
+    throw new DataError(
+      `does not fit the model: ${err.message.slice(err.option.length + 2).replace(` in ${path}`, '')} (the model's ${err.option === 'target' ? `target is ${target.join(', ')}` : `features are ${features?.join(', ')}`})`,
+      { file: path, ...(missing !== undefined ? { column: missing } : {}) },
+      'DATA_SHAPE',
+    );
+  }
+  if (ds.inputs !== m.config.inputs) {
+    throw new DataError(`has ${ds.inputs} feature columns (${ds.featureNames?.join(', ')}), the model expects ${m.config.inputs}`, { file: path }, 'DATA_SHAPE');
+  }
+  if (ds.outputs !== m.config.outputs) {
+    throw new DataError(`has ${ds.outputs} ${m.config.task === 'classification' ? 'classes' : 'targets'}, the model expects ${m.config.outputs}`, { file: path }, 'DATA_SHAPE');
+  }
+  return ds;
+}
+
+const NON_FINITE = /^[+-]?(?:nan|inf|infinity)$/i;
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Inputs of a CSV for prediction; labels too when the target column is present. */
+export interface PredictInput {
+  n: number;
+  x: Float32Array;
+  featureNames: string[];
+  /** The file's rows' labels (classification, when the target column is present). */
+  labels?: Int32Array;
+}
+
+/**
+ * Read the model's feature columns from a CSV that may lack the target. Where the model
+ * has no feature names, every column that is not a target is an input, and their count
+ * must match. A present classification target is checked against the trained classes.
+ */
+export async function loadInputsForModel(m: Mixture, path: string, cols: ColumnChoice = {}): Promise<PredictInput> {
+  const { header, records } = await openCsv(path);
+  try {
+    const targets = cols.target ?? m.targetNames ?? [];
+    let names = modelFeatures(m, cols);
+    if (!names) {
+      names = header.filter((h) => !targets.includes(h));
+      if (names.length !== m.config.inputs) {
+        throw new DataError(`has ${names.length} feature columns (${names.join(', ')}), the model expects ${m.config.inputs}`, { file: path }, 'DATA_SHAPE');
+      }
+    }
+    const missing = names.filter((f) => !header.includes(f));
+    if (missing.length > 0) {
+      throw new DataError(
+        `has no column ${missing.map((c) => `"${c}"`).join(', ')}; the model expects ${m.config.inputs} features (${names.join(', ')}), the file has ${header.join(', ')}`,
+        { file: path, column: missing[0]! },
+        'DATA_SHAPE',
+      );
+    }
+    const fi = names.map((f) => header.indexOf(f));
+    const D = fi.length;
+    const classes = m.config.task === 'classification' && m.classNames && targets.length === 1 && header.includes(targets[0]!) ? m.classNames : undefined;
+    const ti = classes ? header.indexOf(targets[0]!) : -1;
+    const rowsX: Float32Array[] = [];
+    const labels: number[] = [];
+    let n = 0;
+    let chunk = new Float32Array(1024 * D);
+    let used = 0;
+    for await (const { values } of records) {
+      const row = n + 1;
+      if (used === chunk.length) {
+        rowsX.push(chunk);
+        chunk = new Float32Array(chunk.length * 2);
+        used = 0;
+      }
+      for (let j = 0; j < D; j++) chunk[used + j] = cell(values[fi[j]!]!, path, row, names[j]!);
+      used += D;
+      if (classes) {
+        const text = values[ti]!;
+        const l = classes.indexOf(text);
+        if (l < 0) throw new DataError(`label "${text}" was not seen in training (classes: ${classes.join(', ')})`, { file: path, row, column: targets[0]! });
+        labels.push(l);
+      }
+      n++;
+    }
+    if (n === 0) throw new DataError('has a header but no data rows', { file: path }, 'DATA_SHAPE');
+    const x = new Float32Array(n * D);
+    let at = 0;
+    for (const c of rowsX) {
+      x.set(c, at);
+      at += c.length;
+    }
+    x.set(chunk.subarray(0, used), at);
+    return { n, x, featureNames: names, ...(classes ? { labels: Int32Array.from(labels) } : {}) };
+  } finally {
+    await records.return(undefined);
+  }
+}
+
+function cell(text: string, file: string, row: number, column: string): number {
+  if (text === '') throw new DataError('empty cell', { file, row, column });
+  const v = parseNumber(text);
+  if (Number.isNaN(v)) {
+    throw new DataError(NON_FINITE.test(text) ? `"${text}" is not finite` : `"${text}" is not a number`, { file, row, column });
+  }
+  if (!(Math.abs(v) <= FLOAT32_MAX)) throw new DataError(`"${text}" is not finite as a 32-bit float`, { file, row, column });
+  return v;
+}
+
+/**
+ * Split rows into training and validation from the seed alone, exactly as
+ * `fit({ validationSplit })` does, so a resumed run validates on the same rows and the
+ * CLI can report metrics on the training rows proper.
+ */
+export function splitValidation(data: Dataset, fraction: number, seed: number): { train: Dataset; val?: Dataset } {
+  if (!(fraction > 0)) return { train: data };
+  const n = data.n;
+  const idx = new Rng(seed ^ 0x5a17).shuffle(Int32Array.from({ length: n }, (_, i) => i));
+  const nVal = Math.round(n * fraction);
+  if (nVal >= n) throw new OptionError('--val-split', `${fraction} leaves no training rows out of ${n}`);
+  if (nVal === 0) throw new OptionError('--val-split', `${fraction} of ${n} rows holds out no validation rows`);
+  return { train: subset(data, idx.subarray(nVal).sort()), val: subset(data, idx.subarray(0, nVal).sort()) };
+}
+
+/** A number for people: 4 significant digits, no exponent for ordinary magnitudes. */
+export function fmt(v: number | undefined, digits = 4): string {
+  if (v === undefined || Number.isNaN(v)) return '-';
+  if (v !== 0 && (Math.abs(v) >= 1e6 || Math.abs(v) < 1e-3)) return v.toExponential(digits - 1);
+  return Number(v.toPrecision(digits)).toString();
+}
+
+/** A percentage with one decimal. */
+export function pct(v: number | undefined): string {
+  return v === undefined ? '-' : `${(100 * v).toFixed(1)}%`;
+}
+
+/** A float32 value in a CSV: shortest decimal that reads back as the same float32. */
+export function csvNumber(v: number): string {
+  for (let p = 6; p <= 9; p++) {
+    const s = Number(v.toPrecision(p));
+    if (Math.fround(s) === v) return String(s);
+  }
+  return String(v);
+}
+
+/** Quote a CSV field where it holds a comma, quote or line break. */
+export function csvField(s: string): string {
+  return /[",\r\n]/.test(s) || s !== s.trim() ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+/** JSON with NaN/Infinity as null (JSON has neither). */
+export function jsonLine(o: unknown): string {
+  return JSON.stringify(o, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v));
+}
+
+/** Parse `--backend`'s value (commander already checked the choices). */
+export function backendOf(value: unknown): BackendRequest {
+  return (value ?? 'auto') as BackendRequest;
+}

@@ -1,0 +1,102 @@
+/**
+ * `moe eval`: a trained model's loss, accuracy or MSE and gate shares on labelled data.
+ */
+import { Command, Option } from 'commander';
+import type { Dataset } from '../data/dataset.js';
+import { loadVowels } from '../data/vowels.js';
+import { OptionError } from '../errors.js';
+import { Mixture } from '../mixture.js';
+import {
+  EXIT,
+  EXIT_CODES_HELP,
+  backendOf,
+  backendOption,
+  fmt,
+  jsonLine,
+  listArg,
+  loadCsvForModel,
+  pct,
+  verboseOption,
+  warn,
+  writeStdout,
+} from './common.js';
+
+interface EvalOptions {
+  model: string;
+  data?: string;
+  dataset?: 'vowels';
+  target?: string[];
+  features?: string[];
+  json?: boolean;
+  backend: string;
+  verbose?: boolean;
+}
+
+const EXAMPLES = `
+Examples:
+  $ moe eval --model vowels.moe --dataset vowels          # the speaker-disjoint test set
+  $ moe eval --model houses.moe --data houses-test.csv --json
+
+The data needs the model's feature and target columns (by name); other columns are
+ignored. A class label the model never saw in training is an error.`;
+
+/** The `eval` command. */
+export function evalCommand(): Command {
+  return new Command('eval')
+    .description("evaluate a trained model on labelled data: loss, accuracy or MSE, each expert's gate share")
+    .addOption(new Option('--model <file>', 'model file written by moe train').makeOptionMandatory())
+    .addOption(new Option('--data <file>', 'labelled CSV with the model\'s columns').conflicts('dataset'))
+    .addOption(new Option('--dataset <name>', "a built-in data set's test split (the model's seed picks the speakers)").choices(['vowels']))
+    .addOption(new Option('--target <cols>', "target column(s), where the model does not name them").argParser(listArg))
+    .addOption(new Option('--features <cols>', "feature columns, where the model does not name them").argParser(listArg))
+    .addOption(new Option('--json', 'print one JSON object'))
+    .addOption(backendOption())
+    .addOption(verboseOption())
+    .addHelpText('after', EXAMPLES + '\n' + EXIT_CODES_HELP)
+    .action(async (o: EvalOptions) => {
+      process.exitCode = await runEval(o);
+    });
+}
+
+async function runEval(o: EvalOptions): Promise<number> {
+  if (o.data === undefined && o.dataset === undefined) throw new OptionError('--data', 'give labelled data: --data FILE or --dataset vowels');
+  const m = await Mixture.load(o.model, { backend: backendOf(o.backend), onWarning: warn });
+  let data: Dataset;
+  if (o.dataset === 'vowels') {
+    if (m.config.task !== 'classification') throw new OptionError('--dataset', `vowels is a classification set; ${o.model} is a ${m.config.task} model`);
+    data = (
+      await loadVowels({ seed: m.training.seed, ...(m.classNames ? { vowels: m.classNames } : {}), ...(m.featureNames ? { features: m.featureNames } : {}) })
+    ).test;
+  } else {
+    data = await loadCsvForModel(m, o.data!, { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}) });
+  }
+  const ev = m.evaluate(data);
+  const source = o.dataset === 'vowels' ? 'vowels (test speakers)' : o.data!;
+  if (o.json) {
+    await writeStdout(
+      jsonLine({
+        command: 'eval',
+        model: o.model,
+        data: source,
+        task: m.config.task,
+        n: ev.n,
+        loss: ev.loss,
+        ...(ev.accuracy !== undefined ? { accuracy: ev.accuracy } : {}),
+        ...(ev.mse !== undefined ? { mse: ev.mse } : {}),
+        gateShare: ev.gateShare,
+        backend: m.backend,
+      }) + '\n',
+    );
+    return EXIT.OK;
+  }
+  await writeStdout(
+    [
+      `${o.model} on ${source}: ${ev.n} rows`,
+      `  loss       ${fmt(ev.loss)}`,
+      ev.accuracy !== undefined ? `  accuracy   ${pct(ev.accuracy)}` : `  mse        ${fmt(ev.mse)}`,
+      `  gate share ${ev.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
+      `  backend    ${m.backend}`,
+    ].join('\n') + '\n',
+  );
+  return EXIT.OK;
+}

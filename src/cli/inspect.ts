@@ -1,0 +1,132 @@
+/**
+ * `moe inspect`: what a model file holds (architecture, parameter counts, optimiser,
+ * training state, standardisation) and, given data, how the gate uses each expert on it.
+ */
+import { readFile } from 'node:fs/promises';
+import { Command, Option } from 'commander';
+import { Mixture } from '../mixture.js';
+import { expertShape, formatNetSpec, gateShape } from '../model/config.js';
+import { mlpParamCount } from '../model/mlp.js';
+import { optimizerStateSize } from '../optim/optimizers.js';
+import {
+  EXIT,
+  EXIT_CODES_HELP,
+  backendOf,
+  backendOption,
+  fmt,
+  jsonLine,
+  listArg,
+  loadInputsForModel,
+  pct,
+  verboseOption,
+  warn,
+  writeStdout,
+} from './common.js';
+
+interface InspectOptions {
+  data?: string;
+  target?: string[];
+  features?: string[];
+  json?: boolean;
+  backend: string;
+  verbose?: boolean;
+}
+
+const EXAMPLES = `
+Examples:
+  $ moe inspect vowels.moe
+  $ moe inspect vowels.moe --data formants.csv --json
+
+With --data, utilisation is each expert's mean gate probability over the rows and the
+fraction of rows on which it has the largest gate probability (it "wins"); the file
+needs the model's feature columns only.`;
+
+/** The `inspect` command. */
+export function inspectCommand(): Command {
+  return new Command('inspect')
+    .description('show a model file: architecture, parameter counts, training state, expert utilisation on data')
+    .argument('<model>', 'model file written by moe train')
+    .addOption(new Option('--data <file>', "CSV with the model's feature columns, for expert utilisation"))
+    .addOption(new Option('--target <cols>', 'target column(s), where the model does not name them').argParser(listArg))
+    .addOption(new Option('--features <cols>', 'feature columns, where the model does not name them').argParser(listArg))
+    .addOption(new Option('--json', 'print one JSON object'))
+    .addOption(backendOption())
+    .addOption(verboseOption())
+    .addHelpText('after', EXAMPLES + '\n' + EXIT_CODES_HELP)
+    .action(async (model: string, o: InspectOptions) => {
+      process.exitCode = await runInspect(model, o);
+    });
+}
+
+async function runInspect(path: string, o: InspectOptions): Promise<number> {
+  const m = await Mixture.load(path, { backend: backendOf(o.backend), onWarning: warn });
+  // Mixture.load has checked the document; only the informational fields are read here.
+  const doc = JSON.parse(await readFile(path, 'utf8')) as { version?: number; backend?: string; writer?: string };
+  const c = m.config;
+  const gateParams = mlpParamCount(gateShape(c));
+  const expertParams = mlpParamCount(expertShape(c));
+  const totalParams = gateParams + c.experts * expertParams;
+  const optState = optimizerStateSize(m.optimizer.name) * totalParams;
+
+  let utilisation: { rows: number; gateShare: number[]; winShare: number[] } | undefined;
+  if (o.data !== undefined) {
+    const input = await loadInputsForModel(m, o.data, { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}) });
+    const p = m.predict(input.x);
+    const E = c.experts;
+    const gateShare = new Array<number>(E).fill(0);
+    const winShare = new Array<number>(E).fill(0);
+    for (let r = 0; r < p.n; r++) {
+      for (let i = 0; i < E; i++) gateShare[i]! += p.gate[r * E + i]! / p.n;
+      winShare[p.winner[r]!]! += 1 / p.n;
+    }
+    utilisation = { rows: p.n, gateShare, winShare };
+  }
+
+  const report = {
+    command: 'inspect',
+    model: path,
+    formatVersion: doc.version,
+    trainedOn: doc.backend,
+    task: c.task,
+    inputs: c.inputs,
+    outputs: c.outputs,
+    featureNames: m.featureNames ?? null,
+    targetNames: m.targetNames ?? null,
+    classNames: m.classNames ?? null,
+    experts: c.experts,
+    expert: formatNetSpec(c.expert),
+    gate: formatNetSpec(c.gate),
+    loss: c.loss,
+    parameters: { gate: gateParams, perExpert: expertParams, total: totalParams, optimizerState: optState },
+    optimizer: m.optimizer,
+    training: { epoch: m.training.epoch, step: m.training.step, seed: m.training.seed },
+    standardised: m.inputScaler !== undefined,
+    inputScaler: m.inputScaler ?? null,
+    targetScaler: c.task === 'regression' ? (m.targetScaler ?? null) : null,
+    ...(utilisation ? { data: o.data, utilisation } : {}),
+  };
+  if (o.json) {
+    await writeStdout(jsonLine(report) + '\n');
+    return EXIT.OK;
+  }
+  const names = (xs: string[] | undefined): string => (xs ? ` (${xs.join(', ')})` : '');
+  const lines = [
+    `${path}: local-experts model, format version ${doc.version}, trained on ${doc.backend ?? 'unknown'} backend`,
+    `  task         ${c.task}: ${c.inputs} inputs${names(m.featureNames)} -> ${c.outputs} ${c.task === 'classification' ? `classes${names(m.classNames)}` : `targets${names(m.targetNames)}`}`,
+    `  mixture      ${c.experts} experts ${formatNetSpec(c.expert)}, gate ${formatNetSpec(c.gate)}, loss ${c.loss}`,
+    `  parameters   ${totalParams.toLocaleString('en-US')} (gate ${gateParams.toLocaleString('en-US')}, ${expertParams.toLocaleString('en-US')} per expert), optimiser state ${optState.toLocaleString('en-US')}`,
+    `  optimiser    ${m.optimizer.name}, lr ${m.optimizer.lr}`,
+    `  training     ${m.training.epoch} epochs, ${m.training.step} steps, seed ${m.training.seed}`,
+    m.inputScaler
+      ? `  inputs       mean ${m.inputScaler.mean.map((v) => fmt(v)).join(', ')}; std ${m.inputScaler.std.map((v) => fmt(v)).join(', ')}`
+      : '  inputs       not standardised yet (the model has not been trained)',
+  ];
+  if (utilisation) {
+    lines.push(`  utilisation  on ${o.data} (${utilisation.rows} rows):`);
+    for (let i = 0; i < c.experts; i++) {
+      lines.push(`    expert ${i}   gate share ${pct(utilisation.gateShare[i])}, wins ${pct(utilisation.winShare[i])} of rows`);
+    }
+  }
+  await writeStdout(lines.join('\n') + '\n');
+  return EXIT.OK;
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+/**
+ * `moe`: train, evaluate, inspect and predict with mixtures of local experts from the
+ * command line. Every failure is one line on stderr and an exit code by kind (see
+ * EXIT_CODES_HELP); --verbose adds the stack trace.
+ */
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { EXIT, EXIT_CODES_HELP, configureTree, exitCodeOf, formatError } from './common.js';
+import { evalCommand } from './eval.js';
+import { inspectCommand } from './inspect.js';
+import { predictCommand } from './predict.js';
+import { trainCommand } from './train.js';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return pkg.version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The whole `moe` command tree, with the CLI's error handling applied. */
+export function buildProgram(): Command {
+  const program = new Command('moe')
+    .description('Adaptive mixtures of local experts (Jacobs, Jordan, Nowlan & Hinton 1991), trained on every core')
+    .version(version(), '-V, --version')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ moe train --dataset vowels --workers 2 --save vowels.moe --plot vowels.svg
+  $ moe eval --model vowels.moe --dataset vowels
+  $ moe predict --model vowels.moe --data formants.csv --out predictions.csv
+  $ moe inspect vowels.moe
+  $ moe help train
+${EXIT_CODES_HELP}`,
+    );
+  program.addCommand(trainCommand());
+  program.addCommand(evalCommand());
+  program.addCommand(predictCommand());
+  program.addCommand(inspectCommand());
+  // LEAD: the bench and reproduce commands go here (and their imports above):
+  // program.addCommand(benchCommand());      // import { benchCommand } from './bench-command.js';
+  // program.addCommand(reproduceCommand());  // import { reproduceCommand } from './reproduce-command.js';
+  configureTree(program);
+  return program;
+}
+
+/** Run the CLI on `argv` (process.argv form); resolves to the exit code. */
+export async function main(argv: readonly string[] = process.argv): Promise<number> {
+  const verbose = argv.includes('--verbose');
+  try {
+    process.exitCode = undefined;
+    await buildProgram().parseAsync([...argv]);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
+  } catch (err) {
+    const code = exitCodeOf(err);
+    const silent = code === EXIT.OK || (err as { code?: string }).code === 'commander.help' || (err as { code?: string }).code === 'commander.helpDisplayed';
+    if (!silent) process.stderr.write(formatError(err, verbose) + '\n');
+    return code;
+  }
+}
+
+const code = await main();
+// Wait until stdout is handed over, then exit: a provider or a closed worker pool must
+// not keep the process alive, and the exit code must be the one chosen here.
+process.stdout.write('', () => process.exit(code));

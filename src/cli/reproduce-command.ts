@@ -1,0 +1,144 @@
+/**
+ * `moe reproduce jacobs1991 [--runs 25] [--jobs auto] [--json] [--out results/] [--seed S]`:
+ * the paper's Table 1 and Figure 2 on the Peterson & Barney vowels. Progress goes to
+ * stderr (a bar on a terminal, one line per run otherwise); stdout gets the table, or
+ * with --json one line of JSON as the last line.
+ */
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { BACKENDS } from '../compute/provider.js';
+import { parseBackend } from '../compute/load.js';
+import { ACTIVATIONS, type Activation } from '../model/mlp.js';
+import { commandLine, DEFAULTS, jsonSummary, reproduceJacobs1991, type Jacobs1991Report, type ReproduceOptions } from '../reproduce/jacobs1991.js';
+import type { RunResult } from '../reproduce/run.js';
+
+const PAPERS = ['jacobs1991'] as const;
+
+function intAtLeast(min: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got "${v}"`);
+    return n;
+  };
+}
+
+function parseJobs(v: string): number | 'auto' {
+  return v === 'auto' ? 'auto' : intAtLeast(1)(v);
+}
+
+function parseFraction(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a fraction in (0, 1], got "${v}"`);
+  return n;
+}
+
+function parsePositive(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError(`expected a positive number, got "${v}"`);
+  return n;
+}
+
+interface Flags {
+  runs: number;
+  jobs: number | 'auto';
+  json?: boolean;
+  out: string;
+  seed: number;
+  epochs: number;
+  criterion: number;
+  lr: number;
+  batchSize: number;
+  bpActivation: Activation;
+  backend?: string;
+}
+
+function progressReporter(): { onProgress: NonNullable<ReproduceOptions['onProgress']>; stop: () => void } {
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      { format: 'reproduce |{bar}| {value}/{total} runs | {last} | eta {eta_formatted}', stream: process.stderr, hideCursor: true, clearOnComplete: false },
+      cliProgress.Presets.shades_classic,
+    );
+    let started = false;
+    return {
+      onProgress: ({ done, total: t, result }) => {
+        if (!started) {
+          bar.start(t, 0, { last: '' });
+          started = true;
+        }
+        bar.update(done, { last: describe(result) });
+      },
+      stop: () => {
+        if (started) bar.stop();
+      },
+    };
+  }
+  return {
+    onProgress: ({ done, total: t, result }) => process.stderr.write(`[${done}/${t}] ${describe(result)}\n`),
+    stop: () => {},
+  };
+}
+
+function describe(r: RunResult): string {
+  const crit = r.reachedCriterion ? `criterion at epoch ${r.epochs}` : `criterion not met in ${r.epochs} epochs`;
+  return `${r.key} run ${r.run + 1}: ${crit}, test ${(100 * r.testAccuracy).toFixed(1)}%`;
+}
+
+function printTable(r: Jacobs1991Report): void {
+  const pct = (f: number): string => (100 * f).toFixed(1).padStart(5);
+  const out: string[] = [];
+  out.push(`Jacobs et al. (1991) Table 1 on the vowels: ${r.runs} runs per system, seed ${r.seed}, backend ${r.backend}, ${r.seconds.toFixed(1)} s`);
+  out.push(`criterion: >= ${(100 * r.settings.criterion).toFixed(0)}% of training cases correct after an epoch (cap ${r.settings.epochs}); accuracies at the criterion epoch`);
+  out.push('');
+  out.push(`${'system'.padEnd(18)} ${'train %'.padStart(13)} ${'test %'.padStart(13)} ${'epochs'.padStart(15)} reached`);
+  for (const [k, s] of Object.entries(r.systems)) {
+    out.push(
+      `${k.padEnd(18)} ${pct(s.trainAccuracy)} ± ${pct(s.trainAccuracySd)} ${pct(s.testAccuracy)} ± ${pct(s.testAccuracySd)} ${s.epochsMean.toFixed(1).padStart(7)} ± ${s.epochsSd.toFixed(1).padStart(5)} ${s.reachedCriterion}/${s.runs}`,
+    );
+  }
+  out.push('');
+  for (const v of r.verdicts) out.push(`[${v.comparison}] ${v.claim}\n  ${v.text}`);
+  if (r.files.length) out.push('', `wrote ${r.files.join(', ')}`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+/** The `reproduce` command for commander 14; the CLI entry adds it to the program. */
+export function reproduceCommand(): Command {
+  return new Command('reproduce')
+    .description("reproduce a paper's experiment: jacobs1991 = Table 1 and Figure 2 of Jacobs, Jordan, Nowlan & Hinton (1991) on the vowels")
+    .addArgument(new Argument('<paper>', 'which experiment').choices(PAPERS))
+    .option('--runs <n>', 'independent runs per system', intAtLeast(1), DEFAULTS.runs)
+    .option('--jobs <n|auto>', 'runs trained at once, one worker thread each (auto: os.availableParallelism())', parseJobs, 'auto' as number | 'auto')
+    .option('--json', 'print one line of JSON (the last stdout line) instead of the table')
+    .option('--out <dir>', 'folder for jacobs1991.{md,json,svg,png} and jacobs1991-curves.{svg,png}', 'results/')
+    .option('--seed <s>', 'base seed: the speaker split and every run seed derive from it', intAtLeast(0), DEFAULTS.seed)
+    .option('--epochs <n>', 'epochs each run trains for, and the criterion cap', intAtLeast(1), DEFAULTS.epochs)
+    .option('--criterion <fraction>', 'training accuracy that counts as reaching the criterion', parseFraction, DEFAULTS.criterion)
+    .option('--lr <rate>', 'Adam learning rate, the same for every system', parsePositive, DEFAULTS.lr)
+    .option('--batch-size <n>', 'batch size, the same for every system', intAtLeast(1), DEFAULTS.batchSize)
+    .addOption(new Option('--bp-activation <name>', 'hidden units of the backprop nets').choices(ACTIVATIONS).default(DEFAULTS.bpActivation))
+    .addOption(new Option('--backend <name>', 'compute provider (default: auto)').choices(['auto', ...BACKENDS]))
+    .action(async (_paper: string, flags: Flags) => {
+      const progress = progressReporter();
+      let report: Jacobs1991Report;
+      try {
+        report = await reproduceJacobs1991({
+          runs: flags.runs,
+          jobs: flags.jobs,
+          seed: flags.seed,
+          epochs: flags.epochs,
+          criterion: flags.criterion,
+          lr: flags.lr,
+          batchSize: flags.batchSize,
+          bpActivation: flags.bpActivation,
+          ...(flags.backend ? { backend: parseBackend(flags.backend) } : {}),
+          out: flags.out,
+          command: commandLine(flags),
+          onProgress: progress.onProgress,
+        });
+      } finally {
+        progress.stop();
+      }
+      if (flags.json) process.stdout.write(JSON.stringify(jsonSummary(report)) + '\n');
+      else printTable(report);
+    });
+}

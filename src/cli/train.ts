@@ -1,0 +1,439 @@
+/**
+ * `moe train`: load data, create (or resume) a mixture, fit it with progress, checkpoints
+ * and Ctrl-C handling, then report metrics as text or one JSON line.
+ */
+import { basename } from 'node:path';
+import { Command, Option } from 'commander';
+import { loadCsv } from '../data/csv.js';
+import type { Dataset } from '../data/dataset.js';
+import { loadVowels } from '../data/vowels.js';
+import { MoeError, OptionError } from '../errors.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { LOSSES } from '../losses/losses.js';
+import { Mixture, type Evaluation } from '../mixture.js';
+import { formatNetSpec, parseNetSpec, resolveLoss, type Task } from '../model/config.js';
+import { OPTIMIZERS, type OptimizerName } from '../optim/optimizers.js';
+import type { EpochInfo, FitResult } from '../train/options.js';
+import { renderTrainingPlot, type PlotEpoch } from '../plot/training-plot.js';
+import {
+  EXIT,
+  EXIT_CODES_HELP,
+  anyIntArg,
+  backendOf,
+  backendOption,
+  checkOutputPath,
+  fmt,
+  fractionArg,
+  given,
+  intArg,
+  jsonLine,
+  listArg,
+  loadCsvForModel,
+  netSpecArg,
+  pct,
+  positiveArg,
+  splitValidation,
+  verboseOption,
+  warn,
+  workersArg,
+  writeStdout,
+} from './common.js';
+import { createProgress, type Progress } from './progress.js';
+
+/** Parsed `moe train` options (commander's camelCase keys). */
+export interface TrainOptions {
+  data?: string;
+  dataset?: 'vowels';
+  target?: string[];
+  task?: Task;
+  features?: string[];
+  experts: number;
+  expert: string;
+  gate: string;
+  loss: string;
+  workers: number | 'auto';
+  epochs: number;
+  batchSize: number;
+  lr?: number;
+  optimizer: OptimizerName;
+  seed: number;
+  valSplit: number;
+  testData?: string;
+  save?: string;
+  checkpointEvery?: number;
+  resume?: string;
+  json?: boolean;
+  plot?: string;
+  backend: string;
+  logEvery?: number;
+  verbose?: boolean;
+}
+
+const EXAMPLES = `
+Examples:
+  # the paper's vowel task: 4 linear experts, speaker-disjoint test set
+  $ moe train --dataset vowels --workers 2 --save vowels.moe --plot vowels.svg
+
+  # regression on a CSV, two MLP experts per worker, 20% validation
+  $ moe train --data houses.csv --target price --task regression \\
+      --experts 8 --expert mlp:64,64 --workers auto --val-split 0.2 --save houses.moe
+
+  # checkpoint every 10 epochs; after a Ctrl-C, continue to 200 epochs in total
+  $ moe train --data d.csv --target y --task classification --epochs 200 \\
+      --save m.moe --checkpoint-every 10
+  $ moe train --data d.csv --resume m.moe --epochs 200 --save m.moe
+
+  # machine-readable: the last stdout line is one JSON object
+  $ moe train --dataset vowels --epochs 50 --json | tail -n 1
+
+Notes:
+  --epochs is the total in the model's life: --resume continues from the epoch the
+  model file records up to --epochs. The model file's architecture, optimiser and seed
+  win on --resume; giving a different --experts, --expert, --gate, --loss, --task,
+  --target, --features, --optimizer, --lr or --seed is an error.
+  Progress goes to stderr (a bar on a terminal, a line every --log-every epochs
+  otherwise); the summary, or with --json one JSON line, goes to stdout.`;
+
+/** The `train` command. */
+export function trainCommand(): Command {
+  return new Command('train')
+    .description('train a mixture of local experts on a CSV file or the vowel data')
+    .addOption(new Option('--data <file>', 'training data: CSV with a header row').conflicts('dataset'))
+    .addOption(new Option('--dataset <name>', 'a built-in data set (Peterson & Barney vowels, F1/F2)').choices(['vowels']))
+    .addOption(new Option('--target <cols>', 'target column(s), comma-separated (one for classification)').argParser(listArg))
+    .addOption(new Option('--task <task>', 'learning task (required with --data)').choices(['regression', 'classification']))
+    .addOption(new Option('--features <cols>', 'input columns, comma-separated (default: every non-target column)').argParser(listArg))
+    .addOption(new Option('--experts <n>', 'number of experts').argParser(intArg(1)).default(4))
+    .addOption(new Option('--expert <spec>', 'expert network: linear or mlp:H1,H2[:relu|tanh]').argParser(netSpecArg).default('linear'))
+    .addOption(new Option('--gate <spec>', 'gating network: linear or mlp:H[:relu|tanh]').argParser(netSpecArg).default('linear'))
+    .addOption(new Option('--loss <name>', 'error function (nll: gaussian for regression, categorical for classification)').choices(['nll', ...LOSSES]).default('nll'))
+    .addOption(new Option('--workers <n>', 'worker threads for the experts: N, auto, or 0 for in-process').argParser(workersArg).default(0))
+    .addOption(new Option('--epochs <n>', 'total epochs (a resumed run continues up to this)').argParser(intArg(0)).default(100))
+    .addOption(new Option('--batch-size <n>', 'rows per optimisation step').argParser(intArg(1)).default(32))
+    .addOption(new Option('--lr <rate>', 'learning rate (default: 0.01 for adam, 0.1 for sgd and momentum)').argParser(positiveArg))
+    .addOption(new Option('--optimizer <name>', 'optimiser').choices([...OPTIMIZERS]).default('adam'))
+    .addOption(new Option('--seed <n>', 'seed of initialisation, splits and shuffles').argParser(anyIntArg).default(1))
+    .addOption(new Option('--val-split <fraction>', 'fraction of the training rows held out for validation').argParser(fractionArg).default(0))
+    .addOption(new Option('--test-data <file>', 'held-out test data (CSV with the same columns)').conflicts('dataset'))
+    .addOption(new Option('--save <file>', 'write the model here at the end (atomically), at checkpoints and on Ctrl-C'))
+    .addOption(new Option('--checkpoint-every <n>', 'also save every N epochs (needs --save)').argParser(intArg(1)))
+    .addOption(new Option('--resume <file>', 'continue training the model in this file'))
+    .addOption(new Option('--json', 'print one JSON object as the last stdout line'))
+    .addOption(new Option('--plot <file>', 'write learning curves and expert utilisation as SVG'))
+    .addOption(backendOption())
+    .addOption(new Option('--log-every <n>', 'without a terminal: a progress line every N epochs (default: about 10 lines a run)').argParser(intArg(1)))
+    .addOption(verboseOption())
+    .addHelpText('after', EXAMPLES + '\n' + EXIT_CODES_HELP)
+    .action(async (opts: TrainOptions, cmd: Command) => {
+      process.exitCode = await runTrain(opts, cmd);
+    });
+}
+
+/** Architecture and optimiser flags that must agree with a resumed model when given. */
+function checkResumeConflicts(m: Mixture, o: TrainOptions, cmd: Command): void {
+  const c = m.config;
+  const conflict = (flag: string, value: string, model: string): never => {
+    throw new OptionError(flag, `${value} conflicts with the resumed model's ${model}; a resumed run keeps the model's configuration (leave the flag out)`);
+  };
+  if (given(cmd, 'task') && o.task !== c.task) conflict('--task', o.task!, `task ${c.task}`);
+  if (given(cmd, 'experts') && o.experts !== c.experts) conflict('--experts', String(o.experts), `${c.experts} experts`);
+  if (given(cmd, 'expert') && formatNetSpec(parseNetSpec(o.expert, '--expert')) !== formatNetSpec(c.expert)) {
+    conflict('--expert', o.expert, `expert ${formatNetSpec(c.expert)}`);
+  }
+  if (given(cmd, 'gate') && formatNetSpec(parseNetSpec(o.gate, '--gate')) !== formatNetSpec(c.gate)) {
+    conflict('--gate', o.gate, `gate ${formatNetSpec(c.gate)}`);
+  }
+  if (given(cmd, 'loss') && resolveLoss(o.loss, c.task) !== c.loss) conflict('--loss', o.loss, `loss ${c.loss}`);
+  if (given(cmd, 'optimizer') && o.optimizer !== m.optimizer.name) conflict('--optimizer', o.optimizer, `optimizer ${m.optimizer.name}`);
+  if (given(cmd, 'lr') && o.lr !== m.optimizer.lr) conflict('--lr', String(o.lr), `learning rate ${m.optimizer.lr}`);
+  if (given(cmd, 'seed') && o.seed !== m.training.seed) conflict('--seed', String(o.seed), `seed ${m.training.seed}`);
+  const same = (a: string[] | undefined, b: string[] | undefined): boolean => a !== undefined && b !== undefined && a.join('\u0000') === b.join('\u0000');
+  if (o.target && m.targetNames && !same(o.target, m.targetNames)) conflict('--target', o.target.join(','), `target ${m.targetNames.join(',')}`);
+  if (o.features && m.featureNames && !same(o.features, m.featureNames)) {
+    conflict('--features', o.features.join(','), `features ${m.featureNames.join(',')}`);
+  }
+}
+
+/** Flag checks that need no file: every usage error is reported before any work. */
+async function checkFlags(o: TrainOptions): Promise<void> {
+  if (o.data === undefined && o.dataset === undefined) throw new OptionError('--data', 'give training data: --data FILE or --dataset vowels');
+  if (o.dataset === 'vowels') {
+    if (o.target) throw new OptionError('--target', 'cannot be used with --dataset vowels (its target is the vowel)');
+    if (o.task !== undefined && o.task !== 'classification') throw new OptionError('--task', `--dataset vowels is a classification task, not ${o.task}`);
+  } else if (o.resume === undefined) {
+    if (!o.target) throw new OptionError('--target', 'name the target column(s) of --data');
+    if (!o.task) throw new OptionError('--task', 'give --task regression or --task classification for --data');
+  }
+  if (o.checkpointEvery !== undefined && o.save === undefined) throw new OptionError('--checkpoint-every', 'needs --save FILE');
+  if (o.resume === undefined && o.epochs < 1) throw new OptionError('--epochs', 'a new model needs at least 1 epoch');
+  if (o.resume === undefined && typeof o.workers === 'number' && o.workers > o.experts) {
+    throw new OptionError('--workers', `${o.workers} workers for ${o.experts} experts: each worker needs at least one expert`);
+  }
+  const inputs = [o.data, o.testData, o.resume].filter((p): p is string => p !== undefined);
+  const outputs: [string, string | undefined][] = [['--save', o.save], ['--plot', o.plot]];
+  const { resolve } = await import('node:path');
+  for (const [flag, p] of outputs) {
+    if (p === undefined) continue;
+    await checkOutputPath(flag, p);
+    if (inputs.some((i) => i !== o.resume && resolve(i) === resolve(p))) throw new OptionError(flag, `would overwrite the input file ${p}`);
+  }
+  if (o.save !== undefined && o.plot !== undefined && resolve(o.save) === resolve(o.plot)) throw new OptionError('--plot', `is the same file as --save (${o.plot})`);
+}
+
+interface TrainData {
+  /** Everything --data or the vowel training speakers held (before the validation split). */
+  all: Dataset;
+  test?: Dataset;
+  /** Where it came from, for the summary. */
+  name: string;
+}
+
+async function loadTrainData(o: TrainOptions, m: Mixture | undefined, seed: number): Promise<TrainData> {
+  if (o.dataset === 'vowels') {
+    const split = await loadVowels({
+      seed,
+      ...(m?.classNames ? { vowels: m.classNames } : {}),
+      ...((o.features ?? m?.featureNames) ? { features: o.features ?? m?.featureNames } : {}),
+    });
+    return { all: split.train, test: split.test, name: `vowels (${split.trainSpeakers.length} training speakers, ${split.testSpeakers.length} test speakers)` };
+  }
+  const path = o.data!;
+  const all = m
+    ? await loadCsvForModel(m, path)
+    : await loadCsv(path, { target: o.target!, task: o.task!, ...(o.features ? { features: o.features } : {}) });
+  let test: Dataset | undefined;
+  if (o.testData !== undefined) {
+    const classNames = m?.classNames ?? all.classNames;
+    test = await loadCsv(o.testData, {
+      target: all.targetNames!,
+      task: all.task,
+      features: all.featureNames!,
+      ...(all.task === 'classification' && classNames ? { classNames } : {}),
+    });
+  }
+  return { all, ...(test ? { test } : {}), name: path };
+}
+
+/** Evenly spaced rows (at most `max`) for cheap per-epoch metrics; touches no RNG, so training is unchanged. */
+function sampleRows(d: Dataset, max: number): Dataset {
+  if (d.n <= max) return d;
+  const idx = Array.from({ length: max }, (_, i) => Math.floor((i * d.n) / max));
+  const D = d.inputs, K = d.outputs;
+  const x = new Float32Array(max * D);
+  const y = d.y ? new Float32Array(max * K) : undefined;
+  const labels = d.labels ? new Int32Array(max) : undefined;
+  idx.forEach((s, r) => {
+    x.set(d.x.subarray(s * D, s * D + D), r * D);
+    if (y) y.set(d.y!.subarray(s * K, s * K + K), r * K);
+    if (labels) labels[r] = d.labels![s]!;
+  });
+  return { ...d, n: max, x, ...(y ? { y } : {}), ...(labels ? { labels } : {}) };
+}
+
+const SIGNAL_EXIT: Record<string, number> = { SIGINT: EXIT.INTERRUPTED, SIGTERM: 143 };
+
+/** Run `moe train`; returns the exit code. */
+export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
+  await checkFlags(o);
+  const backend = backendOf(o.backend);
+  let m: Mixture | undefined;
+  if (o.resume !== undefined) {
+    m = await Mixture.load(o.resume, { backend, onWarning: warn });
+    checkResumeConflicts(m, o, cmd);
+    if (typeof o.workers === 'number' && o.workers > m.config.experts) {
+      throw new OptionError('--workers', `${o.workers} workers for the resumed model's ${m.config.experts} experts: each worker needs at least one expert`);
+    }
+    if (o.epochs < m.training.epoch) {
+      throw new OptionError('--epochs', `${o.epochs} is fewer than the ${m.training.epoch} epochs ${o.resume} has already trained (--epochs is the total)`);
+    }
+  }
+  const seed = m?.training.seed ?? o.seed;
+  const data = await loadTrainData(o, m, seed);
+  const { train, val } = splitValidation(data.all, o.valSplit, seed);
+
+  if (!m) {
+    m = await Mixture.create({
+      task: data.all.task,
+      inputs: data.all.inputs,
+      outputs: data.all.outputs,
+      experts: o.experts,
+      expert: o.expert,
+      gate: o.gate,
+      loss: o.loss as never,
+      optimizer: o.optimizer,
+      ...(o.lr !== undefined ? { lr: o.lr } : {}),
+      seed,
+      backend,
+      onWarning: warn,
+      ...(data.all.featureNames ? { featureNames: data.all.featureNames } : {}),
+      ...(data.all.targetNames ? { targetNames: data.all.targetNames } : {}),
+      ...(data.all.classNames ? { classNames: data.all.classNames } : {}),
+    });
+  }
+  const model = m;
+  const startEpoch = model.training.epoch;
+  const remaining = o.epochs - startEpoch;
+
+  const sample = sampleRows(train, 256);
+  const plotHistory: PlotEpoch[] = [];
+  const tty = process.stderr.isTTY === true;
+  const progress: Progress = createProgress({
+    startEpoch,
+    totalEpochs: o.epochs,
+    every: o.logEvery ?? Math.max(1, Math.round(remaining / 10)),
+    tty,
+  });
+
+  // Ctrl-C: abort after the current step (the trainer closes its workers), checkpoint, exit 130.
+  const controller = new AbortController();
+  let signalled: string | undefined;
+  const onSignal = (sig: string): void => {
+    if (signalled !== undefined) {
+      progress.stop();
+      process.stderr.write(`moe: ${sig} again, exiting without a checkpoint\n`);
+      process.exit(SIGNAL_EXIT[sig] ?? EXIT.INTERRUPTED);
+    }
+    signalled = sig;
+    controller.abort(new MoeError('ABORTED', `interrupted by ${sig}`));
+  };
+  const sigint = (): void => onSignal('SIGINT');
+  const sigterm = (): void => onSignal('SIGTERM');
+  process.on('SIGINT', sigint);
+  process.on('SIGTERM', sigterm);
+
+  const onEpoch = async (e: EpochInfo): Promise<void> => {
+    const ev = model.evaluate(sample);
+    plotHistory.push({ epoch: e.epoch, loss: e.loss, ...(e.valLoss !== undefined ? { valLoss: e.valLoss } : {}), gateShare: ev.gateShare });
+    progress.update({
+      epoch: e.epoch,
+      loss: e.loss,
+      ...(ev.accuracy !== undefined ? { accuracy: ev.accuracy } : {}),
+      ...(ev.mse !== undefined ? { mse: ev.mse } : {}),
+      ...(e.valLoss !== undefined ? { valLoss: e.valLoss } : {}),
+      ...(e.valAccuracy !== undefined ? { valAccuracy: e.valAccuracy } : {}),
+      ...(e.valMse !== undefined ? { valMse: e.valMse } : {}),
+      samplesPerSecond: e.samplesPerSecond,
+    });
+    if (o.save !== undefined && o.checkpointEvery !== undefined && e.epoch % o.checkpointEvery === 0 && e.epoch < o.epochs) {
+      await model.save(o.save);
+    }
+    // The in-process trainer never yields to the event loop inside an epoch; yielding
+    // here lets a Ctrl-C reach its handler at least once an epoch.
+    await new Promise((r) => setImmediate(r));
+  };
+
+  const t0 = performance.now();
+  let result: FitResult | undefined;
+  try {
+    if (remaining > 0) {
+      result = await model.fit(train, {
+        epochs: remaining,
+        batchSize: o.batchSize,
+        workers: o.workers,
+        ...(val ? { validationData: val } : {}),
+        signal: controller.signal,
+        onEpoch,
+      });
+    }
+  } catch (err) {
+    progress.stop();
+    if (!(err instanceof MoeError && err.code === 'ABORTED')) throw err;
+    return interrupted(model, o, plotHistory, signalled ?? 'SIGINT');
+  } finally {
+    progress.stop();
+    process.off('SIGINT', sigint);
+    process.off('SIGTERM', sigterm);
+  }
+  if (signalled !== undefined) return interrupted(model, o, plotHistory, signalled);
+
+  if (remaining === 0) warn(`${o.resume} has already trained ${startEpoch} epochs (--epochs ${o.epochs}); nothing to train`);
+  const evTrain = model.evaluate(train);
+  const evVal = val ? model.evaluate(val) : undefined;
+  const evTest = data.test ? model.evaluate(data.test) : undefined;
+  if (o.save !== undefined) await model.save(o.save);
+  if (o.plot !== undefined && plotHistory.length > 0) await writePlot(o.plot, plotHistory, model, o.data ?? o.dataset ?? '');
+  const seconds = result?.seconds ?? 0;
+  const samples = (result?.epochs ?? 0) * train.n;
+
+  const metric = (prefix: string, ev: Evaluation | undefined): Record<string, number> =>
+    ev === undefined
+      ? {}
+      : { [`${prefix}Loss`]: ev.loss, ...(ev.accuracy !== undefined ? { [`${prefix}Accuracy`]: ev.accuracy } : {}), ...(ev.mse !== undefined ? { [`${prefix}Mse`]: ev.mse } : {}) };
+  const report = {
+    command: 'train',
+    task: model.config.task,
+    data: data.name,
+    rows: { train: train.n, ...(val ? { val: val.n } : {}), ...(data.test ? { test: data.test.n } : {}) },
+    ...metric('train', evTrain),
+    ...metric('val', evVal),
+    ...metric('test', evTest),
+    finalLoss: result?.finalLoss ?? null,
+    epochs: model.training.epoch,
+    epochsRun: result?.epochs ?? 0,
+    steps: model.training.step,
+    stopReason: result?.stopReason ?? 'epochs',
+    experts: model.config.experts,
+    expert: formatNetSpec(model.config.expert),
+    gate: formatNetSpec(model.config.gate),
+    loss: model.config.loss,
+    optimizer: model.optimizer.name,
+    lr: model.optimizer.lr,
+    batchSize: Math.min(o.batchSize, train.n),
+    seed: model.training.seed,
+    workers: result?.workers ?? 0,
+    ...(result?.workersNote ? { workersNote: result.workersNote } : {}),
+    backend: model.backend,
+    seconds,
+    samplesPerSecond: seconds > 0 ? samples / seconds : null,
+    gateShare: evTrain.gateShare,
+    ...(o.resume !== undefined ? { resumedFrom: o.resume, resumedAtEpoch: startEpoch } : {}),
+    ...(o.save !== undefined ? { saved: o.save } : {}),
+    ...(o.plot !== undefined ? { plot: o.plot } : {}),
+    totalSeconds: (performance.now() - t0) / 1000,
+  };
+  if (o.json) {
+    await writeStdout(jsonLine(report) + '\n');
+    return EXIT.OK;
+  }
+  const c = model.config;
+  const lines = [
+    `Trained ${c.experts} ${formatNetSpec(c.expert)} expert${c.experts === 1 ? '' : 's'} (gate ${formatNetSpec(c.gate)}, loss ${c.loss}, ${model.optimizer.name} lr ${model.optimizer.lr}) on ${data.name}`,
+    `  rows       train ${train.n}${val ? `, validation ${val.n}` : ''}${data.test ? `, test ${data.test.n}` : ''}; ${c.inputs} inputs -> ${c.outputs} ${c.task === 'classification' ? `classes (${model.classNames?.join(', ') ?? ''})` : 'targets'}`,
+    `  run        backend ${model.backend}, workers ${report.workers}${result?.workersNote ? ` (${result.workersNote})` : ''}, epochs ${model.training.epoch} (${report.epochsRun} this run), ${seconds.toFixed(2)} s${report.samplesPerSecond ? `, ${Math.round(report.samplesPerSecond).toLocaleString('en-US')} samples/s` : ''}`,
+    `  loss       final epoch ${fmt(result?.finalLoss)}; train ${fmt(evTrain.loss)}${evVal ? `, validation ${fmt(evVal.loss)}` : ''}${evTest ? `, test ${fmt(evTest.loss)}` : ''}`,
+    c.task === 'classification'
+      ? `  accuracy   train ${pct(evTrain.accuracy)}${evVal ? `, validation ${pct(evVal.accuracy)}` : ''}${evTest ? `, test ${pct(evTest.accuracy)}` : ''}`
+      : `  mse        train ${fmt(evTrain.mse)}${evVal ? `, validation ${fmt(evVal.mse)}` : ''}${evTest ? `, test ${fmt(evTest.mse)}` : ''}`,
+    `  gate share ${evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
+    ...(o.save !== undefined ? [`  saved      ${o.save}`] : []),
+    ...(o.plot !== undefined ? [`  plot       ${o.plot}`] : []),
+  ];
+  await writeStdout(lines.join('\n') + '\n');
+  return EXIT.OK;
+}
+
+async function writePlot(path: string, history: PlotEpoch[], m: Mixture, dataName: string): Promise<void> {
+  const c = m.config;
+  const svg = await renderTrainingPlot(history, {
+    title: `${basename(dataName)}: ${c.experts} ${formatNetSpec(c.expert)} experts, gate ${formatNetSpec(c.gate)}, loss ${c.loss}`,
+  });
+  await writeFileAtomic(path, svg);
+}
+
+/** After Ctrl-C: write the checkpoint (and plot) when asked, say where things stand, exit 130. */
+async function interrupted(m: Mixture, o: TrainOptions, history: PlotEpoch[], sig: string): Promise<number> {
+  const trained = m.inputScaler !== undefined && m.training.step > 0;
+  if (o.save !== undefined && trained) await m.save(o.save);
+  if (o.plot !== undefined && history.length > 0) await writePlot(o.plot, history, m, o.data ?? o.dataset ?? '');
+  const where = `epoch ${m.training.epoch}, step ${m.training.step}`;
+  process.stderr.write(
+    `moe: interrupted by ${sig} at ${where}; ${
+      o.save === undefined
+        ? 'no checkpoint written (no --save)'
+        : trained
+          ? `checkpoint written to ${o.save} (continue with --resume ${o.save})`
+          : 'no checkpoint written (training had not started)'
+    }\n`,
+  );
+  return SIGNAL_EXIT[sig] ?? EXIT.INTERRUPTED;
+}

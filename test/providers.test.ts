@@ -1,0 +1,186 @@
+/**
+ * Compute providers: which one `auto` picks, sgemm on blas and wasm against a float64
+ * triple loop (every transpose, alpha and beta; shared memory; views with a byte offset),
+ * backend names checked at the boundary, fall-back with a one-line warning, and the two
+ * providers training to the same model within a stated tolerance.
+ */
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { loadProvider, parseBackend } from '../src/compute/load.js';
+import { BACKENDS, type ComputeProvider } from '../src/compute/provider.js';
+import { loadVowels } from '../src/data/vowels.js';
+import { BackendError, OptionError } from '../src/errors.js';
+import { Mixture } from '../src/mixture.js';
+import { naiveSgemm, provider, testRandom, TEST_BACKENDS } from './helpers/backends.js';
+
+const savedRequire = process.env.MOE_REQUIRE_BACKEND;
+afterEach(() => {
+  if (savedRequire === undefined) delete process.env.MOE_REQUIRE_BACKEND;
+  else process.env.MOE_REQUIRE_BACKEND = savedRequire;
+});
+
+describe('choosing a provider', () => {
+  it('auto takes blas where CI requires it, and reports what it took', async () => {
+    const warnings: string[] = [];
+    const p = await loadProvider('auto', { onWarning: (m) => warnings.push(m) });
+    expect(BACKENDS).toContain(p.name);
+    if (savedRequire === 'blas') expect(p.name).toBe('blas');
+    else console.log(`auto loaded ${p.name} (${p.detail})${warnings.length ? `; warnings: ${warnings.join(' | ')}` : ''}`);
+    // tfjs-node is optional: its absence under auto is not worth a warning.
+    expect(warnings.filter((w) => w.includes('tensorflow'))).toEqual([]);
+  });
+
+  it('an unknown backend name → OptionError naming the option', async () => {
+    expect(() => parseBackend('cuda')).toThrow(OptionError);
+    expect(() => parseBackend(42, '--backend')).toThrow(/--backend/);
+    expect(parseBackend(undefined)).toBe('auto');
+    const err = await loadProvider('cuda' as never).then(
+      (p) => p,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(OptionError);
+    expect((err as OptionError).option).toBe('backend');
+  });
+
+  it('a bad blasLibrary falls back with one one-line warning when nothing requires blas', async () => {
+    delete process.env.MOE_REQUIRE_BACKEND;
+    const warnings: string[] = [];
+    const lib = '/nonexistent/libnot-a-blas.so';
+    const p = await loadProvider('blas', { blasLibrary: lib, onWarning: (m) => warnings.push(m) });
+    expect(p.name).not.toBe('blas');
+    expect(warnings.length).toBeGreaterThanOrEqual(1);
+    expect(warnings[0]).toContain('blas');
+    expect(warnings[0]).toContain(lib);
+    for (const w of warnings) expect(w).not.toContain('\n');
+  });
+
+  it('a bad blasLibrary is a BackendError when MOE_REQUIRE_BACKEND=blas', async () => {
+    process.env.MOE_REQUIRE_BACKEND = 'blas';
+    const warnings: string[] = [];
+    const err = await loadProvider('blas', { blasLibrary: '/nonexistent/libnot-a-blas.so', onWarning: (m) => warnings.push(m) }).then(
+      (p) => p,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(BackendError);
+    expect((err as BackendError).code).toBe('BACKEND_UNAVAILABLE');
+    expect((err as Error).message).toContain('/nonexistent/libnot-a-blas.so');
+  });
+});
+
+/**
+ * sgemm against the float64 triple loop. Tolerance per element: float32 products summed
+ * over K terms, |c − ref| ≤ 1e-5·(|alpha|·Σ_k|a_ik b_kj| + |beta·c0|) + 1e-6.
+ */
+describe.each(TEST_BACKENDS)('sgemm on %s', (name) => {
+  let p: ComputeProvider;
+  beforeAll(async () => {
+    p = await provider(name);
+    if (name === 'wasm') {
+      // tfjs's backend is one global: a provider loaded later (cpu, say) would silently
+      // take over this one's products. Nothing in this file may have done that.
+      const tf = await import('@tensorflow/tfjs-core');
+      expect(tf.getBackend()).toBe('wasm');
+    }
+  });
+
+  const SHAPES: [number, number, number][] = [
+    [5, 4, 3],
+    [1, 7, 1],
+    [33, 17, 29],
+  ];
+  const TRANS: [boolean, boolean][] = [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true],
+  ];
+  const SCALARS: [number, number][] = [
+    [1, 0],
+    [0.5, 1],
+    [-2, 0.25],
+  ];
+  const cases = SHAPES.flatMap((s) => TRANS.flatMap((t) => SCALARS.map((a) => [...s, ...t, ...a] as const)));
+
+  /**
+   * Operands laid out at an offset inside one buffer (shared or not) with guard values
+   * after each, so a provider that ignores byteOffset or writes past M×N is caught.
+   */
+  function operands(shared: boolean, offset: number, M: number, N: number, K: number, seed: number) {
+    const rnd = testRandom(seed);
+    const GUARD = 8;
+    const sizes = [M * K, K * N, M * N];
+    const total = sizes.reduce((s, n) => s + offset + n + GUARD, 0);
+    const buf = shared ? new SharedArrayBuffer(total * 4) : new ArrayBuffer(total * 4);
+    const all = new Float32Array(buf);
+    all.fill(777); // guard value
+    let at = 0;
+    const views = sizes.map((n) => {
+      at += offset;
+      const v = all.subarray(at, at + n);
+      for (let j = 0; j < n; j++) v[j] = Math.round(rnd.normal() * 64) / 32; // exact in float32
+      at += n + GUARD;
+      return v;
+    });
+    return { all, A: views[0]!, B: views[1]!, C: views[2]!, guardsAt: () => Array.from(all).filter((v) => v === 777).length };
+  }
+
+  it.each(cases)('M=%i N=%i K=%i transA=%s transB=%s alpha=%d beta=%d', (M, N, K, tA, tB, alpha, beta) => {
+    for (const [shared, offset] of [
+      [true, 0],
+      [false, 3],
+      [true, 5],
+    ] as const) {
+      const { A, B, C, guardsAt } = operands(shared, offset, M, N, K, M * 1000 + N * 10 + K);
+      expect(C.byteOffset > 0 || offset === 0).toBe(true);
+      const c0 = Float64Array.from(C);
+      const ref = new Float64Array(M * N).map((_, j) => c0[j]!);
+      const guards = guardsAt();
+      naiveSgemm(tA, tB, M, N, K, alpha, Float64Array.from(A) as unknown as Float32Array, Float64Array.from(B) as unknown as Float32Array, beta, ref as unknown as Float32Array);
+      // Bound of the rounding error: the same product on absolute values.
+      const absA = Float64Array.from(A, Math.abs), absB = Float64Array.from(B, Math.abs);
+      const mag = new Float64Array(M * N);
+      naiveSgemm(tA, tB, M, N, K, Math.abs(alpha), absA as unknown as Float32Array, absB as unknown as Float32Array, 0, mag as unknown as Float32Array);
+      p.sgemm(tA, tB, M, N, K, alpha, A, B, beta, C);
+      for (let j = 0; j < M * N; j++) {
+        const tol = 1e-5 * (mag[j]! + Math.abs(beta * c0[j]!)) + 1e-6;
+        expect(Math.abs(C[j]! - ref[j]!), `shared=${shared} offset=${offset} C[${j}] = ${C[j]} vs ${ref[j]}`).toBeLessThanOrEqual(tol);
+      }
+      expect(guardsAt(), 'a value outside the operands changed').toBe(guards);
+    }
+  });
+
+  it('beta = 0 ignores NaN in C', () => {
+    const A = Float32Array.of(1, 2, 3, 4), B = Float32Array.of(1, 0, 0, 1);
+    const C = new Float32Array(4).fill(NaN);
+    p.sgemm(false, false, 2, 2, 2, 1, A, B, 0, C);
+    expect(Array.from(C)).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe('blas and wasm train the same model', () => {
+  it('final parameters within 1e-3·max(1,|θ|) and vowel accuracy within 2 points', async () => {
+    // Same seed, same data, same order of operations; only the products' float32
+    // rounding differs (blocking and FMA), and 5 epochs of Adam keep that small.
+    const { train, test } = await loadVowels({ seed: 1 });
+    const run = async (backend: 'blas' | 'wasm'): Promise<Mixture> => {
+      await provider(backend); // loads tfjs wasm once per file
+      const m = await Mixture.create({ task: 'classification', inputs: 2, outputs: 4, experts: 4, expert: 'mlp:4', lr: 0.01, seed: 3, backend });
+      expect(m.backend).toBe(backend);
+      await m.fit(train, { epochs: 5, batchSize: 32 });
+      return m;
+    };
+    const a = await run('blas'), b = await run('wasm');
+    let worst = 0, moved = 0;
+    for (const k of ['gateParams', 'expertParams'] as const) {
+      const x = a.params[k], y = b.params[k];
+      for (let j = 0; j < x.length; j++) {
+        worst = Math.max(worst, Math.abs(x[j]! - y[j]!) / Math.max(1, Math.abs(y[j]!)));
+        if (x[j] !== y[j]) moved++;
+      }
+    }
+    console.log(`blas vs wasm after 5 epochs: worst relative parameter difference ${worst.toExponential(2)}, ${moved} parameters differ`);
+    expect(worst).toBeLessThanOrEqual(1e-3);
+    const accA = a.evaluate(test).accuracy!, accB = b.evaluate(test).accuracy!;
+    expect(Math.abs(accA - accB)).toBeLessThanOrEqual(0.02);
+    expect(accA).toBeGreaterThan(0.5);
+  });
+});
