@@ -59,6 +59,9 @@ export class ParallelPool implements ExpertPool {
   private failure: ShardCrashError | undefined;
   private phase: Command = CMD.FORWARD;
   private step = 0;
+  /** CTRL.SEQ of the command in flight; a shard that finished it has SHARD_DONE[k] = seq. */
+  private seq = 0;
+  private failedShard = -1;
   private closed = false;
   private readonly tasks: Promise<unknown>[] = [];
   private readonly apis: Comlink.Remote<ShardApi>[] = [];
@@ -156,29 +159,60 @@ export class ParallelPool implements ExpertPool {
     const g = this.groups[shard]!;
     const experts = Array.from({ length: g.count }, (_, j) => g.first + j);
     this.failure = new ShardCrashError(shard, experts, PHASE_NAMES[this.phase] ?? 'start-up', this.step - 1, detail, { cause });
-    // Wake the main thread's wait and stop the other shards.
-    Atomics.store(this.ctrl, CTRL.ABORT, 1);
+    this.failedShard = shard;
+    // In UPDATE the other shards must finish the update they were given before they are
+    // told to stop (wait() raises ABORT once they have): raising it now would stop a shard
+    // that has not yet read the command, and its experts would stay a step behind.
+    if (this.phase !== CMD.UPDATE) this.abort();
     Atomics.notify(this.ctrl, CTRL.DONE);
+  }
+
+  /** Stop every shard's loop (a shard died). */
+  private abort(): void {
+    Atomics.store(this.ctrl, CTRL.ABORT, 1);
     Atomics.add(this.ctrl, CTRL.SEQ, 1);
     Atomics.notify(this.ctrl, CTRL.SEQ);
   }
 
+  /** After a crash in UPDATE: wait (bounded) until every other shard has finished it. */
+  private async survivorsUpdated(): Promise<boolean> {
+    const deadline = performance.now() + CLOSE_GRACE_MS;
+    for (;;) {
+      let pending = false;
+      for (let k = 0; k < this.workers; k++) {
+        if (k !== this.failedShard && Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + k) !== this.seq) pending = true;
+      }
+      if (!pending) return true;
+      if (performance.now() > deadline) return false;
+      const done = Atomics.load(this.ctrl, CTRL.DONE);
+      // Short timed waits: a survivor's DONE notify wakes this at once.
+      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, 50);
+      if (w.async) await w.value;
+    }
+  }
+
   private signal(cmd: Command, rows: number, step: number): void {
     if (this.failure) return; // reported by the next wait
-    if (this.closed) throw new MoeError('INTERNAL', 'the parallel pool is closed');
+    if (this.closed) throw new MoeError('ABORTED', `training stopped: the mixture was closed during fit; parameters are those of step ${step - 1}`);
     this.phase = cmd;
     this.step = step;
     Atomics.store(this.ctrl, CTRL.CMD, cmd);
     Atomics.store(this.ctrl, CTRL.ROWS, rows);
     Atomics.store(this.ctrl, CTRL.STEP, step);
     Atomics.store(this.ctrl, CTRL.DONE, 0);
-    Atomics.add(this.ctrl, CTRL.SEQ, 1);
+    this.seq = Atomics.add(this.ctrl, CTRL.SEQ, 1) + 1;
     Atomics.notify(this.ctrl, CTRL.SEQ);
   }
 
   private async wait(): Promise<void> {
     for (;;) {
-      if (this.failure) throw this.failure;
+      if (this.failure) {
+        if (this.phase === CMD.UPDATE && Atomics.load(this.ctrl, CTRL.ABORT) === 0) {
+          if (!(await this.survivorsUpdated())) this.failure.message += `; some other shards did not finish the update within ${CLOSE_GRACE_MS} ms either`;
+          this.abort();
+        }
+        throw this.failure;
+      }
       const done = Atomics.load(this.ctrl, CTRL.DONE);
       if (done >= this.workers) return;
       // waitAsync, never Atomics.wait: a worker's death reaches this thread as its piscina

@@ -179,9 +179,11 @@ export async function reproduceJacobs1991(o: ReproduceOptions = {}): Promise<Jac
   const summaries: Record<string, SystemSummary> = {};
   const curves: Record<string, number[]> = {};
   const spec: Record<string, Specialisation> = {};
+  const epochsByKey: Record<string, number[]> = {};
   for (const s of systems) {
     summaries[s.key] = summarise(s, byKey(s.key));
     curves[s.key] = meanCurve(byKey(s.key));
+    epochsByKey[s.key] = byKey(s.key).map((r) => r.epochs);
     if (s.kind === 'mixture') spec[s.key] = specialisation(byKey(s.key), classes);
   }
   const figRun = results.find((r) => r.figure);
@@ -202,7 +204,7 @@ export async function reproduceJacobs1991(o: ReproduceOptions = {}): Promise<Jac
     data: { trainCases: split.train.n, testCases: split.test.n, trainSpeakers: split.trainSpeakers.length, testSpeakers: split.testSpeakers.length, classes },
     systemSpecs: systems,
     systems: summaries,
-    verdicts: comparisons(bpActivation, alternativeActivation(bpActivation)).flatMap((c) => verdicts(summaries, c)),
+    verdicts: comparisons(bpActivation, alternativeActivation(bpActivation)).flatMap((c) => verdicts(summaries, c, epochsByKey)),
     specialisation: spec,
     figure: { ...figMeta, shareByVowel: figRun.gateShareByVowel },
     curves,

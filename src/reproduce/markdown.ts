@@ -1,6 +1,6 @@
 /** The markdown report of `moe reproduce jacobs1991`, written from the numbers alone. */
 import type { Jacobs1991Report } from './jacobs1991.js';
-import { GENERALISATION_TOLERANCE_PP, FASTER_RATIO_MAX, HALF_RATIO_MAX, type SystemSummary } from './report.js';
+import { GENERALISATION_TOLERANCE_PP, FASTER_RATIO_MAX, HALF_RATIO_MAX, SAME_RATIO, type SystemSummary } from './report.js';
 import { alternativeActivation, PAPER_TABLE_1 } from './systems.js';
 
 const pct = (f: number): string => (100 * f).toFixed(1);
@@ -38,10 +38,28 @@ export function markdownReport(r: Jacobs1991Report): string {
   L.push(`Written by \`${r.command}\`, base seed ${r.seed}, ${r.runs} runs per system on ${r.jobs} worker thread${r.jobs === 1 ? '' : 's'}, compute backend ${r.backend}, ${r.seconds.toFixed(1)} s wall time (${r.generated}).`, '');
   L.push(`Paper: ${r.paper}.`, '');
 
+  L.push('## In short', '');
+  for (const name of [...new Set(r.verdicts.map((v) => v.comparison))]) {
+    const vs = r.verdicts.filter((v) => v.comparison === name);
+    const gen = vs.find((v) => v.gapPoints !== undefined);
+    const speed = vs.find((v) => v.ratio !== undefined);
+    const parts: string[] = [];
+    if (gen) parts.push(`equal generalisation **${gen.verdict}** (largest test gap ${Math.abs(gen.gapPoints!).toFixed(1)} points)`);
+    if (speed) {
+      const [lo, hi] = speed.interval ?? [NaN, NaN];
+      const edge = [HALF_RATIO_MAX, FASTER_RATIO_MAX, SAME_RATIO].some((t) => lo < t && t < hi);
+      const ci = speed.interval ? `, 95% interval ${lo.toFixed(2)}–${hi.toFixed(2)}${edge ? ', borderline' : ''}` : '';
+      parts.push(`"half the epochs" **${speed.verdict}** (ratio ${speed.ratio!.toFixed(2)}${ci}; paper ${(((PAPER_TABLE_1.moe4.epochs + PAPER_TABLE_1.moe8.epochs) / (PAPER_TABLE_1.bp6.epochs + PAPER_TABLE_1.bp12.epochs))).toFixed(2)})`);
+    }
+    L.push(`- ${name[0]!.toUpperCase()}${name.slice(1)}: ${parts.join('; ')}.`);
+  }
+  const pattern = Object.entries(r.specialisation).map(([k, sp]) => `${k} ${sp.paperPattern}/${sp.runs}`).join(', ');
+  L.push(`- The paper's decomposition ({iy, ih} to one expert, {aa, ah} to another) appeared in ${pattern} runs.`, '');
+
   L.push('## Setup', '');
   L.push(
     `- Data: the Peterson & Barney (1952) vowels ${vowels.join(', ')}; inputs F1 and F2 in Hz (standardised on the training set inside each model). Speakers are split at random within men, women and children (split seed ${r.seed}): ${r.data.trainSpeakers} speakers (${r.data.trainCases} cases) train, ${r.data.testSpeakers} speakers (${r.data.testCases} cases) test; no voice is on both sides. Every run uses this one split.`,
-    `- Systems: mixtures of 4 and 8 linear experts with a linear softmax gate, and backprop nets with 6 and 12 ${s.bpActivation} hidden units (a one-expert mixture: the gate is the constant 1, so training is plain backprop). Each in two forms: **Gaussian** (the paper's form: expert outputs compared with a one-hot target under the error of its eq. 1.3, −log Σ g_i exp(−½‖d − o_i‖²), which for one expert is squared error) and **categorical** (softmax experts under −log Σ g_i P_i(class), which for one expert is cross-entropy). The main keys (moe4, moe8, bp6, bp12) are the paper's form.`,
+    `- Systems: mixtures of 4 and 8 linear experts with a linear softmax gate, and backprop nets with 6 and 12 ${s.bpActivation} hidden units (a one-expert mixture: the gate is the constant 1, so training is plain backprop). Each in two forms: **Gaussian** (the paper's form: expert outputs compared with a one-hot target under the error of its eq. 1.3, −log Σ g_i exp(−½‖d − o_i‖²), which for one expert is squared error) and **categorical** (softmax experts under −log Σ g_i P_i(class), which for one expert is cross-entropy). The main keys (moe4, moe8, bp6, bp12) are the paper's form. A sensitivity check adds the paper's form of the backprop nets with ${alt} hidden units (\`bp6_${alt}\`, \`bp12_${alt}\`).`,
     `- Training, the same for every system: Adam, learning rate ${s.lr}, batch ${s.batchSize}, cases reshuffled every epoch, ${s.epochs} epochs, Glorot-uniform initial weights. Run r uses the same seed for every system; the ${r.runs} run seeds are drawn from the base seed (listed in jacobs1991.json).`,
     `- Criterion, the same for every system: at least ${pct(s.criterion)}% of the training cases classified correctly (argmax of the mixture output), measured on the whole training set after each epoch; the epoch count is the first epoch that meets it. Cap: ${s.epochs} epochs; a run that never meets it is counted with ${s.epochs} epochs (the "Reached" column says how many did). Why this one: the systems' losses are on different scales (squared error, Gaussian mixture NLL, cross-entropy), so no loss threshold means the same for all of them, while the fraction of training cases correct does; ${
       s.criterion < Math.min(...finals)
@@ -59,7 +77,7 @@ export function markdownReport(r: Jacobs1991Report): string {
 
   L.push("## Against the paper's claims", '');
   L.push(
-    `Rules: "about equally well" holds when every mixture's mean test accuracy is within ${GENERALISATION_TOLERANCE_PP} points of every backprop net's; "about half as many epochs" holds when the mixtures' mean epochs are at most ${HALF_RATIO_MAX} of the backprop nets' (up to ${FASTER_RATIO_MAX}: faster, but not half).`,
+    `Rules: "about equally well" holds when every mixture's mean test accuracy is within ${GENERALISATION_TOLERANCE_PP} points of every backprop net's; "about half as many epochs" holds when the mixtures' mean epochs are at most ${HALF_RATIO_MAX} of the backprop nets' (up to ${FASTER_RATIO_MAX}: faster, but not half; from ${FASTER_RATIO_MAX} to ${SAME_RATIO}: about as many). Each epoch ratio carries a 95% percentile bootstrap interval over runs (2000 resamples of each system's runs).`,
     '',
   );
   for (const name of [...new Set(r.verdicts.map((v) => v.comparison))]) {
@@ -94,7 +112,7 @@ export function markdownReport(r: Jacobs1991Report): string {
   L.push('## Figure 2 analog', '');
   L.push(r.files.some((p) => p.endsWith('jacobs1991.png')) ? '![Figure 2 analog](jacobs1991.png)' : '![Figure 2 analog](jacobs1991.svg)', '');
   L.push(
-    `Every case of the four vowels in the F1–F2 plane (filled: training speakers, hollow: test speakers). Shading: the expert the gate weights most, evaluated on a ${f.grid[0]}×${f.grid[1]} grid through the model's own predict; dashed: the exact boundaries of the linear gate; coloured lines: for each expert that wins at least one training case (${f.shown.map((i) => `expert ${i + 1}`).join(', ')}), the lines where its two largest outputs tie, in Hz, labelled with the two vowels it separates there. The paper draws the same kind of lines (it shows the two experts that "developed interesting weights" and the gate line between them). Vector version: [jacobs1991.svg](jacobs1991.svg).`,
+    `Every case of the four vowels in the F1–F2 plane (filled: training speakers, hollow: test speakers). Shading: the expert the gate weights most, evaluated on a ${f.grid[0]}×${f.grid[1]} grid through the model's own predict; dashed: the exact boundaries of the linear gate; coloured lines: for each expert that wins at least one training case (${f.shown.map((i) => `expert ${i + 1}`).join(', ')}), the lines where its two largest outputs tie, in Hz, labelled with the two vowels it separates there. The paper's Figure 2 draws the same kind of lines, expert and gate decision lines of a trained 4-expert system in this plane. Vector version: [jacobs1991.svg](jacobs1991.svg).`,
     '',
   );
   L.push('## Learning curves', '');

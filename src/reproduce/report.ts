@@ -3,6 +3,7 @@
  * markdown report. Every sentence about the outcome is generated from the numbers.
  */
 import { PAPER_VOWELS } from '../data/vowels.js';
+import { Rng } from '../rng.js';
 import type { RunResult } from './run.js';
 import { mean, median, meanSeries, sd } from './stats.js';
 import { PAPER_TABLE_1, type SystemSpec } from './systems.js';
@@ -108,6 +109,11 @@ export interface Verdict {
   comparison: string;
   verdict: 'reproduces' | 'partly' | 'does not reproduce';
   text: string;
+  /** Generalisation: the largest mean test-accuracy gap, mixture − backprop, in points. */
+  gapPoints?: number;
+  /** Speed: mixtures' mean epochs ÷ backprop nets' mean epochs, and its bootstrap interval. */
+  ratio?: number;
+  interval?: [number, number];
 }
 
 /** The mixtures and backprop nets one set of verdicts compares. */
@@ -123,18 +129,37 @@ export const GENERALISATION_TOLERANCE_PP = 2;
 export const HALF_RATIO_MAX = 0.65;
 /** Above HALF_RATIO_MAX and up to this, the mixtures are faster but not by half. */
 export const FASTER_RATIO_MAX = 0.85;
-/** Ratios within [1/SAME, SAME] read as "about as many epochs". */
-const SAME_RATIO = 1.18;
+/** Ratios from FASTER_RATIO_MAX up to this read as "about as many epochs". */
+export const SAME_RATIO = 1.18;
 
 const pct = (f: number, digits = 1): string => (100 * f).toFixed(digits);
 const num = (v: number, digits = 1): string => v.toFixed(digits);
 
 /**
+ * Percentile bootstrap interval (95%) of mean(mixtures' mean epochs) ÷ mean(backprop nets'
+ * mean epochs): each system's runs are resampled with replacement, `draws` times, from a
+ * fixed seed so the report is reproducible.
+ */
+export function bootstrapRatio(mixtures: readonly (readonly number[])[], backprop: readonly (readonly number[])[], draws = 2000, seed = 1): [number, number] {
+  const rng = new Rng(seed);
+  const resampledMean = (v: readonly number[]): number => {
+    let s = 0;
+    for (let i = 0; i < v.length; i++) s += v[rng.int(v.length)]!;
+    return s / v.length;
+  };
+  const ratios: number[] = [];
+  for (let b = 0; b < draws; b++) ratios.push(mean(mixtures.map(resampledMean)) / mean(backprop.map(resampledMean)));
+  ratios.sort((a, b) => a - b);
+  return [ratios[Math.floor(0.025 * (draws - 1))]!, ratios[Math.ceil(0.975 * (draws - 1))]!];
+}
+
+/**
  * The paper's two claims (the mixtures generalise about as well as backprop, and reach
  * the criterion in about half as many epochs), checked for two mixtures against two
- * backprop nets.
+ * backprop nets. With `epochsByKey` (each system's per-run epochs) the speed verdict
+ * carries a bootstrap interval, and says so when the interval straddles a cut-off.
  */
-export function verdicts(systems: Readonly<Record<string, SystemSummary>>, c: Comparison): Verdict[] {
+export function verdicts(systems: Readonly<Record<string, SystemSummary>>, c: Comparison, epochsByKey?: Readonly<Record<string, readonly number[]>>): Verdict[] {
   const get = (k: string): readonly [string, SystemSummary] => {
     const s = systems[k];
     if (!s) throw new RangeError(`no results for ${k}`);
@@ -153,6 +178,7 @@ export function verdicts(systems: Readonly<Record<string, SystemSummary>>, c: Co
     claim: 'The mixtures and the backprop nets generalise about equally well.',
     comparison: c.name,
     verdict: same ? 'reproduces' : 'does not reproduce',
+    gapPoints: worst,
     text: same
       ? `Reproduces: test accuracy ${acc}; the largest gap between a mixture and a backprop net is ${num(Math.abs(worst))} points (within the ${GENERALISATION_TOLERANCE_PP}-point tolerance). The paper had 90% for all four.`
       : `Does not reproduce: test accuracy ${acc}; the ${worst > 0 ? 'mixtures generalise better' : 'backprop nets generalise better'}, by up to ${num(Math.abs(worst))} points (tolerance ${GENERALISATION_TOLERANCE_PP}). The paper had 90% for all four.`,
@@ -173,7 +199,7 @@ export function verdicts(systems: Readonly<Record<string, SystemSummary>>, c: Co
   let lead: string;
   if (ratio <= HALF_RATIO_MAX) {
     verdict = 'reproduces';
-    lead = `Reproduces: the mixtures needed ${ratio.toFixed(2)} times the backprop nets' epochs (about half or fewer)`;
+    lead = `Reproduces: the mixtures needed ${ratio.toFixed(2)} times the backprop nets' epochs, about half or fewer`;
   } else if (ratio <= FASTER_RATIO_MAX) {
     verdict = 'partly';
     lead = `Partly: the mixtures were faster, at ${ratio.toFixed(2)} times the backprop nets' epochs, but not about half`;
@@ -184,11 +210,21 @@ export function verdicts(systems: Readonly<Record<string, SystemSummary>>, c: Co
     verdict = 'does not reproduce';
     lead = `Does not reproduce: the mixtures needed more epochs than the backprop nets (ratio ${ratio.toFixed(2)})`;
   }
+  let interval = '';
+  let bounds: [number, number] | undefined;
+  const runsOf = (k: string): readonly number[] | undefined => epochsByKey?.[k];
+  if (epochsByKey && [...c.mixtures, ...c.backprop].every((k) => (runsOf(k)?.length ?? 0) > 1)) {
+    const [lo, hi] = (bounds = bootstrapRatio(c.mixtures.map((k) => runsOf(k)!), c.backprop.map((k) => runsOf(k)!)));
+    const straddles = [HALF_RATIO_MAX, FASTER_RATIO_MAX, SAME_RATIO].filter((t) => lo < t && t < hi);
+    interval = ` (95% bootstrap interval over runs ${lo.toFixed(2)}–${hi.toFixed(2)}${straddles.length ? `, which spans the ${straddles.map((t) => t.toFixed(2)).join(' and ')} cut-off${straddles.length > 1 ? 's' : ''}: a borderline verdict` : ''})`;
+  }
   out.push({
     claim: 'The mixtures reach the error criterion in about half as many epochs as backprop.',
     comparison: c.name,
     verdict,
-    text: `${lead}; the paper's ratio was ${paperRatio.toFixed(2)}. Epochs to the criterion (mean ± SD): ${each}; ratio per pair: ${pairs}.${cappedText}`,
+    ratio,
+    ...(bounds ? { interval: bounds } : {}),
+    text: `${lead}${interval}; the paper's ratio was ${paperRatio.toFixed(2)}. Epochs to the criterion (mean ± SD): ${each}; ratio per pair: ${pairs}.${cappedText}`,
   });
   return out;
 }

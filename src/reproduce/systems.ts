@@ -54,7 +54,7 @@ export function jacobs1991Systems(bpActivation: Activation = 'sigmoid'): SystemS
   const out: SystemSpec[] = [];
   const bp = (h: 6 | 12, loss: Form, act: Activation, key: string): SystemSpec => ({
     key,
-    label: `backprop, ${h} ${act} hidden (${loss === 'gaussian' ? 'squared error' : 'softmax, cross-entropy'})`,
+    label: `backprop, ${h} ${act} hidden, ${loss === 'gaussian' ? 'squared error' : 'softmax, cross-entropy'}`,
     kind: 'backprop',
     experts: 1,
     expert: `mlp:${h}:${act}`,
@@ -64,9 +64,9 @@ export function jacobs1991Systems(bpActivation: Activation = 'sigmoid'): SystemS
   });
   for (const loss of ['gaussian', 'categorical'] as const) {
     const suffix = loss === 'gaussian' ? '' : '_categorical';
-    const form = loss === 'gaussian' ? 'one-hot, Gaussian error (eq. 1.3)' : 'softmax, categorical NLL';
+    const form = loss === 'gaussian' ? 'one-hot targets, Gaussian error of eq. 1.3' : 'softmax experts, categorical NLL';
     for (const e of [4, 8] as const) {
-      out.push({ key: `moe${e}${suffix}`, label: `${e} linear experts (${form})`, kind: 'mixture', experts: e, expert: 'linear', loss, hidden: 0, base: e === 4 ? 'moe4' : 'moe8' });
+      out.push({ key: `moe${e}${suffix}`, label: `${e} linear experts, ${form}`, kind: 'mixture', experts: e, expert: 'linear', loss, hidden: 0, base: e === 4 ? 'moe4' : 'moe8' });
     }
     for (const h of [6, 12] as const) out.push(bp(h, loss, bpActivation, `bp${h}${suffix}`));
   }
