@@ -224,18 +224,6 @@ export async function checkOutputPath(option: string, path: string): Promise<voi
   if (f?.isDirectory()) throw new OptionError(option, `cannot write ${path}: it is a directory`);
 }
 
-/** Check that two output options do not name the same file. */
-export function checkDistinctOutputs(paths: [string, string | undefined][]): void {
-  const seen = new Map<string, string>();
-  for (const [option, p] of paths) {
-    if (p === undefined) continue;
-    const full = resolve(p);
-    const other = seen.get(full);
-    if (other !== undefined) throw new OptionError(option, `writes the same file as ${other} (${p})`);
-    seen.set(full, option);
-  }
-}
-
 /** Column choices for data read against a trained model; flags override the model's names. */
 export interface ColumnChoice {
   target?: string[];

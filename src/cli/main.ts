@@ -6,10 +6,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { benchCommand } from './bench-command.js';
 import { EXIT, EXIT_CODES_HELP, configureTree, exitCodeOf, formatError } from './common.js';
 import { evalCommand } from './eval.js';
 import { inspectCommand } from './inspect.js';
 import { predictCommand } from './predict.js';
+import { reproduceCommand } from './reproduce-command.js';
 import { trainCommand } from './train.js';
 
 function version(): string {
@@ -34,6 +36,8 @@ Examples:
   $ moe eval --model vowels.moe --dataset vowels
   $ moe predict --model vowels.moe --data formants.csv --out predictions.csv
   $ moe inspect vowels.moe
+  $ moe bench scaling --quick
+  $ moe reproduce jacobs1991 --runs 5
   $ moe help train
 ${EXIT_CODES_HELP}`,
     );
@@ -41,9 +45,8 @@ ${EXIT_CODES_HELP}`,
   program.addCommand(evalCommand());
   program.addCommand(predictCommand());
   program.addCommand(inspectCommand());
-  // LEAD: the bench and reproduce commands go here (and their imports above):
-  // program.addCommand(benchCommand());      // import { benchCommand } from './bench-command.js';
-  // program.addCommand(reproduceCommand());  // import { reproduceCommand } from './reproduce-command.js';
+  program.addCommand(benchCommand());
+  program.addCommand(reproduceCommand());
   configureTree(program);
   return program;
 }
@@ -62,6 +65,12 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
     return code;
   }
 }
+
+// A reader that stops early (`moe predict … | head`) closes the pipe: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(EXIT.OK);
+  throw err;
+});
 
 const code = await main();
 // Wait until stdout is handed over, then exit: a provider or a closed worker pool must

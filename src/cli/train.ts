@@ -2,14 +2,14 @@
  * `moe train`: load data, create (or resume) a mixture, fit it with progress, checkpoints
  * and Ctrl-C handling, then report metrics as text or one JSON line.
  */
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { loadCsv } from '../data/csv.js';
-import type { Dataset } from '../data/dataset.js';
+import { subset, type Dataset } from '../data/dataset.js';
 import { loadVowels } from '../data/vowels.js';
 import { MoeError, OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { LOSSES } from '../losses/losses.js';
+import { LOSSES, type LossName } from '../losses/losses.js';
 import { Mixture, type Evaluation } from '../mixture.js';
 import { formatNetSpec, parseNetSpec, resolveLoss, type Task } from '../model/config.js';
 import { OPTIMIZERS, type OptimizerName } from '../optim/optimizers.js';
@@ -74,7 +74,7 @@ Examples:
   # the paper's vowel task: 4 linear experts, speaker-disjoint test set
   $ moe train --dataset vowels --workers 2 --save vowels.moe --plot vowels.svg
 
-  # regression on a CSV, two MLP experts per worker, 20% validation
+  # regression on a CSV: 8 MLP experts sharded over the cores, 20% validation
   $ moe train --data houses.csv --target price --task regression \\
       --experts 8 --expert mlp:64,64 --workers auto --val-split 0.2 --save houses.moe
 
@@ -90,7 +90,10 @@ Notes:
   --epochs is the total in the model's life: --resume continues from the epoch the
   model file records up to --epochs. The model file's architecture, optimiser and seed
   win on --resume; giving a different --experts, --expert, --gate, --loss, --task,
-  --target, --features, --optimizer, --lr or --seed is an error.
+  --target, --features, --optimizer, --lr or --seed is an error. The batch size and
+  validation split are not stored: give the same --batch-size and --val-split again
+  for a resumed run to match an uninterrupted one. A checkpoint written on Ctrl-C
+  holds the last completed step; resuming from it starts that epoch over.
   Progress goes to stderr (a bar on a terminal, a line every --log-every epochs
   otherwise); the summary, or with --json one JSON line, goes to stdout.`;
 
@@ -171,11 +174,12 @@ async function checkFlags(o: TrainOptions): Promise<void> {
   }
   const inputs = [o.data, o.testData, o.resume].filter((p): p is string => p !== undefined);
   const outputs: [string, string | undefined][] = [['--save', o.save], ['--plot', o.plot]];
-  const { resolve } = await import('node:path');
   for (const [flag, p] of outputs) {
     if (p === undefined) continue;
     await checkOutputPath(flag, p);
-    if (inputs.some((i) => i !== o.resume && resolve(i) === resolve(p))) throw new OptionError(flag, `would overwrite the input file ${p}`);
+    // --save over --resume is how a run continues in place; anything else over an input loses it.
+    const clash = inputs.find((i) => resolve(i) === resolve(p) && !(flag === '--save' && i === o.resume));
+    if (clash !== undefined) throw new OptionError(flag, `would overwrite the input file ${p}`);
   }
   if (o.save !== undefined && o.plot !== undefined && resolve(o.save) === resolve(o.plot)) throw new OptionError('--plot', `is the same file as --save (${o.plot})`);
 }
@@ -216,18 +220,7 @@ async function loadTrainData(o: TrainOptions, m: Mixture | undefined, seed: numb
 
 /** Evenly spaced rows (at most `max`) for cheap per-epoch metrics; touches no RNG, so training is unchanged. */
 function sampleRows(d: Dataset, max: number): Dataset {
-  if (d.n <= max) return d;
-  const idx = Array.from({ length: max }, (_, i) => Math.floor((i * d.n) / max));
-  const D = d.inputs, K = d.outputs;
-  const x = new Float32Array(max * D);
-  const y = d.y ? new Float32Array(max * K) : undefined;
-  const labels = d.labels ? new Int32Array(max) : undefined;
-  idx.forEach((s, r) => {
-    x.set(d.x.subarray(s * D, s * D + D), r * D);
-    if (y) y.set(d.y!.subarray(s * K, s * K + K), r * K);
-    if (labels) labels[r] = d.labels![s]!;
-  });
-  return { ...d, n: max, x, ...(y ? { y } : {}), ...(labels ? { labels } : {}) };
+  return d.n <= max ? d : subset(d, Array.from({ length: max }, (_, i) => Math.floor((i * d.n) / max)));
 }
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: EXIT.INTERRUPTED, SIGTERM: 143 };
@@ -259,7 +252,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
       experts: o.experts,
       expert: o.expert,
       gate: o.gate,
-      loss: o.loss as never,
+      loss: o.loss as LossName | 'nll',
       optimizer: o.optimizer,
       ...(o.lr !== undefined ? { lr: o.lr } : {}),
       seed,

@@ -73,7 +73,7 @@ export function markdownReport(r: Jacobs1991Report): string {
   L.push("## Table 1: the paper's form (one-hot targets, Gaussian error)", '', ...HEADER, ...tableRows(r, ''), '');
   L.push('## The same with softmax experts and the categorical NLL', '', ...HEADER, ...tableRows(r, '_categorical'), '');
   L.push(`## Sensitivity: the paper's form with ${alt} backprop nets`, '', ...HEADER, ...tableRows(r, `_${alt}`, ['bp6', 'bp12']), '');
-  L.push("The paper's columns are its Table 1 (25 runs each, its own optimiser and criterion, so its epoch counts are in its units, not ours: compare ratios, not counts).", '');
+  L.push("The paper's columns are its Table 1 (25 runs each, its own optimiser and criterion, so its epoch counts are in its units, not ours: compare ratios, not counts). They were transcribed from the paper's Table 1 without a copy of the paper at hand to check them against.", '');
 
   L.push("## Against the paper's claims", '');
   L.push(

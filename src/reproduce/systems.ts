@@ -31,7 +31,11 @@ export interface SystemSpec {
   variant?: Activation;
 }
 
-/** The paper's row labels, with its numbers, for the side-by-side table. */
+/**
+ * The paper's row labels, with its numbers, for the side-by-side table. Transcribed from
+ * the paper's Table 1; no copy of the paper could be consulted where this was written, so
+ * the figures are unchecked against the printed table (the markdown says so).
+ */
 export const PAPER_TABLE_1: Readonly<Record<'moe4' | 'moe8' | 'bp6' | 'bp12', { label: string; train: number; test: number; epochs: number; epochsSd: number }>> = {
   moe4: { label: '4 Experts', train: 88, test: 90, epochs: 1124, epochsSd: 23 },
   moe8: { label: '8 Experts', train: 88, test: 90, epochs: 1083, epochsSd: 12 },

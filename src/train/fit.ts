@@ -164,6 +164,9 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
   let best: { value: number; epoch: number; params: MixtureParams } | undefined;
   let sinceBest = 0;
   let lr = m.optimizer.lr;
+  // The in-process pool resolves every phase synchronously: without yielding now and then,
+  // a long epoch never lets signal handlers (Ctrl-C) or timers run.
+  let yieldedAt = performance.now();
   try {
     for (let e = 0; e < epochs; e++) {
       const te = performance.now();
@@ -182,6 +185,10 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
         sum += await step.run(batch, lr, t);
         m.training.step = t;
         batches++;
+        if (workers === 0 && performance.now() - yieldedAt > 50) {
+          await new Promise((r) => setImmediate(r));
+          yieldedAt = performance.now();
+        }
       }
       m.training.epoch++;
       m.training.rng = rng.state();
