@@ -42,13 +42,21 @@ export type { Standardizer } from './data/standardize.js';
 export { loadCsv } from './data/csv.js';
 export type { CsvOptions } from './data/csv.js';
 export { loadVowels, PAPER_VOWELS } from './data/vowels.js';
-export type { VowelOptions } from './data/vowels.js';
+export type { VowelOptions, VowelSplit } from './data/vowels.js';
 
 export { saveModel, loadModel, toModelDocument, fromModelDocument, MODEL_FORMAT, MODEL_FORMAT_VERSION } from './io/model-file.js';
 export type { ModelDocument } from './io/model-file.js';
 export { writeFileAtomic } from './io/atomic.js';
 
 export { ParallelPool, shardExperts } from './parallel/pool.js';
+export type { ParallelPoolOptions } from './parallel/pool.js';
+export type { ExpertPool } from './train/step.js';
+export { MixtureStep } from './train/step.js';
+export { InProcessPool } from './train/inprocess-pool.js';
+
+export { runScalingBenchmark, SCALING_SIZES, SIZE_SPECS } from './bench/scaling.js';
+export type { ScalingOptions, ScalingReport, ScalingRow, ScalingSize, SizeSpec, PhaseMicros } from './bench/scaling.js';
+export { formatScalingMarkdown } from './bench/report.js';
 export { Rng } from './rng.js';
 
 export {

@@ -93,7 +93,11 @@ export class Mixture {
   provider: ComputeProvider;
   /** @internal where one-line warnings go. */
   warn: (message: string) => void = (msg) => console.warn(msg);
-  /** @internal parameter views; the trainer re-points them into its own memory. */
+  /**
+   * Parameters and optimiser state (views). During and after a fit they point into the
+   * trainer's memory (shared with the workers in a parallel fit), so reading them never
+   * needs a worker; treat them as read-only while a fit runs.
+   */
   params: MixtureParams;
   /** Fitted on the first training set; undefined until then. */
   inputScaler?: Standardizer;
@@ -101,7 +105,7 @@ export class Mixture {
   featureNames?: string[];
   targetNames?: string[];
   classNames?: string[];
-  /** @internal */
+  /** Optimisation steps, epochs and RNG state: what a checkpoint restores and fit continues from. */
   training: TrainingState;
   /** @internal set while a parallel fit runs, so close() can stop it. */
   activeClose?: () => Promise<void>;

@@ -72,7 +72,9 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-const code = await main();
-// Wait until stdout is handed over, then exit: a provider or a closed worker pool must
-// not keep the process alive, and the exit code must be the one chosen here.
-process.stdout.write('', () => process.exit(code));
+// No top-level await: require() of the package's ES modules refuses any.
+void main().then((code) => {
+  // Wait until stdout is handed over, then exit: a provider or a closed worker pool must
+  // not keep the process alive, and the exit code must be the one chosen here.
+  process.stdout.write('', () => process.exit(code));
+});
