@@ -2,7 +2,7 @@
  * Benchmark reports as markdown (for people and the repository's bench/results) and JSON
  * (for tools). Formatting only: the numbers come from the benchmark runners.
  */
-import type { ScalingReport, ScalingRow } from './scaling.js';
+import { IDLE_GAP_MS, type ScalingReport, type ScalingRow } from './scaling.js';
 
 /** What the CSV parsing benchmark measures (see `moe bench csv`). */
 export interface CsvParseReport {
@@ -40,6 +40,8 @@ export interface CsvParseReport {
   };
   /** Parse time ÷ one epoch's time: how many epochs of training the parse costs. */
   parseEpochs: number;
+  /** The 1-minute load average at the start and the end of the run. */
+  loadAverage: { start: number; end: number };
   /** One sentence: whether parsing is the bottleneck. */
   verdict: string;
 }
@@ -67,7 +69,7 @@ export function formatScalingMarkdown(report: ScalingReport): string {
   out.push(`- Machine: ${report.machine} (${report.cpuModel}, ${report.cores} cores)`);
   out.push(`- Backend: ${report.backend}${report.backendDetail ? ` (${report.backendDetail})` : ''}`);
   out.push(`- Node: ${report.node}`);
-  out.push(`- Date: ${report.date}`);
+  out.push(`- Date: ${report.date}; 1-minute load average ${report.loadAverage.start.toFixed(2)} at the start, ${report.loadAverage.end.toFixed(2)} at the end (${report.cores} cores)`);
   if (report.command) out.push(`- Command: \`${report.command}\``);
   out.push(
     `- Mixtures: ${report.experts} experts, dense, linear gate, regression on random data, Gaussian-mixture NLL, Adam; the same expert count at every worker count.`,
@@ -77,11 +79,11 @@ export function formatScalingMarkdown(report: ScalingReport): string {
   }
   for (const n of report.notes ?? []) out.push(`- Note: ${n}`);
   out.push('');
-  out.push('| size | workers | samples/s | speedup | efficiency | sync µs/phase | ping µs | shard compute µs/phase | µs/step (±rme) | steps | in-process samples/s |');
-  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push(`| size | workers | samples/s | speedup | efficiency | sync µs/phase | ping µs | ping after ${IDLE_GAP_MS} ms idle, µs | shard compute µs/phase | µs/step (±rme) | steps | in-process samples/s |`);
+  out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of report.rows) {
     out.push(
-      `| ${r.size} | ${r.workers} | ${num(r.samplesPerSecond)} | ${r.speedup.toFixed(2)} | ${pct(r.efficiency)} | ${num(r.syncMicros)} | ${num(r.atomicsRoundTripMicros)} | ${num(r.shardComputeMicros)} | ${num(r.stepMicros)} (±${r.rmePercent.toFixed(1)}%) | ${r.steps} | ${num(r.inProcessSamplesPerSecond)} |`,
+      `| ${r.size} | ${r.workers} | ${num(r.samplesPerSecond)} | ${r.speedup.toFixed(2)} | ${pct(r.efficiency)} | ${num(r.syncMicros)} | ${num(r.atomicsRoundTripMicros)} | ${num(r.idleRoundTripMicros)} | ${num(r.shardComputeMicros)} | ${num(r.stepMicros)} (±${r.rmePercent.toFixed(1)}%) | ${r.steps} | ${num(r.inProcessSamplesPerSecond)} |`,
     );
   }
   out.push('');
@@ -99,7 +101,10 @@ export function formatScalingMarkdown(report: ScalingReport): string {
   out.push(
     '- sync µs/phase: per phase (forward, backward, update), the main thread’s wall time from signalling the shards to resuming after the wait, minus the longer of the slowest shard’s compute in that phase (from the shards’ busy-time counters) and the main thread’s own overlapping work; the mean over every phase of the timed steps.',
   );
-  out.push('- ping µs: the mean of `ParallelPool.ping()` on the same pool right after its steps: the trainer’s own signal and wait with no work.');
+  out.push('- ping µs: the mean of `ParallelPool.ping()` on the same pool right after its steps: the trainer’s own signal and wait with no work, back to back.');
+  out.push(
+    `- ping after ${IDLE_GAP_MS} ms idle: the same round trip with every thread idle for ${IDLE_GAP_MS} ms before each one, as after a phase of milliseconds of compute; the waiting threads' wake-up then costs more than in back-to-back pings.`,
+  );
   const inProc = inProcessComparison(report.rows);
   if (inProc.length) {
     out.push('');
@@ -136,7 +141,7 @@ export function formatCsvMarkdown(r: CsvParseReport): string {
     `# CSV parsing benchmark: ${r.machine}`,
     '',
     `- Machine: ${r.machine} (${r.cpuModel}, ${r.cores} cores), Node ${r.node}`,
-    `- Date: ${r.date}`,
+    `- Date: ${r.date}; 1-minute load average ${r.loadAverage.start.toFixed(2)} at the start, ${r.loadAverage.end.toFixed(2)} at the end`,
     ...(r.command ? [`- Command: \`${r.command}\``] : []),
     `- File: ${r.rows.toLocaleString('en-US')} rows × ${r.features} features + 1 target, ${num(r.fileBytes / 2 ** 20)} MiB, generated with random values`,
     ...(r.notes ?? []).map((n) => `- Note: ${n}`),

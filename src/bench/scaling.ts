@@ -8,7 +8,8 @@
  * warm-up that each task runs itself (tinybench warms every task before running any, which
  * would keep every task's pool and memory alive at once).
  */
-import { availableParallelism, cpus } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Bench } from 'tinybench';
 import type { BackendRequest } from '../compute/provider.js';
 import type { Dataset } from '../data/dataset.js';
@@ -52,6 +53,8 @@ export const SIZE_SPECS: Record<ScalingSize, SizeSpec> = {
 
 /** Batches of distinct rows held in memory per size: the steps cycle over them. */
 const BATCHES = 8;
+/** Idle time before each of the "idle" pings, ms (of the order of a medium phase). */
+export const IDLE_GAP_MS = 20;
 
 /** Options of {@link runScalingBenchmark}. */
 export interface ScalingOptions {
@@ -112,6 +115,11 @@ export interface ScalingRow {
   shardComputeMicrosByPhase: PhaseMicros;
   /** Mean `pool.ping()` on the same pool: the bare signal-and-wait round trip, µs. */
   atomicsRoundTripMicros: number;
+  /**
+   * The same round trip after every thread has been idle for {@link IDLE_GAP_MS}, µs: what
+   * a phase that ends after milliseconds of compute pays to wake its waiting threads.
+   */
+  idleRoundTripMicros: number;
   /** The in-process trainer on the same size, same data, same step code. */
   inProcessSamplesPerSecond?: number;
 }
@@ -138,6 +146,8 @@ export interface ScalingReport {
   command?: string;
   /** Free-form remarks printed with the report (e.g. that the machine was shared). */
   notes?: string[];
+  /** The system's 1-minute load average when the run started and ended (other processes compete for the cores). */
+  loadAverage: { start: number; end: number };
   sizes: ({ size: ScalingSize; expertParams: number; gateParams: number; flopsPerStep: number } & SizeSpec)[];
   rows: ScalingRow[];
 }
@@ -274,6 +284,7 @@ interface Measured {
   syncMicrosByPhase?: PhaseMicros;
   shardComputeMicrosByPhase?: PhaseMicros;
   atomicsRoundTripMicros?: number;
+  idleRoundTripMicros?: number;
 }
 
 /**
@@ -312,6 +323,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
     experts,
     node: process.version,
     date: new Date().toISOString(),
+    loadAverage: { start: loadavg()[0]!, end: NaN },
     sizes: [],
     rows: [],
   };
@@ -372,7 +384,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
     const fn = (): Promise<number> => run!();
     // afterAll runs before tinybench has computed the task's result: the pool-side numbers
     // are kept here, and joined with the step timings once the task's cycle ends.
-    const poolSide = new Map<number, Required<Pick<Measured, 'syncMicros' | 'shardComputeMicros' | 'syncMicrosByPhase' | 'shardComputeMicrosByPhase' | 'atomicsRoundTripMicros'>>>();
+    const poolSide = new Map<number, Required<Pick<Measured, 'syncMicros' | 'shardComputeMicros' | 'syncMicrosByPhase' | 'shardComputeMicrosByPhase' | 'atomicsRoundTripMicros' | 'idleRoundTripMicros'>>>();
 
     if (opts.inProcess ?? true) {
       bench.add('in-process', fn, {
@@ -427,13 +439,23 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
               for (let i = 0; i < Math.min(50, pings); i++) await p.ping();
               const t0 = performance.now();
               for (let i = 0; i < pings; i++) await p.ping();
+              const hot = ((performance.now() - t0) * 1000) / pings;
+              let idle = 0;
+              const idlePings = Math.min(20, pings);
+              for (let i = 0; i < idlePings; i++) {
+                await sleep(IDLE_GAP_MS);
+                const t = performance.now();
+                await p.ping();
+                idle += performance.now() - t;
+              }
               const byPhase = (of: Float64Array): PhaseMicros => ({ forward: k.micros(of, CMD.FORWARD), backward: k.micros(of, CMD.BACKWARD), update: k.micros(of, CMD.UPDATE) });
               poolSide.set(workers, {
                 syncMicros: k.micros(k.syncMs),
                 shardComputeMicros: k.micros(k.computeMs),
                 syncMicrosByPhase: byPhase(k.syncMs),
                 shardComputeMicrosByPhase: byPhase(k.computeMs),
-                atomicsRoundTripMicros: ((performance.now() - t0) * 1000) / pings,
+                atomicsRoundTripMicros: hot,
+                idleRoundTripMicros: (idle * 1000) / idlePings,
               });
             }
           } finally {
@@ -452,7 +474,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       measured.set(w, out);
       progress(
         `${size} ${t.name}: ${fmt((B * 1e6) / out.stepMicros)} samples/s over ${out.steps} steps (${fmt(out.stepMicros)} µs/step ±${out.rmePercent.toFixed(1)}%)` +
-          (out.syncMicros !== undefined ? `, sync ${fmt(out.syncMicros)} µs/phase, ping ${fmt(out.atomicsRoundTripMicros!)} µs` : ''),
+          (out.syncMicros !== undefined ? `, sync ${fmt(out.syncMicros)} µs/phase, ping ${fmt(out.atomicsRoundTripMicros!)} µs (${fmt(out.idleRoundTripMicros!)} after idling)` : ''),
       );
     });
     await bench.run();
@@ -463,7 +485,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
     const inProc = measured.get(0);
     for (const workers of workerCounts) {
       const r = measured.get(workers);
-      if (!r || r.syncMicros === undefined || r.atomicsRoundTripMicros === undefined) throw new Error(`the ${workers}-worker measurement of ${size} is missing`);
+      if (!r || r.syncMicros === undefined || r.atomicsRoundTripMicros === undefined || r.idleRoundTripMicros === undefined) throw new Error(`the ${workers}-worker measurement of ${size} is missing`);
       const sps = (B * 1e6) / r.stepMicros;
       const row: ScalingRow = {
         size,
@@ -480,11 +502,13 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
         syncMicrosByPhase: r.syncMicrosByPhase!,
         shardComputeMicrosByPhase: r.shardComputeMicrosByPhase!,
         atomicsRoundTripMicros: r.atomicsRoundTripMicros,
+        idleRoundTripMicros: r.idleRoundTripMicros,
       };
       if (inProc) row.inProcessSamplesPerSecond = (B * 1e6) / inProc.stepMicros;
       report.rows.push(row);
     }
   }
+  report.loadAverage.end = loadavg()[0]!;
   return report;
 }
 

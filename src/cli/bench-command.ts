@@ -5,7 +5,7 @@
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { Command } from 'commander';
@@ -43,12 +43,15 @@ function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
 }
 
-/** The command line as given, rebuilt from the options that came from it (for the report). */
+/**
+ * The command line as given, rebuilt from the options that came from it (for the report);
+ * --note is left out: it is printed with the report already.
+ */
 function commandLine(cmd: Command): string {
   const parts = ['moe', 'bench', cmd.name()];
   for (const o of cmd.options) {
     const key = o.attributeName();
-    if (cmd.getOptionValueSource(key) !== 'cli') continue;
+    if (key === 'note' || cmd.getOptionValueSource(key) !== 'cli') continue;
     const v: unknown = cmd.getOptionValue(key);
     const flag = o.long ?? o.short ?? key;
     if (v === true) parts.push(flag);
@@ -145,6 +148,7 @@ export async function runCsvParseBenchmark(o: {
   const features = o.features ?? 32;
   const runs = o.runs ?? 3;
   const say = o.onProgress ?? (() => {});
+  const loadStart = loadavg()[0]!;
   const rssBefore = process.resourceUsage().maxRSS / 1024;
   const dir = await mkdtemp(join(tmpdir(), 'moe-bench-csv-'));
   try {
@@ -210,6 +214,7 @@ export async function runCsvParseBenchmark(o: {
       datasetMiB: ((data.x.length + (data.y?.length ?? 0)) * 4) / 2 ** 20,
       training: { backend: fit.backend, workers: fit.workers, experts, expert, batch, epochSeconds: epoch.seconds, samplesPerSecond: epoch.samplesPerSecond },
       parseEpochs,
+      loadAverage: { start: loadStart, end: loadavg()[0]! },
       verdict,
     };
   } finally {
