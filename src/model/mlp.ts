@@ -63,6 +63,8 @@ export class MlpWorkspace {
   readonly hidden: Float32Array[];
   readonly deltaA: Float32Array;
   readonly deltaB: Float32Array;
+  /** A row of ones for the bias gradient's column sums. */
+  readonly ones: Float32Array;
   constructor(
     readonly shape: MlpShape,
     readonly maxBatch: number,
@@ -76,20 +78,38 @@ export class MlpWorkspace {
     }
     this.deltaA = new Float32Array(maxBatch * widest);
     this.deltaB = new Float32Array(maxBatch * widest);
+    this.ones = new Float32Array(maxBatch).fill(1);
   }
 }
 
-function addBiasRows(z: Float32Array, bias: Float32Array, boff: number, rows: number, cols: number): void {
-  for (let r = 0; r < rows; r++) {
-    const o = r * cols;
-    for (let c = 0; c < cols; c++) z[o + c] = z[o + c]! + bias[boff + c]!;
-  }
+/** Every row of z (rows×cols) ← bias, so that sgemm with beta = 1 adds x·W on top. */
+function fillBiasRows(z: Float32Array, bias: Float32Array, rows: number, cols: number): void {
+  if (rows === 0) return;
+  z.set(bias, 0);
+  // Doubling copies: log2(rows) memcpy calls instead of a JS loop over rows×cols.
+  for (let filled = 1; filled < rows; filled *= 2) z.copyWithin(filled * cols, 0, Math.min(filled, rows - filled) * cols);
+}
+
+// tanh as a rational function (the minimax fit Eigen uses for float): Math.tanh measured
+// 4× slower here and dominated the forward pass of tanh MLP experts. Absolute error
+// ≤ 3e-7 against Math.tanh over the whole line; NaN stays NaN (so divergence is seen).
+const T1 = 4.89352455891786e-3, T3 = 6.37261928875436e-4, T5 = 1.48572235717979e-5, T7 = 5.12229709037114e-8;
+const T9 = -8.60467152213735e-11, T11 = 2.00018790482477e-13, T13 = -2.76076847742355e-16;
+const U0 = 4.89352518554385e-3, U2 = 2.268434632439e-3, U4 = 1.18534705686654e-4, U6 = 1.19825839466702e-6;
+const TANH_CLAMP = 7.90531110763549805;
+
+/** tanh(x) to float32 accuracy, about 4× faster than Math.tanh in V8. */
+export function fastTanh(v: number): number {
+  const x = v > TANH_CLAMP ? TANH_CLAMP : v < -TANH_CLAMP ? -TANH_CLAMP : v;
+  const x2 = x * x;
+  const p = x * (T1 + x2 * (T3 + x2 * (T5 + x2 * (T7 + x2 * (T9 + x2 * (T11 + x2 * T13))))));
+  return p / (U0 + x2 * (U2 + x2 * (U4 + x2 * U6)));
 }
 
 function activate(a: Float32Array, n: number, act: Activation): void {
   switch (act) {
     case 'tanh':
-      for (let i = 0; i < n; i++) a[i] = Math.tanh(a[i]!);
+      for (let i = 0; i < n; i++) a[i] = fastTanh(a[i]!);
       break;
     case 'relu':
       for (let i = 0; i < n; i++) if (!(a[i]! > 0)) a[i] = 0;
@@ -136,9 +156,9 @@ export function mlpForward(
     const last = l === offs.length - 1;
     const z = last ? out : ws.hidden[l]!;
     const { w, b } = offs[l]!;
-    // z = input·W_l, then + b_l per row (beta = 0 ignores z's old contents).
-    gemm(false, false, rows, nout, nin, 1, input, params.subarray(w, w + nin * nout), 0, z);
-    addBiasRows(z, params, b, rows, nout);
+    // z = b_l (every row), then z += input·W_l: the bias add happens inside sgemm.
+    fillBiasRows(z, params.subarray(b, b + nout), rows, nout);
+    gemm(false, false, rows, nout, nin, 1, input, params.subarray(w, w + nin * nout), 1, z);
     if (!last) activate(z, rows * nout, shape.activation);
     input = z;
   }
@@ -169,11 +189,8 @@ export function mlpBackward(
     const { w, b } = offs[l]!;
     const input = l === 0 ? x : ws.hidden[l - 1]!;
     gemm(true, false, nin, nout, rows, 1, input, delta, 0, grads.subarray(w, w + nin * nout));
-    for (let c = 0; c < nout; c++) grads[b + c] = 0;
-    for (let r = 0; r < rows; r++) {
-      const o = r * nout;
-      for (let c = 0; c < nout; c++) grads[b + c] = grads[b + c]! + delta[o + c]!;
-    }
+    // ∂E/∂b_l = 1ᵀ·δ_l, a 1×rows by rows×nout product.
+    gemm(false, false, 1, nout, rows, 1, ws.ones, delta, 0, grads.subarray(b, b + nout));
     if (l > 0) {
       gemm(false, true, rows, nin, nout, 1, delta, params.subarray(w, w + nin * nout), 0, spare);
       activateBackward(spare, ws.hidden[l - 1]!, rows * nin, shape.activation);

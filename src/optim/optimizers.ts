@@ -86,14 +86,16 @@ export function optimizerStep(
     }
     case 'adam': {
       const b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.epsilon;
-      const c1 = 1 - Math.pow(b1, t), c2 = 1 - Math.pow(b2, t);
+      // Bias corrections folded into two constants: m̂/(√v̂ + ε) = (m/c₁)/(√(v/c₂) + ε).
+      const step = lr / (1 - Math.pow(b1, t)), invC2 = 1 / (1 - Math.pow(b2, t));
+      const a1 = 1 - b1, a2 = 1 - b2;
       for (let j = 0; j < n; j++) {
         const gj = grads[j]! + wd * params[j]!;
-        const m = b1 * state[2 * j]! + (1 - b1) * gj;
-        const v = b2 * state[2 * j + 1]! + (1 - b2) * gj * gj;
+        const m = b1 * state[2 * j]! + a1 * gj;
+        const v = b2 * state[2 * j + 1]! + a2 * gj * gj;
         state[2 * j] = m;
         state[2 * j + 1] = v;
-        params[j] = params[j]! - (lr * (m / c1)) / (Math.sqrt(v / c2) + eps);
+        params[j] = params[j]! - (step * m) / (Math.sqrt(v * invC2) + eps);
       }
       break;
     }
