@@ -53,8 +53,15 @@ export interface TrainingState {
   step: number;
   /** Epochs completed. */
   epoch: number;
-  /** Shuffle generator state. */
+  /** Shuffle generator state at the start of the epoch in progress (or the next). */
   rng: number[];
+  /**
+   * Batches done in the epoch in progress: > 0 only in a checkpoint taken mid-epoch
+   * (Ctrl-C, abort); fit then redraws that epoch's order and continues after them.
+   */
+  batch?: number;
+  /** Batch size of the last fit (a mid-epoch resume must use the same). */
+  batchSize?: number;
 }
 
 /** What {@link Mixture.predict} returns for n rows. */

@@ -90,10 +90,11 @@ Notes:
   --epochs is the total in the model's life: --resume continues from the epoch the
   model file records up to --epochs. The model file's architecture, optimiser and seed
   win on --resume; giving a different --experts, --expert, --gate, --loss, --task,
-  --target, --features, --optimizer, --lr or --seed is an error. The batch size and
-  validation split are not stored: give the same --batch-size and --val-split again
-  for a resumed run to match an uninterrupted one. A checkpoint written on Ctrl-C
-  holds the last completed step; resuming from it starts that epoch over.
+  --target, --features, --optimizer, --lr or --seed is an error. The validation split
+  is not stored: give the same --val-split (and --batch-size) again for a resumed run
+  to match an uninterrupted one. A checkpoint written on Ctrl-C holds the last
+  completed step and its place in the epoch; resuming finishes that epoch exactly
+  (with the same --batch-size, else it is an error).
   Progress goes to stderr (a bar on a terminal, a line every --log-every epochs
   otherwise); the summary, or with --json one JSON line, goes to stdout.`;
 

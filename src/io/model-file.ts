@@ -129,7 +129,12 @@ export async function fromModelDocument(raw: unknown, where: string, opts: { bac
     ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
   });
-  const m = Mixture.fromParts(config, optimizer, provider, params, { seed: t.seed ?? 1, step: t.step, epoch: t.epoch, rng: t.rng.map(Number) });
+  const optionalCount = (v: unknown): boolean => v === undefined || (Number.isInteger(v) && (v as number) >= 0);
+  if (!optionalCount(t.batch) || !optionalCount(t.batchSize)) throw new ModelFormatError(`${where}: training state is missing or invalid`);
+  const training: TrainingState = { seed: t.seed ?? 1, step: t.step, epoch: t.epoch, rng: t.rng.map(Number) };
+  if (t.batch !== undefined) training.batch = t.batch;
+  if (t.batchSize !== undefined) training.batchSize = t.batchSize;
+  const m = Mixture.fromParts(config, optimizer, provider, params, training);
   const D = config.inputs, K = config.outputs;
   const scalerOk = (s: Standardizer | undefined, w: number): boolean =>
     s === undefined || (Array.isArray(s.mean) && Array.isArray(s.std) && s.mean.length === w && s.std.length === w && s.std.every((v) => v > 0));

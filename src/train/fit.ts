@@ -107,6 +107,11 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
     val = subset(data, va);
   }
   const batchSize = Math.min(o.batchSize ?? 32, train.n);
+  // A checkpoint taken mid-epoch continues that epoch exactly, which needs its batch size.
+  let skip = m.training.batch ?? 0;
+  if (skip > 0 && m.training.batchSize !== batchSize) {
+    throw new OptionError('batchSize', `the model stopped mid-epoch after ${skip} batches of ${m.training.batchSize}; resume with batch size ${m.training.batchSize} to finish that epoch exactly`);
+  }
   const [workers, workersNote] = chooseWorkers(m, o.workers, batchSize);
   // Fitted on the first training set only; undone if this fit is refused before training.
   const fittedHere = !m.inputScaler;
@@ -177,23 +182,28 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
         rng.shuffle(order);
       }
       let sum = 0, batches = 0;
-      for (let start = 0; start < train.n; start += batchSize) {
+      m.training.batchSize = batchSize;
+      for (let start = skip * batchSize; start < train.n; start += batchSize) {
         if (o.signal?.aborted) throw new MoeError('ABORTED', `training aborted at step ${m.training.step} (epoch ${m.training.epoch + 1}); parameters are those of step ${m.training.step}`);
         const batch = order.subarray(start, Math.min(start + batchSize, train.n));
         const t = m.training.step + 1;
         lr = o.schedule ? o.schedule({ epoch: m.training.epoch, step: t, baseLr: m.optimizer.lr }) : m.optimizer.lr;
         sum += await step.run(batch, lr, t);
         m.training.step = t;
+        m.training.batch = (m.training.batch ?? 0) + 1;
         batches++;
         if (workers === 0 && performance.now() - yieldedAt > 50) {
           await new Promise((r) => setImmediate(r));
           yieldedAt = performance.now();
         }
       }
+      const rowsDone = train.n - skip * batchSize;
+      skip = 0;
       m.training.epoch++;
+      m.training.batch = 0;
       m.training.rng = rng.state();
       const seconds = (performance.now() - te) / 1000;
-      const info: EpochInfo = { epoch: m.training.epoch, loss: sum / batches, lr, step: m.training.step, seconds, samplesPerSecond: train.n / seconds };
+      const info: EpochInfo = { epoch: m.training.epoch, loss: sum / batches, lr, step: m.training.step, seconds, samplesPerSecond: rowsDone / seconds };
       if (val) {
         const ev = m.evaluate(val);
         info.valLoss = ev.loss;
