@@ -7,6 +7,7 @@
  * (comlink#601): liveness is this class's job, and a shard task rejecting is the signal.
  */
 import * as Comlink from 'comlink';
+import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { pinBlasThreads } from '../compute/blas.js';
@@ -46,6 +47,12 @@ export function shardExperts(experts: number, shards: number): { first: number; 
   }
   return out;
 }
+
+/**
+ * How long a shard polls for the next command before parking, where it has a core of its
+ * own (cores > workers): long enough to cover the main thread's work between phases.
+ */
+const POLL_MICROS = 300;
 
 /** How long close() waits for shards to stop before the pool is destroyed anyway. */
 const CLOSE_GRACE_MS = 2000;
@@ -109,6 +116,7 @@ export class ParallelPool implements ExpertPool {
         optimizer: opts.optimizer,
         backend: opts.backend,
         maxBatch: opts.maxBatch,
+        pollMicros: availableParallelism() > opts.shards ? POLL_MICROS : 0,
         port: port2,
         ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
         ...(opts.faultInjection ? { faultInjection: opts.faultInjection } : {}),

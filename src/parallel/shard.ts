@@ -29,6 +29,12 @@ export interface ShardTask {
   maxBatch: number;
   port: MessagePort;
   faultInjection?: FaultInjection;
+  /**
+   * Microseconds to poll for the next command before parking in Atomics.waitAsync; 0
+   * when the workers and the main thread do not each have a core (polling would then
+   * take the CPU the main thread needs between phases).
+   */
+  pollMicros: number;
 }
 
 /** The comlink control API a shard exposes. */
@@ -80,11 +86,16 @@ export async function runShard(task: ShardTask): Promise<string> {
   let seen = Atomics.load(ctrl, CTRL.SEQ);
   try {
     for (;;) {
-      // waitAsync, not Atomics.wait: a synchronous wait would block this worker's event
-      // loop, and the comlink control calls could not be served between steps. The
-      // comlink port keeps the worker alive while this wait is pending.
-      const w = Atomics.waitAsync(ctrl, CTRL.SEQ, seen);
-      if (w.async) await w.value;
+      // The next command usually follows within microseconds (the main thread only
+      // combines B×E scalars between phases); waking from a parked wait costs ~50–200 µs
+      // here, so poll briefly first where this thread has a core of its own.
+      if (!pollFor(ctrl, seen, task.pollMicros)) {
+        // waitAsync, not Atomics.wait: a synchronous wait would block this worker's event
+        // loop, and the comlink control calls could not be served between steps. The
+        // comlink port keeps the worker alive while this wait is pending.
+        const w = Atomics.waitAsync(ctrl, CTRL.SEQ, seen);
+        if (w.async) await w.value;
+      }
       const seq = Atomics.load(ctrl, CTRL.SEQ);
       if (seq === seen) continue;
       seen = seq;
@@ -109,4 +120,14 @@ export async function runShard(task: ShardTask): Promise<string> {
   } finally {
     task.port.close();
   }
+}
+
+/** Poll CTRL.SEQ for up to `micros`; true once it differs from `seen`. */
+function pollFor(ctrl: Int32Array, seen: number, micros: number): boolean {
+  if (micros <= 0) return false;
+  const until = performance.now() + micros / 1000;
+  do {
+    if (Atomics.load(ctrl, CTRL.SEQ) !== seen) return true;
+  } while (performance.now() < until);
+  return false;
 }
