@@ -35,7 +35,7 @@ export { BACKENDS } from './compute/provider.js';
 export type { BackendName, BackendRequest, ComputeProvider, ProviderOptions, Sgemm } from './compute/provider.js';
 export { loadProvider, loadExactProvider, parseBackend } from './compute/load.js';
 
-export { validateDataset, subset, datasetFromArrays } from './data/dataset.js';
+export { validateDataset, subset, datasetFromArrays, splitRows } from './data/dataset.js';
 export type { Dataset } from './data/dataset.js';
 export { fitStandardizer, standardize, unstandardize } from './data/standardize.js';
 export type { Standardizer } from './data/standardize.js';
@@ -48,7 +48,7 @@ export { saveModel, loadModel, toModelDocument, fromModelDocument, MODEL_FORMAT,
 export type { ModelDocument } from './io/model-file.js';
 export { writeFileAtomic } from './io/atomic.js';
 
-export { ParallelPool, shardExperts } from './parallel/pool.js';
+export { ParallelPool, shardExperts, checkWorkerCount } from './parallel/pool.js';
 export type { ParallelPoolOptions } from './parallel/pool.js';
 export type { ExpertPool } from './train/step.js';
 export { MixtureStep } from './train/step.js';

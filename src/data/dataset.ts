@@ -3,7 +3,8 @@
  * real targets (regression) or integer labels (classification). Checked once by
  * {@link validateDataset} so that nothing downstream sees NaN, Inf or a label out of range.
  */
-import { DataError } from '../errors.js';
+import { DataError, OptionError } from '../errors.js';
+import { Rng } from '../rng.js';
 import type { Task } from '../model/config.js';
 
 export interface Dataset {
@@ -118,4 +119,17 @@ export function datasetFromArrays(
   const y = new Float32Array(n * K);
   rows.forEach((row, r) => y.set(row, r * K));
   return { task, n, inputs: D, x, outputs: K, y };
+}
+
+/**
+ * Split row indices 0..n−1 into training and validation from the seed alone (not the
+ * running shuffle state), so every fit and every resume of one model validates on the
+ * same rows. Returns sorted [train, validation] indices.
+ */
+export function splitRows(n: number, fraction: number, seed: number): [Int32Array, Int32Array] {
+  const idx = new Rng(seed ^ 0x5a17).shuffle(Int32Array.from({ length: n }, (_, i) => i));
+  const nVal = Math.round(n * fraction);
+  if (nVal >= n) throw new OptionError('validationSplit', `${fraction} leaves no training rows out of ${n}`);
+  if (nVal === 0) throw new OptionError('validationSplit', `${fraction} of ${n} rows holds out no validation rows`);
+  return [idx.subarray(nVal).sort(), idx.subarray(0, nVal).sort()];
 }

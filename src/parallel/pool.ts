@@ -33,10 +33,15 @@ export interface ParallelPoolOptions {
   faultInjection?: FaultInjection | undefined;
 }
 
+/** Throw OptionError('workers') unless 1 ≤ workers ≤ experts (every worker needs an expert). */
+export function checkWorkerCount(workers: number, experts: number): void {
+  if (!Number.isInteger(workers) || workers < 1) throw new OptionError('workers', `must be a positive integer, got ${workers}`);
+  if (workers > experts) throw new OptionError('workers', `${workers} workers for ${experts} experts: each worker needs at least one expert`);
+}
+
 /** Contiguous expert groups: the first E mod W shards get one more expert. */
 export function shardExperts(experts: number, shards: number): { first: number; count: number }[] {
-  if (!Number.isInteger(shards) || shards < 1) throw new OptionError('workers', `must be a positive integer, got ${shards}`);
-  if (shards > experts) throw new OptionError('workers', `${shards} workers for ${experts} experts: each worker needs at least one expert`);
+  checkWorkerCount(shards, experts);
   const base = Math.floor(experts / shards), extra = experts % shards;
   const out: { first: number; count: number }[] = [];
   let first = 0;

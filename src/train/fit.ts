@@ -4,7 +4,7 @@
  * callbacks. Only the {@link ExpertPool} differs between the two.
  */
 import { availableParallelism } from 'node:os';
-import { subset, validateDataset, type Dataset } from '../data/dataset.js';
+import { splitRows, subset, validateDataset, type Dataset } from '../data/dataset.js';
 import { fitStandardizer, identityStandardizer, standardize } from '../data/standardize.js';
 import { BackendError, MoeError, OptionError } from '../errors.js';
 import { loadProvider } from '../compute/load.js';
@@ -14,7 +14,7 @@ import { expertShape, gateShape } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
 import { optimizerStateSize } from '../optim/optimizers.js';
 import { Rng } from '../rng.js';
-import { ParallelPool } from '../parallel/pool.js';
+import { checkWorkerCount, ParallelPool } from '../parallel/pool.js';
 import { targetMatrix, type Mixture, type MixtureParams } from '../mixture.js';
 import { InProcessPool } from './inprocess-pool.js';
 import { checkFitOptions, type EpochInfo, type FitOptions, type FitResult, type StopReason } from './options.js';
@@ -39,16 +39,8 @@ export function chooseWorkers(m: Mixture, requested: number | 'auto' | undefined
     const w = Math.min(E, availableParallelism());
     return [w, `auto: ${w} workers (min of ${E} experts and ${availableParallelism()} cores)`];
   }
-  if (requested > E) throw new OptionError('workers', `${requested} workers for ${E} experts: each worker needs at least one expert`);
+  if (requested > 0) checkWorkerCount(requested, E);
   return [requested, undefined];
-}
-
-/** Split indices 0..n−1 into train and validation, from the seed alone (stable across resumes). */
-function splitRows(n: number, fraction: number, seed: number): [Int32Array, Int32Array] {
-  const idx = new Rng(seed ^ 0x5a17).shuffle(Int32Array.from({ length: n }, (_, i) => i));
-  const nVal = Math.round(n * fraction);
-  if (nVal >= n) throw new OptionError('validationSplit', `leaves no training rows out of ${n}`);
-  return [idx.subarray(nVal).sort(), idx.subarray(0, nVal).sort()];
 }
 
 function copyParams(from: MixtureParams, to: MixtureParams): void {
