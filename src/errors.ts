@@ -115,20 +115,35 @@ export interface WireError {
   code: MoeErrorCode;
   name: string;
   message: string;
+  /** The option an {@link OptionError} names. */
+  option?: string;
 }
 
 /** Serialise any thrown value for postMessage. */
 export function errorToWire(err: unknown): WireError {
+  if (err instanceof OptionError) return { code: err.code, name: err.name, message: err.message, option: err.option };
   if (err instanceof MoeError) return { code: err.code, name: err.name, message: err.message };
   if (err instanceof Error) return { code: 'INTERNAL', name: err.name, message: err.message };
   return { code: 'INTERNAL', name: 'Error', message: String(err) };
 }
 
-/** Rebuild a typed error from its wire form (the class is chosen by `code`). */
+/**
+ * Rebuild a typed error from its wire form (the class is chosen by `code`). Messages come
+ * back unchanged; a DataError's location and a ShardCrashError's fields are only in the
+ * message (a crashed shard comes back as a MoeError with code SHARD_CRASHED).
+ */
 export function errorFromWire(w: WireError): MoeError {
   switch (w.code) {
+    case 'INVALID_OPTION': {
+      const prefix = `${w.option}: `;
+      // The message already starts with the option; the constructor would add it again.
+      if (w.option !== undefined && w.message.startsWith(prefix)) return new OptionError(w.option, w.message.slice(prefix.length));
+      return new MoeError(w.code, w.message);
+    }
     case 'INVALID_DATA':
     case 'DATA_SHAPE':
+    case 'FILE_NOT_FOUND':
+    case 'CSV_PARSE':
       return new DataError(w.message, {}, w.code);
     case 'MODEL_FORMAT':
     case 'MODEL_VERSION':

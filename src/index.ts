@@ -57,6 +57,8 @@ export { InProcessPool } from './train/inprocess-pool.js';
 export { runScalingBenchmark, SCALING_SIZES, SIZE_SPECS } from './bench/scaling.js';
 export type { ScalingOptions, ScalingReport, ScalingRow, ScalingSize, SizeSpec, PhaseMicros } from './bench/scaling.js';
 export { formatScalingMarkdown } from './bench/report.js';
+export { runCsvParseBenchmark, writeRandomCsv } from './bench/csv.js';
+export type { CsvParseOptions } from './bench/csv.js';
 export { Rng } from './rng.js';
 
 export {

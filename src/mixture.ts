@@ -17,6 +17,13 @@ import { Rng } from './rng.js';
 import { runFit } from './train/fit.js';
 import { loadModel, saveModel } from './io/model-file.js';
 import type { FitOptions, FitResult } from './train/options.js';
+import type { ParallelPool } from './parallel/pool.js';
+
+/** @internal A fit in progress, as close() sees it. */
+export interface FitRun {
+  closed: boolean;
+  pool?: ParallelPool;
+}
 
 /** Options of {@link Mixture.create}. */
 export interface CreateOptions extends MixtureOptions {
@@ -114,8 +121,8 @@ export class Mixture {
   classNames?: string[];
   /** Optimisation steps, epochs and RNG state: what a checkpoint restores and fit continues from. */
   training: TrainingState;
-  /** @internal set while a parallel fit runs, so close() can stop it. */
-  activeClose?: () => Promise<void>;
+  /** @internal the fit in progress, so that close() can stop it. */
+  activeRun?: FitRun;
 
   private constructor(
     readonly config: MixtureConfig,
@@ -294,11 +301,17 @@ export class Mixture {
     return loadModel(path, opts);
   }
 
-  /** Stop a running parallel fit's workers, if any. Idempotent. */
+  /**
+   * Stop a fit in progress, if any: it rejects with MoeError('ABORTED') after the current
+   * step, with every expert and the gate at that step, and its workers are stopped.
+   * Idempotent.
+   */
   async close(): Promise<void> {
-    const c = this.activeClose;
-    this.activeClose = undefined;
-    if (c) await c();
+    const run = this.activeRun;
+    this.activeRun = undefined;
+    if (!run) return;
+    run.closed = true;
+    await run.pool?.close();
   }
 
   /** `await using m = await Mixture.create(…)` closes it at the end of the scope. */

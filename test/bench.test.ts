@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { formatScalingMarkdown } from '../src/bench/report.js';
 import { defaultWorkerCounts, machineSlug, runScalingBenchmark, type ScalingReport } from '../src/bench/scaling.js';
 import { benchCommand } from '../src/cli/bench-command.js';
+import { configureTree } from '../src/cli/common.js';
 import { OptionError } from '../src/errors.js';
 
 // Functional checks only: the numbers depend on the machine and its load, never asserted.
@@ -23,7 +24,10 @@ async function cli(args: string[]): Promise<string> {
   });
   vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
   try {
-    await benchCommand().parseAsync(['node', 'moe', ...args]);
+    // As main does: commander throws instead of exiting and prints nothing itself.
+    const cmd = benchCommand();
+    configureTree(cmd);
+    await cmd.parseAsync(['node', 'moe', ...args]);
   } finally {
     vi.restoreAllMocks();
   }
@@ -120,6 +124,8 @@ describe('moe bench scaling', () => {
     await expect(cli(['scaling', '--sizes', 'small,huge', '--quick'])).rejects.toMatchObject({ code: 'INVALID_OPTION', option: '--sizes' });
     await expect(cli(['scaling', '--workers', '1,x', '--quick'])).rejects.toMatchObject({ option: '--workers' });
     await expect(cli(['scaling', '--machine', '../etc', '--quick'])).rejects.toMatchObject({ option: '--machine' });
-    await expect(cli(['scaling', '--backend', 'gpu', '--quick'])).rejects.toMatchObject({ option: '--backend' });
+    // A choice commander checks: its error names the flag, and main exits 2 on it as on an OptionError.
+    await expect(cli(['scaling', '--backend', 'gpu', '--quick'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--backend') });
+    await expect(cli(['csv', '--rows', '0'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--rows') });
   });
 });

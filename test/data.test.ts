@@ -130,6 +130,34 @@ describe('loadCsv', () => {
     expect(Array.from(one.labels!)).toEqual([0]);
   });
 
+  it('with requireTarget: false, reads a missing target as absent and a present one as usual', async () => {
+    const noTarget = await csv('a,b\n1,2\n3,4\n');
+    const reg = await loadCsv(noTarget, { target: ['y'], task: 'regression', requireTarget: false });
+    expect(reg).toMatchObject({ n: 2, inputs: 2, outputs: 1, featureNames: ['a', 'b'], targetNames: [] });
+    expect(Array.from(reg.x)).toEqual([1, 2, 3, 4]);
+    expect(reg.y).toBeUndefined();
+    const cls = await loadCsv(noTarget, { target: ['y'], task: 'classification', classNames: ['cat', 'dog'], requireTarget: false });
+    expect(cls).toMatchObject({ outputs: 2, classNames: ['cat', 'dog'] });
+    expect(cls.labels).toBeUndefined();
+    // No target at all: every column is an input.
+    expect((await loadCsv(noTarget, { target: [], task: 'regression', requireTarget: false })).inputs).toBe(2);
+
+    // Present: never an input, and checked like any target.
+    const withTarget = await csv('a,y,b\n1,cat,2\n3,cat,4\n');
+    const one = await loadCsv(withTarget, { target: ['y'], task: 'classification', requireTarget: false });
+    expect(one.featureNames).toEqual(['a', 'b']);
+    expect(Array.from(one.labels!)).toEqual([0, 0]);
+    await expectError(
+      loadCsv(withTarget, { target: ['y'], task: 'classification', classNames: ['dog', 'emu'], requireTarget: false }),
+      DataError,
+      'INVALID_DATA',
+      ['row 1', 'column y', '"cat"'],
+    );
+    await expectError(loadCsv(withTarget, { target: ['y'], task: 'regression', requireTarget: false }), DataError, 'INVALID_DATA', ['row 1', 'column y', '"cat"']);
+    // Without requireTarget: false a missing target is still an OptionError.
+    await expectError(loadCsv(noTarget, { target: ['y'], task: 'regression' }), OptionError, 'INVALID_OPTION', ['target', '"y"']);
+  });
+
   it('returns exact-length buffers after growing past the initial capacity', async () => {
     const rows = Array.from({ length: 3000 }, (_, r) => `${r},${r * 2},${r % 2 ? 'odd' : 'even'}`);
     const ds = await loadCsv(await csv(`a,b,y\n${rows.join('\n')}\n`), { target: ['y'], task: 'classification' });

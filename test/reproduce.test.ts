@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { XMLParser } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { reproduceCommand } from '../src/cli/reproduce-command.js';
+import { errorFromWire, OptionError } from '../src/errors.js';
+import type { Activation } from '../src/model/mlp.js';
 import { affineScores, argmaxBoundaries, type Affine2 } from '../src/reproduce/geometry.js';
 import { reproduceJacobs1991, runSeeds, type Jacobs1991Report } from '../src/reproduce/jacobs1991.js';
 import { bootstrapRatio, pairSplit, summarise, verdicts, type SystemSummary } from '../src/reproduce/report.js';
-import { runOne, type RunResult, type TrainSettings } from '../src/reproduce/run.js';
+import { runOne, runOneReply, type RunResult, type TrainSettings } from '../src/reproduce/run.js';
 import { CriterionTracker, epochsToCriterion, mean, median, sd } from '../src/reproduce/stats.js';
 import { jacobs1991Systems } from '../src/reproduce/systems.js';
 
@@ -158,6 +160,24 @@ describe('one run', () => {
     expect({ reached: r.reachedCriterion, epochs: r.epochs }).toEqual(epochsToCriterion(r.curve.trainAccuracy, 0.6, 12));
     expect(r.gateShareByVowel).toHaveLength(4);
     for (const row of r.gateShareByVowel!) expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+  });
+
+  it('a worker reply carries a failure as a wire error that rebuilds to its class', async () => {
+    const system = { ...jacobs1991Systems().find((s) => s.key === 'bp6')!, expert: 'mlp:6:bogus' };
+    const settings: TrainSettings = { optimizer: 'adam', lr: 0.01, batchSize: 32, epochs: 1, criterion: 0.6, splitSeed: 1 };
+    const reply = await runOneReply({ system, run: 0, seed: 7, settings });
+    if (!('error' in reply)) throw new Error('expected an error reply');
+    expect(reply.error).toMatchObject({ code: 'INVALID_OPTION', option: 'expert' });
+    const e = errorFromWire(reply.error);
+    expect(e).toBeInstanceOf(OptionError);
+    expect(e.message).toContain('bogus');
+  });
+
+  it('an error in a worker thread reaches the caller with its class and option', async () => {
+    // The mixtures train; the first backprop net's activation fails in Mixture.create, in the worker.
+    const run = reproduceJacobs1991({ runs: 1, epochs: 1, jobs: 1, bpActivation: 'bogus' as Activation });
+    await expect(run).rejects.toBeInstanceOf(OptionError);
+    await expect(run).rejects.toMatchObject({ code: 'INVALID_OPTION', option: 'expert' });
   });
 
   it('derives distinct run seeds from the base seed, reproducibly', () => {

@@ -1,6 +1,6 @@
 // Piscina entry of `moe reproduce`: one independent training run per task, in-process.
-import { runOne, type RunResult, type RunTask } from '../src/reproduce/run.js';
+import { runOneReply, type RunReply, type RunTask } from '../src/reproduce/run.js';
 
-export default function reproduceRun(task: RunTask): Promise<RunResult> {
-  return runOne(task);
+export default function reproduceRun(task: RunTask): Promise<RunReply> {
+  return runOneReply(task);
 }

@@ -19,9 +19,9 @@ import { BUSY_SLOTS, CMD, type MixtureViews } from '../memory/layout.js';
 import { Mixture } from '../mixture.js';
 import { expertShape, formatNetSpec, gateShape } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
-import { ParallelPool } from '../parallel/pool.js';
+import { checkWorkerCount, type ParallelPool } from '../parallel/pool.js';
 import { Rng } from '../rng.js';
-import { layoutFor } from '../train/fit.js';
+import { layoutFor, startPoolFor } from '../train/fit.js';
 import { InProcessPool } from '../train/inprocess-pool.js';
 import { MixtureStep, type ExpertPool } from '../train/step.js';
 
@@ -301,8 +301,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
   }
   const requested = opts.workers ?? defaultWorkerCounts(cores, experts);
   for (const w of requested) {
-    checkPositiveInt(w, 'workers');
-    if (w > experts) throw new OptionError('workers', `${w} workers for ${experts} experts: each worker needs at least one expert`);
+    checkWorkerCount(w, experts);
   }
   const workerCounts = [...new Set([1, ...requested])].sort((a, b) => a - b);
   const timeMs = opts.timeMs ?? 3000;
@@ -404,16 +403,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
         async: true,
         beforeAll: async () => {
           const { views, buffer, layout } = layoutFor(m, data, B, workers, true);
-          const p = await ParallelPool.start({
-            buffer: buffer as SharedArrayBuffer,
-            layout,
-            config: c,
-            optimizer: m.optimizer,
-            backend: m.provider.name,
-            blasLibrary: m.provider.name === 'blas' ? m.provider.detail : undefined,
-            shards: workers,
-            maxBatch: B,
-          });
+          const p = await startPoolFor(m, { buffer, layout }, workers, B);
           pool = p;
           clock = new PhaseClock(p, views.busy);
           run = stepper(views, clock);

@@ -7,12 +7,11 @@ import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { BACKENDS, type BackendRequest } from '../compute/provider.js';
-import { openCsv, parseNumber, loadCsv } from '../data/csv.js';
-import { subset, type Dataset } from '../data/dataset.js';
+import { loadCsv, parseNumber, type CsvOptions } from '../data/csv.js';
+import { splitRows, subset, type Dataset } from '../data/dataset.js';
 import { DataError, MoeError, OptionError, type MoeErrorCode } from '../errors.js';
 import type { Mixture } from '../mixture.js';
 import { parseNetSpec } from '../model/config.js';
-import { Rng } from '../rng.js';
 
 /** Process exit codes of `moe`; {@link EXIT_CODES_HELP} documents them in `--help`. */
 export const EXIT = {
@@ -156,6 +155,13 @@ export function fractionArg(value: string): number {
   return v;
 }
 
+/** A fraction in (0, 1] (a share that may be all, never none). */
+export function shareArg(value: string): number {
+  const v = parseNumber(value.trim());
+  if (!(v > 0 && v <= 1)) throw new InvalidArgumentError('expected a fraction in (0, 1].');
+  return v;
+}
+
 /** A comma-separated list of column names, none empty or repeated. */
 export function listArg(value: string): string[] {
   const names = value.split(',').map((s) => s.trim());
@@ -164,13 +170,18 @@ export function listArg(value: string): string[] {
   return names;
 }
 
-/** `N` (≥ 0) or `auto`. */
-export function workersArg(value: string): number | 'auto' {
-  if (value.trim() === 'auto') return 'auto';
-  const v = parseNumber(value.trim());
-  if (!Number.isInteger(v) || v < 0) throw new InvalidArgumentError('expected an integer ≥ 0 or auto.');
-  return v;
+/** An integer ≥ min, or `auto`. */
+export function intOrAutoArg(min: number): (value: string) => number | 'auto' {
+  return (value) => {
+    if (value.trim() === 'auto') return 'auto';
+    const v = parseNumber(value.trim());
+    if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(`expected an integer ≥ ${min} or auto.`);
+    return v;
+  };
 }
+
+/** `--workers`: `N` (≥ 0, 0 for in-process) or `auto`. */
+export const workersArg = intOrAutoArg(0);
 
 /** `linear` or `mlp:H1,H2[:activation]`, checked now so the error names the flag. */
 export function netSpecArg(value: string): string {
@@ -190,6 +201,22 @@ export function backendOption(): Option {
 /** `--verbose`, shared by every command (stack traces on errors). */
 export function verboseOption(): Option {
   return new Option('--verbose', 'print stack traces on errors');
+}
+
+/**
+ * `--target` and `--features` of the commands that read data for a trained model (eval,
+ * predict, inspect): they name the columns where the model does not.
+ */
+export function columnOptions(): Option[] {
+  return [
+    new Option('--target <cols>', 'target column(s), where the model does not name them').argParser(listArg),
+    new Option('--features <cols>', 'feature columns, where the model does not name them').argParser(listArg),
+  ];
+}
+
+/** The column choice that {@link columnOptions} parsed. */
+export function columnsOf(o: ColumnChoice): ColumnChoice {
+  return { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}) };
 }
 
 /**
@@ -245,27 +272,30 @@ function modelFeatures(m: Mixture, cols: ColumnChoice): string[] | undefined {
 }
 
 /**
- * Load a labelled CSV for a trained model: its target and feature columns, its class
- * order (a label it never saw is a DataError naming file, row and column).
+ * loadCsv with a model's columns and classes. A column the model (not the user) asks for
+ * and the file lacks means the file does not fit the model: a DataError naming the
+ * column, not an OptionError blaming a flag the user never gave.
  */
-export async function loadCsvForModel(m: Mixture, path: string, cols: ColumnChoice = {}): Promise<Dataset> {
+async function loadForModel(m: Mixture, path: string, cols: ColumnChoice, requireTarget: boolean): Promise<Dataset> {
   const features = modelFeatures(m, cols);
-  const target = modelTarget(m, cols);
+  const target = requireTarget ? modelTarget(m, cols) : (cols.target ?? m.targetNames ?? []);
+  const opts: CsvOptions = {
+    target,
+    task: m.config.task,
+    requireTarget,
+    ...(features ? { features } : {}),
+    ...(m.config.task === 'classification' && m.classNames ? { classNames: m.classNames } : {}),
+  };
   let ds: Dataset;
   try {
-    ds = await loadCsv(path, {
-      target,
-      task: m.config.task,
-      ...(features ? { features } : {}),
-      ...(m.config.task === 'classification' && m.classNames ? { classNames: m.classNames } : {}),
-    });
+    ds = await loadCsv(path, opts);
   } catch (err) {
-    // A column the model (not the user) asks for is missing: the file does not fit the model.
     const fromModel = err instanceof OptionError && ((err.option === 'target' && !cols.target) || (err.option === 'features' && !cols.features));
     if (!fromModel) throw err;
     const missing = /no column "([^"]*)"/.exec(err.message)?.[1];
+    const wants = err.option === 'target' ? `the model's target is ${target.join(', ')}` : `the model expects ${m.config.inputs} features: ${features?.join(', ')}`;
     throw new DataError(
-      `does not fit the model: ${err.message.slice(err.option.length + 2).replace(` in ${path}`, '')} (the model's ${err.option === 'target' ? `target is ${target.join(', ')}` : `features are ${features?.join(', ')}`})`,
+      `does not fit the model: ${err.message.slice(err.option.length + 2).replace(` in ${path}`, '')} (${wants})`,
       { file: path, ...(missing !== undefined ? { column: missing } : {}) },
       'DATA_SHAPE',
     );
@@ -273,111 +303,51 @@ export async function loadCsvForModel(m: Mixture, path: string, cols: ColumnChoi
   if (ds.inputs !== m.config.inputs) {
     throw new DataError(`has ${ds.inputs} feature columns (${ds.featureNames?.join(', ')}), the model expects ${m.config.inputs}`, { file: path }, 'DATA_SHAPE');
   }
+  return ds;
+}
+
+/**
+ * Load a labelled CSV for a trained model: its target and feature columns, its class
+ * order (a label it never saw is a DataError naming file, row and column).
+ */
+export async function loadCsvForModel(m: Mixture, path: string, cols: ColumnChoice = {}): Promise<Dataset> {
+  const ds = await loadForModel(m, path, cols, true);
   if (ds.outputs !== m.config.outputs) {
     throw new DataError(`has ${ds.outputs} ${m.config.task === 'classification' ? 'classes' : 'targets'}, the model expects ${m.config.outputs}`, { file: path }, 'DATA_SHAPE');
   }
   return ds;
 }
 
-const NON_FINITE = /^[+-]?(?:nan|inf|infinity)$/i;
-const FLOAT32_MAX = 3.4028234663852886e38;
-
 /** Inputs of a CSV for prediction; labels too when the target column is present. */
 export interface PredictInput {
   n: number;
   x: Float32Array;
   featureNames: string[];
-  /** The file's rows' labels (classification, when the target column is present). */
+  /** The file's rows' labels in the model's class order (classification, when the target column is present). */
   labels?: Int32Array;
 }
 
 /**
  * Read the model's feature columns from a CSV that may lack the target. Where the model
  * has no feature names, every column that is not a target is an input, and their count
- * must match. A present classification target is checked against the trained classes.
+ * must match. A target column that is present is read and checked (a classification
+ * label against the trained classes).
  */
 export async function loadInputsForModel(m: Mixture, path: string, cols: ColumnChoice = {}): Promise<PredictInput> {
-  const { header, records } = await openCsv(path);
-  try {
-    const targets = cols.target ?? m.targetNames ?? [];
-    let names = modelFeatures(m, cols);
-    if (!names) {
-      names = header.filter((h) => !targets.includes(h));
-      if (names.length !== m.config.inputs) {
-        throw new DataError(`has ${names.length} feature columns (${names.join(', ')}), the model expects ${m.config.inputs}`, { file: path }, 'DATA_SHAPE');
-      }
-    }
-    const missing = names.filter((f) => !header.includes(f));
-    if (missing.length > 0) {
-      throw new DataError(
-        `has no column ${missing.map((c) => `"${c}"`).join(', ')}; the model expects ${m.config.inputs} features (${names.join(', ')}), the file has ${header.join(', ')}`,
-        { file: path, column: missing[0]! },
-        'DATA_SHAPE',
-      );
-    }
-    const fi = names.map((f) => header.indexOf(f));
-    const D = fi.length;
-    const classes = m.config.task === 'classification' && m.classNames && targets.length === 1 && header.includes(targets[0]!) ? m.classNames : undefined;
-    const ti = classes ? header.indexOf(targets[0]!) : -1;
-    const rowsX: Float32Array[] = [];
-    const labels: number[] = [];
-    let n = 0;
-    let chunk = new Float32Array(1024 * D);
-    let used = 0;
-    for await (const { values } of records) {
-      const row = n + 1;
-      if (used === chunk.length) {
-        rowsX.push(chunk);
-        chunk = new Float32Array(chunk.length * 2);
-        used = 0;
-      }
-      for (let j = 0; j < D; j++) chunk[used + j] = cell(values[fi[j]!]!, path, row, names[j]!);
-      used += D;
-      if (classes) {
-        const text = values[ti]!;
-        const l = classes.indexOf(text);
-        if (l < 0) throw new DataError(`label "${text}" was not seen in training (classes: ${classes.join(', ')})`, { file: path, row, column: targets[0]! });
-        labels.push(l);
-      }
-      n++;
-    }
-    if (n === 0) throw new DataError('has a header but no data rows', { file: path }, 'DATA_SHAPE');
-    const x = new Float32Array(n * D);
-    let at = 0;
-    for (const c of rowsX) {
-      x.set(c, at);
-      at += c.length;
-    }
-    x.set(chunk.subarray(0, used), at);
-    return { n, x, featureNames: names, ...(classes ? { labels: Int32Array.from(labels) } : {}) };
-  } finally {
-    await records.return(undefined);
-  }
-}
-
-function cell(text: string, file: string, row: number, column: string): number {
-  if (text === '') throw new DataError('empty cell', { file, row, column });
-  const v = parseNumber(text);
-  if (Number.isNaN(v)) {
-    throw new DataError(NON_FINITE.test(text) ? `"${text}" is not finite` : `"${text}" is not a number`, { file, row, column });
-  }
-  if (!(Math.abs(v) <= FLOAT32_MAX)) throw new DataError(`"${text}" is not finite as a 32-bit float`, { file, row, column });
-  return v;
+  const ds = await loadForModel(m, path, cols, false);
+  const labels = ds.labels && m.classNames ? { labels: ds.labels } : {};
+  return { n: ds.n, x: ds.x, featureNames: ds.featureNames!, ...labels };
 }
 
 /**
- * Split rows into training and validation from the seed alone, exactly as
- * `fit({ validationSplit })` does, so a resumed run validates on the same rows and the
- * CLI can report metrics on the training rows proper.
+ * Split rows into training and validation with `fit({ validationSplit })`'s own
+ * {@link splitRows} (from the seed alone), so a resumed run validates on the same rows and
+ * the CLI can report metrics on the training rows proper.
  */
 export function splitValidation(data: Dataset, fraction: number, seed: number): { train: Dataset; val?: Dataset } {
   if (!(fraction > 0)) return { train: data };
-  const n = data.n;
-  const idx = new Rng(seed ^ 0x5a17).shuffle(Int32Array.from({ length: n }, (_, i) => i));
-  const nVal = Math.round(n * fraction);
-  if (nVal >= n) throw new OptionError('--val-split', `${fraction} leaves no training rows out of ${n}`);
-  if (nVal === 0) throw new OptionError('--val-split', `${fraction} of ${n} rows holds out no validation rows`);
-  return { train: subset(data, idx.subarray(nVal).sort()), val: subset(data, idx.subarray(0, nVal).sort()) };
+  const [train, val] = splitRows(data.n, fraction, seed);
+  return { train: subset(data, train), val: subset(data, val) };
 }
 
 /** A number for people: 4 significant digits, no exponent for ordinary magnitudes. */

@@ -11,9 +11,10 @@ import {
   EXIT_CODES_HELP,
   backendOf,
   backendOption,
+  columnOptions,
+  columnsOf,
   fmt,
   jsonLine,
-  listArg,
   loadCsvForModel,
   pct,
   verboseOption,
@@ -42,13 +43,13 @@ ignored. A class label the model never saw in training is an error.`;
 
 /** The `eval` command. */
 export function evalCommand(): Command {
-  return new Command('eval')
+  const cmd = new Command('eval')
     .description("evaluate a trained model on labelled data: loss, accuracy or MSE, each expert's gate share")
     .addOption(new Option('--model <file>', 'model file written by moe train').makeOptionMandatory())
     .addOption(new Option('--data <file>', 'labelled CSV with the model\'s columns').conflicts('dataset'))
-    .addOption(new Option('--dataset <name>', "a built-in data set's test split (the model's seed picks the speakers)").choices(['vowels']))
-    .addOption(new Option('--target <cols>', "target column(s), where the model does not name them").argParser(listArg))
-    .addOption(new Option('--features <cols>', "feature columns, where the model does not name them").argParser(listArg))
+    .addOption(new Option('--dataset <name>', "a built-in data set's test split (the model's seed picks the speakers)").choices(['vowels']));
+  for (const opt of columnOptions()) cmd.addOption(opt);
+  return cmd
     .addOption(new Option('--json', 'print one JSON object'))
     .addOption(backendOption())
     .addOption(verboseOption())
@@ -68,7 +69,7 @@ async function runEval(o: EvalOptions): Promise<number> {
       await loadVowels({ seed: m.training.seed, ...(m.classNames ? { vowels: m.classNames } : {}), ...(m.featureNames ? { features: m.featureNames } : {}) })
     ).test;
   } else {
-    data = await loadCsvForModel(m, o.data!, { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}) });
+    data = await loadCsvForModel(m, o.data!, columnsOf(o));
   }
   const ev = m.evaluate(data);
   const source = o.dataset === 'vowels' ? 'vowels (test speakers)' : o.data!;

@@ -13,9 +13,10 @@ import {
   EXIT_CODES_HELP,
   backendOf,
   backendOption,
+  columnOptions,
+  columnsOf,
   fmt,
   jsonLine,
-  listArg,
   loadInputsForModel,
   pct,
   verboseOption,
@@ -43,12 +44,12 @@ needs the model's feature columns only.`;
 
 /** The `inspect` command. */
 export function inspectCommand(): Command {
-  return new Command('inspect')
+  const cmd = new Command('inspect')
     .description('show a model file: architecture, parameter counts, training state, expert utilisation on data')
     .argument('<model>', 'model file written by moe train')
-    .addOption(new Option('--data <file>', "CSV with the model's feature columns, for expert utilisation"))
-    .addOption(new Option('--target <cols>', 'target column(s), where the model does not name them').argParser(listArg))
-    .addOption(new Option('--features <cols>', 'feature columns, where the model does not name them').argParser(listArg))
+    .addOption(new Option('--data <file>', "CSV with the model's feature columns, for expert utilisation"));
+  for (const opt of columnOptions()) cmd.addOption(opt);
+  return cmd
     .addOption(new Option('--json', 'print one JSON object'))
     .addOption(backendOption())
     .addOption(verboseOption())
@@ -70,7 +71,7 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
 
   let utilisation: { rows: number; gateShare: number[]; winShare: number[] } | undefined;
   if (o.data !== undefined) {
-    const input = await loadInputsForModel(m, o.data, { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}) });
+    const input = await loadInputsForModel(m, o.data, columnsOf(o));
     const p = m.predict(input.x);
     const E = c.experts;
     const gateShare = new Array<number>(E).fill(0);

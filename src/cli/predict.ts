@@ -15,7 +15,8 @@ import {
   checkOutputPath,
   csvField,
   csvNumber,
-  listArg,
+  columnOptions,
+  columnsOf,
   loadInputsForModel,
   verboseOption,
   warn,
@@ -40,18 +41,19 @@ Examples:
 Output columns: the prediction (the class label for classification, one column per
 target for regression, named after the training target columns), gate_0 … gate_E-1
 (each expert's gate probability) and expert (the expert with the largest gate
-probability). The input needs the model's feature columns by name; a target column,
-where present, is checked against the trained classes and otherwise ignored.`;
+probability). The input needs the model's feature columns by name; the target
+column(s), where present, are checked (a label must be a trained class, a regression
+target a finite number) and otherwise ignored.`;
 
 /** The `predict` command. */
 export function predictCommand(): Command {
-  return new Command('predict')
+  const cmd = new Command('predict')
     .description('predict with a trained model: mixture output, gate probabilities, winning expert')
     .addOption(new Option('--model <file>', 'model file written by moe train').makeOptionMandatory())
     .addOption(new Option('--data <file>', 'CSV with the model\'s feature columns').makeOptionMandatory())
-    .addOption(new Option('--out <file>', 'write the predictions here (atomically) instead of stdout'))
-    .addOption(new Option('--target <cols>', 'target column(s), where the model does not name them').argParser(listArg))
-    .addOption(new Option('--features <cols>', 'feature columns, where the model does not name them').argParser(listArg))
+    .addOption(new Option('--out <file>', 'write the predictions here (atomically) instead of stdout'));
+  for (const opt of columnOptions()) cmd.addOption(opt);
+  return cmd
     .addOption(backendOption())
     .addOption(verboseOption())
     .addHelpText('after', EXAMPLES + '\n' + EXIT_CODES_HELP)
@@ -68,7 +70,7 @@ async function runPredict(o: PredictOptions): Promise<number> {
     }
   }
   const m = await Mixture.load(o.model, { backend: backendOf(o.backend), onWarning: warn });
-  const input = await loadInputsForModel(m, o.data, { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}) });
+  const input = await loadInputsForModel(m, o.data, columnsOf(o));
   const p = m.predict(input.x);
   const { experts: E, outputs: K, task } = m.config;
   const targets = m.targetNames ?? o.target;

@@ -4,39 +4,14 @@
  * stderr (a bar on a terminal, one line per run otherwise); stdout gets the table, or
  * with --json one line of JSON as the last line.
  */
-import { Argument, Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { BACKENDS } from '../compute/provider.js';
-import { parseBackend } from '../compute/load.js';
 import { ACTIVATIONS, type Activation } from '../model/mlp.js';
 import { commandLine, DEFAULTS, jsonSummary, reproduceJacobs1991, type Jacobs1991Report, type ReproduceOptions } from '../reproduce/jacobs1991.js';
 import type { RunResult } from '../reproduce/run.js';
+import { EXIT_CODES_HELP, backendOf, backendOption, given, intArg, intOrAutoArg, positiveArg, shareArg, verboseOption } from './common.js';
 
 const PAPERS = ['jacobs1991'] as const;
-
-function intAtLeast(min: number): (v: string) => number {
-  return (v) => {
-    const n = Number(v);
-    if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}, got "${v}"`);
-    return n;
-  };
-}
-
-function parseJobs(v: string): number | 'auto' {
-  return v === 'auto' ? 'auto' : intAtLeast(1)(v);
-}
-
-function parseFraction(v: string): number {
-  const n = Number(v);
-  if (!(n > 0 && n <= 1)) throw new InvalidArgumentError(`expected a fraction in (0, 1], got "${v}"`);
-  return n;
-}
-
-function parsePositive(v: string): number {
-  const n = Number(v);
-  if (!(n > 0 && Number.isFinite(n))) throw new InvalidArgumentError(`expected a positive number, got "${v}"`);
-  return n;
-}
 
 interface Flags {
   runs: number;
@@ -49,7 +24,8 @@ interface Flags {
   lr: number;
   batchSize: number;
   bpActivation: Activation;
-  backend?: string;
+  backend: string;
+  verbose?: boolean;
 }
 
 function progressReporter(): { onProgress: NonNullable<ReproduceOptions['onProgress']>; stop: () => void } {
@@ -106,18 +82,22 @@ export function reproduceCommand(): Command {
   return new Command('reproduce')
     .description("reproduce a paper's experiment: jacobs1991 = Table 1 and Figure 2 of Jacobs, Jordan, Nowlan & Hinton (1991) on the vowels")
     .addArgument(new Argument('<paper>', 'which experiment').choices(PAPERS))
-    .option('--runs <n>', 'independent runs per system', intAtLeast(1), DEFAULTS.runs)
-    .option('--jobs <n|auto>', 'runs trained at once, one worker thread each (auto: os.availableParallelism())', parseJobs, 'auto' as number | 'auto')
+    .option('--runs <n>', 'independent runs per system', intArg(1), DEFAULTS.runs)
+    .option('--jobs <n|auto>', 'runs trained at once, one worker thread each (auto: os.availableParallelism())', intOrAutoArg(1), 'auto' as number | 'auto')
     .option('--json', 'print one line of JSON (the last stdout line) instead of the table')
     .option('--out <dir>', 'folder for jacobs1991.{md,json,svg,png} and jacobs1991-curves.{svg,png}', 'results/')
-    .option('--seed <s>', 'base seed: the speaker split and every run seed derive from it', intAtLeast(0), DEFAULTS.seed)
-    .option('--epochs <n>', 'epochs each run trains for, and the criterion cap', intAtLeast(1), DEFAULTS.epochs)
-    .option('--criterion <fraction>', 'training accuracy that counts as reaching the criterion', parseFraction, DEFAULTS.criterion)
-    .option('--lr <rate>', 'Adam learning rate, the same for every system', parsePositive, DEFAULTS.lr)
-    .option('--batch-size <n>', 'batch size, the same for every system', intAtLeast(1), DEFAULTS.batchSize)
+    .option('--seed <s>', 'base seed: the speaker split and every run seed derive from it', intArg(0), DEFAULTS.seed)
+    .option('--epochs <n>', 'epochs each run trains for, and the criterion cap', intArg(1), DEFAULTS.epochs)
+    .option('--criterion <fraction>', 'training accuracy that counts as reaching the criterion', shareArg, DEFAULTS.criterion)
+    .option('--lr <rate>', 'Adam learning rate, the same for every system', positiveArg, DEFAULTS.lr)
+    .option('--batch-size <n>', 'batch size, the same for every system', intArg(1), DEFAULTS.batchSize)
     .addOption(new Option('--bp-activation <name>', 'hidden units of the backprop nets').choices(ACTIVATIONS).default(DEFAULTS.bpActivation))
-    .addOption(new Option('--backend <name>', 'compute provider (default: auto)').choices(['auto', ...BACKENDS]))
-    .action(async (_paper: string, flags: Flags) => {
+    .addOption(backendOption())
+    .addOption(verboseOption())
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async (_paper: string, flags: Flags, cmd: Command) => {
+      // Only a --backend the user gave goes into the report's command line.
+      const backend = given(cmd, 'backend') ? flags.backend : undefined;
       const progress = progressReporter();
       let report: Jacobs1991Report;
       try {
@@ -130,9 +110,9 @@ export function reproduceCommand(): Command {
           lr: flags.lr,
           batchSize: flags.batchSize,
           bpActivation: flags.bpActivation,
-          ...(flags.backend ? { backend: parseBackend(flags.backend) } : {}),
+          ...(backend ? { backend: backendOf(backend) } : {}),
           out: flags.out,
-          command: commandLine(flags),
+          command: commandLine({ ...flags, backend }),
           onProgress: progress.onProgress,
         });
       } finally {

@@ -13,6 +13,7 @@ import { LOSSES, type LossName } from '../losses/losses.js';
 import { Mixture, type Evaluation } from '../mixture.js';
 import { formatNetSpec, parseNetSpec, resolveLoss, type Task } from '../model/config.js';
 import { OPTIMIZERS, type OptimizerName } from '../optim/optimizers.js';
+import { checkWorkerCount } from '../parallel/pool.js';
 import type { EpochInfo, FitResult } from '../train/options.js';
 import { renderTrainingPlot, type PlotEpoch } from '../plot/training-plot.js';
 import {
@@ -170,9 +171,8 @@ async function checkFlags(o: TrainOptions): Promise<void> {
   }
   if (o.checkpointEvery !== undefined && o.save === undefined) throw new OptionError('--checkpoint-every', 'needs --save FILE');
   if (o.resume === undefined && o.epochs < 1) throw new OptionError('--epochs', 'a new model needs at least 1 epoch');
-  if (o.resume === undefined && typeof o.workers === 'number' && o.workers > o.experts) {
-    throw new OptionError('--workers', `${o.workers} workers for ${o.experts} experts: each worker needs at least one expert`);
-  }
+  // 0 is in-process; 'auto' is resolved (and capped at the experts) by fit.
+  if (o.resume === undefined && typeof o.workers === 'number' && o.workers > 0) checkWorkerCount(o.workers, o.experts);
   const inputs = [o.data, o.testData, o.resume].filter((p): p is string => p !== undefined);
   const outputs: [string, string | undefined][] = [['--save', o.save], ['--plot', o.plot]];
   for (const [flag, p] of outputs) {
@@ -234,9 +234,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   if (o.resume !== undefined) {
     m = await Mixture.load(o.resume, { backend, onWarning: warn });
     checkResumeConflicts(m, o, cmd);
-    if (typeof o.workers === 'number' && o.workers > m.config.experts) {
-      throw new OptionError('--workers', `${o.workers} workers for the resumed model's ${m.config.experts} experts: each worker needs at least one expert`);
-    }
+    if (typeof o.workers === 'number' && o.workers > 0) checkWorkerCount(o.workers, m.config.experts);
     if (o.epochs < m.training.epoch) {
       throw new OptionError('--epochs', `${o.epochs} is fewer than the ${m.training.epoch} epochs ${o.resume} has already trained (--epochs is the total)`);
     }
@@ -311,9 +309,6 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     if (o.save !== undefined && o.checkpointEvery !== undefined && e.epoch % o.checkpointEvery === 0 && e.epoch < o.epochs) {
       await model.save(o.save);
     }
-    // The in-process trainer never yields to the event loop inside an epoch; yielding
-    // here lets a Ctrl-C reach its handler at least once an epoch.
-    await new Promise((r) => setImmediate(r));
   };
 
   const t0 = performance.now();
@@ -330,9 +325,8 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
       });
     }
   } catch (err) {
-    progress.stop();
     if (!(err instanceof MoeError && err.code === 'ABORTED')) throw err;
-    return interrupted(model, o, plotHistory, signalled ?? 'SIGINT');
+    signalled ??= 'SIGINT';
   } finally {
     progress.stop();
     process.off('SIGINT', sigint);

@@ -16,6 +16,12 @@ export interface CsvOptions {
   task: 'regression' | 'classification';
   /** Fixed label order (e.g. from a trained model); an unseen label is then an error. */
   classNames?: string[];
+  /**
+   * Default true. With false the target columns may be missing (inputs to predict on):
+   * they are never inputs, and they are read only when every one is in the file; the
+   * dataset then has no `y` or `labels`, `targetNames` is empty and `target` may be `[]`.
+   */
+  requireTarget?: boolean;
 }
 
 /** One data record of a CSV file: `row` is 1-based (the header is row 0), `line` the file line. */
@@ -107,8 +113,11 @@ function csvError(file: string, err: unknown): Error {
   return new DataError(`cannot read: ${e.message ?? String(err)}`, { file }, 'INVALID_DATA');
 }
 
-/** Check one cell as a finite float32 and return it; throws a DataError naming the cell. */
-function numberCell(text: string, file: string, row: number, column: string): number {
+/**
+ * One numeric cell, checked as a finite float32: the value, or a DataError naming the
+ * file, row and column (empty, not a number, non-finite, beyond the float32 range).
+ */
+export function numberCell(text: string, file: string, row: number, column: string): number {
   if (text === '') throw new DataError('empty cell', { file, row, column });
   const v = parseNumber(text);
   if (Number.isNaN(v)) {
@@ -120,8 +129,8 @@ function numberCell(text: string, file: string, row: number, column: string): nu
   return v;
 }
 
-/** Column indices of `names` in `header`, or an OptionError listing what is available. */
-function columnIndices(option: string, names: readonly string[], header: readonly string[], file: string): number[] {
+/** Column indices of `names` in `header`, or an OptionError naming `option` and listing what is available. */
+export function columnIndices(option: string, names: readonly string[], header: readonly string[], file: string): number[] {
   return names.map((name) => {
     const j = header.indexOf(name);
     if (j < 0) {
@@ -141,13 +150,15 @@ function grow<T extends Float32Array | Int32Array>(a: T, need: number): T {
 /**
  * Load a CSV file as a {@link Dataset}: x is n×D float32 (row-major, file units), y n×K
  * (regression) or labels 0..C−1 (classification, in order of first appearance unless
- * `classNames` fixes them). Throws DataError (bad file or cell, with file/row/column) or
- * OptionError (bad column choice).
+ * `classNames` fixes them); neither where `requireTarget: false` and a target column is
+ * missing. Throws DataError (bad file or cell, with file/row/column) or OptionError (bad
+ * column choice).
  */
 export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> {
   const { task } = opts;
-  if (opts.target.length === 0) throw new OptionError('target', 'name at least one target column');
-  if (task === 'classification' && opts.target.length !== 1) {
+  const requireTarget = opts.requireTarget ?? true;
+  if (requireTarget && opts.target.length === 0) throw new OptionError('target', 'name at least one target column');
+  if (task === 'classification' && opts.target.length > 1) {
     throw new OptionError('target', `classification takes one target column, got ${opts.target.join(', ')}`);
   }
   if (new Set(opts.target).size !== opts.target.length) throw new OptionError('target', 'a column is named twice');
@@ -166,17 +177,18 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
 
   const { header, records } = await openCsv(path);
   try {
-    const ti = columnIndices('target', opts.target, header, path);
+    const hasTarget = opts.target.length > 0 && (requireTarget || opts.target.every((t) => header.includes(t)));
+    const ti = hasTarget ? columnIndices('target', opts.target, header, path) : [];
     const featureNames = opts.features ?? header.filter((h) => !opts.target.includes(h));
     if (featureNames.length === 0) {
       throw new OptionError('features', `every column of ${path} is a target; available: ${header.join(', ')}`);
     }
     const fi = columnIndices('features', featureNames, header, path);
-    const D = fi.length, K = ti.length;
+    const D = fi.length, K = opts.target.length;
 
     let x = new Float32Array(1024 * D);
-    let y = task === 'regression' ? new Float32Array(1024 * K) : undefined;
-    let labels = task === 'classification' ? new Int32Array(1024) : undefined;
+    let y = hasTarget && task === 'regression' ? new Float32Array(1024 * K) : undefined;
+    let labels = hasTarget && task === 'classification' ? new Int32Array(1024) : undefined;
     const classIndex = new Map<string, number>((fixed ?? []).map((c, i) => [c, i]));
     let n = 0;
 
@@ -187,8 +199,8 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
       if (y) {
         y = grow(y, (n + 1) * K);
         for (let k = 0; k < K; k++) y[n * K + k] = numberCell(values[ti[k]!]!, path, row, opts.target[k]!);
-      } else {
-        labels = grow(labels!, n + 1);
+      } else if (labels) {
+        labels = grow(labels, n + 1);
         const column = opts.target[0]!;
         const text = values[ti[0]!]!;
         if (text === '') throw new DataError('empty cell', { file: path, row, column });
@@ -204,8 +216,9 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
     }
 
     if (n === 0) throw new DataError('has a header but no data rows', { file: path }, 'DATA_SHAPE');
-    const classNames = task === 'classification' ? [...classIndex.keys()] : undefined;
-    if (classNames && !fixed && classNames.length < 2) {
+    const classNames = task === 'classification' && (hasTarget || fixed) ? [...classIndex.keys()] : undefined;
+    // A single class cannot be learned; a file read only to predict on may hold one.
+    if (classNames && !fixed && requireTarget && classNames.length < 2) {
       throw new DataError(`only one class ("${classNames[0]}") in column ${opts.target[0]}; classification needs two or more`, { file: path });
     }
     // slice() copies into exact-length buffers so the doubling slack is freed.
@@ -214,11 +227,12 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
       n,
       inputs: D,
       x: x.slice(0, n * D),
-      outputs: classNames ? classNames.length : K,
+      // Classes never seen (no target column, no fixed classes) are not known: 0.
+      outputs: classNames ? classNames.length : task === 'classification' ? 0 : K,
       ...(y ? { y: y.slice(0, n * K) } : {}),
       ...(labels ? { labels: labels.slice(0, n) } : {}),
       featureNames: [...featureNames],
-      targetNames: [...opts.target],
+      targetNames: hasTarget ? [...opts.target] : [],
       ...(classNames ? { classNames } : {}),
       source: path,
     };

@@ -8,7 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DataError, OptionError } from '../errors.js';
 import { Rng } from '../rng.js';
-import { openCsv, parseNumber } from './csv.js';
+import { columnIndices, numberCell, openCsv, parseNumber } from './csv.js';
 import { subset, type Dataset } from './dataset.js';
 
 /** The paper's four vowels, in label order. */
@@ -78,13 +78,8 @@ export async function loadVowels(opts: VowelOptions = {}): Promise<VowelSplit> {
   const source = basename(path);
 
   const { header, records } = await openCsv(path);
-  const col = (option: string, name: string): number => {
-    const j = header.indexOf(name);
-    if (j < 0) throw new OptionError(option, `no column "${name}" in ${source}; available: ${header.join(', ')}`);
-    return j;
-  };
-  const [typeCol, speakerCol, vowelCol] = ['Type', 'Speaker', 'Vowel'].map((c) => col('file', c)) as [number, number, number];
-  const fi = features.map((f) => col('features', f));
+  const [typeCol, speakerCol, vowelCol] = columnIndices('file', ['Type', 'Speaker', 'Vowel'], header, source) as [number, number, number];
+  const fi = columnIndices('features', features, header, source);
 
   const x: number[] = [];
   const labels: number[] = [];
@@ -106,12 +101,7 @@ export async function loadVowels(opts: VowelOptions = {}): Promise<VowelSplit> {
       throw new DataError(`speaker ${speaker} is listed as both "${typeOf.get(speaker)}" and "${type}"`, { file: source, row, column: 'Type' });
     }
     typeOf.set(speaker, type);
-    for (let j = 0; j < fi.length; j++) {
-      const text = values[fi[j]!]!;
-      const v = parseNumber(text);
-      if (!Number.isFinite(v)) throw new DataError(`"${text}" is not a finite number`, { file: source, row, column: features[j] });
-      x.push(v);
-    }
+    for (let j = 0; j < fi.length; j++) x.push(numberCell(values[fi[j]!]!, source, row, features[j]!));
     labels.push(label);
     speakerOfRow.push(speaker);
   }

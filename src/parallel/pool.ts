@@ -12,7 +12,7 @@ import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { pinBlasThreads } from '../compute/blas.js';
 import type { BackendName } from '../compute/provider.js';
-import { BackendError, errorFromWire, MoeError, OptionError, ShardCrashError } from '../errors.js';
+import { BackendError, errorFromWire, errorToWire, MoeError, OptionError, ShardCrashError, type WireError } from '../errors.js';
 import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, PHASE_NAMES, type Command, type MixtureLayout } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
 import type { OptimizerConfig } from '../optim/optimizers.js';
@@ -69,12 +69,16 @@ export class ParallelPool implements ExpertPool {
   private readonly busy: Float64Array;
   private readonly groups: { first: number; count: number }[];
   private failure: ShardCrashError | undefined;
-  private phase: Command = CMD.FORWARD;
+  /** The last command signalled (0 before the first), and whether it is still running. */
+  private phase: Command | 0 = 0;
+  private inFlight = false;
   private step = 0;
   /** CTRL.SEQ of the command in flight; a shard that finished it has SHARD_DONE[k] = seq. */
   private seq = 0;
   private failedShard = -1;
   private closed = false;
+  /** STOP has been sent: no phase can complete any more. */
+  private stopped = false;
   private readonly tasks: Promise<unknown>[] = [];
   private readonly apis: Comlink.Remote<ShardApi>[] = [];
 
@@ -90,12 +94,17 @@ export class ParallelPool implements ExpertPool {
     this.groups = shardExperts(opts.config.experts, opts.shards);
   }
 
+  /** Which experts a shard owns, for error messages. */
+  private expertsOf(shard: number): number[] {
+    const g = this.groups[shard]!;
+    return Array.from({ length: g.count }, (_, j) => g.first + j);
+  }
+
   /** Start W shard workers on the shared buffer; resolves once every shard has loaded the provider. */
   static async start(opts: ParallelPoolOptions): Promise<ParallelPool> {
     if (typeof SharedArrayBuffer !== 'function' || !(opts.buffer instanceof SharedArrayBuffer)) {
       throw new MoeError('SHARED_MEMORY_UNAVAILABLE', 'the parallel trainer needs SharedArrayBuffer, which this runtime does not provide; use workers: 0');
     }
-    const groups = shardExperts(opts.config.experts, opts.shards);
     // Before any worker can load OpenBLAS: one BLAS thread per worker.
     pinBlasThreads();
     const piscina = new Piscina({
@@ -108,8 +117,9 @@ export class ParallelPool implements ExpertPool {
       atomics: 'disabled',
     });
     const pool = new ParallelPool(piscina, opts);
-    const inits: Promise<{ backend: BackendName; detail: string } | { error: import('../errors.js').WireError }>[] = [];
-    groups.forEach((g, k) => {
+    const pollMicros = availableParallelism() > opts.shards ? POLL_MICROS : 0;
+    const inits: Promise<{ backend: BackendName; detail: string } | { error: WireError }>[] = [];
+    pool.groups.forEach((g, k) => {
       const { port1, port2 } = new MessageChannel();
       const task: ShardTask = {
         shard: k,
@@ -121,7 +131,7 @@ export class ParallelPool implements ExpertPool {
         optimizer: opts.optimizer,
         backend: opts.backend,
         maxBatch: opts.maxBatch,
-        pollMicros: availableParallelism() > opts.shards ? POLL_MICROS : 0,
+        pollMicros,
         port: port2,
         ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
         ...(opts.faultInjection ? { faultInjection: opts.faultInjection } : {}),
@@ -140,43 +150,42 @@ export class ParallelPool implements ExpertPool {
       // comlink's call never settles if the worker dies, so race it against the task.
       inits.push(Promise.race([api.init(), running.then(() => ({ error: { code: 'INTERNAL' as const, name: 'Error', message: 'shard task ended during init' } }))]));
     });
-    let results;
-    try {
-      results = await Promise.all(inits.map((p) => p.catch((err: unknown) => ({ error: { code: 'INTERNAL' as const, name: 'Error', message: String(err) } }))));
-    } catch (err) {
-      await pool.close();
-      throw err;
-    }
-    for (let k = 0; k < results.length; k++) {
+    // Every init settles: comlink's promise is raced against the task, and a rejection is
+    // turned into a wire error here so that a dead shard is reported below, with its class.
+    const results = await Promise.all(
+      inits.map((p) => p.catch((err: unknown) => ({ error: errorToWire(err) }))),
+    );
+    // A shard that died during start-up has already been reported by fail(), as a
+    // ShardCrashError naming it: that is the error to throw, not the init's echo of it.
+    const failure = pool.failure as ShardCrashError | undefined;
+    let error: Error | undefined = failure;
+    for (let k = 0; k < results.length && !error; k++) {
       const r = results[k]!;
       if ('error' in r) {
-        await pool.close();
         const e = errorFromWire(r.error);
-        throw e.code === 'BACKEND_UNAVAILABLE' ? new BackendError(`shard ${k}: ${e.message}`) : e;
-      }
-      if (r.backend !== opts.backend) {
-        await pool.close();
-        throw new BackendError(`shard ${k} loaded ${r.backend}, the run uses ${opts.backend}`);
+        error = e.code === 'BACKEND_UNAVAILABLE' ? new BackendError(`shard ${k}: ${e.message}`) : new ShardCrashError(k, pool.expertsOf(k), 'start-up', -1, e.message);
+      } else if (r.backend !== opts.backend) {
+        error = new BackendError(`shard ${k} loaded ${r.backend}, the run uses ${opts.backend}`);
       }
     }
-    if (pool.failure) {
-      const f = pool.failure;
+    if (error) {
       await pool.close();
-      throw f;
+      throw error;
     }
     return pool;
   }
 
   private fail(shard: number, detail: string, cause?: unknown): void {
     if (this.closed || this.failure) return;
-    const g = this.groups[shard]!;
-    const experts = Array.from({ length: g.count }, (_, j) => g.first + j);
-    this.failure = new ShardCrashError(shard, experts, PHASE_NAMES[this.phase] ?? 'start-up', this.step - 1, detail, { cause });
+    // Between steps (the last UPDATE completed everywhere) nothing is half-done.
+    const phase = this.inFlight ? (PHASE_NAMES[this.phase] ?? 'start-up') : this.phase === 0 ? 'start-up' : 'a pause between steps';
+    const completed = this.inFlight || this.phase === 0 ? this.step - 1 : this.step;
+    this.failure = new ShardCrashError(shard, this.expertsOf(shard), phase, completed, detail, { cause });
     this.failedShard = shard;
     // In UPDATE the other shards must finish the update they were given before they are
     // told to stop (wait() raises ABORT once they have): raising it now would stop a shard
     // that has not yet read the command, and its experts would stay a step behind.
-    if (this.phase !== CMD.UPDATE) this.abort();
+    if (!(this.inFlight && this.phase === CMD.UPDATE)) this.abort();
     Atomics.notify(this.ctrl, CTRL.DONE);
   }
 
@@ -198,6 +207,7 @@ export class ParallelPool implements ExpertPool {
       if (!pending) return true;
       if (performance.now() > deadline) return false;
       const done = Atomics.load(this.ctrl, CTRL.DONE);
+      // Timed: the deadline bounds a survivor that is itself stuck.
       // Short timed waits: a survivor's DONE notify wakes this at once.
       const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, 50);
       if (w.async) await w.value;
@@ -208,6 +218,7 @@ export class ParallelPool implements ExpertPool {
     if (this.failure) return; // reported by the next wait
     if (this.closed) throw new MoeError('ABORTED', `training stopped: the mixture was closed during fit; parameters are those of step ${step - 1}`);
     this.phase = cmd;
+    this.inFlight = true;
     this.step = step;
     Atomics.store(this.ctrl, CTRL.CMD, cmd);
     Atomics.store(this.ctrl, CTRL.ROWS, rows);
@@ -220,14 +231,22 @@ export class ParallelPool implements ExpertPool {
   private async wait(): Promise<void> {
     for (;;) {
       if (this.failure) {
-        if (this.phase === CMD.UPDATE && Atomics.load(this.ctrl, CTRL.ABORT) === 0) {
+        if (this.inFlight && this.phase === CMD.UPDATE && Atomics.load(this.ctrl, CTRL.ABORT) === 0) {
           if (!(await this.survivorsUpdated())) this.failure.message += `; some other shards did not finish the update within ${CLOSE_GRACE_MS} ms either`;
           this.abort();
         }
         throw this.failure;
       }
       const done = Atomics.load(this.ctrl, CTRL.DONE);
-      if (done >= this.workers) return;
+      if (done >= this.workers) {
+        this.inFlight = false;
+        return;
+      }
+      // close() lets the phase in flight finish before it stops the shards; once it has
+      // stopped them, this phase can no longer complete.
+      if (this.stopped) {
+        throw new MoeError('ABORTED', `training stopped: the mixture was closed during fit; parameters are those of step ${this.step - 1}`);
+      }
       // waitAsync, never Atomics.wait: a worker's death reaches this thread as its piscina
       // task rejecting, on this event loop; a blocking wait would hang instead of failing.
       // The timeout is a safety net only: fail() notifies DONE to wake this wait at once.
@@ -285,11 +304,21 @@ export class ParallelPool implements ExpertPool {
   /** Stop every shard and destroy the pool; no thread is left running. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.closed = true;
-    this.phase = CMD.STOP;
+    this.closed = true; // signal() refuses new phases from here on
+    // Let a phase in flight finish, so that STOP never lands on a shard that has not yet
+    // read the command (it would skip it, and an UPDATE would end half-applied).
+    const until = performance.now() + CLOSE_GRACE_MS;
+    while (this.inFlight && !this.failure && Atomics.load(this.ctrl, CTRL.DONE) < this.workers && performance.now() < until) {
+      // Timed: a stuck shard must not stall close().
+      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, Atomics.load(this.ctrl, CTRL.DONE), 50);
+      if (w.async) await w.value;
+    }
+    this.stopped = true;
     Atomics.store(this.ctrl, CTRL.CMD, CMD.STOP);
     Atomics.add(this.ctrl, CTRL.SEQ, 1);
     Atomics.notify(this.ctrl, CTRL.SEQ);
+    // Wake a pending wait(): it sees `closed` and rejects instead of waiting on.
+    Atomics.notify(this.ctrl, CTRL.DONE);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       Promise.allSettled(this.tasks),

@@ -4,6 +4,7 @@
  * Rendered by Vega's headless SVG renderer: no browser, no canvas, no DOM.
  */
 import type { Spec } from 'vega';
+import { renderSvg } from '../reproduce/plots.js';
 
 /** Height of each panel's plotting area (px). */
 const HEIGHT = 200;
@@ -151,13 +152,6 @@ export function trainingPlotSpec(history: readonly PlotEpoch[], opts: PlotOption
 }
 
 /** Render the learning-curve and utilisation plot as a standalone SVG document. */
-export async function renderTrainingPlot(history: readonly PlotEpoch[], opts: PlotOptions = {}): Promise<string> {
-  // Loaded on demand: Vega is a few MB of modules that only --plot needs.
-  const vega = await import('vega');
-  const view = new vega.View(vega.parse(trainingPlotSpec(history, opts)), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
+export function renderTrainingPlot(history: readonly PlotEpoch[], opts: PlotOptions = {}): Promise<string> {
+  return renderSvg(trainingPlotSpec(history, opts));
 }

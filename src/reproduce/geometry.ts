@@ -43,24 +43,6 @@ export function affineScores(params: Float32Array, K: number, scaler: Standardiz
   return out;
 }
 
-/** Evaluate a score at (x, y). */
-export function score(s: Affine2, x: number, y: number): number {
-  return s.a[0] * x + s.a[1] * y + s.b;
-}
-
-/** Index of the largest score at (x, y) (first on ties). */
-export function argmaxAt(scores: readonly Affine2[], x: number, y: number): number {
-  let best = 0, v = -Infinity;
-  scores.forEach((s, k) => {
-    const sv = score(s, x, y);
-    if (sv > v) {
-      v = sv;
-      best = k;
-    }
-  });
-  return best;
-}
-
 /**
  * The boundaries of the argmax regions of `scores` inside `box`: for each pair (i, j), the
  * part of the line s_i = s_j where no other score is larger, clipped to the box. Exact

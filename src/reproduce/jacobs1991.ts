@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { pinBlasThreads } from '../compute/blas.js';
 import type { BackendRequest } from '../compute/provider.js';
-import { OptionError } from '../errors.js';
+import { errorFromWire, OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { Activation } from '../model/mlp.js';
 import { workerFile } from '../parallel/worker-path.js';
@@ -18,7 +18,7 @@ import { Rng } from '../rng.js';
 import { markdownReport } from './markdown.js';
 import { curvesSpec, figureSpec, renderPng, renderSvg } from './plots.js';
 import { comparisons, meanCurve, specialisation, summarise, verdicts, type Specialisation, type SystemSummary, type Verdict } from './report.js';
-import { vowelSplit, type RunResult, type RunTask, type TrainSettings } from './run.js';
+import { vowelSplit, type RunReply, type RunResult, type RunTask, type TrainSettings } from './run.js';
 import { alternativeActivation, jacobs1991Systems, type SystemSpec } from './systems.js';
 import type { FigureData } from './figure.js';
 
@@ -165,7 +165,9 @@ export async function reproduceJacobs1991(o: ReproduceOptions = {}): Promise<Jac
     let done = 0;
     await Promise.all(
       tasks.map(async (task) => {
-        const result = (await pool.run(task)) as RunResult;
+        const reply = (await pool.run(task)) as RunReply;
+        if ('error' in reply) throw errorFromWire(reply.error);
+        const { result } = reply;
         results.push(result);
         o.onProgress?.({ done: ++done, total: tasks.length, result });
       }),

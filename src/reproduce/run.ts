@@ -6,6 +6,7 @@
 import type { BackendRequest } from '../compute/provider.js';
 import type { Dataset } from '../data/dataset.js';
 import { loadVowels, type VowelSplit } from '../data/vowels.js';
+import { errorToWire, type WireError } from '../errors.js';
 import { Mixture } from '../mixture.js';
 import { figureData, type FigureData } from './figure.js';
 import { CriterionTracker } from './stats.js';
@@ -143,4 +144,20 @@ export async function runOne(task: RunTask): Promise<RunResult> {
   if (task.figure) result.figure = figureData(m, split, { key: system.key, run: task.run, seed: task.seed, epochs: s.epochs });
   await m.close();
   return result;
+}
+
+/**
+ * What a reproduce worker returns: the result, or the error in wire form, since an
+ * error's class and code do not survive the thread boundary (the caller rebuilds it with
+ * errorFromWire).
+ */
+export type RunReply = { result: RunResult } | { error: WireError };
+
+/** {@link runOne} for a worker thread: never rejects, failures come back as `{ error }`. */
+export async function runOneReply(task: RunTask): Promise<RunReply> {
+  try {
+    return { result: await runOne(task) };
+  } catch (err) {
+    return { error: errorToWire(err) };
+  }
 }

@@ -9,15 +9,15 @@ import { fitStandardizer, identityStandardizer, standardize } from '../data/stan
 import { BackendError, MoeError, OptionError } from '../errors.js';
 import { loadProvider } from '../compute/load.js';
 import { BACKENDS } from '../compute/provider.js';
-import { mapViews, planLayout, type MixtureViews } from '../memory/layout.js';
+import { mapViews, planLayout, type MixtureLayout, type MixtureViews } from '../memory/layout.js';
 import { expertShape, gateShape } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
 import { optimizerStateSize } from '../optim/optimizers.js';
 import { Rng } from '../rng.js';
 import { checkWorkerCount, ParallelPool } from '../parallel/pool.js';
-import { targetMatrix, type Mixture, type MixtureParams } from '../mixture.js';
+import { targetMatrix, type FitRun, type Mixture, type MixtureParams } from '../mixture.js';
 import { InProcessPool } from './inprocess-pool.js';
-import { checkFitOptions, type EpochInfo, type FitOptions, type FitResult, type StopReason } from './options.js';
+import { checkFitOptions, type EpochInfo, type FaultInjection, type FitOptions, type FitResult, type StopReason } from './options.js';
 import { MixtureStep, type ExpertPool } from './step.js';
 
 /**
@@ -55,7 +55,7 @@ function snapshot(p: MixtureParams): MixtureParams {
 }
 
 /** Lay out the mixture's memory for `train` (shared when `shared`), data and parameters copied in. */
-export function layoutFor(m: Mixture, train: Dataset, maxBatch: number, shards: number, shared: boolean): { views: MixtureViews; buffer: ArrayBufferLike; layout: ReturnType<typeof planLayout> } {
+export function layoutFor(m: Mixture, train: Dataset, maxBatch: number, shards: number, shared: boolean): { views: MixtureViews; buffer: ArrayBufferLike; layout: MixtureLayout } {
   const c = m.config;
   const layout = planLayout({
     rows: train.n,
@@ -81,6 +81,27 @@ export function layoutFor(m: Mixture, train: Dataset, maxBatch: number, shards: 
   if (train.labels) views.labels.set(train.labels);
   copyParams(m.params, views);
   return { views, buffer, layout };
+}
+
+/** Start the shard workers of a mixture on memory laid out by {@link layoutFor}. */
+export function startPoolFor(
+  m: Mixture,
+  mem: { buffer: ArrayBufferLike; layout: MixtureLayout },
+  shards: number,
+  maxBatch: number,
+  faultInjection?: FaultInjection,
+): Promise<ParallelPool> {
+  return ParallelPool.start({
+    buffer: mem.buffer as SharedArrayBuffer,
+    layout: mem.layout,
+    config: m.config,
+    optimizer: m.optimizer,
+    backend: m.provider.name,
+    blasLibrary: m.provider.name === 'blas' ? m.provider.detail : undefined,
+    shards,
+    maxBatch,
+    faultInjection,
+  });
 }
 
 export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<FitResult> {
@@ -113,6 +134,8 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
   }
 
   const { views, buffer, layout } = layoutFor(m, train, batchSize, workers, workers > 0);
+  const run: FitRun = { closed: false };
+  m.activeRun = run;
   const previous = m.params;
   m.params = views; // parameters now live in the trainer's (possibly shared) memory
   let pool: ExpertPool;
@@ -124,23 +147,13 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
     // fail in a second thread), the run takes the next provider and says so.
     for (;;) {
       try {
-        parallel = await ParallelPool.start({
-          buffer: buffer as SharedArrayBuffer,
-          layout,
-          config: c,
-          optimizer: m.optimizer,
-          backend: m.provider.name,
-          blasLibrary: m.provider.name === 'blas' ? m.provider.detail : undefined,
-          shards: workers,
-          maxBatch: batchSize,
-          faultInjection: o.faultInjection,
-        });
+        parallel = await startPoolFor(m, { buffer, layout }, workers, batchSize, o.faultInjection);
         break;
       } catch (err) {
         const next = BACKENDS[BACKENDS.indexOf(m.provider.name) + 1];
         if (!(err instanceof BackendError) || next === undefined || process.env.MOE_REQUIRE_BACKEND === m.provider.name) {
           m.params = previous;
-          copyParams(views, previous);
+          if (m.activeRun === run) m.activeRun = undefined;
           if (fittedHere) m.inputScaler = m.targetScaler = undefined;
           throw err;
         }
@@ -149,7 +162,7 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
       }
     }
     pool = parallel;
-    m.activeClose = () => parallel!.close();
+    run.pool = parallel;
   }
 
   const step = new MixtureStep(m.provider.sgemm, c, m.optimizer, views, batchSize, pool);
@@ -176,7 +189,7 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
       let sum = 0, batches = 0;
       m.training.batchSize = batchSize;
       for (let start = skip * batchSize; start < train.n; start += batchSize) {
-        if (o.signal?.aborted) throw new MoeError('ABORTED', `training aborted at step ${m.training.step} (epoch ${m.training.epoch + 1}); parameters are those of step ${m.training.step}`);
+        if (o.signal?.aborted || run.closed) throw new MoeError('ABORTED', `training aborted at step ${m.training.step} (epoch ${m.training.epoch + 1}); parameters are those of step ${m.training.step}`);
         const batch = order.subarray(start, Math.min(start + batchSize, train.n));
         const t = m.training.step + 1;
         lr = o.schedule ? o.schedule({ epoch: m.training.epoch, step: t, baseLr: m.optimizer.lr }) : m.optimizer.lr;
@@ -218,10 +231,8 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
       if (stopReason !== 'epochs') break;
     }
   } finally {
-    if (parallel) {
-      m.activeClose = undefined;
-      await parallel.close();
-    }
+    if (m.activeRun === run) m.activeRun = undefined;
+    await parallel?.close();
   }
   const result: FitResult = {
     epochs: history.length,
