@@ -15,6 +15,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { LossName } from '../src/losses/losses.js';
+import { mixOutputs } from '../src/losses/gate-side.js';
 import { resolveMixtureConfig } from '../src/model/config.js';
 import { mixtureLoss } from '../src/model/inference.js';
 import { runLossPipeline, type LossPipelineResult } from './helpers/loss-pipeline.js';
@@ -109,7 +110,9 @@ describe.each(LOSSES)('%s on the hand-worked example', (loss) => {
 
   it('evaluation (mixtureLoss) gives the same loss', () => {
     const c = resolveMixtureConfig({ task: loss === 'categorical' ? 'classification' : 'regression', inputs: 1, outputs: ex.K, experts: E, loss });
-    const mixture = new Float32Array(B * ex.K); // not read by the loss
+    // The forward pass's mixture output: ȳ = Σ g_i o_i (the cooperative loss reads it).
+    const mixture = new Float32Array(B * ex.K);
+    mixOutputs(r.g, ex.outs, B * ex.K, B, E, ex.K, mixture);
     const value = mixtureLoss(c, { n: B, gate: r.g, logGate: r.logG, experts: ex.outs, mixture }, ex.d, ex.labels);
     expect(value).toBeCloseTo(hand.loss, 6);
   });

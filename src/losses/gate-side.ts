@@ -4,17 +4,13 @@
  * weights the experts need for their output gradients, and ∂E/∂u for the gate.
  * Formulas: see losses.ts. All in log space: log g = u − logsumexp(u), never log(softmax).
  */
-import type { LossName } from './losses.js';
+import { rowLogSumExp, type LossName } from './losses.js';
 
 /** Row-wise log-softmax and softmax of u (rows×E): logG = u − logsumexp(u), g = exp(logG). */
 export function gateSoftmax(u: Float32Array, rows: number, E: number, logG: Float32Array, g: Float32Array): void {
   for (let r = 0; r < rows; r++) {
     const off = r * E;
-    let m = -Infinity;
-    for (let i = 0; i < E; i++) m = Math.max(m, u[off + i]!);
-    let s = 0;
-    for (let i = 0; i < E; i++) s += Math.exp(u[off + i]! - m);
-    const lse = m + Math.log(s);
+    const lse = rowLogSumExp(u, off, E);
     for (let i = 0; i < E; i++) {
       const lg = u[off + i]! - lse;
       logG[off + i] = lg;
@@ -23,14 +19,15 @@ export function gateSoftmax(u: Float32Array, rows: number, E: number, logG: Floa
   }
 }
 
-/**
- * Loss, expert weights and gate gradient for `competitive`, `gaussian` and `categorical`,
- * from logG, g and the experts' scores. Writes weights (rows×E), gateGrad = ∂E/∂u
- * (rows×E) and, for the two likelihoods, the posteriors h (rows×E). Returns the mean loss.
- */
 /** Float64 scratch for one row's joint log-scores (grown on demand, never shrunk). */
 let joint = new Float64Array(16);
 
+/**
+ * Loss, expert weights and gate gradient for `competitive`, `gaussian` and `categorical`,
+ * from logG, g and the experts' scores (all rows×E). Writes weights (rows×E), gateGrad =
+ * ∂E/∂u (rows×E) and, where given, the posteriors h (rows×E; g for competitive).
+ * Returns the mean loss over the rows.
+ */
 export function combineScores(
   loss: Exclude<LossName, 'cooperative'>,
   logG: Float32Array,
@@ -40,7 +37,7 @@ export function combineScores(
   E: number,
   weights: Float32Array,
   gateGrad: Float32Array,
-  posteriors: Float32Array,
+  posteriors?: Float32Array,
 ): number {
   const inv = 1 / rows;
   let total = 0;
@@ -56,7 +53,7 @@ export function combineScores(
         const gi = g[off + i]!;
         weights[off + i] = 2 * gi * inv;
         gateGrad[off + i] = gi * (scores[off + i]! - mean) * inv;
-        posteriors[off + i] = gi;
+        if (posteriors) posteriors[off + i] = gi;
       }
     } else {
       // log(g_i s_i), with log s_i = −½ e_i (gaussian) or log P_i(y|x) (categorical)
@@ -73,7 +70,7 @@ export function combineScores(
       total -= lse; // E = −log Σ g_i s_i
       for (let i = 0; i < E; i++) {
         const h = Math.exp(joint[i]! - lse);
-        posteriors[off + i] = h;
+        if (posteriors) posteriors[off + i] = h;
         weights[off + i] = h * inv;
         gateGrad[off + i] = (g[off + i]! - h) * inv; // ∂E/∂u_i = g_i − h_i
       }
@@ -107,7 +104,7 @@ export function mixOutputs(
   }
 }
 
-/** Cooperative: mean of ½‖d − ȳ‖², and the experts' weights g/B. */
+/** Cooperative: mean of ½‖d − ȳ‖² (rows×K), and the experts' weights g/B (rows×E). */
 export function cooperativeLoss(
   ybar: Float32Array,
   d: Float32Array,
@@ -116,7 +113,6 @@ export function cooperativeLoss(
   K: number,
   E: number,
   weights: Float32Array,
-  posteriors: Float32Array,
 ): number {
   const inv = 1 / rows;
   let total = 0;
@@ -124,10 +120,7 @@ export function cooperativeLoss(
     const diff = d[r]! - ybar[r]!;
     total += 0.5 * diff * diff;
   }
-  for (let j = 0; j < rows * E; j++) {
-    weights[j] = g[j]! * inv;
-    posteriors[j] = g[j]!;
-  }
+  for (let j = 0; j < rows * E; j++) weights[j] = g[j]! * inv;
   return total * inv;
 }
 

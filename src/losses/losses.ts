@@ -24,6 +24,16 @@
 export type LossName = 'cooperative' | 'competitive' | 'gaussian' | 'categorical';
 export const LOSSES: readonly LossName[] = ['cooperative', 'competitive', 'gaussian', 'categorical'];
 
+/** log Σ_k exp(a[off + k]) over k < n, shifted by the maximum so that it never overflows. */
+export function rowLogSumExp(a: ArrayLike<number>, off: number, n: number): number {
+  let m = -Infinity;
+  for (let k = 0; k < n; k++) if (a[off + k]! > m) m = a[off + k]!;
+  if (m === -Infinity) return m;
+  let s = 0;
+  for (let k = 0; k < n; k++) s += Math.exp(a[off + k]! - m);
+  return m + Math.log(s);
+}
+
 /** Per-row expert score written in FORWARD: e_i for squared errors, log P_i(y|x) for categorical. */
 export function expertScores(
   loss: LossName,
@@ -35,17 +45,16 @@ export function expertScores(
   scores: Float32Array,
   E: number,
   i: number,
+  lse?: Float64Array,
 ): void {
   if (loss === 'cooperative') return;
   if (loss === 'categorical') {
     for (let r = 0; r < rows; r++) {
-      const off = r * K;
-      let m = -Infinity;
-      for (let k = 0; k < K; k++) m = Math.max(m, o[off + k]!);
-      let s = 0;
-      for (let k = 0; k < K; k++) s += Math.exp(o[off + k]! - m);
+      const z = rowLogSumExp(o, r * K, K);
+      // Kept for BACKWARD, which needs softmax(z) = exp(z − logsumexp(z)) again.
+      if (lse) lse[r] = z;
       // log P(y) = z_y − logsumexp(z)
-      scores[r * E + i] = o[off + labels[r]!]! - m - Math.log(s);
+      scores[r * E + i] = o[r * K + labels[r]!]! - z;
     }
     return;
   }
@@ -62,7 +71,8 @@ export function expertScores(
 
 /**
  * ∂E/∂o_i (or ∂E/∂z_i for categorical) for one expert, rows×K, into `gradOut`:
- * gradOut[r] = w[r,i] · (ref[r] − d[r]).
+ * gradOut[r] = w[r,i] · (ref[r] − d[r]). Categorical may pass the per-row logsumexp
+ * that {@link expertScores} kept in FORWARD.
  */
 export function expertOutputGrad(
   loss: LossName,
@@ -76,20 +86,15 @@ export function expertOutputGrad(
   E: number,
   i: number,
   gradOut: Float32Array,
+  lse?: Float64Array,
 ): void {
   for (let r = 0; r < rows; r++) {
     const w = weights[r * E + i]!;
     const off = r * K;
     if (loss === 'categorical') {
-      let m = -Infinity;
-      for (let k = 0; k < K; k++) m = Math.max(m, o[off + k]!);
-      let s = 0;
-      for (let k = 0; k < K; k++) s += Math.exp(o[off + k]! - m);
+      const z = lse ? lse[r]! : rowLogSumExp(o, off, K);
       const y = labels[r]!;
-      for (let k = 0; k < K; k++) {
-        const p = Math.exp(o[off + k]! - m) / s;
-        gradOut[off + k] = w * (p - (k === y ? 1 : 0));
-      }
+      for (let k = 0; k < K; k++) gradOut[off + k] = w * (Math.exp(o[off + k]! - z) - (k === y ? 1 : 0));
     } else {
       const ref = loss === 'cooperative' ? ybar : o;
       for (let k = 0; k < K; k++) gradOut[off + k] = w * (ref[off + k]! - d[off + k]!);

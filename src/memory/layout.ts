@@ -26,7 +26,15 @@ export const CTRL = {
 /** PING does no work: it measures the bare round trip with the trainer's own wait primitives. */
 export const CMD = { FORWARD: 1, BACKWARD: 2, UPDATE: 3, STOP: 4, PING: 5 } as const;
 export type Command = (typeof CMD)[keyof typeof CMD];
-export const PHASE_NAMES: Record<number, string> = { 0: 'start-up', 1: 'forward', 2: 'backward', 3: 'update', 4: 'stop', 5: 'ping' };
+/** Names of the commands (0: before the first), as errors and fault injection spell them. */
+export const PHASE_NAMES: Record<number, string> = {
+  0: 'start-up',
+  [CMD.FORWARD]: 'forward',
+  [CMD.BACKWARD]: 'backward',
+  [CMD.UPDATE]: 'update',
+  [CMD.STOP]: 'stop',
+  [CMD.PING]: 'ping',
+};
 /** Slots per shard in the `busy` region: accumulated compute milliseconds, indexed by command. */
 export const BUSY_SLOTS = 8;
 

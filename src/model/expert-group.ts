@@ -9,7 +9,7 @@
 import type { Sgemm } from '../compute/provider.js';
 import { cooperativeDots, expertOutputGrad, expertScores } from '../losses/losses.js';
 import type { MixtureViews } from '../memory/layout.js';
-import { optimizerStep, type OptimizerConfig } from '../optim/optimizers.js';
+import { optimizerStateSize, optimizerStep, type OptimizerConfig } from '../optim/optimizers.js';
 import { expertShape, type MixtureConfig } from './config.js';
 import { MlpWorkspace, mlpBackward, mlpForward, mlpParamCount, type MlpShape } from './mlp.js';
 
@@ -19,17 +19,29 @@ export interface ExpertGroupSpec {
   /** First expert index and number of experts in this group. */
   first: number;
   count: number;
+  /** Largest batch, in rows (the stride of each expert's block of `outs`). */
   maxBatch: number;
+}
+
+/** One expert's views of the shared regions, made once: the hot loop allocates nothing. */
+interface ExpertViews {
+  index: number;
+  params: Float32Array;
+  grads: Float32Array;
+  out: Float32Array;
+  ws: MlpWorkspace;
+  /** Categorical: each row's logsumexp of the logits, from FORWARD for BACKWARD. */
+  lse: Float64Array | undefined;
 }
 
 export class ExpertGroup {
   private readonly shape: MlpShape;
-  private readonly P: number;
   private readonly xb: Float32Array;
   private readonly db: Float32Array;
   private readonly lb: Int32Array;
   private readonly gradOut: Float32Array;
-  private readonly ws: MlpWorkspace[];
+  private readonly experts: ExpertViews[];
+  private readonly update_: { params: Float32Array; grads: Float32Array; state: Float32Array };
 
   constructor(
     private readonly gemm: Sgemm,
@@ -38,45 +50,50 @@ export class ExpertGroup {
   ) {
     const c = spec.config;
     this.shape = expertShape(c);
-    this.P = mlpParamCount(this.shape);
-    this.xb = new Float32Array(spec.maxBatch * c.inputs);
-    this.db = new Float32Array(spec.maxBatch * c.outputs);
-    this.lb = new Int32Array(spec.maxBatch);
-    this.gradOut = new Float32Array(spec.maxBatch * c.outputs);
+    const P = mlpParamCount(this.shape);
+    const B = spec.maxBatch, K = c.outputs;
+    this.xb = new Float32Array(B * c.inputs);
+    this.db = new Float32Array(B * K);
+    this.lb = new Int32Array(B);
+    this.gradOut = new Float32Array(B * K);
     // One workspace per expert: backward needs that expert's own forward activations.
-    this.ws = Array.from({ length: spec.count }, () => new MlpWorkspace(this.shape, spec.maxBatch));
+    this.experts = Array.from({ length: spec.count }, (_, j) => {
+      const i = spec.first + j;
+      return {
+        index: i,
+        params: v.expertParams.subarray(i * P, (i + 1) * P),
+        grads: v.expertGrads.subarray(i * P, (i + 1) * P),
+        out: v.outs.subarray(i * B * K, (i + 1) * B * K),
+        ws: new MlpWorkspace(this.shape, B),
+        lse: c.loss === 'categorical' ? new Float64Array(B) : undefined,
+      };
+    });
+    const S = optimizerStateSize(spec.optimizer.name);
+    const a = spec.first * P, b = (spec.first + spec.count) * P;
+    this.update_ = { params: v.expertParams.subarray(a, b), grads: v.expertGrads.subarray(a, b), state: v.expertOpt.subarray(a * S, b * S) };
   }
 
-  private params(i: number): Float32Array {
-    return this.v.expertParams.subarray(i * this.P, (i + 1) * this.P);
-  }
-
-  private out(i: number): Float32Array {
-    const stride = this.spec.maxBatch * this.spec.config.outputs;
-    return this.v.outs.subarray(i * stride, (i + 1) * stride);
-  }
-
-  /** Gather the batch's inputs, targets and labels from the dataset regions. */
+  /** Gather the batch's inputs, and the targets or labels its loss reads, from the dataset. */
   private gather(rows: number): void {
-    const { inputs: D, outputs: K } = this.spec.config;
+    const { inputs: D, outputs: K, loss, task } = this.spec.config;
     const { x, t, labels, batchRows } = this.v;
+    const targets = loss !== 'categorical';
+    const classes = task === 'classification';
     for (let r = 0; r < rows; r++) {
       const src = batchRows[r]!;
       this.xb.set(x.subarray(src * D, src * D + D), r * D);
-      this.db.set(t.subarray(src * K, src * K + K), r * K);
-      this.lb[r] = labels[src]!;
+      if (targets) this.db.set(t.subarray(src * K, src * K + K), r * K);
+      if (classes) this.lb[r] = labels[src]!;
     }
   }
 
   /** FORWARD: o_i = f_i(x) into outs, and the per-row scores (e_i or log P_i(y|x)). */
   forward(rows: number): void {
     this.gather(rows);
-    const { config: c, first, count } = this.spec;
-    for (let j = 0; j < count; j++) {
-      const i = first + j;
-      const o = this.out(i);
-      mlpForward(this.gemm, this.shape, this.params(i), this.xb, rows, o, this.ws[j]!);
-      expertScores(c.loss, o, this.db, this.lb, rows, c.outputs, this.v.scores, c.experts, i);
+    const c = this.spec.config;
+    for (const e of this.experts) {
+      mlpForward(this.gemm, this.shape, e.params, this.xb, rows, e.out, e.ws);
+      expertScores(c.loss, e.out, this.db, this.lb, rows, c.outputs, this.v.scores, c.experts, e.index, e.lse);
     }
   }
 
@@ -86,31 +103,18 @@ export class ExpertGroup {
    * the per-row dots (d − ȳ)·(o_i − ȳ) of the gate gradient into scores.
    */
   backward(rows: number): void {
-    const { config: c, first, count } = this.spec;
+    const c = this.spec.config;
     const K = c.outputs;
-    for (let j = 0; j < count; j++) {
-      const i = first + j;
-      const o = this.out(i);
-      expertOutputGrad(c.loss, o, this.db, this.lb, this.v.ybar, this.v.weights, rows, K, c.experts, i, this.gradOut);
-      if (c.loss === 'cooperative') cooperativeDots(o, this.db, this.v.ybar, rows, K, this.v.scores, c.experts, i);
-      const grads = this.v.expertGrads.subarray(i * this.P, (i + 1) * this.P);
-      mlpBackward(this.gemm, this.shape, this.params(i), this.xb, rows, this.gradOut, grads, this.ws[j]!);
+    for (const e of this.experts) {
+      expertOutputGrad(c.loss, e.out, this.db, this.lb, this.v.ybar, this.v.weights, rows, K, c.experts, e.index, this.gradOut, e.lse);
+      if (c.loss === 'cooperative') cooperativeDots(e.out, this.db, this.v.ybar, rows, K, this.v.scores, c.experts, e.index);
+      mlpBackward(this.gemm, this.shape, e.params, this.xb, rows, this.gradOut, e.grads, e.ws);
     }
   }
 
-  /** UPDATE: one optimiser step on this group's experts. */
+  /** UPDATE: one optimiser step on this group's experts (one contiguous range). */
   update(lr: number, t: number): void {
-    const { first, count, optimizer } = this.spec;
-    const S = this.v.expertOpt.length / Math.max(1, this.v.expertParams.length);
-    const a = first * this.P, b = (first + count) * this.P;
-    optimizerStep(
-      optimizer,
-      this.v.expertParams.subarray(a, b),
-      this.v.expertGrads.subarray(a, b),
-      this.v.expertOpt.subarray(a * S, b * S),
-      b - a,
-      lr,
-      t,
-    );
+    const u = this.update_;
+    optimizerStep(this.spec.optimizer, u.params, u.grads, u.state, u.params.length, lr, t);
   }
 }

@@ -4,8 +4,8 @@
  * for standardised inputs, in chunks so scratch memory stays bounded.
  */
 import type { Sgemm } from '../compute/provider.js';
-import { expertScores } from '../losses/losses.js';
-import { combineScores, cooperativeLoss, gateSoftmax, mixOutputs } from '../losses/gate-side.js';
+import { expertScores, rowLogSumExp } from '../losses/losses.js';
+import { combineScores, cooperativeLoss, gateSoftmax } from '../losses/gate-side.js';
 import { expertShape, gateShape, type MixtureConfig } from './config.js';
 import { MlpWorkspace, mlpForward, mlpParamCount } from './mlp.js';
 
@@ -56,11 +56,8 @@ export function mixtureForward(
         const gi = g[r * E + i]!;
         const off = r * K;
         if (c.loss === 'categorical') {
-          let m = -Infinity;
-          for (let k = 0; k < K; k++) m = Math.max(m, o[off + k]!);
-          let s = 0;
-          for (let k = 0; k < K; k++) s += Math.exp(o[off + k]! - m);
-          for (let k = 0; k < K; k++) mixture[(start + r) * K + k]! += (gi * Math.exp(o[off + k]! - m)) / s;
+          const lse = rowLogSumExp(o, off, K);
+          for (let k = 0; k < K; k++) mixture[(start + r) * K + k]! += gi * Math.exp(o[off + k]! - lse);
         } else {
           for (let k = 0; k < K; k++) mixture[(start + r) * K + k]! += gi * o[off + k]!;
         }
@@ -77,12 +74,10 @@ export function mixtureForward(
 export function mixtureLoss(c: MixtureConfig, f: MixtureForward, t: Float32Array, labels: Int32Array): number {
   const { outputs: K, experts: E } = c;
   const n = f.n;
-  const scores = new Float32Array(n * E), w = new Float32Array(n * E), gg = new Float32Array(n * E), h = new Float32Array(n * E);
-  if (c.loss === 'cooperative') {
-    const ybar = new Float32Array(n * K);
-    mixOutputs(f.gate, f.experts, n * K, n, E, K, ybar);
-    return cooperativeLoss(ybar, t, f.gate, n, K, E, w, h);
-  }
+  const w = new Float32Array(n * E);
+  // The forward pass's mixture output is ȳ, summed in the same expert order as training.
+  if (c.loss === 'cooperative') return cooperativeLoss(f.mixture, t, f.gate, n, K, E, w);
+  const scores = new Float32Array(n * E), gg = new Float32Array(n * E);
   for (let i = 0; i < E; i++) expertScores(c.loss, f.experts.subarray(i * n * K, (i + 1) * n * K), t, labels, n, K, scores, E, i);
-  return combineScores(c.loss, f.logGate, f.gate, scores, n, E, w, gg, h);
+  return combineScores(c.loss, f.logGate, f.gate, scores, n, E, w, gg);
 }

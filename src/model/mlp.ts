@@ -65,6 +65,9 @@ export class MlpWorkspace {
   readonly deltaB: Float32Array;
   /** A row of ones for the bias gradient's column sums. */
   readonly ones: Float32Array;
+  private readonly offs: { w: number; b: number }[];
+  private paramViews = new LayerViews();
+  private gradViews = new LayerViews();
   constructor(
     readonly shape: MlpShape,
     readonly maxBatch: number,
@@ -79,6 +82,38 @@ export class MlpWorkspace {
     this.deltaA = new Float32Array(maxBatch * widest);
     this.deltaB = new Float32Array(maxBatch * widest);
     this.ones = new Float32Array(maxBatch).fill(1);
+    this.offs = layerOffsets(shape);
+  }
+
+  /**
+   * Per-layer W and b views of a parameter (or gradient) vector, made once per vector:
+   * an expert's workspace always sees the same one, so its steps allocate no views.
+   */
+  layers(params: Float32Array, grads = false): LayerViews {
+    const cache = grads ? this.gradViews : this.paramViews;
+    if (cache.of === params) return cache;
+    const views = new LayerViews(params, this.shape, this.offs);
+    if (grads) this.gradViews = views;
+    else this.paramViews = views;
+    return views;
+  }
+}
+
+/** W_l and b_l views of one flat vector. */
+class LayerViews {
+  readonly w: Float32Array[] = [];
+  readonly b: Float32Array[] = [];
+  constructor(
+    readonly of?: Float32Array,
+    shape?: MlpShape,
+    offs?: { w: number; b: number }[],
+  ) {
+    if (!of || !shape || !offs) return;
+    offs.forEach(({ w, b }, l) => {
+      const nin = shape.sizes[l]!, nout = shape.sizes[l + 1]!;
+      this.w.push(of.subarray(w, w + nin * nout));
+      this.b.push(of.subarray(b, b + nout));
+    });
   }
 }
 
@@ -149,16 +184,16 @@ export function mlpForward(
   ws: MlpWorkspace,
 ): void {
   const s = shape.sizes;
-  const offs = layerOffsets(shape);
+  const p = ws.layers(params);
+  const L = p.w.length;
   let input = x;
-  for (let l = 0; l < offs.length; l++) {
+  for (let l = 0; l < L; l++) {
     const nin = s[l]!, nout = s[l + 1]!;
-    const last = l === offs.length - 1;
+    const last = l === L - 1;
     const z = last ? out : ws.hidden[l]!;
-    const { w, b } = offs[l]!;
     // z = b_l (every row), then z += input·W_l: the bias add happens inside sgemm.
-    fillBiasRows(z, params.subarray(b, b + nout), rows, nout);
-    gemm(false, false, rows, nout, nin, 1, input, params.subarray(w, w + nin * nout), 1, z);
+    fillBiasRows(z, p.b[l]!, rows, nout);
+    gemm(false, false, rows, nout, nin, 1, input, p.w[l]!, 1, z);
     if (!last) activate(z, rows * nout, shape.activation);
     input = z;
   }
@@ -181,18 +216,17 @@ export function mlpBackward(
   ws: MlpWorkspace,
 ): void {
   const s = shape.sizes;
-  const offs = layerOffsets(shape);
+  const p = ws.layers(params), g = ws.layers(grads, true);
   let delta = gradOut;
   let spare = ws.deltaA;
-  for (let l = offs.length - 1; l >= 0; l--) {
+  for (let l = p.w.length - 1; l >= 0; l--) {
     const nin = s[l]!, nout = s[l + 1]!;
-    const { w, b } = offs[l]!;
     const input = l === 0 ? x : ws.hidden[l - 1]!;
-    gemm(true, false, nin, nout, rows, 1, input, delta, 0, grads.subarray(w, w + nin * nout));
+    gemm(true, false, nin, nout, rows, 1, input, delta, 0, g.w[l]!);
     // ∂E/∂b_l = 1ᵀ·δ_l, a 1×rows by rows×nout product.
-    gemm(false, false, 1, nout, rows, 1, ws.ones, delta, 0, grads.subarray(b, b + nout));
+    gemm(false, false, 1, nout, rows, 1, ws.ones, delta, 0, g.b[l]!);
     if (l > 0) {
-      gemm(false, true, rows, nin, nout, 1, delta, params.subarray(w, w + nin * nout), 0, spare);
+      gemm(false, true, rows, nin, nout, 1, delta, p.w[l]!, 0, spare);
       activateBackward(spare, ws.hidden[l - 1]!, rows * nin, shape.activation);
       delta = spare;
       spare = spare === ws.deltaA ? ws.deltaB : ws.deltaA;

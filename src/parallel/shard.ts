@@ -9,7 +9,7 @@ import type { MessagePort } from 'node:worker_threads';
 import { loadExactProvider } from '../compute/load.js';
 import type { BackendName, Sgemm } from '../compute/provider.js';
 import { errorToWire, type WireError } from '../errors.js';
-import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, type MixtureLayout } from '../memory/layout.js';
+import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, PHASE_NAMES, type MixtureLayout } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
 import { ExpertGroup } from '../model/expert-group.js';
 import type { OptimizerConfig } from '../optim/optimizers.js';
@@ -47,7 +47,6 @@ export interface ShardApi {
   snapshot(): Float32Array;
 }
 
-const PHASE: Record<number, FaultInjection['phase'] | undefined> = { [CMD.FORWARD]: 'forward', [CMD.BACKWARD]: 'backward', [CMD.UPDATE]: 'update' };
 
 /** Run one shard until STOP; rejects if the step loop throws (the trainer reports it). */
 export async function runShard(task: ShardTask): Promise<string> {
@@ -104,7 +103,7 @@ export async function runShard(task: ShardTask): Promise<string> {
       const rows = Atomics.load(ctrl, CTRL.ROWS);
       const step = Atomics.load(ctrl, CTRL.STEP);
       const f = task.faultInjection;
-      if (f && f.shard === task.shard && f.atStep === step && f.phase === PHASE[cmd]) {
+      if (f && f.shard === task.shard && f.atStep === step && f.phase === PHASE_NAMES[cmd]) {
         if (f.kind === 'exit') process.exit(3);
         throw new Error(`injected fault in ${f.phase} at step ${step}`);
       }

@@ -34,10 +34,8 @@ export class MixtureStep {
   private readonly dg: Float32Array;
   private readonly u: Float32Array;
   private readonly logG: Float32Array;
-  readonly g: Float32Array;
+  private readonly g: Float32Array;
   private readonly gateGrad: Float32Array;
-  /** Posteriors h of the last step (gate probabilities g for the squared errors), rows×E. */
-  readonly posteriors: Float32Array;
 
   constructor(
     private readonly gemm: Sgemm,
@@ -56,7 +54,6 @@ export class MixtureStep {
     this.logG = new Float32Array(maxBatch * E);
     this.g = new Float32Array(maxBatch * E);
     this.gateGrad = new Float32Array(maxBatch * E);
-    this.posteriors = new Float32Array(maxBatch * E);
   }
 
   /**
@@ -78,18 +75,20 @@ export class MixtureStep {
     }
     mlpForward(this.gemm, this.shape, v.gateParams, this.xg, rows, this.u, this.ws);
     gateSoftmax(this.u, rows, E, this.logG, this.g);
-    await this.pool.finishForward();
-
-    let value: number;
     if (loss === 'cooperative') {
       for (let r = 0; r < rows; r++) {
         const src = v.batchRows[r]!;
         this.dg.set(v.t.subarray(src * K, src * K + K), r * K);
       }
+    }
+    await this.pool.finishForward();
+
+    let value: number;
+    if (loss === 'cooperative') {
       mixOutputs(this.g, v.outs, this.maxBatch * K, rows, E, K, v.ybar);
-      value = cooperativeLoss(v.ybar, this.dg, this.g, rows, K, E, v.weights, this.posteriors);
+      value = cooperativeLoss(v.ybar, this.dg, this.g, rows, K, E, v.weights);
     } else {
-      value = combineScores(loss, this.logG, this.g, v.scores, rows, E, v.weights, this.gateGrad, this.posteriors);
+      value = combineScores(loss, this.logG, this.g, v.scores, rows, E, v.weights, this.gateGrad);
     }
     if (!Number.isFinite(value)) {
       throw new MoeError(

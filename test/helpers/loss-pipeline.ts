@@ -49,7 +49,8 @@ export function runLossPipeline(
   let value: number;
   if (loss === 'cooperative') {
     mixOutputs(g, outs, B * K, B, E, K, ybar);
-    value = cooperativeLoss(ybar, d, g, B, K, E, weights, h);
+    value = cooperativeLoss(ybar, d, g, B, K, E, weights);
+    h.set(g); // the squared errors' "posteriors" are the gate probabilities
   } else {
     for (let i = 0; i < E; i++) expertScores(loss, block(outs, i), d, labels, B, K, scores, E, i);
     value = combineScores(loss, logG, g, scores, B, E, weights, gateGrad, h);
