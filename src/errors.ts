@@ -89,7 +89,9 @@ export class ShardCrashError extends MoeError {
     const state =
       phase === 'update'
         ? `the gate and the other shards are at step ${lastCompletedStep + 1}; shard ${shard}'s experts may be mid-update`
-        : `every expert and the gate are at step ${lastCompletedStep}, the last completed`;
+        : lastCompletedStep < 0
+          ? 'no training step ran; every parameter is as it was before the fit'
+          : `every expert and the gate are at step ${lastCompletedStep}, the last completed`;
     super(
       'SHARD_CRASHED',
       `shard ${shard} (experts ${experts.join(', ')}) failed during ${phase}: ${detail}; ${state}`,

@@ -45,7 +45,7 @@ export { loadVowels, PAPER_VOWELS } from './data/vowels.js';
 export type { VowelOptions, VowelSplit } from './data/vowels.js';
 
 export { saveModel, loadModel, toModelDocument, fromModelDocument, MODEL_FORMAT, MODEL_FORMAT_VERSION } from './io/model-file.js';
-export type { ModelDocument } from './io/model-file.js';
+export type { ModelDocument, LoadOptions } from './io/model-file.js';
 export { writeFileAtomic } from './io/atomic.js';
 
 export { ParallelPool, shardExperts, checkWorkerCount } from './parallel/pool.js';

@@ -15,7 +15,7 @@ import { mlpInit, mlpParamCount } from './model/mlp.js';
 import { optimizerStateSize, resolveOptimizer, type OptimizerConfig, type OptimizerName } from './optim/optimizers.js';
 import { Rng } from './rng.js';
 import { runFit } from './train/fit.js';
-import { loadModel, saveModel } from './io/model-file.js';
+import { loadModel, saveModel, type LoadOptions } from './io/model-file.js';
 import type { FitOptions, FitResult } from './train/options.js';
 import type { ParallelPool } from './parallel/pool.js';
 
@@ -99,6 +99,12 @@ export interface Evaluation {
   gateShare: number[];
 }
 
+/**
+ * A mixture of local experts: E experts and a softmax gate over D inputs and K outputs.
+ * Create one with {@link Mixture.create} or {@link Mixture.load}; train it with
+ * {@link Mixture.fit} (in-process, or with the experts in worker threads); use it with
+ * {@link Mixture.predict} and {@link Mixture.evaluate}; keep it with {@link Mixture.save}.
+ */
 export class Mixture {
   /**
    * The provider this mixture's math runs on, chosen at creation or load. A parallel fit
@@ -297,7 +303,7 @@ export class Mixture {
   }
 
   /** Load a model file written by {@link Mixture.save}; `backend` chooses the provider as in create. */
-  static load(path: string, opts: { backend?: BackendRequest; blasLibrary?: string; onWarning?: (m: string) => void } = {}): Promise<Mixture> {
+  static load(path: string, opts: LoadOptions = {}): Promise<Mixture> {
     return loadModel(path, opts);
   }
 

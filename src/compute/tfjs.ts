@@ -21,8 +21,12 @@ function tfjsSgemm(tf: Tf, backend: string): Sgemm {
       const b = tf.tensor2d(B.slice(0, K * N), transB ? [N, K] : [K, N]);
       return tf.matMul(a, b, transA, transB);
     });
-    const p = result.dataSync() as Float32Array;
-    result.dispose();
+    let p: Float32Array;
+    try {
+      p = result.dataSync() as Float32Array;
+    } finally {
+      result.dispose();
+    }
     const n = M * N;
     if (beta === 0) {
       if (alpha === 1) C.set(p.subarray(0, n));

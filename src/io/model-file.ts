@@ -92,8 +92,15 @@ function decodeArray(text: unknown, expected: number, name: string, where: strin
   return out;
 }
 
+/** How a model file is loaded: the provider is chosen as in {@link Mixture.create}. */
+export interface LoadOptions {
+  backend?: BackendRequest;
+  blasLibrary?: string;
+  onWarning?: (message: string) => void;
+}
+
 /** Rebuild a mixture from a parsed document; `where` names the source in errors. */
-export async function fromModelDocument(raw: unknown, where: string, opts: { backend?: BackendRequest; blasLibrary?: string; onWarning?: (m: string) => void } = {}): Promise<Mixture> {
+export async function fromModelDocument(raw: unknown, where: string, opts: LoadOptions = {}): Promise<Mixture> {
   if (typeof raw !== 'object' || raw === null || (raw as { format?: unknown }).format !== MODEL_FORMAT) {
     throw new ModelFormatError(`${where}: not a local-experts model file`);
   }
@@ -125,20 +132,21 @@ export async function fromModelDocument(raw: unknown, where: string, opts: { bac
   if (checksum(ARRAYS.map((k) => params[k])) !== doc.checksum) {
     throw new ModelFormatError(`${where}: checksum mismatch, the parameters are corrupt`);
   }
-  const provider = await loadProvider(opts.backend ?? 'auto', {
-    ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
-    ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
-  });
   const optionalCount = (v: unknown): boolean => v === undefined || (Number.isInteger(v) && (v as number) >= 0);
   if (!optionalCount(t.batch) || !optionalCount(t.batchSize)) throw new ModelFormatError(`${where}: training state is missing or invalid`);
   const training: TrainingState = { seed: t.seed ?? 1, step: t.step, epoch: t.epoch, rng: t.rng.map(Number) };
   if (t.batch !== undefined) training.batch = t.batch;
   if (t.batchSize !== undefined) training.batchSize = t.batchSize;
-  const m = Mixture.fromParts(config, optimizer, provider, params, training);
   const D = config.inputs, K = config.outputs;
   const scalerOk = (s: Standardizer | undefined, w: number): boolean =>
     s === undefined || (Array.isArray(s.mean) && Array.isArray(s.std) && s.mean.length === w && s.std.length === w && s.std.every((v) => v > 0));
   if (!scalerOk(doc.inputScaler, D) || !scalerOk(doc.targetScaler, K)) throw new ModelFormatError(`${where}: standardisation is invalid`);
+  // Only a file that checked out loads a compute provider (and prints its warnings).
+  const provider = await loadProvider(opts.backend ?? 'auto', {
+    ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
+    ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+  });
+  const m = Mixture.fromParts(config, optimizer, provider, params, training);
   if (doc.inputScaler) m.inputScaler = doc.inputScaler;
   if (doc.targetScaler) m.targetScaler = doc.targetScaler;
   if (doc.featureNames) m.featureNames = doc.featureNames;
@@ -148,7 +156,7 @@ export async function fromModelDocument(raw: unknown, where: string, opts: { bac
 }
 
 /** Read a model file. Typed errors: missing file, not a model, truncated, corrupt, newer version. */
-export async function loadModel(path: string, opts: { backend?: BackendRequest; blasLibrary?: string; onWarning?: (m: string) => void } = {}): Promise<Mixture> {
+export async function loadModel(path: string, opts: LoadOptions = {}): Promise<Mixture> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');

@@ -27,6 +27,10 @@ export interface MixtureForward {
 
 const CHUNK = 1024;
 
+/**
+ * Forward pass for n rows of standardised inputs `x` (n×D, row-major): the gate, every
+ * expert and the mixture, computed with `gemm` on the parameters as they are now.
+ */
 export function mixtureForward(
   gemm: Sgemm,
   c: MixtureConfig,

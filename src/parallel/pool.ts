@@ -21,15 +21,22 @@ import type { ExpertPool } from '../train/step.js';
 import type { ShardApi, ShardTask } from './shard.js';
 import { workerFile } from './worker-path.js';
 
+/** What a pool of shard workers is started with. */
 export interface ParallelPoolOptions {
+  /** The mixture's memory, laid out by `layout` (see src/memory/layout.ts). */
   buffer: SharedArrayBuffer;
   layout: MixtureLayout;
   config: MixtureConfig;
   optimizer: Required<OptimizerConfig>;
+  /** The provider every shard must load (the main thread's). */
   backend: BackendName;
+  /** CBLAS library path for `blas`. */
   blasLibrary?: string | undefined;
+  /** Worker threads W, 1 ≤ W ≤ experts. */
   shards: number;
+  /** Largest batch in rows. */
   maxBatch: number;
+  /** Test-only: make one shard fail. */
   faultInjection?: FaultInjection | undefined;
 }
 
@@ -62,6 +69,11 @@ const POLL_MICROS = 300;
 /** How long close() waits for shards to stop before the pool is destroyed anyway. */
 const CLOSE_GRACE_MS = 2000;
 
+/**
+ * The experts of one fit, sharded over worker threads and driven phase by phase through
+ * the control block (see the module comment). Started by {@link ParallelPool.start},
+ * stopped by {@link ParallelPool.close}; most callers use `fit({ workers })` instead.
+ */
 export class ParallelPool implements ExpertPool {
   readonly workers: number;
   private readonly ctrl: Int32Array;
