@@ -22,6 +22,7 @@ export type MoeErrorCode =
 
 /** Base class of every error this library throws on purpose. */
 export class MoeError extends Error {
+  /** Stable machine-readable code; switch on this, not on the message. */
   readonly code: MoeErrorCode;
   constructor(code: MoeErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -42,14 +43,17 @@ export class OptionError extends MoeError {
 
 /** Where in the data a problem was found; every field that is known is set. */
 export interface DataLocation {
+  /** File path (or dataset source) the data came from. */
   file?: string;
   /** 1-based data row (the header is row 0). */
   row?: number;
+  /** Column name, or `#j` (1-based) where columns have no names. */
   column?: string;
 }
 
 /** Data is empty, non-finite, ragged, of the wrong width or has labels out of range. */
 export class DataError extends MoeError {
+  /** Where the problem is, as far as known (also prefixed to the message). */
   readonly location: DataLocation;
   constructor(message: string, location: DataLocation = {}, code: MoeErrorCode = 'INVALID_DATA') {
     super(code, `${formatLocation(location)}${message}`);
@@ -73,8 +77,11 @@ export class BackendError extends MoeError {
 
 /** A shard's worker threw or exited; names the shard, its experts and the phase. */
 export class ShardCrashError extends MoeError {
+  /** 0-based index of the shard (worker) that failed. */
   readonly shard: number;
+  /** Indices of the experts that shard owns. */
   readonly experts: readonly number[];
+  /** Phase it failed in: `start-up`, `forward`, `backward`, `update`, … */
   readonly phase: string;
   /** Last optimisation step that completed on every shard and the gate. */
   readonly lastCompletedStep: number;

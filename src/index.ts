@@ -19,7 +19,7 @@ export { chooseWorkers } from './train/fit.js';
 
 export { resolveMixtureConfig, parseNetSpec, resolveLoss, formatNetSpec, expertShape, gateShape } from './model/config.js';
 export type { MixtureConfig, MixtureOptions, NetSpec, Task } from './model/config.js';
-export { mlpForward, mlpBackward, mlpInit, mlpParamCount, MlpWorkspace, ACTIVATIONS } from './model/mlp.js';
+export { mlpForward, mlpBackward, mlpInit, mlpParamCount, MlpWorkspace, LayerViews, ACTIVATIONS } from './model/mlp.js';
 export type { Activation, MlpShape } from './model/mlp.js';
 export { mixtureForward, mixtureLoss } from './model/inference.js';
 export type { MixtureForward } from './model/inference.js';
@@ -51,12 +51,14 @@ export { writeFileAtomic } from './io/atomic.js';
 export { ParallelPool, shardExperts, checkWorkerCount } from './parallel/pool.js';
 export type { ParallelPoolOptions } from './parallel/pool.js';
 export type { ExpertPool } from './train/step.js';
+export type { Kind as RegionKind, MixtureLayout, MixtureSizes, MixtureViews } from './memory/layout.js';
 export { MixtureStep } from './train/step.js';
 export { InProcessPool } from './train/inprocess-pool.js';
 
 export { runScalingBenchmark, SCALING_SIZES, SIZE_SPECS } from './bench/scaling.js';
 export type { ScalingOptions, ScalingReport, ScalingRow, ScalingSize, SizeSpec, PhaseMicros } from './bench/scaling.js';
 export { formatScalingMarkdown } from './bench/report.js';
+export type { CsvParseReport } from './bench/report.js';
 export { runCsvParseBenchmark, writeRandomCsv } from './bench/csv.js';
 export type { CsvParseOptions } from './bench/csv.js';
 export { Rng } from './rng.js';

@@ -28,7 +28,10 @@ export interface FitRun {
 /** Options of {@link Mixture.create}. */
 export interface CreateOptions extends MixtureOptions {
   /** Optimiser name or full config (default adam, lr 0.01). */
-  optimizer?: OptimizerName | (Partial<OptimizerConfig> & { name?: OptimizerName });
+  optimizer?: OptimizerName | (Partial<OptimizerConfig> & {
+    /** Optimiser kind (default adam). */
+    name?: OptimizerName;
+  });
   /** Learning rate (overrides optimizer.lr). */
   lr?: number;
   /** Seed of initialisation, validation split and shuffles (default 1). */
@@ -39,22 +42,29 @@ export interface CreateOptions extends MixtureOptions {
   blasLibrary?: string;
   /** One-line warnings (a provider that fell back). Default console.warn. */
   onWarning?: (message: string) => void;
-  /** Names for messages and model files. */
+  /** Input column names (D), for messages and model files. */
   featureNames?: string[];
+  /** Regression: target column names (K), for messages and model files. */
   targetNames?: string[];
+  /** Classification: class names (K), indexed by label. */
   classNames?: string[];
 }
 
 /** Parameters and optimiser state, as views that may point into shared memory. */
 export interface MixtureParams {
+  /** Gate weights and biases, {@link mlpParamCount} of the gate's shape. */
   gateParams: Float32Array;
+  /** All experts' parameters: E consecutive blocks of one expert's {@link mlpParamCount}. */
   expertParams: Float32Array;
+  /** Gate optimiser state, {@link optimizerStateSize} floats per gate parameter (empty for sgd). */
   gateOpt: Float32Array;
+  /** Experts' optimiser state, {@link optimizerStateSize} floats per expert parameter (empty for sgd). */
   expertOpt: Float32Array;
 }
 
 /** Training progress that a checkpoint restores. */
 export interface TrainingState {
+  /** Seed the mixture was created with (initialisation, split, shuffles). */
   seed: number;
   /** Optimisation steps taken. */
   step: number;
@@ -73,6 +83,7 @@ export interface TrainingState {
 
 /** What {@link Mixture.predict} returns for n rows. */
 export interface Prediction {
+  /** Number of rows predicted. */
   n: number;
   /** Mixture output n×K in original units (regression) or class probabilities (classification). */
   output: Float32Array;
@@ -88,6 +99,7 @@ export interface Prediction {
 
 /** Metrics on a dataset. */
 export interface Evaluation {
+  /** Number of rows evaluated. */
   n: number;
   /** Mean loss under the model's error function (standardised units). */
   loss: number;
@@ -121,9 +133,13 @@ export class Mixture {
   params: MixtureParams;
   /** Fitted on the first training set; undefined until then. */
   inputScaler?: Standardizer;
+  /** Standardisation of the targets (regression; identity for classification), fitted with `inputScaler`. */
   targetScaler?: Standardizer;
+  /** Input column names (D), if known. */
   featureNames?: string[];
+  /** Regression: target column names (K), if known. */
   targetNames?: string[];
+  /** Classification: class names (K) indexed by label, if known. */
   classNames?: string[];
   /** Optimisation steps, epochs and RNG state: what a checkpoint restores and fit continues from. */
   training: TrainingState;
@@ -131,7 +147,9 @@ export class Mixture {
   activeRun?: FitRun;
 
   private constructor(
+    /** Task, widths D/K/E, gate and expert architectures, loss (fixed at creation). */
     readonly config: MixtureConfig,
+    /** Optimiser and its hyper-parameters, defaults filled in. */
     readonly optimizer: Required<OptimizerConfig>,
     provider: ComputeProvider,
     params: MixtureParams,

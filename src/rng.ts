@@ -30,6 +30,7 @@ export class Rng {
     return Array.from(this.s);
   }
 
+  /** Next raw 32-bit output, an integer in [0, 2³²). */
   nextU32(): number {
     const s = this.s;
     const a = s[0]!, b = s[1]!, c = s[2]!, d = s[3]!;
@@ -60,7 +61,13 @@ export class Rng {
   }
 
   /** In-place Fisher–Yates shuffle. */
-  shuffle<T extends { length: number; [i: number]: unknown }>(a: T): T {
+  shuffle<
+    T extends {
+      /** Number of elements. */
+      length: number;
+      [i: number]: unknown;
+    },
+  >(a: T): T {
     for (let i = a.length - 1; i > 0; i--) {
       const j = this.int(i + 1);
       const tmp = a[i];

@@ -27,6 +27,7 @@ export interface CsvParseOptions {
   runs?: number;
   /** Workers for the training epoch, 0 for in-process (default min(cores, 8)). */
   workers?: number;
+  /** Compute provider for the training epoch (default auto). */
   backend?: BackendRequest;
   /** Name of this machine in the report (default: CPU model and cores). */
   machine?: string;

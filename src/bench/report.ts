@@ -6,42 +6,68 @@ import { IDLE_GAP_MS, type ScalingReport, type ScalingRow } from './scaling.js';
 
 /** What the CSV parsing benchmark measures (see `moe bench csv`). */
 export interface CsvParseReport {
+  /** Stable machine name (slug of CPU model and cores, or the `machine` option). */
   machine: string;
+  /** CPU model as the OS reports it. */
   cpuModel: string;
+  /** Cores available to this process. */
   cores: number;
+  /** Node.js version (`process.version`). */
   node: string;
+  /** ISO 8601. */
   date: string;
+  /** The command that produced it (set by the CLI). */
   command?: string;
+  /** Free-form remarks printed with the report. */
   notes?: string[];
-  /** The generated file. */
+  /** Data rows of the generated file. */
   rows: number;
+  /** Feature columns of the generated file (plus one target). */
   features: number;
+  /** Size of the generated file, bytes. */
   fileBytes: number;
-  /** Timed loadCsv calls, and their mean and relative margin of error. */
+  /** Timed loadCsv calls. */
   runs: number;
+  /** Mean time of one loadCsv call, seconds. */
   parseSeconds: number;
+  /** Relative margin of error of `parseSeconds` (tinybench, %). */
   rmePercent: number;
+  /** Rows parsed per second. */
   rowsPerSecond: number;
+  /** File megabytes (10⁶ bytes) parsed per second. */
   megabytesPerSecond: number;
-  /** The process's peak resident set before generating the file and after the parses, MiB. */
+  /** The process's peak resident set before generating the file, MiB. */
   rssBeforeMiB: number;
+  /** The process's peak resident set after the parses, MiB. */
   peakRssMiB: number;
   /** The float32 size of the parsed dataset, MiB (what the loader aims to cost). */
   datasetMiB: number;
   /** One epoch of training on the parsed data. */
   training: {
+    /** Compute provider it ran on. */
     backend: string;
+    /** Worker threads (0 = in-process). */
     workers: number;
+    /** Experts E. */
     experts: number;
+    /** Expert net as the CLI spells it. */
     expert: string;
+    /** Rows per step. */
     batch: number;
+    /** Wall time of the epoch, seconds. */
     epochSeconds: number;
+    /** Training rows per second in the epoch. */
     samplesPerSecond: number;
   };
   /** Parse time ÷ one epoch's time: how many epochs of training the parse costs. */
   parseEpochs: number;
   /** The 1-minute load average at the start and the end of the run. */
-  loadAverage: { start: number; end: number };
+  loadAverage: {
+    /** At the start of the run. */
+    start: number;
+    /** At the end of the run. */
+    end: number;
+  };
   /** One sentence: whether parsing is the bottleneck. */
   verdict: string;
 }

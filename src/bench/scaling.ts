@@ -27,14 +27,18 @@ import { MixtureStep, type ExpertPool } from '../train/step.js';
 
 /** The benchmark's problem sizes. */
 export const SCALING_SIZES = ['small', 'medium', 'large'] as const;
+/** One of {@link SCALING_SIZES}; see {@link SIZE_SPECS} for what each is. */
 export type ScalingSize = (typeof SCALING_SIZES)[number];
 
 /** One size: a regression mixture of `expert` nets D → … → K, trained on batches of `batch` rows. */
 export interface SizeSpec {
+  /** Input width D. */
   inputs: number;
+  /** Output width K. */
   outputs: number;
   /** Expert net as the CLI spells it. */
   expert: string;
+  /** Rows per training step. */
   batch: number;
   /** What it stands for. */
   note: string;
@@ -88,8 +92,11 @@ export interface ScalingOptions {
 
 /** One (size, workers) measurement. */
 export interface ScalingRow {
+  /** Problem size measured. */
   size: ScalingSize;
+  /** Worker threads W (shards). */
   workers: number;
+  /** Rows per step. */
   batch: number;
   /** Timed steps. */
   steps: number;
@@ -97,6 +104,7 @@ export interface ScalingRow {
   stepMicros: number;
   /** Relative margin of error of the step time (tinybench, %, 95%). */
   rmePercent: number;
+  /** Training rows per second (batch ÷ mean step time). */
   samplesPerSecond: number;
   /** samples/s ÷ samples/s with 1 worker. */
   speedup: number;
@@ -110,13 +118,14 @@ export interface ScalingRow {
   syncMicros: number;
   /** The slowest shard's compute per phase, µs (mean over phases). */
   shardComputeMicros: number;
-  /** The same two, per phase. */
+  /** `syncMicros` per phase, µs. */
   syncMicrosByPhase: PhaseMicros;
+  /** `shardComputeMicros` per phase, µs. */
   shardComputeMicrosByPhase: PhaseMicros;
   /** Mean `pool.ping()` on the same pool: the bare signal-and-wait round trip, µs. */
   atomicsRoundTripMicros: number;
   /**
-   * The same round trip after every thread has been idle for {@link IDLE_GAP_MS}, µs: what
+   * The same round trip after every thread has been idle for `IDLE_GAP_MS` (20 ms), µs: what
    * a phase that ends after milliseconds of compute pays to wake its waiting threads.
    */
   idleRoundTripMicros: number;
@@ -126,19 +135,29 @@ export interface ScalingRow {
 
 /** Mean µs of one phase. */
 export interface PhaseMicros {
+  /** FORWARD phase, µs. */
   forward: number;
+  /** BACKWARD phase, µs. */
   backward: number;
+  /** UPDATE phase, µs. */
   update: number;
 }
 
 /** What {@link runScalingBenchmark} returns. */
 export interface ScalingReport {
+  /** Stable machine name (slug of CPU model and cores, or `machine` option). */
   machine: string;
+  /** CPU model as the OS reports it. */
   cpuModel: string;
+  /** Cores available to this process. */
   cores: number;
+  /** Compute provider the benchmark ran on. */
   backend: string;
+  /** Provider detail: library path or tfjs backend version. */
   backendDetail: string;
+  /** Experts E in every mixture. */
   experts: number;
+  /** Node.js version (`process.version`). */
   node: string;
   /** ISO 8601. */
   date: string;
@@ -147,8 +166,24 @@ export interface ScalingReport {
   /** Free-form remarks printed with the report (e.g. that the machine was shared). */
   notes?: string[];
   /** The system's 1-minute load average when the run started and ended (other processes compete for the cores). */
-  loadAverage: { start: number; end: number };
-  sizes: ({ size: ScalingSize; expertParams: number; gateParams: number; flopsPerStep: number } & SizeSpec)[];
+  loadAverage: {
+    /** At the start of the run. */
+    start: number;
+    /** At the end of the run. */
+    end: number;
+  };
+  /** Each size measured, with its parameter counts. */
+  sizes: ({
+    /** Size name. */
+    size: ScalingSize;
+    /** Parameters of one expert. */
+    expertParams: number;
+    /** Parameters of the gate. */
+    gateParams: number;
+    /** Approximate expert FLOPs per training step (6 × batch × expertParams × E). */
+    flopsPerStep: number;
+  } & SizeSpec)[];
+  /** One measurement per (size, workers). */
   rows: ScalingRow[];
 }
 

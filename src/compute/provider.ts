@@ -32,9 +32,11 @@ export type Sgemm = (
 
 /** A loaded compute provider. */
 export interface ComputeProvider {
+  /** Which backend this is. */
   readonly name: BackendName;
   /** Human-readable detail: library path or tfjs backend version. */
   readonly detail: string;
+  /** Single-precision matrix product on row-major Float32Arrays (see {@link Sgemm}). */
   readonly sgemm: Sgemm;
 }
 

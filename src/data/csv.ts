@@ -8,11 +8,13 @@ import { parse } from 'csv-parse';
 import { DataError, OptionError } from '../errors.js';
 import type { Dataset } from './dataset.js';
 
+/** Options of {@link loadCsv}: which columns are targets and inputs, and the task. */
 export interface CsvOptions {
   /** Target column(s): one for classification, one or more for regression. */
   target: string[];
   /** Input columns, in this order; default every column that is not a target. */
   features?: string[];
+  /** Regression (numeric targets) or classification (target values are class names). */
   task: 'regression' | 'classification';
   /** Fixed label order (e.g. from a trained model); an unseen label is then an error. */
   classNames?: string[];

@@ -7,7 +7,9 @@ import { DataError, OptionError } from '../errors.js';
 import { Rng } from '../rng.js';
 import type { Task } from '../model/config.js';
 
+/** A dataset in memory: n rows of D float inputs and K regression targets or class labels. */
 export interface Dataset {
+  /** Regression (`y` set) or classification (`labels` set). */
   task: Task;
   /** Rows n ≥ 1. */
   n: number;

@@ -4,6 +4,7 @@
  * so raw units diverge where standardised ones train; predictions are mapped back.
  */
 export interface Standardizer {
+  /** Per-column mean, one per column. */
   mean: number[];
   /** Never 0: a constant column gets std 1 so it maps to 0, not NaN. */
   std: number[];

@@ -16,6 +16,7 @@ export const PAPER_VOWELS = ['iy', 'ih', 'aa', 'ah'] as const;
 
 const FILE = 'peterson-barney-1952.csv';
 
+/** Options of {@link loadVowels}. */
 export interface VowelOptions {
   /** Seed of the speaker shuffle; default 1. */
   seed?: number;
@@ -29,13 +30,17 @@ export interface VowelOptions {
   file?: string;
 }
 
+/** What {@link loadVowels} returns: a speaker-disjoint train/test split (inputs in Hz). */
 export interface VowelSplit {
+  /** Rows of the training speakers. */
   train: Dataset;
+  /** Rows of the held-out test speakers. */
   test: Dataset;
   /** Every selected row, in file order. */
   all: Dataset;
-  /** Speaker ids (1-based, ascending) of each side. */
+  /** Speaker ids (1-based, ascending) of the training side. */
   trainSpeakers: number[];
+  /** Speaker ids (1-based, ascending) of the test side. */
   testSpeakers: number[];
 }
 

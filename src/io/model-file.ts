@@ -18,6 +18,7 @@ import { resolveOptimizer, type OptimizerConfig } from '../optim/optimizers.js';
 import { Mixture, type MixtureParams, type TrainingState } from '../mixture.js';
 import { writeFileAtomic } from './atomic.js';
 
+/** The `format` marker every model file carries. */
 export const MODEL_FORMAT = 'local-experts-model';
 /** The newest format version this library writes and reads. */
 export const MODEL_FORMAT_VERSION = 1;
@@ -26,21 +27,33 @@ const ARRAYS = ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const;
 
 /** The JSON document (version 1). */
 export interface ModelDocument {
+  /** Always {@link MODEL_FORMAT}. */
   format: typeof MODEL_FORMAT;
+  /** Format version, 1..{@link MODEL_FORMAT_VERSION}. */
   version: number;
+  /** Program that wrote the file (`local-experts`). */
   writer: string;
+  /** The mixture's resolved configuration. */
   config: MixtureConfig;
+  /** Optimiser and hyper-parameters, defaults filled in. */
   optimizer: Required<OptimizerConfig>;
+  /** Input standardisation (D columns); absent before the first fit. */
   inputScaler?: Standardizer;
+  /** Target standardisation (K columns); absent before the first fit. */
   targetScaler?: Standardizer;
+  /** Input column names (D), if known. */
   featureNames?: string[];
+  /** Regression target column names (K), if known. */
   targetNames?: string[];
+  /** Classification: class names indexed by label, if known. */
   classNames?: string[];
+  /** Step, epoch and RNG state, so a fit can resume from the file. */
   training: TrainingState;
   /** Provider the model was trained on (informational: any provider can load it). */
   backend: string;
-  params: Record<(typeof ARRAYS)[number], string>;
-  /** SHA-256 (hex) of the four arrays' bytes in ARRAYS order. */
+  /** The {@link MixtureParams} arrays, each little-endian float32 bytes in base64. */
+  params: Record<'gateParams' | 'expertParams' | 'gateOpt' | 'expertOpt', string>;
+  /** SHA-256 (hex) of the four arrays' bytes, in the order gateParams, expertParams, gateOpt, expertOpt. */
   checksum: string;
 }
 
@@ -94,8 +107,11 @@ function decodeArray(text: unknown, expected: number, name: string, where: strin
 
 /** How a model file is loaded: the provider is chosen as in {@link Mixture.create}. */
 export interface LoadOptions {
+  /** Compute provider; `auto` (default) takes the first that loads. */
   backend?: BackendRequest;
+  /** CBLAS library for `blas` (default: the system's OpenBLAS). */
   blasLibrary?: string;
+  /** One-line warnings (a provider that fell back). Default console.warn. */
   onWarning?: (message: string) => void;
 }
 

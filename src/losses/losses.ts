@@ -22,6 +22,7 @@
 
 /** An error function's name; `nll` is an alias resolved by {@link resolveLoss}. */
 export type LossName = 'cooperative' | 'competitive' | 'gaussian' | 'categorical';
+/** Every {@link LossName} (without the `nll` alias). */
 export const LOSSES: readonly LossName[] = ['cooperative', 'competitive', 'gaussian', 'categorical'];
 
 /** log Σ_k exp(a[off + k]) over k < n, shifted by the maximum so that it never overflows. */

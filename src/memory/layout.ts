@@ -48,14 +48,17 @@ export const HYPER = {
 export interface MixtureSizes {
   /** Rows of the training set held in memory. */
   rows: number;
-  /** Input width D, output width K, experts E. */
+  /** Input width D. */
   inputs: number;
+  /** Output width K. */
   outputs: number;
+  /** Number of experts E. */
   experts: number;
-  /** Largest batch. */
+  /** Largest batch, in rows. */
   maxBatch: number;
-  /** Parameters of one expert, of the gate. */
+  /** Parameters of one expert. */
   expertParams: number;
+  /** Parameters of the gate. */
   gateParams: number;
   /** Optimiser floats per parameter. */
   optState: number;
@@ -63,7 +66,8 @@ export interface MixtureSizes {
   shards: number;
 }
 
-type Kind = 'f32' | 'i32' | 'f64';
+/** Element type of a region: Float32Array, Int32Array or Float64Array. */
+export type Kind = 'f32' | 'i32' | 'f64';
 const BYTES: Record<Kind, number> = { f32: 4, i32: 4, f64: 8 };
 
 /** Region names, their element type and length. */
@@ -95,30 +99,59 @@ function regionSpecs(s: MixtureSizes): [name: keyof MixtureViews, kind: Kind, le
 
 /** Typed views of every region. */
 export interface MixtureViews {
+  /** Control block, indexed by the `CTRL` slots, then one slot per shard from 8. */
   control: Int32Array;
+  /** Float64 hyper-parameters of the step (learning rate), 8 slots. */
   hyper: Float64Array;
+  /** Per shard × command: accumulated compute milliseconds, shards×8. */
   busy: Float64Array;
+  /** Standardised inputs of the whole training set, rows×D row-major. */
   x: Float32Array;
+  /** Model-space targets of the training set, rows×K row-major. */
   t: Float32Array;
+  /** Class labels of the training set (classification), one per row. */
   labels: Int32Array;
+  /** Row indices (into `x`/`t`/`labels`) of the current batch, up to maxBatch. */
   batchRows: Int32Array;
+  /** Expert outputs, E blocks of maxBatch×K (expert i at i·maxBatch·K). */
   outs: Float32Array;
+  /** Per-row expert scores, maxBatch×E. */
   scores: Float32Array;
+  /** Per-row weights of each expert's output gradient, maxBatch×E (main thread writes). */
   weights: Float32Array;
+  /** Mixture output ȳ per row, maxBatch×K (cooperative loss). */
   ybar: Float32Array;
+  /** All experts' parameters, expert i at i·expertParams. */
   expertParams: Float32Array;
+  /** All experts' gradients, same layout as `expertParams`. */
   expertGrads: Float32Array;
+  /** All experts' optimiser state, optState floats per expert parameter. */
   expertOpt: Float32Array;
+  /** Gate parameters. */
   gateParams: Float32Array;
+  /** Gate gradients, same layout as `gateParams`. */
   gateGrads: Float32Array;
+  /** Gate optimiser state, optState floats per gate parameter. */
   gateOpt: Float32Array;
 }
 
 /** Byte offsets of each region, 64-byte aligned so no two regions share a cache line. */
 export interface MixtureLayout {
+  /** The sizes it was planned from. */
   sizes: MixtureSizes;
+  /** Bytes the buffer must hold (a multiple of 64). */
   byteLength: number;
-  regions: { name: keyof MixtureViews; kind: Kind; offset: number; length: number }[];
+  /** Every region in buffer order. */
+  regions: {
+    /** Region name (the key of its view). */
+    name: keyof MixtureViews;
+    /** Element type. */
+    kind: Kind;
+    /** Byte offset in the buffer (64-byte aligned). */
+    offset: number;
+    /** Length in elements. */
+    length: number;
+  }[];
 }
 
 export function planLayout(sizes: MixtureSizes): MixtureLayout {

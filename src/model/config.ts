@@ -11,6 +11,7 @@ export type Task = 'regression' | 'classification';
 
 /** A network: `linear` (one layer) or `mlp` with hidden widths. */
 export interface NetSpec {
+  /** `linear`: one affine layer; `mlp`: hidden layers then an affine output layer. */
   kind: 'linear' | 'mlp';
   /** Hidden widths for `mlp` (non-empty); ignored for `linear`. */
   hidden: number[];
@@ -20,6 +21,7 @@ export interface NetSpec {
 
 /** A fully resolved mixture configuration (what a model file stores). */
 export interface MixtureConfig {
+  /** Regression or classification. */
   task: Task;
   /** Input width D. */
   inputs: number;
@@ -27,7 +29,9 @@ export interface MixtureConfig {
   outputs: number;
   /** Number of experts E ≥ 1. */
   experts: number;
+  /** Architecture of each expert (D → … → K). */
   expert: NetSpec;
+  /** Architecture of the gate (D → … → E). */
   gate: NetSpec;
   /** The error function (`nll` already resolved). */
   loss: LossName;
@@ -35,11 +39,17 @@ export interface MixtureConfig {
 
 /** What a caller may give; strings like `mlp:64,64` or `mlp:16:relu` are accepted for nets. */
 export interface MixtureOptions {
+  /** Regression or classification. */
   task: Task;
+  /** Input width D (positive integer). */
   inputs: number;
+  /** Output width K: target width for regression, number of classes (≥ 2) for classification. */
   outputs: number;
+  /** Number of experts E (positive integer). */
   experts: number;
+  /** Expert architecture, e.g. `linear` (default) or `mlp:64,64:relu`. */
   expert?: NetSpec | string;
+  /** Gate architecture, e.g. `linear` (default) or `mlp:16`. */
   gate?: NetSpec | string;
   /** An error function, or `nll` (gaussian for regression, categorical for classification). Default nll. */
   loss?: LossName | 'nll';

@@ -11,6 +11,7 @@ import { MlpWorkspace, mlpForward, mlpParamCount } from './mlp.js';
 
 /** What a forward pass gives for n rows. */
 export interface MixtureForward {
+  /** Number of rows. */
   n: number;
   /** Gate probabilities g, n×E. */
   gate: Float32Array;

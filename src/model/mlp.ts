@@ -12,11 +12,14 @@ import type { Rng } from '../rng.js';
 
 /** Hidden-layer nonlinearity. */
 export type Activation = 'tanh' | 'relu' | 'sigmoid';
+/** Every {@link Activation}, as `mlp:…:activation` specs accept them. */
 export const ACTIVATIONS: readonly Activation[] = ['tanh', 'relu', 'sigmoid'];
 
 /** Layer widths, input first, output last; `[in, out]` is a linear map. */
 export interface MlpShape {
+  /** Layer widths n_0 … n_L (at least two: input and output). */
   sizes: readonly number[];
+  /** Nonlinearity of the hidden layers (the output layer is linear). */
   activation: Activation;
 }
 
@@ -60,8 +63,11 @@ export function mlpInit(shape: MlpShape, params: Float32Array, rng: Rng, scale =
  * that runs the network (a shard worker or the main thread), never shared.
  */
 export class MlpWorkspace {
+  /** Activations of each hidden layer l, maxBatch×n_l row-major, kept for backward. */
   readonly hidden: Float32Array[];
+  /** First delta ping-pong buffer, maxBatch × widest hidden layer. */
   readonly deltaA: Float32Array;
+  /** Second delta ping-pong buffer, same size as `deltaA`. */
   readonly deltaB: Float32Array;
   /** A row of ones for the bias gradient's column sums. */
   readonly ones: Float32Array;
@@ -69,7 +75,9 @@ export class MlpWorkspace {
   private paramViews = new LayerViews();
   private gradViews = new LayerViews();
   constructor(
+    /** The network this workspace serves. */
     readonly shape: MlpShape,
+    /** Largest batch (rows) a forward/backward pass may use with it. */
     readonly maxBatch: number,
   ) {
     const s = shape.sizes;
@@ -99,11 +107,14 @@ export class MlpWorkspace {
   }
 }
 
-/** W_l and b_l views of one flat vector. */
-class LayerViews {
+/** W_l and b_l views of one flat parameter (or gradient) vector, as {@link MlpWorkspace.layers} returns them. */
+export class LayerViews {
+  /** W_l per layer: n_l×n_{l+1} row-major views. */
   readonly w: Float32Array[] = [];
+  /** b_l per layer: views of length n_{l+1}. */
   readonly b: Float32Array[] = [];
   constructor(
+    /** The vector viewed (undefined for the empty placeholder). */
     readonly of?: Float32Array,
     shape?: MlpShape,
     offs?: { w: number; b: number }[],

@@ -8,18 +8,22 @@ import { OptionError } from '../errors.js';
 
 /** Optimiser kinds. */
 export type OptimizerName = 'sgd' | 'momentum' | 'adam';
+/** Every {@link OptimizerName}, in CLI order. */
 export const OPTIMIZERS: readonly OptimizerName[] = ['sgd', 'momentum', 'adam'];
 
 /** Optimiser hyper-parameters; `lr` is the base rate a schedule scales. */
 export interface OptimizerConfig {
+  /** Update rule. */
   name: OptimizerName;
   /** Base learning rate, > 0. */
   lr: number;
   /** Momentum coefficient for `momentum` (default 0.9). */
   momentum?: number;
-  /** Adam β₁, β₂, ε (defaults 0.9, 0.999, 1e-8). */
+  /** Adam β₁, first-moment decay in [0, 1) (default 0.9). */
   beta1?: number;
+  /** Adam β₂, second-moment decay in [0, 1) (default 0.999). */
   beta2?: number;
+  /** Adam ε added to the denominator (default 1e-8). */
   epsilon?: number;
   /** L2 weight decay λ ≥ 0 (default 0). */
   weightDecay?: number;

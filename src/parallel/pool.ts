@@ -25,8 +25,11 @@ import { workerFile } from './worker-path.js';
 export interface ParallelPoolOptions {
   /** The mixture's memory, laid out by `layout` (see src/memory/layout.ts). */
   buffer: SharedArrayBuffer;
+  /** Where each region lies in `buffer`. */
   layout: MixtureLayout;
+  /** The mixture's configuration (sets the experts' shape and count). */
   config: MixtureConfig;
+  /** Optimiser the shards apply to their experts in UPDATE. */
   optimizer: Required<OptimizerConfig>;
   /** The provider every shard must load (the main thread's). */
   backend: BackendName;
@@ -47,7 +50,15 @@ export function checkWorkerCount(workers: number, experts: number): void {
 }
 
 /** Contiguous expert groups: the first E mod W shards get one more expert. */
-export function shardExperts(experts: number, shards: number): { first: number; count: number }[] {
+export function shardExperts(
+  experts: number,
+  shards: number,
+): {
+  /** Index of the shard's first expert. */
+  first: number;
+  /** Number of experts in the shard. */
+  count: number;
+}[] {
   checkWorkerCount(shards, experts);
   const base = Math.floor(experts / shards), extra = experts % shards;
   const out: { first: number; count: number }[] = [];
@@ -302,7 +313,12 @@ export class ParallelPool implements ExpertPool {
   }
 
   /** Each shard's expert range. */
-  get shards(): readonly { first: number; count: number }[] {
+  get shards(): readonly {
+    /** Index of the shard's first expert. */
+    first: number;
+    /** Number of experts in the shard. */
+    count: number;
+  }[] {
     return this.groups;
   }
 
@@ -343,6 +359,7 @@ export class ParallelPool implements ExpertPool {
     await this.piscina.destroy();
   }
 
+  /** `await using pool = await ParallelPool.start(…)` closes it at the end of the scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }

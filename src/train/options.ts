@@ -8,22 +8,27 @@ export interface EpochInfo {
   epoch: number;
   /** Mean training loss over the epoch's batches (standardised units). */
   loss: number;
-  /** Validation loss and metric, where there is validation data. */
+  /** Validation loss (standardised units), where there is validation data. */
   valLoss?: number;
+  /** Classification: validation fraction correct, where there is validation data. */
   valAccuracy?: number;
+  /** Regression: validation MSE in original units, where there is validation data. */
   valMse?: number;
   /** Learning rate of the epoch's last step. */
   lr: number;
   /** Optimisation steps so far. */
   step: number;
-  /** Wall time of the epoch (s) and training samples per second in it. */
+  /** Wall time of the epoch, in seconds. */
   seconds: number;
+  /** Training rows processed per second of the epoch. */
   samplesPerSecond: number;
 }
 
 /** Test-only: make one shard fail, to exercise crash handling. */
 export interface FaultInjection {
+  /** 0-based index of the shard (worker) that fails. */
   shard: number;
+  /** Step phase in which it fails. */
   phase: 'forward' | 'backward' | 'update';
   /** `throw` an error in the phase, or `exit` the worker thread. */
   kind: 'throw' | 'exit';
@@ -51,7 +56,14 @@ export interface FitOptions {
    * Stop when the validation loss (training loss without validation) has not improved by
    * `minDelta` for `patience` epochs; restore the best epoch's weights (default true).
    */
-  earlyStopping?: { patience: number; minDelta?: number; restoreBest?: boolean };
+  earlyStopping?: {
+    /** Epochs without improvement before stopping (integer ≥ 1). */
+    patience: number;
+    /** Smallest loss decrease that counts as improvement (default 0). */
+    minDelta?: number;
+    /** Restore the best epoch's weights when stopping (default true). */
+    restoreBest?: boolean;
+  };
   /** Called after every epoch; return false to stop. */
   onEpoch?: (e: EpochInfo) => void | boolean | Promise<void | boolean>;
   /** Abort: fit rejects with MoeError('ABORTED') after the current step; weights stay at that step. */
@@ -77,15 +89,19 @@ export interface FitResult {
   epochs: number;
   /** Mean training loss of the last epoch. */
   finalLoss: number;
+  /** One entry per epoch run in this call, in order. */
   history: EpochInfo[];
+  /** Why training stopped. */
   stopReason: StopReason;
   /** Epoch whose weights were restored by early stopping. */
   bestEpoch?: number;
+  /** Compute provider the fit ran on (a {@link BackendName}). */
   backend: string;
   /** Worker threads used (0 = in-process). */
   workers: number;
   /** Why `auto` chose what it chose, when it did. */
   workersNote?: string;
+  /** Wall time of the whole fit, in seconds. */
   seconds: number;
 }
 

@@ -17,12 +17,19 @@ import { optimizerStep, type OptimizerConfig } from '../optim/optimizers.js';
  * for it; between the two the main thread does its own overlapping work.
  */
 export interface ExpertPool {
+  /** Worker threads the experts run on (0 = in-process). */
   readonly workers: number;
+  /** Start the experts' forward pass on the first `rows` of `batchRows` (outputs and scores) for 1-based `step`. */
   beginForward(rows: number, step: number): void;
+  /** Wait until the forward pass has finished. */
   finishForward(): Promise<void> | void;
+  /** Start the experts' backward pass (gradients from the main thread's per-row weights) on `rows` rows. */
   beginBackward(rows: number, step: number): void;
+  /** Wait until the backward pass has finished. */
   finishBackward(): Promise<void> | void;
+  /** Start the experts' optimiser step with learning rate `lr` as 1-based step `step`. */
   beginUpdate(lr: number, step: number): void;
+  /** Wait until the update has finished. */
   finishUpdate(): Promise<void> | void;
 }
 
