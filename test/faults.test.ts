@@ -12,6 +12,7 @@ import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
 import { ShardCrashError } from '../src/errors.js';
 import { Mixture, type CreateOptions, type MixtureParams } from '../src/mixture.js';
 import type { FaultInjection } from '../src/train/options.js';
+import { copyParams, firstDifference, expectSame, expectIdentical } from './helpers/params.js';
 
 function regressionData(n: number): Dataset {
   const xs: number[][] = [], ys: number[][] = [];
@@ -33,27 +34,6 @@ function classificationData(n: number): Dataset {
   return datasetFromArrays('classification', xs, labels, 3);
 }
 
-const REGIONS = ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const;
-
-function copyParams(p: MixtureParams): MixtureParams {
-  return { gateParams: p.gateParams.slice(), expertParams: p.expertParams.slice(), gateOpt: p.gateOpt.slice(), expertOpt: p.expertOpt.slice() };
-}
-
-/** Index of the first element whose bits differ, -1 if none. */
-function firstDifference(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return Math.min(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
-}
-
-function expectSame(label: string, a: Float32Array, b: Float32Array): void {
-  const i = firstDifference(a, b);
-  expect(i, `${label}[${i}]: ${a[i]} vs ${b[i]}`).toBe(-1);
-}
-
-function expectIdentical(actual: MixtureParams, expected: MixtureParams): void {
-  for (const region of REGIONS) expectSame(region, actual[region], expected[region]);
-}
 
 /** Expert i's parameters and optimiser state (the trainer stores expert i at i·P, its state at i·P·S). */
 function expertState(p: MixtureParams, experts: number, i: number): { params: Float32Array; opt: Float32Array } {

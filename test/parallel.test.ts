@@ -16,6 +16,7 @@ import { chooseWorkers, layoutFor } from '../src/train/fit.js';
 import type { FitOptions } from '../src/train/options.js';
 import { MixtureStep } from '../src/train/step.js';
 import { fitStandardizer, identityStandardizer } from '../src/data/standardize.js';
+import { REGIONS, copyParams, firstDifference, expectIdentical } from './helpers/params.js';
 
 /** 200 rows of a smooth 3-input, 2-output regression with regimes the experts can split. */
 function regressionData(n = 200): Dataset {
@@ -42,27 +43,6 @@ function classificationData(n = 200): Dataset {
   return datasetFromArrays('classification', xs, labels, 3);
 }
 
-const REGIONS = ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const;
-
-function copyParams(p: MixtureParams): MixtureParams {
-  return { gateParams: p.gateParams.slice(), expertParams: p.expertParams.slice(), gateOpt: p.gateOpt.slice(), expertOpt: p.expertOpt.slice() };
-}
-
-/** Index of the first element whose bits differ (Object.is: -0 ≠ 0, NaN = NaN), -1 if none. */
-function firstDifference(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return Math.min(a.length, b.length);
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return i;
-  return -1;
-}
-
-/** Every parameter and optimiser-state element equal, bit for bit; names the first that is not. */
-function expectIdentical(actual: MixtureParams, expected: MixtureParams): void {
-  for (const region of REGIONS) {
-    const i = firstDifference(actual[region], expected[region]);
-    expect(i, `${region}[${i}]: ${actual[region][i]} vs ${expected[region][i]}`).toBe(-1);
-    expect(actual[region].length).toBe(expected[region].length);
-  }
-}
 
 interface ParityCase {
   name: string;
