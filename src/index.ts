@@ -60,6 +60,8 @@ export type { ScalingOptions, ScalingReport, ScalingRow, ScalingSize, SizeSpec, 
 export { formatScalingMarkdown } from './bench/report.js';
 export type { CsvParseReport } from './bench/report.js';
 export { runCsvParseBenchmark, writeRandomCsv } from './bench/csv.js';
+export { runPeerBenchmark, formatPeersMarkdown, formatPeersJson } from './bench/peers.js';
+export type { PeerOptions, PeerReport, PeerRow, PeerSkip, PeerSize, PeerSystem } from './bench/peers.js';
 export type { CsvParseOptions } from './bench/csv.js';
 export { Rng } from './rng.js';
 

@@ -17,7 +17,7 @@ import { fitStandardizer } from '../data/standardize.js';
 import { OptionError } from '../errors.js';
 import { BUSY_SLOTS, CMD, type MixtureViews } from '../memory/layout.js';
 import { Mixture } from '../mixture.js';
-import { expertShape, formatNetSpec, gateShape } from '../model/config.js';
+import { expertShape, gateShape } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
 import { checkWorkerCount, type ParallelPool } from '../parallel/pool.js';
 import { Rng } from '../rng.js';
@@ -295,7 +295,8 @@ class PhaseClock implements ExpertPool {
 }
 
 /** Random regression data: inputs N(0,1), each target a noisy copy of one input. */
-function randomData(spec: SizeSpec, rows: number, rng: Rng): Dataset {
+/** Random regression rows for a size: standard normal inputs, targets a noisy copy of them. */
+export function randomData(spec: SizeSpec, rows: number, rng: Rng): Dataset {
   const { inputs: D, outputs: K } = spec;
   const x = new Float32Array(rows * D);
   for (let i = 0; i < x.length; i++) x[i] = rng.normal();
@@ -304,7 +305,8 @@ function randomData(spec: SizeSpec, rows: number, rng: Rng): Dataset {
   return { task: 'regression', n: rows, inputs: D, x, outputs: K, y, source: 'random' };
 }
 
-function checkPositiveInt(v: unknown, option: string): number {
+/** The option as a positive integer, or OptionError naming it. */
+export function checkPositiveInt(v: unknown, option: string): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new OptionError(option, `must be a positive integer, got ${String(v)}`);
   return v;
 }

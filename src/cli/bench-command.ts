@@ -1,12 +1,13 @@
 /**
- * `moe bench`: the scaling benchmark (`moe bench scaling`) and the CSV parsing benchmark
- * (`moe bench csv`). Reports go to stdout (markdown, or one JSON line with --json),
+ * `moe bench`: the scaling benchmark (`moe bench scaling`), the CSV parsing benchmark
+ * (`moe bench csv`) and the peer benchmark against plain tfjs (`moe bench peers`). Reports go to stdout (markdown, or one JSON line with --json),
  * progress to stderr, and with --out to `<dir>/<name>.json` and `.md`, written atomically.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { runCsvParseBenchmark } from '../bench/csv.js';
+import { formatPeersJson, formatPeersMarkdown, PEER_SIZES, runPeerBenchmark, type PeerOptions, type PeerSize } from '../bench/peers.js';
 import { formatCsvJson, formatCsvMarkdown, formatScalingJson, formatScalingMarkdown } from '../bench/report.js';
 import { runScalingBenchmark, SCALING_SIZES, type ScalingOptions, type ScalingSize } from '../bench/scaling.js';
 import { OptionError } from '../errors.js';
@@ -28,6 +29,27 @@ function sizeList(text: string): ScalingSize[] {
     if (!(SCALING_SIZES as readonly string[]).includes(p)) throw new OptionError('--sizes', `unknown size ${JSON.stringify(p)} (expected a comma-separated list of ${SCALING_SIZES.join(', ')})`);
   }
   return parts as ScalingSize[];
+}
+
+function peerSizeList(text: string): PeerSize[] {
+  const parts = text.split(',').map((s) => s.trim());
+  for (const p of parts) {
+    if (!(PEER_SIZES as readonly string[]).includes(p)) throw new OptionError('--sizes', `unknown size ${JSON.stringify(p)} (expected a comma-separated list of ${PEER_SIZES.join(', ')})`);
+  }
+  return parts as PeerSize[];
+}
+
+/** `--time`: milliseconds ≥ 0. */
+function timeOf(text: string): number {
+  const t = Number(text);
+  if (!(text.trim() !== '' && Number.isFinite(t) && t >= 0)) throw new OptionError('--time', `must be a number of milliseconds ≥ 0, got ${JSON.stringify(text)}`);
+  return t;
+}
+
+/** `--machine`: it names files. */
+function machineOf(name: string): string {
+  if (!/^[A-Za-z0-9][\w.-]*$/.test(name)) throw new OptionError('--machine', `must be letters, digits, '.', '_' or '-' (it names files), got ${JSON.stringify(name)}`);
+  return name;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -94,9 +116,21 @@ interface CsvCliOptions {
   keep?: boolean;
 }
 
-/** The `bench` command with its `scaling` and `csv` subcommands (commander 14). */
+interface PeersCliOptions {
+  json?: boolean;
+  sizes: string;
+  steps?: number;
+  time?: string;
+  workers: number;
+  backend: string;
+  out?: string;
+  machine?: string;
+  note?: string[];
+}
+
+/** The `bench` command with its `scaling`, `csv` and `peers` subcommands (commander 14). */
 export function benchCommand(): Command {
-  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing');
+  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers');
 
   bench
     .command('scaling')
@@ -122,15 +156,8 @@ export function benchCommand(): Command {
       };
       if (o.workers !== undefined) opts.workers = intList(o.workers, '--workers');
       if (o.experts !== undefined) opts.experts = o.experts;
-      if (o.time !== undefined) {
-        const t = Number(o.time);
-        if (!(Number.isFinite(t) && t >= 0)) throw new OptionError('--time', `must be a number of milliseconds ≥ 0, got ${JSON.stringify(o.time)}`);
-        opts.timeMs = t;
-      }
-      if (o.machine !== undefined) {
-        if (!/^[A-Za-z0-9][\w.-]*$/.test(o.machine)) throw new OptionError('--machine', `must be letters, digits, '.', '_' or '-' (it names files), got ${JSON.stringify(o.machine)}`);
-        opts.machine = o.machine;
-      }
+      if (o.time !== undefined) opts.timeMs = timeOf(o.time);
+      if (o.machine !== undefined) opts.machine = machineOf(o.machine);
       // Before minutes of measuring, not after.
       if (o.out !== undefined) await mkdir(o.out, { recursive: true });
       const report = await runScalingBenchmark(opts);
@@ -179,6 +206,43 @@ export function benchCommand(): Command {
         progress(`wrote ${files.join(', ')}`);
       }
       process.stdout.write(o.json ? formatCsvJson(report) + '\n' : md);
+    });
+
+  bench
+    .command('peers')
+    .description('the same mixture on identical shapes in one run: this library in-process and with workers against plain tfjs on one thread (wasm; cpu where a step is cheap)')
+    .option('--json', 'print one JSON object (the last line of stdout) instead of markdown')
+    .option('--sizes <list>', `comma-separated sizes among ${PEER_SIZES.join(', ')}`, PEER_SIZES.join(','))
+    .option('--time <ms>', 'timed budget per system in milliseconds (default 3000; at least 5 steps)')
+    .addOption(new Option('--steps <n>', 'exactly this many timed steps for every system (instead of --time)').argParser(intArg(1)).conflicts('time'))
+    .addOption(new Option('--workers <n>', "worker threads of this library's parallel system").argParser(intArg(1)).default(2))
+    .addOption(backendOption())
+    .option('--out <dir>', 'also write <dir>/peers-<machine>.json and <dir>/peers-<machine>.md')
+    .option('--machine <name>', 'name of this machine in the report and file names (default: CPU model and cores)')
+    .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
+    .addOption(verboseOption())
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async function (this: Command, o: PeersCliOptions) {
+      const opts: PeerOptions = {
+        sizes: peerSizeList(o.sizes),
+        workers: o.workers,
+        backend: backendOf(o.backend),
+        onProgress: progress,
+      };
+      if (o.steps !== undefined) opts.steps = o.steps;
+      if (o.time !== undefined) opts.timeMs = timeOf(o.time);
+      if (o.machine !== undefined) opts.machine = machineOf(o.machine);
+      // Before minutes of measuring, not after.
+      if (o.out !== undefined) await mkdir(o.out, { recursive: true });
+      const report = await runPeerBenchmark(opts);
+      report.command = commandLine(this);
+      if (o.note?.length) report.notes = o.note;
+      const md = formatPeersMarkdown(report);
+      if (o.out !== undefined) {
+        const files = await writeReport(o.out, `peers-${report.machine}`, formatPeersJson(report, true), md);
+        progress(`wrote ${files.join(', ')}`);
+      }
+      process.stdout.write(o.json ? formatPeersJson(report) + '\n' : md);
     });
 
   return bench;
