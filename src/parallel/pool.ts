@@ -77,6 +77,9 @@ export function shardExperts(
  */
 const POLL_MICROS = 300;
 
+/** The window (ms) before a phase's expected end in which the main thread polls. */
+const MAIN_POLL_MS = 0.3;
+
 /** How long close() waits for shards to stop before the pool is destroyed anyway. */
 const CLOSE_GRACE_MS = 2000;
 
@@ -99,6 +102,11 @@ export class ParallelPool implements ExpertPool {
   /** CTRL.SEQ of the command in flight; a shard that finished it has SHARD_DONE[k] = seq. */
   private seq = 0;
   private failedShard = -1;
+  /** When the command in flight was signalled, and each command's typical duration (ms). */
+  private phaseStart = 0;
+  private readonly typicalMs = new Float64Array(8);
+  /** The main thread polls near a phase's end only where it has a core of its own. */
+  private readonly mainPolls: boolean;
   private closed = false;
   /** STOP has been sent: no phase can complete any more. */
   private stopped = false;
@@ -115,6 +123,7 @@ export class ParallelPool implements ExpertPool {
     this.hyper = v.hyper;
     this.busy = v.busy;
     this.groups = shardExperts(opts.config.experts, opts.shards);
+    this.mainPolls = availableParallelism() > opts.shards;
   }
 
   /** Which experts a shard owns, for error messages. */
@@ -249,6 +258,7 @@ export class ParallelPool implements ExpertPool {
     Atomics.store(this.ctrl, CTRL.DONE, 0);
     this.seq = Atomics.add(this.ctrl, CTRL.SEQ, 1) + 1;
     Atomics.notify(this.ctrl, CTRL.SEQ);
+    this.phaseStart = performance.now();
   }
 
   private async wait(): Promise<void> {
@@ -263,7 +273,21 @@ export class ParallelPool implements ExpertPool {
       const done = Atomics.load(this.ctrl, CTRL.DONE);
       if (done >= this.workers) {
         this.inFlight = false;
+        // Leaning to the shorter durations, so that polling starts a little early.
+        const took = performance.now() - this.phaseStart, typical = this.typicalMs[this.phase]!;
+        this.typicalMs[this.phase] = typical === 0 ? took : 0.5 * (typical + Math.min(typical, took));
         return;
+      }
+      // A thread parked through a phase of milliseconds takes 100–500 µs to wake on this
+      // kind of VM; polling over the phase's expected end (bounded, and only on a core no
+      // shard needs) saves that. A death reported meanwhile waits for the poll to end.
+      const remaining = this.typicalMs[this.phase]! - (performance.now() - this.phaseStart);
+      if (this.mainPolls && this.typicalMs[this.phase]! > 0 && remaining < MAIN_POLL_MS) {
+        const until = performance.now() + 3 * MAIN_POLL_MS;
+        while (Atomics.load(this.ctrl, CTRL.DONE) < this.workers && performance.now() < until) {
+          // poll
+        }
+        if (Atomics.load(this.ctrl, CTRL.DONE) >= this.workers) continue;
       }
       // close() lets the phase in flight finish before it stops the shards; once it has
       // stopped them, this phase can no longer complete.
@@ -272,8 +296,9 @@ export class ParallelPool implements ExpertPool {
       }
       // waitAsync, never Atomics.wait: a worker's death reaches this thread as its piscina
       // task rejecting, on this event loop; a blocking wait would hang instead of failing.
-      // The timeout is a safety net only: fail() notifies DONE to wake this wait at once.
-      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, 1000);
+      // fail() notifies DONE to wake this wait at once; the timeout either ends the wait in
+      // time to poll over the phase's expected end, or is a safety net.
+      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, this.mainPolls && remaining > MAIN_POLL_MS ? remaining - MAIN_POLL_MS : 1000);
       if (w.async) await w.value;
     }
   }
