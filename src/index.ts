@@ -60,8 +60,8 @@ export type { ScalingOptions, ScalingReport, ScalingRow, ScalingSize, SizeSpec, 
 export { formatScalingMarkdown } from './bench/report.js';
 export type { CsvParseReport } from './bench/report.js';
 export { runCsvParseBenchmark, writeRandomCsv } from './bench/csv.js';
-export { runPeerBenchmark, formatPeersMarkdown, formatPeersJson } from './bench/peers.js';
-export type { PeerOptions, PeerReport, PeerRow, PeerSkip, PeerSize, PeerSystem } from './bench/peers.js';
+// The peer benchmark (`moe bench peers`) is not exported: its declarations reference
+// tfjs-core's, which do not type-check in a consumer without @types/long.
 export type { CsvParseOptions } from './bench/csv.js';
 export { Rng } from './rng.js';
 
