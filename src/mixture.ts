@@ -257,7 +257,7 @@ export class Mixture {
     return mixtureForward(this.provider.sgemm, this.config, this.params.gateParams, this.params.expertParams, z, n);
   }
 
-  /** Turn a forward pass into a prediction in original units (copies what it changes). */
+  /** Turn a forward pass into a prediction in original units (in place: `f` is consumed). */
   private toPrediction(f: MixtureForward): Prediction {
     const { experts: E, outputs: K } = this.config;
     const n = f.n;
@@ -267,7 +267,7 @@ export class Mixture {
       for (let i = 1; i < E; i++) if (f.gate[r * E + i]! > f.gate[r * E + best]!) best = i;
       winner[r] = best;
     }
-    const p: Prediction = { n, output: f.mixture.slice(), gate: f.gate, experts: f.experts.slice(), winner };
+    const p: Prediction = { n, output: f.mixture, gate: f.gate, experts: f.experts, winner };
     if (this.config.task === 'regression') {
       unstandardize(this.targetScaler!, p.output, n);
       unstandardize(this.targetScaler!, p.experts, n * E);
@@ -292,11 +292,11 @@ export class Mixture {
   evaluate(data: Dataset): Evaluation {
     validateDataset(data, { inputs: this.config.inputs, outputs: this.config.outputs, task: this.config.task });
     const f = this.forwardRaw(data.x);
-    const p = this.toPrediction(f);
     const { outputs: K, experts: E } = this.config;
     const n = data.n;
-    const t = targetMatrix(this, data);
-    const loss = mixtureLoss(this.config, f, t, data.labels ?? new Int32Array(n));
+    // The loss reads the standardised outputs, so it comes before they are converted.
+    const loss = mixtureLoss(this.config, f, targetMatrix(this, data), data.labels ?? new Int32Array(n));
+    const p = this.toPrediction(f);
     const gateShare = new Array<number>(E).fill(0);
     for (let r = 0; r < n; r++) for (let i = 0; i < E; i++) gateShare[i]! += p.gate[r * E + i]! / n;
     const ev: Evaluation = { n, loss, gateShare };
