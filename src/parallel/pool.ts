@@ -120,6 +120,9 @@ export class ParallelPool implements ExpertPool {
     this.workers = opts.shards;
     const v = mapViews(opts.buffer, opts.layout);
     this.ctrl = v.control;
+    // A fresh control block: a pool started on memory that an earlier pool used (the
+    // fall-back to the next provider does that) must not inherit its STOP or ABORT.
+    this.ctrl.fill(0);
     this.hyper = v.hyper;
     this.busy = v.busy;
     this.groups = shardExperts(opts.config.experts, opts.shards);
@@ -187,19 +190,19 @@ export class ParallelPool implements ExpertPool {
     const results = await Promise.all(
       inits.map((p) => p.catch((err: unknown) => ({ error: errorToWire(err) }))),
     );
-    // A shard that died during start-up has already been reported by fail(), as a
-    // ShardCrashError naming it: that is the error to throw, not the init's echo of it.
-    const failure = pool.failure as ShardCrashError | undefined;
-    let error: Error | undefined = failure;
-    for (let k = 0; k < results.length && !error; k++) {
-      const r = results[k]!;
-      if ('error' in r) {
-        const e = errorFromWire(r.error);
-        error = e.code === 'BACKEND_UNAVAILABLE' ? new BackendError(`shard ${k}: ${e.message}`) : new ShardCrashError(k, pool.expertsOf(k), 'start-up', -1, e.message);
-      } else if (r.backend !== opts.backend) {
-        error = new BackendError(`shard ${k} loaded ${r.backend}, the run uses ${opts.backend}`);
-      }
-    }
+    // A provider that does not load in a worker comes first: the trainer can move to the
+    // next provider. Otherwise a shard that died during start-up has been reported by
+    // fail(), as a ShardCrashError naming it: that is the error, not init's echo of it.
+    let error: Error | undefined;
+    results.forEach((r, k) => {
+      if (!error && 'error' in r && r.error.code === 'BACKEND_UNAVAILABLE') error = new BackendError(`shard ${k}: ${r.error.message}`);
+    });
+    error ??= pool.failure as ShardCrashError | undefined;
+    results.forEach((r, k) => {
+      if (error) return;
+      if ('error' in r) error = new ShardCrashError(k, pool.expertsOf(k), 'start-up', -1, errorFromWire(r.error).message);
+      else if (r.backend !== opts.backend) error = new BackendError(`shard ${k} loaded ${r.backend}, the run uses ${opts.backend}`);
+    });
     if (error) {
       await pool.close();
       throw error;

@@ -55,8 +55,9 @@ export async function runShard(task: ShardTask): Promise<string> {
   let group: ExpertGroup | undefined;
   let gemm: Sgemm | undefined;
   let spec = { config: task.config, optimizer: task.optimizer, first: task.first, count: task.count, maxBatch: task.maxBatch };
-  let started!: () => void;
-  const ready = new Promise<void>((r) => (started = r));
+  // Resolves once init has run: true when the provider loaded and the loop may start.
+  let initDone!: (ok: boolean) => void;
+  const ready = new Promise<boolean>((r) => (initDone = r));
 
   const api: ShardApi = {
     async init() {
@@ -64,9 +65,11 @@ export async function runShard(task: ShardTask): Promise<string> {
         const provider = await loadExactProvider(task.backend, task.blasLibrary !== undefined ? { blasLibrary: task.blasLibrary } : {});
         gemm = provider.sgemm;
         group = new ExpertGroup(gemm, spec, views);
-        started();
+        initDone(true);
         return { backend: provider.name, detail: provider.detail };
       } catch (err) {
+        // The task ends at once, so the pool's close() does not wait out its grace period.
+        initDone(false);
         return { error: errorToWire(err) };
       }
     },
@@ -80,7 +83,12 @@ export async function runShard(task: ShardTask): Promise<string> {
     },
   };
   Comlink.expose(api, task.port as unknown as Comlink.Endpoint);
-  await ready;
+  if (!(await ready)) {
+    // Let comlink deliver init's reply before the port closes.
+    await new Promise((r) => setImmediate(r));
+    task.port.close();
+    return 'init failed';
+  }
 
   let seen = Atomics.load(ctrl, CTRL.SEQ);
   try {
