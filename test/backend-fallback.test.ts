@@ -47,7 +47,7 @@ describe('a provider that does not load in the workers', () => {
     const before = m.params.expertParams.slice();
     const err = await m.fit(data, { epochs: 1, workers: 2 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BackendError);
-    expect((err as BackendError).message).toMatch(/shard 0: backend blas did not load/);
+    expect((err as BackendError).message).toMatch(/shard \d: backend blas did not load/);
     expect(Array.from(m.params.expertParams)).toEqual(Array.from(before));
     expect(m.inputScaler).toBeUndefined();
     expect(m.training.step).toBe(0);
