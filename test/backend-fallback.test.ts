@@ -52,4 +52,25 @@ describe('a provider that does not load in the workers', () => {
     expect(m.inputScaler).toBeUndefined();
     expect(m.training.step).toBe(0);
   });
+
+  it('is reported as a BackendError even when the main thread is busy while the workers start', async () => {
+    // piscina can report a shard's task ending before comlink delivers init's reply; the
+    // task's result carries the error too, so the cause is not lost to that race.
+    process.env.MOE_REQUIRE_BACKEND = 'blas';
+    const busy = setInterval(() => {
+      const until = performance.now() + 3;
+      while (performance.now() < until) {
+        // keep the event loop busy
+      }
+    }, 1);
+    try {
+      for (let i = 0; i < 8; i++) {
+        const m = await mixtureWhoseWorkersCannotLoadBlas([]);
+        const err = await m.fit(data, { epochs: 1, workers: 2 }).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(BackendError);
+      }
+    } finally {
+      clearInterval(busy);
+    }
+  });
 });

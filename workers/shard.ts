@@ -1,6 +1,6 @@
 // Piscina entry of a shard worker: wires the task's shared memory to src/parallel/shard.
-import { runShard, type ShardTask } from '../src/parallel/shard.js';
+import { runShard, type ShardResult, type ShardTask } from '../src/parallel/shard.js';
 
-export default function shard(task: ShardTask): Promise<string> {
+export default function shard(task: ShardTask): Promise<ShardResult> {
   return runShard(task);
 }

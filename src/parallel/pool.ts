@@ -18,7 +18,7 @@ import type { MixtureConfig } from '../model/config.js';
 import type { OptimizerConfig } from '../optim/optimizers.js';
 import type { FaultInjection } from '../train/options.js';
 import type { ExpertPool } from '../train/step.js';
-import type { ShardApi, ShardTask } from './shard.js';
+import type { ShardApi, ShardResult, ShardTask } from './shard.js';
 import { workerFile } from './worker-path.js';
 
 /** What a pool of shard workers is started with. */
@@ -78,7 +78,7 @@ export function shardExperts(
 const POLL_MICROS = 300;
 
 /** The window (ms) before a phase's expected end in which the main thread polls. */
-const MAIN_POLL_MS = 0.3;
+const MAIN_POLL_MS = 0.5;
 
 /** How long close() waits for shards to stop before the pool is destroyed anyway. */
 const CLOSE_GRACE_MS = 2000;
@@ -108,6 +108,7 @@ export class ParallelPool implements ExpertPool {
   /** The main thread polls near a phase's end only where it has a core of its own. */
   private readonly mainPolls: boolean;
   private closed = false;
+  private closing: Promise<void> | undefined;
   /** STOP has been sent: no phase can complete any more. */
   private stopped = false;
   private readonly tasks: Promise<unknown>[] = [];
@@ -171,11 +172,12 @@ export class ParallelPool implements ExpertPool {
         ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
         ...(opts.faultInjection ? { faultInjection: opts.faultInjection } : {}),
       };
-      const running = piscina.run(task, { transferList: [port2] as never });
+      const running = piscina.run(task, { transferList: [port2] as never }) as Promise<ShardResult>;
       pool.tasks.push(
         running.then(
           (r) => {
-            if (!pool.closed) pool.fail(k, `its task ended (${String(r)}) while the trainer was running`);
+            // A provider that failed to load is reported by start(), as a BackendError.
+            if (!pool.closed && r === 'stopped') pool.fail(k, 'its task ended while the trainer was running');
           },
           (err: unknown) => pool.fail(k, err instanceof Error ? err.message : String(err), err),
         ),
@@ -183,7 +185,10 @@ export class ParallelPool implements ExpertPool {
       const api = Comlink.wrap<ShardApi>(port1 as unknown as Comlink.Endpoint);
       pool.apis.push(api);
       // comlink's call never settles if the worker dies, so race it against the task.
-      inits.push(Promise.race([api.init(), running.then(() => ({ error: { code: 'INTERNAL' as const, name: 'Error', message: 'shard task ended during init' } }))]));
+      const ended = running.then((r): { error: WireError } =>
+        r === 'stopped' ? { error: { code: 'INTERNAL', name: 'Error', message: 'shard task ended during init' } } : { error: r.initError },
+      );
+      inits.push(Promise.race([api.init(), ended]));
     });
     // Every init settles: comlink's promise is raced against the task, and a rejection is
     // turned into a wire error here so that a dead shard is reported below, with its class.
@@ -213,8 +218,17 @@ export class ParallelPool implements ExpertPool {
   private fail(shard: number, detail: string, cause?: unknown): void {
     if (this.closed || this.failure) return;
     // Between steps (the last UPDATE completed everywhere) nothing is half-done.
-    const phase = this.inFlight ? (PHASE_NAMES[this.phase] ?? 'start-up') : this.phase === 0 ? 'start-up' : 'a pause between steps';
-    const completed = this.inFlight || this.phase === 0 ? this.step - 1 : this.step;
+    // Idle after an UPDATE (or a ping), every shard finished step `step`; idle between the
+    // other phases, step `step` is still under way and nothing of it is applied yet.
+    const betweenSteps = !this.inFlight && (this.phase === CMD.UPDATE || this.phase === CMD.PING);
+    const phase = this.inFlight
+      ? (PHASE_NAMES[this.phase] ?? 'start-up')
+      : this.phase === 0
+        ? 'start-up'
+        : betweenSteps
+          ? 'a pause between steps'
+          : `a pause after the ${PHASE_NAMES[this.phase]} phase of step ${this.step}`;
+    const completed = betweenSteps ? this.step : this.step - 1;
     this.failure = new ShardCrashError(shard, this.expertsOf(shard), phase, completed, detail, { cause });
     this.failedShard = shard;
     // In UPDATE the other shards must finish the update they were given before they are
@@ -276,9 +290,10 @@ export class ParallelPool implements ExpertPool {
       const done = Atomics.load(this.ctrl, CTRL.DONE);
       if (done >= this.workers) {
         this.inFlight = false;
-        // Leaning to the shorter durations, so that polling starts a little early.
+        // A running mean that follows the phase's duration up and down (short last batches
+        // of an epoch pull it down only a little).
         const took = performance.now() - this.phaseStart, typical = this.typicalMs[this.phase]!;
-        this.typicalMs[this.phase] = typical === 0 ? took : 0.5 * (typical + Math.min(typical, took));
+        this.typicalMs[this.phase] = typical === 0 ? took : typical + 0.2 * (took - typical);
         return;
       }
       // A thread parked through a phase of milliseconds takes 100–500 µs to wake on this
@@ -358,8 +373,13 @@ export class ParallelPool implements ExpertPool {
   }
 
   /** Stop every shard and destroy the pool; no thread is left running. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(): Promise<void> {
+    // Every caller (Mixture.close(), the fit's own clean-up) waits for the same shutdown.
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
     this.closed = true; // signal() refuses new phases from here on
     // Let a phase in flight finish, so that STOP never lands on a shard that has not yet
     // read the command (it would skip it, and an UPDATE would end half-applied).

@@ -37,6 +37,9 @@ export interface ShardTask {
   pollMicros: number;
 }
 
+/** How a shard task ends: stopped by the trainer, or its provider failed to load. */
+export type ShardResult = 'stopped' | { initError: WireError };
+
 /** The comlink control API a shard exposes. */
 export interface ShardApi {
   /** Load the provider and start the step loop; resolves to the provider actually loaded. */
@@ -49,7 +52,7 @@ export interface ShardApi {
 
 
 /** Run one shard until STOP; rejects if the step loop throws (the trainer reports it). */
-export async function runShard(task: ShardTask): Promise<string> {
+export async function runShard(task: ShardTask): Promise<ShardResult> {
   const views = mapViews(task.buffer, task.layout);
   const ctrl = views.control;
   let group: ExpertGroup | undefined;
@@ -58,6 +61,7 @@ export async function runShard(task: ShardTask): Promise<string> {
   // Resolves once init has run: true when the provider loaded and the loop may start.
   let initDone!: (ok: boolean) => void;
   const ready = new Promise<boolean>((r) => (initDone = r));
+  let initError: WireError | undefined;
 
   const api: ShardApi = {
     async init() {
@@ -68,9 +72,12 @@ export async function runShard(task: ShardTask): Promise<string> {
         initDone(true);
         return { backend: provider.name, detail: provider.detail };
       } catch (err) {
-        // The task ends at once, so the pool's close() does not wait out its grace period.
+        // The task ends at once (so the pool's close() does not wait out its grace period),
+        // and its result carries the error too: piscina may report the task's end before
+        // comlink delivers this reply.
+        initError = errorToWire(err);
         initDone(false);
-        return { error: errorToWire(err) };
+        return { error: initError };
       }
     },
     setOptimizer(cfg) {
@@ -87,7 +94,7 @@ export async function runShard(task: ShardTask): Promise<string> {
     // Let comlink deliver init's reply before the port closes.
     await new Promise((r) => setImmediate(r));
     task.port.close();
-    return 'init failed';
+    return { initError: initError! };
   }
 
   let seen = Atomics.load(ctrl, CTRL.SEQ);

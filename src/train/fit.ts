@@ -144,22 +144,25 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
     pool = new InProcessPool(m.provider.sgemm, c, m.optimizer, views, batchSize);
   } else {
     // The provider must load in every worker; where it does not (tfjs-node is known to
-    // fail in a second thread), the run takes the next provider and says so.
-    for (;;) {
-      try {
-        parallel = await startPoolFor(m, { buffer, layout }, workers, batchSize, o.faultInjection);
-        break;
-      } catch (err) {
-        const next = BACKENDS[BACKENDS.indexOf(m.provider.name) + 1];
-        if (!(err instanceof BackendError) || next === undefined || process.env.MOE_REQUIRE_BACKEND === m.provider.name) {
-          m.params = previous;
-          if (m.activeRun === run) m.activeRun = undefined;
-          if (fittedHere) m.inputScaler = m.targetScaler = undefined;
-          throw err;
+    // fail in a second thread), the run takes the next provider and says so. Any failure
+    // here leaves the model as it was before this fit.
+    try {
+      for (;;) {
+        try {
+          parallel = await startPoolFor(m, { buffer, layout }, workers, batchSize, o.faultInjection);
+          break;
+        } catch (err) {
+          const next = BACKENDS[BACKENDS.indexOf(m.provider.name) + 1];
+          if (!(err instanceof BackendError) || next === undefined || process.env.MOE_REQUIRE_BACKEND === m.provider.name) throw err;
+          m.warn(`local-experts: ${err.message}; the run takes the next backend`);
+          m.provider = await loadProvider(next, { onWarning: m.warn });
         }
-        m.warn(`local-experts: ${err.message}; the run takes the next backend`);
-        m.provider = await loadProvider(next, { onWarning: m.warn });
       }
+    } catch (err) {
+      m.params = previous;
+      if (m.activeRun === run) m.activeRun = undefined;
+      if (fittedHere) m.inputScaler = m.targetScaler = undefined;
+      throw err;
     }
     pool = parallel;
     run.pool = parallel;
