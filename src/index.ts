@@ -58,7 +58,7 @@ export { InProcessPool } from './train/inprocess-pool.js';
 export { runScalingBenchmark, SCALING_SIZES, SIZE_SPECS } from './bench/scaling.js';
 export type { ScalingOptions, ScalingReport, ScalingRow, ScalingSize, SizeSpec, PhaseMicros } from './bench/scaling.js';
 export { formatScalingMarkdown } from './bench/report.js';
-export type { CsvParseReport } from './bench/report.js';
+export type { CsvParseReport, BenchHeader } from './bench/report.js';
 export { runCsvParseBenchmark, writeRandomCsv } from './bench/csv.js';
 // The peer benchmark (`moe bench peers`) is not exported: its declarations reference
 // tfjs-core's, which do not type-check in a consumer without @types/long.

@@ -15,37 +15,14 @@ import {
   type TfjsExpertLayout,
 } from '../src/bench/peers.js';
 import type { SizeSpec } from '../src/bench/scaling.js';
-import { benchCommand } from '../src/cli/bench-command.js';
-import { configureTree } from '../src/cli/common.js';
 import { OptionError } from '../src/errors.js';
 import { layoutFor } from '../src/train/fit.js';
 import { InProcessPool } from '../src/train/inprocess-pool.js';
 import { MixtureStep } from '../src/train/step.js';
+import { benchCli, positiveFinite } from './helpers/bench-cli.js';
 
 // Functional checks only: the numbers depend on the machine and its load, never asserted.
 const TINY = { steps: 3, warmupSteps: 1 };
-
-function positiveFinite(v: unknown): boolean {
-  return typeof v === 'number' && Number.isFinite(v) && v > 0;
-}
-
-/** Run the CLI with stdout/stderr captured; resolves to what it printed on stdout. */
-async function cli(args: string[]): Promise<string> {
-  let out = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    const cmd = benchCommand();
-    configureTree(cmd);
-    await cmd.parseAsync(['node', 'moe', ...args]);
-  } finally {
-    vi.restoreAllMocks();
-  }
-  return out;
-}
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -176,7 +153,7 @@ describe('moe bench peers', () => {
   it('prints one JSON line and writes peers-<machine>.json and .md', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'moe-peers-'));
     try {
-      const out = await cli(['peers', '--sizes', 'small', '--steps', '2', '--json', '--out', dir, '--machine', 'test-box']);
+      const out = await benchCli(['peers', '--sizes', 'small', '--steps', '2', '--json', '--out', dir, '--machine', 'test-box']);
       const last = out.trim().split('\n').pop()!;
       const report = JSON.parse(last) as PeerReport;
       expect(report.machine).toBe('test-box');
@@ -193,7 +170,7 @@ describe('moe bench peers', () => {
   });
 
   it('rejects an unknown size and --steps with --time', async () => {
-    await expect(cli(['peers', '--sizes', 'huge'])).rejects.toThrow(/unknown size "huge"/);
-    await expect(cli(['peers', '--steps', '2', '--time', '10'])).rejects.toThrow(/cannot be used with/);
+    await expect(benchCli(['peers', '--sizes', 'huge'])).rejects.toThrow(/unknown size "huge"/);
+    await expect(benchCli(['peers', '--steps', '2', '--time', '10'])).rejects.toThrow(/cannot be used with/);
   });
 });

@@ -4,35 +4,11 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { formatScalingMarkdown } from '../src/bench/report.js';
 import { defaultWorkerCounts, machineSlug, runScalingBenchmark, type ScalingReport } from '../src/bench/scaling.js';
-import { benchCommand } from '../src/cli/bench-command.js';
-import { configureTree } from '../src/cli/common.js';
 import { OptionError } from '../src/errors.js';
+import { benchCli, positiveFinite } from './helpers/bench-cli.js';
 
 // Functional checks only: the numbers depend on the machine and its load, never asserted.
 const TINY = { timeMs: 20, minSteps: 3, warmupSteps: 1, pings: 10 };
-
-function positiveFinite(v: unknown): boolean {
-  return typeof v === 'number' && Number.isFinite(v) && v > 0;
-}
-
-/** Run the CLI with stdout/stderr captured; resolves to what it printed on stdout. */
-async function cli(args: string[]): Promise<string> {
-  let out = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    out += String(chunk);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    // As main does: commander throws instead of exiting and prints nothing itself.
-    const cmd = benchCommand();
-    configureTree(cmd);
-    await cmd.parseAsync(['node', 'moe', ...args]);
-  } finally {
-    vi.restoreAllMocks();
-  }
-  return out;
-}
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -98,7 +74,7 @@ describe('moe bench scaling', () => {
   it('prints one JSON object with the required keys as the last line, and writes <out>/<machine>.json and .md', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'moe-bench-test-'));
     try {
-      const out = await cli(['scaling', '--json', '--sizes', 'small', '--workers', '1,2', '--quick', '--time', '20', '--machine', 'test-box', '--out', dir]);
+      const out = await benchCli(['scaling', '--json', '--sizes', 'small', '--workers', '1,2', '--quick', '--time', '20', '--machine', 'test-box', '--out', dir]);
       const last = out.trimEnd().split('\n').at(-1)!;
       const j = JSON.parse(last) as Record<string, unknown>;
       expect(j).toMatchObject({ machine: 'test-box', experts: 8 });
@@ -121,11 +97,11 @@ describe('moe bench scaling', () => {
   });
 
   it('rejects bad option values with an OptionError naming the option', async () => {
-    await expect(cli(['scaling', '--sizes', 'small,huge', '--quick'])).rejects.toMatchObject({ code: 'INVALID_OPTION', option: '--sizes' });
-    await expect(cli(['scaling', '--workers', '1,x', '--quick'])).rejects.toMatchObject({ option: '--workers' });
-    await expect(cli(['scaling', '--machine', '../etc', '--quick'])).rejects.toMatchObject({ option: '--machine' });
+    await expect(benchCli(['scaling', '--sizes', 'small,huge', '--quick'])).rejects.toMatchObject({ code: 'INVALID_OPTION', option: '--sizes' });
+    await expect(benchCli(['scaling', '--workers', '1,x', '--quick'])).rejects.toMatchObject({ option: '--workers' });
+    await expect(benchCli(['scaling', '--machine', '../etc', '--quick'])).rejects.toMatchObject({ option: '--machine' });
     // A choice commander checks: its error names the flag, and main exits 2 on it as on an OptionError.
-    await expect(cli(['scaling', '--backend', 'gpu', '--quick'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--backend') });
-    await expect(cli(['csv', '--rows', '0'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--rows') });
+    await expect(benchCli(['scaling', '--backend', 'gpu', '--quick'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--backend') });
+    await expect(benchCli(['csv', '--rows', '0'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--rows') });
   });
 });

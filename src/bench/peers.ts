@@ -35,6 +35,7 @@ import { Rng } from '../rng.js';
 import { layoutFor, startPoolFor } from '../train/fit.js';
 import { InProcessPool } from '../train/inprocess-pool.js';
 import { MixtureStep } from '../train/step.js';
+import type { BenchHeader } from './report.js';
 import { checkPositiveInt, machineSlug, randomData, SIZE_SPECS, type SizeSpec } from './scaling.js';
 
 /** The sizes the peer benchmark runs (the scaling benchmark's `small` and `medium`). */
@@ -137,21 +138,7 @@ export interface PeerSkip {
 }
 
 /** What {@link runPeerBenchmark} returns. */
-export interface PeerReport {
-  /** Stable machine name (slug of CPU model and cores, or the `machine` option). */
-  machine: string;
-  /** CPU model as the OS reports it. */
-  cpuModel: string;
-  /** Cores available to this process. */
-  cores: number;
-  /** Node.js version (`process.version`). */
-  node: string;
-  /** ISO 8601. */
-  date: string;
-  /** The command that produced it (set by the CLI). */
-  command?: string;
-  /** Free-form remarks printed with the report. */
-  notes?: string[];
+export interface PeerReport extends BenchHeader {
   /** This library's compute provider. */
   backend: string;
   /** Provider detail: library path or tfjs backend version. */

@@ -4,8 +4,8 @@
  */
 import { IDLE_GAP_MS, type ScalingReport, type ScalingRow } from './scaling.js';
 
-/** What the CSV parsing benchmark measures (see `moe bench csv`). */
-export interface CsvParseReport {
+/** Where and when a benchmark ran: the header every report starts with. */
+export interface BenchHeader {
   /** Stable machine name (slug of CPU model and cores, or the `machine` option). */
   machine: string;
   /** CPU model as the OS reports it. */
@@ -20,6 +20,10 @@ export interface CsvParseReport {
   command?: string;
   /** Free-form remarks printed with the report. */
   notes?: string[];
+}
+
+/** What the CSV parsing benchmark measures (see `moe bench csv`). */
+export interface CsvParseReport extends BenchHeader {
   /** Data rows of the generated file. */
   rows: number;
   /** Feature columns of the generated file (plus one target). */

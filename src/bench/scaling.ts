@@ -24,6 +24,7 @@ import { Rng } from '../rng.js';
 import { layoutFor, startPoolFor } from '../train/fit.js';
 import { InProcessPool } from '../train/inprocess-pool.js';
 import { MixtureStep, type ExpertPool } from '../train/step.js';
+import type { BenchHeader } from './report.js';
 
 /** The benchmark's problem sizes. */
 export const SCALING_SIZES = ['small', 'medium', 'large'] as const;
@@ -144,27 +145,13 @@ export interface PhaseMicros {
 }
 
 /** What {@link runScalingBenchmark} returns. */
-export interface ScalingReport {
-  /** Stable machine name (slug of CPU model and cores, or `machine` option). */
-  machine: string;
-  /** CPU model as the OS reports it. */
-  cpuModel: string;
-  /** Cores available to this process. */
-  cores: number;
+export interface ScalingReport extends BenchHeader {
   /** Compute provider the benchmark ran on. */
   backend: string;
   /** Provider detail: library path or tfjs backend version. */
   backendDetail: string;
   /** Experts E in every mixture. */
   experts: number;
-  /** Node.js version (`process.version`). */
-  node: string;
-  /** ISO 8601. */
-  date: string;
-  /** The command that produced it (set by the CLI). */
-  command?: string;
-  /** Free-form remarks printed with the report (e.g. that the machine was shared). */
-  notes?: string[];
   /** The system's 1-minute load average when the run started and ended (other processes compete for the cores). */
   loadAverage: {
     /** At the start of the run. */
