@@ -16,6 +16,8 @@ export type MoeErrorCode =
   | 'BACKEND_UNAVAILABLE'
   | 'SHARED_MEMORY_UNAVAILABLE'
   | 'SHARD_CRASHED'
+  | 'SHARD_STALLED'
+  | 'FIT_IN_PROGRESS'
   | 'ABORTED'
   | 'DIVERGED'
   | 'INTERNAL';
@@ -75,39 +77,72 @@ export class BackendError extends MoeError {
   }
 }
 
+/**
+ * Where in a step a shard failed: before the first step (`start-up`), in one of the three
+ * phases, or idle between two of them (`between-steps`; the message says which).
+ */
+export type StepPhase = 'start-up' | 'forward' | 'backward' | 'update' | 'between-steps';
+
+/** What a failure in `phase` leaves: every parameter at the last completed step, or one shard mid-update. */
+function stateAfter(phase: StepPhase, shards: string, lastCompletedStep: number): string {
+  if (phase === 'update') return `the gate and the other shards are at step ${lastCompletedStep + 1}; ${shards} may be mid-update`;
+  if (lastCompletedStep < 0) return 'no training step ran; every parameter is as it was before the fit';
+  return `every expert and the gate are at step ${lastCompletedStep}, the last completed`;
+}
+
 /** A shard's worker threw or exited; names the shard, its experts and the phase. */
 export class ShardCrashError extends MoeError {
   /** 0-based index of the shard (worker) that failed. */
   readonly shard: number;
   /** Indices of the experts that shard owns. */
   readonly experts: readonly number[];
-  /** Phase it failed in: `start-up`, `forward`, `backward`, `update`, … */
-  readonly phase: string;
+  /** Phase it failed in. */
+  readonly phase: StepPhase;
   /** Last optimisation step that completed on every shard and the gate. */
   readonly lastCompletedStep: number;
   constructor(
     shard: number,
     experts: readonly number[],
-    phase: string,
+    phase: StepPhase,
     lastCompletedStep: number,
     detail: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; during?: string },
   ) {
-    const state =
-      phase === 'update'
-        ? `the gate and the other shards are at step ${lastCompletedStep + 1}; shard ${shard}'s experts may be mid-update`
-        : lastCompletedStep < 0
-          ? 'no training step ran; every parameter is as it was before the fit'
-          : `every expert and the gate are at step ${lastCompletedStep}, the last completed`;
     super(
       'SHARD_CRASHED',
-      `shard ${shard} (experts ${experts.join(', ')}) failed during ${phase}: ${detail}; ${state}`,
+      `shard ${shard} (experts ${experts.join(', ')}) failed during ${options?.during ?? phase}: ${detail}; ${stateAfter(phase, `shard ${shard}'s experts`, lastCompletedStep)}`,
       options,
     );
     this.shard = shard;
     this.experts = experts;
     this.phase = phase;
     this.lastCompletedStep = lastCompletedStep;
+  }
+}
+
+/**
+ * Shards that did not finish a phase within the stall timeout while staying alive: the
+ * fit gives up on them, terminates their threads and reports where every parameter is.
+ */
+export class ShardStallError extends MoeError {
+  /** 0-based indices of the shards that had not finished. */
+  readonly shards: readonly number[];
+  /** The phase they did not finish. */
+  readonly phase: StepPhase;
+  /** Last optimisation step that completed on every shard and the gate. */
+  readonly lastCompletedStep: number;
+  /** The timeout that expired, in milliseconds. */
+  readonly timeoutMs: number;
+  constructor(shards: readonly number[], phase: StepPhase, lastCompletedStep: number, timeoutMs: number) {
+    const names = shards.length === 1 ? `shard ${shards[0]}` : `shards ${shards.join(', ')}`;
+    super(
+      'SHARD_STALLED',
+      `${names} did not finish the ${phase} phase within ${(timeoutMs / 1000).toFixed(1)} s (stall timeout); their threads were terminated; ${stateAfter(phase, `the experts of ${names}`, lastCompletedStep)}`,
+    );
+    this.shards = shards;
+    this.phase = phase;
+    this.lastCompletedStep = lastCompletedStep;
+    this.timeoutMs = timeoutMs;
   }
 }
 

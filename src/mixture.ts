@@ -1,29 +1,25 @@
 /**
- * A mixture of local experts: configuration, parameters, optimiser state, the
- * standardisation fitted on its training data, and the provider its math runs on.
- * Training runs in-process or with the experts sharded over worker threads (same math,
- * same numbers); predict/evaluate run on the calling thread.
+ * A mixture of local experts, the public face of the library: it holds a model's state
+ * (configuration, parameters, standardisation, training state: what the model file holds)
+ * and the compute provider its math runs on, and starts the sessions that use them —
+ * training sessions (in-process, or with the experts sharded over worker threads; same
+ * math, same numbers) and inference on the calling thread.
  */
 import { loadProvider } from './compute/load.js';
 import type { BackendName, BackendRequest, ComputeProvider } from './compute/provider.js';
 import { validateDataset, type Dataset } from './data/dataset.js';
-import { standardize, unstandardize, type Standardizer } from './data/standardize.js';
-import { DataError, OptionError } from './errors.js';
-import { expertShape, gateShape, resolveMixtureConfig, type MixtureConfig, type MixtureOptions } from './model/config.js';
-import { mixtureForward, mixtureLoss, type MixtureForward } from './model/inference.js';
-import { mlpInit, mlpParamCount } from './model/mlp.js';
-import { optimizerStateSize, resolveOptimizer, type OptimizerConfig, type OptimizerName } from './optim/optimizers.js';
-import { Rng } from './rng.js';
-import { runFit } from './train/fit.js';
-import { loadModel, saveModel, type LoadOptions } from './io/model-file.js';
+import { standardize, unstandardize } from './data/standardize.js';
+import { InferenceEngine, type MixtureForward } from './engine/inference.js';
+import { DataError, MoeError, OptionError } from './errors.js';
+import { readModelFile, writeModelFile } from './io/model-file.js';
+import { createKernels, kernelSetFromEnv } from './kernels/index.js';
+import { expertShape, resolveMixtureConfig, type MixtureConfig, type MixtureOptions } from './model/config.js';
+import { mlpParamCount } from './model/mlp.js';
+import { initialState, type MixtureParams, type ModelState, type TrainingState } from './model/state.js';
+import { resolveOptimizer, type OptimizerConfig, type OptimizerName } from './optim/config.js';
+import { targetMatrix } from './train/data.js';
+import { FitRun, runFit, type FitHost } from './train/fit.js';
 import type { FitOptions, FitResult } from './train/options.js';
-import type { ParallelPool } from './parallel/pool.js';
-
-/** @internal A fit in progress, as close() sees it. */
-export interface FitRun {
-  closed: boolean;
-  pool?: ParallelPool;
-}
 
 /** Options of {@link Mixture.create}. */
 export interface CreateOptions extends MixtureOptions {
@@ -34,7 +30,7 @@ export interface CreateOptions extends MixtureOptions {
   });
   /** Learning rate (overrides optimizer.lr). */
   lr?: number;
-  /** Seed of initialisation, validation split and shuffles (default 1). */
+  /** Seed of initialisation, validation split and shuffles: an integer in [0, 2³² − 1] (default 1). */
   seed?: number;
   /** Compute provider; `auto` (default) takes the first of blas, tensorflow, wasm, cpu that loads. */
   backend?: BackendRequest;
@@ -50,42 +46,21 @@ export interface CreateOptions extends MixtureOptions {
   classNames?: string[];
 }
 
-/** Parameters and optimiser state, as views that may point into shared memory. */
-export interface MixtureParams {
-  /** Gate weights and biases, {@link mlpParamCount} of the gate's shape. */
-  gateParams: Float32Array;
-  /** All experts' parameters: E consecutive blocks of one expert's {@link mlpParamCount}. */
-  expertParams: Float32Array;
-  /** Gate optimiser state, {@link optimizerStateSize} floats per gate parameter (empty for sgd). */
-  gateOpt: Float32Array;
-  /** Experts' optimiser state, {@link optimizerStateSize} floats per expert parameter (empty for sgd). */
-  expertOpt: Float32Array;
-}
-
-/** Training progress that a checkpoint restores. */
-export interface TrainingState {
-  /** Seed the mixture was created with (initialisation, split, shuffles). */
-  seed: number;
-  /** Optimisation steps taken. */
-  step: number;
-  /** Epochs completed. */
-  epoch: number;
-  /** Shuffle generator state at the start of the epoch in progress (or the next). */
-  rng: number[];
-  /**
-   * Batches done in the epoch in progress: > 0 only in a checkpoint taken mid-epoch
-   * (Ctrl-C, abort); fit then redraws that epoch's order and continues after them.
-   */
-  batch?: number;
-  /** Batch size of the last fit (a mid-epoch resume must use the same). */
-  batchSize?: number;
+/** How a model file is loaded: the provider is chosen as in {@link Mixture.create}. */
+export interface LoadOptions {
+  /** Compute provider; `auto` (default) takes the first that loads. */
+  backend?: BackendRequest;
+  /** CBLAS library for `blas` (default: the system's OpenBLAS). */
+  blasLibrary?: string;
+  /** One-line warnings (a provider that fell back). Default console.warn. */
+  onWarning?: (message: string) => void;
 }
 
 /** What {@link Mixture.predict} returns for n rows. */
 export interface Prediction {
   /** Number of rows predicted. */
   n: number;
-  /** Mixture output n×K in original units (regression) or class probabilities (classification). */
+  /** Mixture output n×K in original units (regression) or class probabilities (classification, categorical loss). */
   output: Float32Array;
   /** Gate probabilities n×E. */
   gate: Float32Array;
@@ -111,102 +86,123 @@ export interface Evaluation {
   gateShare: number[];
 }
 
+function checkSeed(seed: unknown): number {
+  if (typeof seed !== 'number' || !Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
+    throw new OptionError('seed', `must be an integer in [0, ${0xffffffff}], got ${String(seed)}`);
+  }
+  return seed;
+}
+
 /**
  * A mixture of local experts: E experts and a softmax gate over D inputs and K outputs.
  * Create one with {@link Mixture.create} or {@link Mixture.load}; train it with
  * {@link Mixture.fit} (in-process, or with the experts in worker threads); use it with
  * {@link Mixture.predict} and {@link Mixture.evaluate}; keep it with {@link Mixture.save}.
  */
-export class Mixture {
+export class Mixture implements FitHost {
   /**
    * The provider this mixture's math runs on, chosen at creation or load. A parallel fit
    * whose workers cannot load it (tfjs-node in a second thread) moves to the next one.
    */
   provider: ComputeProvider;
-  /** @internal where one-line warnings go. */
-  warn: (message: string) => void = (msg) => console.warn(msg);
-  /**
-   * Parameters and optimiser state (views). During and after a fit they point into the
-   * trainer's memory (shared with the workers in a parallel fit), so reading them never
-   * needs a worker; treat them as read-only while a fit runs.
-   */
-  params: MixtureParams;
-  /** Fitted on the first training set; undefined until then. */
-  inputScaler?: Standardizer;
-  /** Standardisation of the targets (regression; identity for classification), fitted with `inputScaler`. */
-  targetScaler?: Standardizer;
-  /** Input column names (D), if known. */
-  featureNames?: string[];
-  /** Regression: target column names (K), if known. */
-  targetNames?: string[];
-  /** Classification: class names (K) indexed by label, if known. */
-  classNames?: string[];
-  /** Optimisation steps, epochs and RNG state: what a checkpoint restores and fit continues from. */
-  training: TrainingState;
-  /** @internal the fit in progress, so that close() can stop it. */
-  activeRun?: FitRun;
+  readonly #state: ModelState;
+  #warn: (message: string) => void;
+  #run: FitRun | undefined;
+  /** The inference engine for the parameters as they are between fits; dropped when they change. */
+  #engine: InferenceEngine | undefined;
 
-  private constructor(
-    /** Task, widths D/K/E, gate and expert architectures, loss (fixed at creation). */
-    readonly config: MixtureConfig,
-    /** Optimiser and its hyper-parameters, defaults filled in. */
-    readonly optimizer: Required<OptimizerConfig>,
-    provider: ComputeProvider,
-    params: MixtureParams,
-    training: TrainingState,
-  ) {
+  private constructor(state: ModelState, provider: ComputeProvider, warn?: (message: string) => void) {
+    this.#state = state;
     this.provider = provider;
-    this.params = params;
-    this.training = training;
+    this.#warn = warn ?? ((m) => console.warn(m));
   }
 
-  /** Create and initialise a mixture (seeded). */
+  /** Create and initialise a mixture (seeded). Options are checked before any provider loads. */
   static async create(o: CreateOptions): Promise<Mixture> {
     const config = resolveMixtureConfig(o);
     const opt = typeof o.optimizer === 'string' ? { name: o.optimizer } : { ...(o.optimizer ?? {}) };
     const optimizer = resolveOptimizer({ ...opt, ...(o.lr !== undefined ? { lr: o.lr } : {}) });
-    const seed = o.seed ?? 1;
-    if (!Number.isInteger(seed)) throw new OptionError('seed', `must be an integer, got ${seed}`);
+    const seed = checkSeed(o.seed ?? 1);
+    const state = initialState(config, optimizer, seed);
+    const names = (v: string[] | undefined, n: number, option: string): void => {
+      if (v !== undefined && (!Array.isArray(v) || v.length !== n || v.some((s) => typeof s !== 'string'))) throw new OptionError(option, `expected ${n} names, got ${JSON.stringify(v)?.slice(0, 80)}`);
+    };
+    names(o.featureNames, config.inputs, 'featureNames');
+    names(o.targetNames, config.task === 'regression' ? config.outputs : 1, 'targetNames');
+    names(o.classNames, config.outputs, 'classNames');
+    if (o.featureNames) state.featureNames = [...o.featureNames];
+    if (o.targetNames) state.targetNames = [...o.targetNames];
+    if (o.classNames) state.classNames = [...o.classNames];
     const provider = await loadProvider(o.backend ?? 'auto', {
       ...(o.blasLibrary !== undefined ? { blasLibrary: o.blasLibrary } : {}),
       ...(o.onWarning ? { onWarning: o.onWarning } : {}),
     });
-    const params = Mixture.allocate(config, optimizer);
-    const rng = new Rng(seed);
-    // Gate first, then experts in order: one seed, one network.
-    mlpInit(gateShape(config), params.gateParams, rng);
-    const P = mlpParamCount(expertShape(config));
-    for (let i = 0; i < config.experts; i++) mlpInit(expertShape(config), params.expertParams.subarray(i * P, (i + 1) * P), rng);
-    const m = new Mixture(config, optimizer, provider, params, { seed, step: 0, epoch: 0, rng: rng.state() });
-    if (o.onWarning) m.warn = o.onWarning;
-    if (o.featureNames) m.featureNames = o.featureNames;
-    if (o.targetNames) m.targetNames = o.targetNames;
-    if (o.classNames) m.classNames = o.classNames;
-    return m;
+    return new Mixture(state, provider, o.onWarning);
   }
 
-  /** @internal rebuild from stored parts (model files). */
-  static fromParts(
-    config: MixtureConfig,
-    optimizer: Required<OptimizerConfig>,
-    provider: ComputeProvider,
-    params: MixtureParams,
-    training: TrainingState,
-  ): Mixture {
-    return new Mixture(config, optimizer, provider, params, training);
+  /**
+   * Load a model file written by {@link Mixture.save} (any format version up to the
+   * current one); `backend` chooses the provider as in create. The file is checked in
+   * full before a provider loads.
+   */
+  static async load(path: string, opts: LoadOptions = {}): Promise<Mixture> {
+    const { state } = await readModelFile(path);
+    return Mixture.fromState(state, opts);
   }
 
-  /** @internal sizes of the parameter regions. */
-  static allocate(config: MixtureConfig, optimizer: Required<OptimizerConfig>): MixtureParams {
-    const S = optimizerStateSize(optimizer.name);
-    const Pg = mlpParamCount(gateShape(config));
-    const Pe = mlpParamCount(expertShape(config));
-    return {
-      gateParams: new Float32Array(Pg),
-      expertParams: new Float32Array(config.experts * Pe),
-      gateOpt: new Float32Array(Pg * S),
-      expertOpt: new Float32Array(config.experts * Pe * S),
-    };
+  /** @internal Wrap a checked state (model files, other formats) with a provider. */
+  static async fromState(state: ModelState, opts: LoadOptions = {}): Promise<Mixture> {
+    const provider = await loadProvider(opts.backend ?? 'auto', {
+      ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+    });
+    return new Mixture(state, provider, opts.onWarning);
+  }
+
+  /** The model's data: configuration, parameters, scalers, names, training state. Treat as read-only. */
+  get state(): ModelState {
+    return this.#state;
+  }
+  /** Task, widths D/K/E, gate and expert architectures, loss (fixed at creation). */
+  get config(): MixtureConfig {
+    return this.#state.config;
+  }
+  /** Optimiser and its hyper-parameters, defaults filled in. */
+  get optimizer(): Required<OptimizerConfig> {
+    return this.#state.optimizer;
+  }
+  /** Optimisation steps, epochs and RNG state: what a checkpoint restores and fit continues from. */
+  get training(): Readonly<TrainingState> {
+    return this.#state.training;
+  }
+  /** Input standardisation, fitted on the first training set; undefined until then. */
+  get inputScaler(): ModelState['inputScaler'] {
+    return this.#state.inputScaler;
+  }
+  /** Target standardisation (regression; identity for classification). */
+  get targetScaler(): ModelState['targetScaler'] {
+    return this.#state.targetScaler;
+  }
+  /** Input column names (D), if known. */
+  get featureNames(): string[] | undefined {
+    return this.#state.featureNames;
+  }
+  /** Regression: target column names (K), if known. */
+  get targetNames(): string[] | undefined {
+    return this.#state.targetNames;
+  }
+  /** Classification: class names (K) indexed by label, if known. */
+  get classNames(): string[] | undefined {
+    return this.#state.classNames;
+  }
+
+  /**
+   * Parameters and optimiser state. Between fits: the model's own memory. During a fit:
+   * the session's live memory (shared with the workers), which changes with every step —
+   * read it from `onEpoch` (a step boundary) or take a consistent copy with {@link save}.
+   */
+  get params(): MixtureParams {
+    return this.#run ? this.#run.params : this.#state.params;
   }
 
   /** The compute provider in use. */
@@ -214,7 +210,12 @@ export class Mixture {
     return this.provider.name;
   }
 
-  /** Parameters of one expert (a view: it changes as training runs). */
+  /** @internal one-line warnings. */
+  warn(message: string): void {
+    this.#warn(message);
+  }
+
+  /** Parameters of one expert (a view; during a fit it changes as training runs). */
   expertParameters(i: number): Float32Array {
     const P = mlpParamCount(expertShape(this.config));
     if (!(Number.isInteger(i) && i >= 0 && i < this.config.experts)) throw new OptionError('expert', `no expert ${i} (0..${this.config.experts - 1})`);
@@ -226,35 +227,58 @@ export class Mixture {
     return this.params.gateParams;
   }
 
-  /** Train on `data` (see {@link FitOptions}); resolves when training stops. */
+  /**
+   * Train on `data` (see {@link FitOptions}); resolves when training stops. One fit at a
+   * time: a second call while one runs rejects at once with MoeError('FIT_IN_PROGRESS').
+   */
   fit(data: Dataset, options: FitOptions = {}): Promise<FitResult> {
-    return runFit(this, data, options);
+    if (this.#run) return Promise.reject(new MoeError('FIT_IN_PROGRESS', 'fit() was called while another fit of this mixture is running; await it (or close() it) first'));
+    const run = new FitRun(this);
+    this.#run = run;
+    this.#engine = undefined;
+    return runFit(this, run, data, options).finally(() => {
+      if (this.#run === run) this.#run = undefined;
+      this.#engine = undefined;
+    });
   }
 
-  private requireScalers(): Standardizer {
-    if (!this.inputScaler) throw new OptionError('model', 'the mixture has not been trained yet (no standardisation fitted)');
-    return this.inputScaler;
+  private requireScalers(): void {
+    if (!this.#state.inputScaler) throw new OptionError('model', 'the mixture has not been trained yet (no standardisation fitted)');
   }
 
-  /** Standardise raw inputs (checked) and run the forward pass. */
-  private forwardRaw(x: Float32Array | readonly (readonly number[])[]): MixtureForward {
+  /** The inference engine on the parameters as they are now (a fresh one during a fit). */
+  private engine(): InferenceEngine {
+    if (this.#engine && !this.#run) return this.#engine;
+    const p = this.params, set = kernelSetFromEnv();
+    const engine = new InferenceEngine(this.provider.sgemm, (m) => createKernels(m, set), this.config, p.gateParams, p.expertParams);
+    if (!this.#run) this.#engine = engine;
+    return engine;
+  }
+
+  /** Raw inputs as a checked n×D row-major array. */
+  private inputMatrix(x: Float32Array | readonly (readonly number[])[]): Float32Array {
     const D = this.config.inputs;
-    let flat: Float32Array;
-    if (x instanceof Float32Array) flat = x;
-    else {
-      flat = new Float32Array(x.length * D);
-      x.forEach((row, r) => {
-        if (row.length !== D) throw new DataError(`has ${row.length} inputs, the model expects ${D}`, { row: r + 1 }, 'DATA_SHAPE');
-        flat.set(row, r * D);
-      });
+    const column = (j: number): string => this.featureNames?.[j] ?? `#${j + 1}`;
+    if (x instanceof Float32Array) {
+      if (x.length % D !== 0) throw new DataError(`${x.length} values are not a whole number of rows of ${D} inputs`, {}, 'DATA_SHAPE');
+      for (let i = 0; i < x.length; i++) {
+        if (!Number.isFinite(x[i]!)) throw new DataError(`input is ${x[i]}`, { row: Math.floor(i / D) + 1, column: column(i % D) });
+      }
+      return x;
     }
-    if (flat.length % D !== 0) throw new DataError(`${flat.length} values are not a whole number of rows of ${D} inputs`, {}, 'DATA_SHAPE');
-    const n = flat.length / D;
-    for (let i = 0; i < flat.length; i++) {
-      if (!Number.isFinite(flat[i]!)) throw new DataError(`input is ${flat[i]}`, { row: Math.floor(i / D) + 1, column: this.featureNames?.[i % D] ?? `#${(i % D) + 1}` });
-    }
-    const z = standardize(this.requireScalers(), flat, n);
-    return mixtureForward(this.provider.sgemm, this.config, this.params.gateParams, this.params.expertParams, z, n);
+    if (!Array.isArray(x)) throw new DataError('inputs must be a Float32Array or an array of rows', {}, 'DATA_SHAPE');
+    const flat = new Float32Array(x.length * D);
+    x.forEach((row: unknown, r) => {
+      if (!Array.isArray(row)) throw new DataError('is not an array of numbers', { row: r + 1 }, 'DATA_SHAPE');
+      if (row.length !== D) throw new DataError(`has ${row.length} inputs, the model expects ${D}`, { row: r + 1 }, 'DATA_SHAPE');
+      for (let j = 0; j < D; j++) {
+        const v: unknown = row[j];
+        // Float32Array.set would read null as 0 and a string as a number: refuse both.
+        if (typeof v !== 'number' || !Number.isFinite(v)) throw new DataError(`input is ${v === null ? 'null' : typeof v === 'number' ? v : JSON.stringify(v)?.slice(0, 40)}`, { row: r + 1, column: column(j) });
+        flat[r * D + j] = v;
+      }
+    });
+    return flat;
   }
 
   /** Turn a forward pass into a prediction in original units (in place: `f` is consumed). */
@@ -285,21 +309,23 @@ export class Mixture {
 
   /** Predict for n rows of raw inputs (n×D row-major, or an array of rows). */
   predict(x: Float32Array | readonly (readonly number[])[]): Prediction {
-    return this.toPrediction(this.forwardRaw(x));
+    this.requireScalers();
+    const flat = this.inputMatrix(x);
+    const n = flat.length / this.config.inputs;
+    return this.toPrediction(this.engine().forward(standardize(this.inputScaler!, flat, n), n));
   }
 
   /** Loss, accuracy (classification) or MSE (regression), and each expert's gate share on `data`. */
   evaluate(data: Dataset): Evaluation {
     validateDataset(data, { inputs: this.config.inputs, outputs: this.config.outputs, task: this.config.task });
-    const f = this.forwardRaw(data.x);
+    this.requireScalers();
     const { outputs: K, experts: E } = this.config;
     const n = data.n;
-    // The loss reads the standardised outputs, so it comes before they are converted.
-    const loss = mixtureLoss(this.config, f, targetMatrix(this, data), data.labels ?? new Int32Array(n));
+    const f = this.engine().forward(standardize(this.inputScaler!, data.x, n), n, { t: targetMatrix(this.#state, data), labels: data.labels ?? new Int32Array(n) });
     const p = this.toPrediction(f);
     const gateShare = new Array<number>(E).fill(0);
     for (let r = 0; r < n; r++) for (let i = 0; i < E; i++) gateShare[i]! += p.gate[r * E + i]! / n;
-    const ev: Evaluation = { n, loss, gateShare };
+    const ev: Evaluation = { n, loss: f.loss!, gateShare };
     if (this.config.task === 'classification') {
       let ok = 0;
       for (let r = 0; r < n; r++) if (p.labels![r] === data.labels![r]) ok++;
@@ -315,14 +341,12 @@ export class Mixture {
   /**
    * Write this mixture (parameters, optimiser and training state, standardisation) to a
    * versioned model file, atomically: the old file stays whole until the new one is.
+   * During a fit, the file holds a consistent copy taken at the next step boundary,
+   * whatever the worker count.
    */
-  save(path: string): Promise<void> {
-    return saveModel(this, path);
-  }
-
-  /** Load a model file written by {@link Mixture.save}; `backend` chooses the provider as in create. */
-  static load(path: string, opts: LoadOptions = {}): Promise<Mixture> {
-    return loadModel(path, opts);
+  async save(path: string): Promise<void> {
+    const state = this.#run ? await this.#run.snapshot() : this.#state;
+    await writeModelFile(path, state, this.backend, kernelSetFromEnv());
   }
 
   /**
@@ -331,27 +355,14 @@ export class Mixture {
    * Idempotent.
    */
   async close(): Promise<void> {
-    const run = this.activeRun;
-    this.activeRun = undefined;
+    const run = this.#run;
     if (!run) return;
     run.closed = true;
-    await run.pool?.close();
+    await run.session?.close();
   }
 
   /** `await using m = await Mixture.create(…)` closes it at the end of the scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-/**
- * The model-space target matrix of a dataset: standardised targets (regression) or
- * one-hot rows (classification), n×K.
- */
-export function targetMatrix(m: Mixture, data: Dataset): Float32Array {
-  const { outputs: K } = m.config;
-  if (m.config.task === 'regression') return standardize(m.targetScaler!, data.y!, data.n);
-  const t = new Float32Array(data.n * K);
-  for (let r = 0; r < data.n; r++) t[r * K + data.labels![r]!] = 1;
-  return t;
 }

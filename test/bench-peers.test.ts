@@ -16,9 +16,9 @@ import {
 } from '../src/bench/peers.js';
 import type { SizeSpec } from '../src/bench/scaling.js';
 import { OptionError } from '../src/errors.js';
-import { layoutFor } from '../src/train/fit.js';
-import { InProcessPool } from '../src/train/inprocess-pool.js';
-import { MixtureStep } from '../src/train/step.js';
+import { kernelSetFromEnv } from '../src/kernels/index.js';
+import { trainingData } from '../src/train/data.js';
+import { TrainingSession } from '../src/train/session.js';
 import { benchCli, positiveFinite } from './helpers/bench-cli.js';
 
 // Functional checks only: the numbers depend on the machine and its load, never asserted.
@@ -48,15 +48,15 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
  */
 async function checkLikeForLike(spec: SizeSpec, layout: TfjsExpertLayout): Promise<void> {
   const p = await peerProblem(spec, { seed: 3 });
-  const m = p.mixture, c = m.config;
+  const m = p.mixture;
   try {
     await useTfjsBackend(tf, 'wasm');
     const before = tf.memory().numTensors;
     const peer = tfjsMixtureFor(tf, p, layout);
     const batches = tfjsBatches(tf, p);
     try {
-      const { views } = layoutFor(m, p.data, p.batch, 0, false);
-      const step = new MixtureStep(m.provider.sgemm, c, m.optimizer, views, p.batch, new InProcessPool(m.provider.sgemm, c, m.optimizer, views, p.batch));
+      const session = await TrainingSession.start(m.state, m.provider, trainingData(m.state, p.data), { maxBatch: p.batch, workers: 0, kernels: kernelSetFromEnv() });
+      const { views, step } = session;
 
       const first = peer.gradients(batches[0]!.x, batches[0]!.d);
       const libFirst = await step.run(p.batches[0]!, m.optimizer.lr, 1);

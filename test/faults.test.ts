@@ -2,8 +2,8 @@
  * A shard worker that throws or exits mid-step: fit must reject promptly with a
  * ShardCrashError that names the shard, its experts and the phase, leave every parameter
  * and optimiser state at the last completed step (read from the main thread's shared
- * views), and leave no thread behind. Faults are injected with fit's test-only
- * `faultInjection`. Workers start from dist/: run `npm run build` first.
+ * views), and leave no thread behind. Faults are injected by a worker entry that wraps the
+ * real one (test/fixtures/faulty-shard.mjs). Workers start from dist/: run `npm run build` first.
  */
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
 import { ShardCrashError } from '../src/errors.js';
 import { Mixture, type CreateOptions, type MixtureParams } from '../src/mixture.js';
-import type { FaultInjection } from '../src/train/options.js';
+import { withFault, type Fault } from './helpers/faults.js';
 import { copyParams, firstDifference, expectSame, expectIdentical } from './helpers/params.js';
 
 function regressionData(n: number): Dataset {
@@ -35,10 +35,12 @@ function classificationData(n: number): Dataset {
 }
 
 
-/** Expert i's parameters and optimiser state (the trainer stores expert i at i·P, its state at i·P·S). */
+/** Expert i's parameters and optimiser state (expert i at i·P; the state planar: slot s of expert i at s·E·P + i·P). */
 function expertState(p: MixtureParams, experts: number, i: number): { params: Float32Array; opt: Float32Array } {
-  const P = p.expertParams.length / experts, S = p.expertOpt.length / p.expertParams.length;
-  return { params: p.expertParams.subarray(i * P, (i + 1) * P), opt: p.expertOpt.subarray(i * P * S, (i + 1) * P * S) };
+  const N = p.expertParams.length, P = N / experts, S = p.expertOpt.length / N;
+  const opt = new Float32Array(S * P);
+  for (let s = 0; s < S; s++) opt.set(p.expertOpt.subarray(s * N + i * P, s * N + (i + 1) * P), s * P);
+  return { params: p.expertParams.subarray(i * P, (i + 1) * P), opt };
 }
 
 interface Crash {
@@ -48,18 +50,20 @@ interface Crash {
 }
 
 /** Run a parallel fit that is expected to fail; time its rejection from the last epoch boundary before the fault. */
-async function crashFit(m: Mixture, data: Dataset, batchSize: number, epochs: number, fault: FaultInjection): Promise<Crash> {
+async function crashFit(m: Mixture, data: Dataset, batchSize: number, epochs: number, fault: Fault): Promise<Crash> {
   let mark = performance.now();
   const error = await m
-    .fit(data, {
-      epochs,
-      batchSize,
-      workers: 2,
-      faultInjection: fault,
-      onEpoch: () => {
-        mark = performance.now();
-      },
-    })
+    .fit(
+      data,
+      withFault(fault, {
+        epochs,
+        batchSize,
+        workers: 2,
+        onEpoch: () => {
+          mark = performance.now();
+        },
+      }),
+    )
     .then(
       () => undefined,
       (e: unknown) => e,
@@ -75,7 +79,7 @@ const portsClosed = () => vi.waitFor(() => expect(openPorts()).toBe(0), { timeou
 
 // 200 rows in batches of 40: 5 steps an epoch, so step 11 opens epoch 3 and the
 // last completed step (10) is exactly two in-process epochs.
-const midRun: { name: string; create: Omit<CreateOptions, 'inputs' | 'outputs'>; fault: FaultInjection; experts: number[] }[] = [
+const midRun: { name: string; create: Omit<CreateOptions, 'inputs' | 'outputs'>; fault: Fault; experts: number[] }[] = [
   { name: 'forward, throw, shard 1 of 4 experts', create: { task: 'regression', experts: 4, expert: 'mlp:4', loss: 'gaussian' }, fault: { shard: 1, phase: 'forward', kind: 'throw', atStep: 11 }, experts: [2, 3] },
   { name: 'forward, exit, shard 0 of 4 experts (cooperative)', create: { task: 'regression', experts: 4, expert: 'linear', loss: 'cooperative' }, fault: { shard: 0, phase: 'forward', kind: 'exit', atStep: 11 }, experts: [0, 1] },
   { name: 'backward, throw, shard 1 of 3 experts (classification)', create: { task: 'classification', experts: 3, expert: 'mlp:4', loss: 'categorical' }, fault: { shard: 1, phase: 'backward', kind: 'throw', atStep: 11 }, experts: [2] },
@@ -109,8 +113,9 @@ describe('a shard that fails in the forward or backward phase', () => {
       expect(m.training.epoch).toBe(2);
       const ref = await Mixture.create(opts);
       await ref.fit(data, { epochs: 2, batchSize: 40, workers: 0 });
-      // m.params are the shared views the shards wrote: the crash left them at step 10.
-      expect(m.params.expertParams.buffer).toBeInstanceOf(SharedArrayBuffer);
+      // The shards' writes, copied back into the model's own memory when the fit ended
+      // (the session's shared memory is released): the crash left them at step 10.
+      expect(m.params.expertParams.buffer).not.toBeInstanceOf(SharedArrayBuffer);
       expectIdentical(m.params, ref.params);
       await portsClosed();
 

@@ -4,7 +4,7 @@
  *   1. the error functions' expert-output gradients ∂E/∂o_i (∂E/∂z_i for categorical) and
  *      gate-logit gradients ∂E/∂u, from the same functions the trainer calls;
  *   2. every parameter of the gate and of every expert, read from the gradient regions
- *      after one real training step (MixtureStep + InProcessPool on planLayout views),
+ *      after one real training step of an in-process training session,
  * for every error function × task × expert net × gate net, on the blas and wasm providers.
  *
  * Tolerance (float32 analytic against float64 central differences, ε = 1e-4):
@@ -19,13 +19,12 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ComputeProvider } from '../src/compute/provider.js';
-import type { LossName } from '../src/losses/losses.js';
-import { mapViews, planLayout } from '../src/memory/layout.js';
-import { expertShape, gateShape, resolveMixtureConfig, type MixtureConfig, type Task } from '../src/model/config.js';
+import { kernelSetFromEnv } from '../src/kernels/index.js';
+import { expertShape, gateShape, resolveMixtureConfig, type LossName, type MixtureConfig, type Task } from '../src/model/config.js';
 import { mlpParamCount } from '../src/model/mlp.js';
-import { resolveOptimizer } from '../src/optim/optimizers.js';
-import { InProcessPool } from '../src/train/inprocess-pool.js';
-import { MixtureStep } from '../src/train/step.js';
+import { allocateParams, type ModelState } from '../src/model/state.js';
+import { resolveOptimizer } from '../src/optim/config.js';
+import { TrainingSession } from '../src/train/session.js';
 import { provider, testRandom, TEST_BACKENDS, type TestBackend } from './helpers/backends.js';
 import { runLossPipeline } from './helpers/loss-pipeline.js';
 import { numericGradient, refBatchLoss, refCase, refNets, refParamCount } from './helpers/reference.js';
@@ -158,34 +157,33 @@ describe.each(TEST_BACKENDS)('parameter gradients of one training step on %s', (
     expect(refParamCount(nets.gate)).toBe(Pg);
 
     const rows = 7;
-    const layout = planLayout({ rows, inputs: D, outputs: K, experts: E, maxBatch: B, expertParams: P, gateParams: Pg, optState: 0, shards: 1 });
-    const v = mapViews(new ArrayBuffer(layout.byteLength), layout);
     const rnd = testRandom(1000 + PARAM_CASES.findIndex((q) => q.loss === loss && q.task === task && q.expert === expert && q.gate === gate));
-    for (let j = 0; j < v.x.length; j++) v.x[j] = rnd.normal();
+    // The dataset (already in model space: standardised inputs, one-hot or real targets).
+    const x = Float32Array.from({ length: rows * D }, () => rnd.normal());
     const { t, labels } = makeTargets(task, rows, K, rnd);
-    v.t.set(t);
-    v.labels.set(labels);
+    const lr = 0.5;
+    const opt = resolveOptimizer({ name: 'sgd', lr });
+    const state: ModelState = { config: c, optimizer: opt, params: allocateParams(c, opt), training: { seed: 1, step: 0, epoch: 0, rng: [1, 2, 3, 4] } };
     // Non-zero biases too, so their gradients are checked at a generic point.
-    for (let j = 0; j < Pg; j++) v.gateParams[j] = 0.8 * rnd.normal();
-    for (let j = 0; j < E * P; j++) v.expertParams[j] = 0.8 * rnd.normal();
+    for (let j = 0; j < Pg; j++) state.params.gateParams[j] = 0.8 * rnd.normal();
+    for (let j = 0; j < E * P; j++) state.params.expertParams[j] = 0.8 * rnd.normal();
+    const session = await TrainingSession.start(state, p, { x, t, labels }, { maxBatch: B, workers: 0, kernels: kernelSetFromEnv() });
+    const v = session.views;
 
     // A batch that is not the first rows in order, so the gathers are exercised too.
     const batch = Int32Array.of(5, 0, 3, 6, 2);
     const bx = new Float64Array(B * D), bt = new Float64Array(B * K), bl = new Int32Array(B);
     batch.forEach((src, r) => {
-      bx.set(v.x.subarray(src * D, (src + 1) * D), r * D);
-      bt.set(v.t.subarray(src * K, (src + 1) * K), r * K);
-      bl[r] = v.labels[src]!;
+      bx.set(x.subarray(src * D, (src + 1) * D), r * D);
+      bt.set(t.subarray(src * K, (src + 1) * K), r * K);
+      bl[r] = labels[src]!;
     });
     const gate64 = Float64Array.from(v.gateParams), experts64 = Float64Array.from(v.expertParams);
     const refLoss = (): number => refBatchLoss(c, gate64, experts64, { n: B, x: bx, t: bt, labels: bl }).loss;
     const expected = refLoss();
 
-    const lr = 0.5;
-    const opt = resolveOptimizer({ name: 'sgd', lr });
-    const pool = new InProcessPool(p.sgemm, c, opt, v, B);
-    const step = new MixtureStep(p.sgemm, c, opt, v, B, pool);
-    const value = await step.run(batch, lr, 1);
+    const value = await session.step.run(batch, lr, 1);
+    await session.close();
     expect(Math.abs(value - expected), `loss ${value} vs reference ${expected}`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(expected)));
 
     expectGradient('gate parameters', v.gateGrads, numericGradient(refLoss, gate64, EPS));

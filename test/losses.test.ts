@@ -14,10 +14,10 @@
  *   case 2: label 1, z_1 = [0, 0]    → P_1 = [½, ½];  z_2 = [0, ln 3] → P_2 = [¼, ¾]
  */
 import { describe, expect, it } from 'vitest';
-import type { LossName } from '../src/losses/losses.js';
-import { mixOutputs } from '../src/losses/gate-side.js';
-import { resolveMixtureConfig } from '../src/model/config.js';
-import { mixtureLoss } from '../src/model/inference.js';
+import { f64Kernels } from '../src/kernels/f64.js';
+import { createKernels, kernelSetFromEnv } from '../src/kernels/index.js';
+import { InferenceEngine } from '../src/engine/inference.js';
+import { resolveMixtureConfig, type LossName, type MixtureConfig } from '../src/model/config.js';
 import { runLossPipeline, type LossPipelineResult } from './helpers/loss-pipeline.js';
 import { refCase } from './helpers/reference.js';
 
@@ -86,6 +86,44 @@ const close = (actual: ArrayLike<number>, expected: readonly number[], what: str
 
 const LOSSES: LossName[] = ['cooperative', 'competitive', 'gaussian', 'categorical'];
 
+/**
+ * An inference engine for a one-input mixture of linear experts and a linear gate whose
+ * outputs at x = 0 and x = 1 are the example's cases 1 and 2: o = w·x + b, so b = case 1
+ * and w = case 2 − case 1 (per expert and output); the gate likewise from `u` (B×E, or one
+ * case at x = 0 where it holds one case).
+ */
+function exampleModel(c: MixtureConfig, outs: Float32Array, K: number, u: Float32Array = U): InferenceEngine {
+  const E = c.experts, cases = u.length / E;
+  const at = (a: ArrayLike<number>, block: number, stride: number, cse: number, j: number): number => a[block * cases * stride + cse * stride + j]!;
+  const experts = new Float32Array(E * 2 * K);
+  for (let i = 0; i < E; i++) {
+    for (let j = 0; j < K; j++) {
+      const c0 = at(outs, i, K, 0, j), c1 = cases > 1 ? at(outs, i, K, 1, j) : c0;
+      experts[i * 2 * K + j] = c1 - c0; // W (1×K)
+      experts[i * 2 * K + K + j] = c0; // b
+    }
+  }
+  const gate = new Float32Array(2 * E);
+  for (let i = 0; i < E; i++) {
+    const u0 = u[i]!, u1 = cases > 1 ? u[E + i]! : u0;
+    gate[i] = u1 - u0;
+    gate[E + i] = u0;
+  }
+  const set = kernelSetFromEnv();
+  return new InferenceEngine(naiveGemm, (m) => (set === 'f64' ? f64Kernels : createKernels(m, set)), c, gate, experts);
+}
+
+/** C ← alpha·A·B + beta·C on the small shapes of these examples (row-major, no transposes). */
+const naiveGemm = (tA: boolean, tB: boolean, M: number, N: number, Kd: number, alpha: number, A: Float32Array, Bm: Float32Array, beta: number, C: Float32Array): void => {
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < Kd; k++) s += (tA ? A[k * M + i]! : A[i * Kd + k]!) * (tB ? Bm[j * Kd + k]! : Bm[k * N + j]!);
+      C[i * N + j] = alpha * s + (beta === 0 ? 0 : beta * C[i * N + j]!);
+    }
+  }
+};
+
 describe.each(LOSSES)('%s on the hand-worked example', (loss) => {
   const ex = loss === 'categorical' ? CAT : REG;
   const hand = HAND[loss];
@@ -108,13 +146,12 @@ describe.each(LOSSES)('%s on the hand-worked example', (loss) => {
     close(r.weights, base.map((v) => v * factor), 'weights');
   });
 
-  it('evaluation (mixtureLoss) gives the same loss', () => {
+  it('evaluation (the inference engine on a model that outputs the example) gives the same loss', () => {
     const c = resolveMixtureConfig({ task: loss === 'categorical' ? 'classification' : 'regression', inputs: 1, outputs: ex.K, experts: E, loss });
-    // The forward pass's mixture output: ȳ = Σ g_i o_i (the cooperative loss reads it).
-    const mixture = new Float32Array(B * ex.K);
-    mixOutputs(r.g, ex.outs, B * ex.K, B, E, ex.K, mixture);
-    const value = mixtureLoss(c, { n: B, gate: r.g, logGate: r.logG, experts: ex.outs, mixture }, ex.d, ex.labels);
-    expect(value).toBeCloseTo(hand.loss, 6);
+    const engine = exampleModel(c, ex.outs, ex.K);
+    const f = engine.forward(Float32Array.of(0, 1), B, { t: ex.d, labels: ex.labels });
+    expect(f.loss).toBeCloseTo(hand.loss, 6);
+    close(f.experts, Array.from(ex.outs), 'the model reproduces the example');
   });
 
   it('the float64 reference gives the hand values', () => {
@@ -154,10 +191,12 @@ describe('huge logits (u, z ~ ±1000) stay finite', () => {
     expect(r.outGrad[0]).toBeCloseTo(-2 / 3, 4);
     expect(r.outGrad[1]).toBeCloseTo(2 / 3, 4);
     // Evaluation takes log g from the logits too: log(softmax) would be log 0 = −∞ for
-    // expert 2 and lose its ln(3/2) share.
+    // expert 2 and lose its ln(3/2) share. A one-input model whose outputs are the case's
+    // at x = 0 (biases only).
     const c = resolveMixtureConfig({ task: 'classification', inputs: 1, outputs: 2, experts: 2, loss: 'categorical' });
-    const ev = mixtureLoss(c, { n: 1, gate: r.g, logGate: r.logG, experts: outs, mixture: new Float32Array(2) }, Float32Array.of(1, 0), Int32Array.of(0));
-    expect(ev).toBeCloseTo(2000 - Math.log(1.5), 3);
+    const engine = exampleModel(c, outs, 2, u);
+    const ev = engine.forward(Float32Array.of(0), 1, { t: Float32Array.of(1, 0), labels: Int32Array.of(0) });
+    expect(ev.loss).toBeCloseTo(2000 - Math.log(1.5), 3);
     expect(r.logG[1]).toBe(-2000);
   });
 

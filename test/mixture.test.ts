@@ -9,7 +9,7 @@ import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
 import { loadVowels } from '../src/data/vowels.js';
 import { DataError, MoeError, OptionError, type MoeErrorCode } from '../src/errors.js';
 import { Mixture, type CreateOptions } from '../src/mixture.js';
-import { stepDecay } from '../src/optim/optimizers.js';
+import { stepDecay } from '../src/optim/config.js';
 import type { FitOptions } from '../src/train/options.js';
 import { testRandom } from './helpers/backends.js';
 

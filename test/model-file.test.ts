@@ -3,17 +3,21 @@
  * state), every kind of damaged or foreign file is refused with a typed error and code,
  * and saving is atomic (no partial file, no temporary files left behind).
  */
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datasetFromArrays } from '../src/data/dataset.js';
 import { loadVowels } from '../src/data/vowels.js';
 import { DataError, ModelFormatError, type MoeError, type MoeErrorCode } from '../src/errors.js';
-import { MODEL_FORMAT_VERSION } from '../src/io/model-file.js';
+import { canonicalJson, MODEL_FORMAT_VERSION } from '../src/io/model-file.js';
 import { Mixture } from '../src/mixture.js';
 import { testRandom } from './helpers/backends.js';
+
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
 let dir: string;
 let vowels: Awaited<ReturnType<typeof loadVowels>>;
@@ -157,10 +161,96 @@ describe('damaged and foreign files → typed errors', () => {
     expect(e.message).toContain('999');
   });
 
-  it('an invalid configuration or training state → MODEL_FORMAT', async () => {
-    const doc = JSON.parse(classifierText) as { config: { experts: number }; training: { rng: number[] } };
-    await expectLoadError(await fileWith(JSON.stringify({ ...doc, config: { ...doc.config, experts: 0 } })), ModelFormatError, 'MODEL_FORMAT', 'configuration');
-    await expectLoadError(await fileWith(JSON.stringify({ ...doc, training: { ...doc.training, rng: [1] } })), ModelFormatError, 'MODEL_FORMAT', 'training state');
+  /** The document with a change applied and its checksum recomputed (an edit that knows the format). */
+  function edited(change: (doc: Record<string, any>) => void): string {
+    const doc = JSON.parse(classifierText) as Record<string, any>;
+    change(doc);
+    doc.checksum = createHash('sha256').update(canonicalJson({ ...doc, checksum: undefined })).digest('hex');
+    return JSON.stringify(doc);
+  }
+
+  // Every edit below is checksummed as the format wants: the schema must catch it by itself.
+  it.each([
+    ['zero experts', (d: Record<string, any>) => (d.config.experts = 0), 'config.experts'],
+    ['a billion experts', (d: Record<string, any>) => (d.config.experts = 1e9), 'config.experts'],
+    ['hidden layers of 1e5 on a linear net', (d: Record<string, any>) => (d.config.expert = { kind: 'mlp', hidden: [100000, 100000], activation: 'tanh' }), 'config.expert'],
+    ['a string where a number belongs', (d: Record<string, any>) => (d.config.inputs = '2'), 'config.inputs'],
+    ['an unknown loss', (d: Record<string, any>) => (d.config.loss = 'hinge'), 'config.loss'],
+    ['class names shorter than the classes', (d: Record<string, any>) => (d.classNames = ['iy', 'ih']), 'classNames'],
+    ['a negative epoch', (d: Record<string, any>) => (d.training.epoch = -2), 'training.epoch'],
+    ['a short rng state', (d: Record<string, any>) => (d.training.rng = [1]), 'training.rng'],
+    ['a seed beyond 32 bits', (d: Record<string, any>) => (d.training.seed = 2 ** 40), 'training.seed'],
+    ['a NaN learning rate (null in JSON)', (d: Record<string, any>) => (d.optimizer.lr = null), 'optimizer.lr'],
+    ['a negative weight decay', (d: Record<string, any>) => (d.optimizer.weightDecay = -1), 'optimizer.weightDecay'],
+    ['β₁ of 1', (d: Record<string, any>) => (d.optimizer.beta1 = 1), 'optimizer.beta1'],
+    ['a zero standard deviation', (d: Record<string, any>) => (d.inputScaler.std = [0, 1]), 'inputScaler.std'],
+    ['a scaler of the wrong width', (d: Record<string, any>) => (d.inputScaler.mean = [1, 2, 3]), 'inputScaler'],
+    ['NaN parameters', (d: Record<string, any>) => (d.params.gateParams = Buffer.from(new Float32Array(Buffer.from(d.params.gateParams, 'base64').byteLength / 4).fill(NaN).buffer).toString('base64')), 'params.gateParams[0]'],
+    ['params that are not base64', (d: Record<string, any>) => (d.params.expertParams = '***'), 'params.expertParams'],
+  ])('%s → MODEL_FORMAT naming the field', async (_, change, field) => {
+    const e = await expectLoadError(await fileWith(edited(change)), ModelFormatError, 'MODEL_FORMAT', field);
+    expect(e.message.split('\n')).toHaveLength(1);
+    expect(e.message.length).toBeLessThan(300);
+  });
+
+  it('an edit that keeps the old checksum (configuration, names, training state) → checksum mismatch', async () => {
+    for (const change of [
+      (d: Record<string, any>) => (d.training.epoch = 99),
+      (d: Record<string, any>) => (d.classNames = ['a', 'b', 'c', 'd']),
+      (d: Record<string, any>) => (d.optimizer.lr = 0.5),
+    ]) {
+      const doc = JSON.parse(classifierText) as Record<string, any>;
+      change(doc);
+      await expectLoadError(await fileWith(JSON.stringify(doc)), ModelFormatError, 'MODEL_FORMAT', 'checksum');
+    }
+  });
+
+  it('a directory, a device and an oversized file → one line naming the path', async () => {
+    await expectLoadError(dir, DataError, 'INVALID_DATA', 'directory');
+    await expectLoadError('/dev/zero', DataError, 'INVALID_DATA', 'not a regular file');
+  });
+});
+
+describe('0.1.0 model files (format version 1) still load', () => {
+  const expected = JSON.parse(readFileSync(fixture('model-v1-expected.json'), 'utf8')) as {
+    vowels: { x: number[]; output: number[]; gate: number[]; labels: number[] };
+    regression: { x: number[][]; output: number[]; gate: number[] };
+  };
+  const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number): number => {
+    let worst = 0;
+    for (let j = 0; j < b.length; j++) worst = Math.max(worst, Math.abs(a[j]! - b[j]!) / (tol * (1 + Math.abs(b[j]!))));
+    return worst;
+  };
+
+  it('predicts what 0.1.0 predicted (to float32 rounding of the new kernels) and keeps its training state', async () => {
+    const m = await Mixture.load(fixture('model-v1-vowels.moe'));
+    expect(m.training.step).toBe(30);
+    expect(m.classNames).toEqual(['iy', 'ih', 'aa', 'ah']);
+    const p = m.predict(Float32Array.from(expected.vowels.x));
+    expect(Array.from(p.labels!)).toEqual(expected.vowels.labels);
+    expect(close(p.output, expected.vowels.output, 1e-5)).toBeLessThanOrEqual(1);
+    expect(close(p.gate, expected.vowels.gate, 1e-5)).toBeLessThanOrEqual(1);
+    const r = await Mixture.load(fixture('model-v1-regression.moe'));
+    const q = r.predict(expected.regression.x);
+    expect(close(q.output, expected.regression.output, 1e-5)).toBeLessThanOrEqual(1);
+  });
+
+  it('its interleaved optimiser state becomes planar: a resumed fit continues, and a re-save is version 2', async () => {
+    const m = await Mixture.load(fixture('model-v1-vowels.moe'));
+    const raw = JSON.parse(readFileSync(fixture('model-v1-vowels.moe'), 'utf8')) as { params: { expertOpt: string } };
+    const inter = new Float32Array(new Uint8Array(Buffer.from(raw.params.expertOpt, 'base64')).buffer);
+    const n = m.params.expertParams.length;
+    for (const j of [0, 1, n - 1]) {
+      expect(m.params.expertOpt[j]).toBe(inter[2 * j]); // Adam's m
+      expect(m.params.expertOpt[n + j]).toBe(inter[2 * j + 1]); // Adam's v
+    }
+    const vowels = await loadVowels({ seed: 1 });
+    const fit = await m.fit(vowels.train, { epochs: 1, batchSize: 32 });
+    expect(Number.isFinite(fit.finalLoss)).toBe(true);
+    expect(m.training.epoch).toBe(4);
+    const path = join(dir, 'resaved.moe');
+    await m.save(path);
+    expect((JSON.parse(await readFile(path, 'utf8')) as { version: number }).version).toBe(MODEL_FORMAT_VERSION);
   });
 });
 

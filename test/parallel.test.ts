@@ -9,12 +9,18 @@ import { describe, expect, it, vi } from 'vitest';
 import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
 import { loadVowels } from '../src/data/vowels.js';
 import { MoeError, OptionError } from '../src/errors.js';
-import { Mixture, type CreateOptions, type MixtureParams } from '../src/mixture.js';
-import { stepDecay, type OptimizerName } from '../src/optim/optimizers.js';
-import { ParallelPool, shardExperts } from '../src/parallel/pool.js';
-import { chooseWorkers, layoutFor } from '../src/train/fit.js';
+import { Mixture, type CreateOptions } from '../src/mixture.js';
+import type { MixtureParams } from '../src/model/state.js';
+import { stepDecay, type OptimizerName } from '../src/optim/config.js';
+import { shardExperts } from '../src/engine/plan.js';
+import { mapViews, planLayout } from '../src/memory/layout.js';
+import { denseSizes } from '../src/engine/plan.js';
+import { ParallelPool } from '../src/parallel/pool.js';
+import { chooseWorkers } from '../src/train/fit.js';
+import { trainingData } from '../src/train/data.js';
+import { kernelSetFromEnv } from '../src/kernels/index.js';
 import type { FitOptions } from '../src/train/options.js';
-import { MixtureStep } from '../src/train/step.js';
+import { TrainingSession } from '../src/train/session.js';
 import { fitStandardizer, identityStandardizer } from '../src/data/standardize.js';
 import { REGIONS, copyParams, firstDifference, expectIdentical } from './helpers/params.js';
 
@@ -144,12 +150,12 @@ describe('choosing the worker count', () => {
 
   it("workers: 'auto' picks min(experts, cores) for large experts", async () => {
     const m = await Mixture.create({ task: 'regression', inputs: 64, outputs: 64, experts: 3, expert: 'mlp:256,256', seed: 1 });
-    const [w, note] = chooseWorkers(m, 'auto', 256);
+    const [w, note] = chooseWorkers(m.config, 'auto', 256);
     const { availableParallelism } = await import('node:os');
     expect(w).toBe(Math.min(3, availableParallelism()));
     expect(note).toMatch(/workers/);
-    expect(chooseWorkers(m, undefined, 256)).toEqual([0, undefined]);
-    expect(chooseWorkers(m, 2, 256)).toEqual([2, undefined]);
+    expect(chooseWorkers(m.config, undefined, 256)).toEqual([0, undefined]);
+    expect(chooseWorkers(m.config, 2, 256)).toEqual([2, undefined]);
   });
 
   it('shardExperts splits experts into contiguous groups, larger groups first', () => {
@@ -205,21 +211,20 @@ describe('choosing the worker count', () => {
 });
 
 describe('a runtime without SharedArrayBuffer', () => {
-  it('ParallelPool.start on a non-shared buffer rejects with SHARED_MEMORY_UNAVAILABLE', async () => {
+  it('ParallelPool.start on a memory that is not shared rejects with SHARED_MEMORY_UNAVAILABLE', async () => {
     const m = await Mixture.create({ task: 'regression', inputs: 3, outputs: 2, experts: 4, seed: 1 });
-    const data = regressionData();
-    m.inputScaler = fitStandardizer(data.x, data.n, 3);
-    m.targetScaler = identityStandardizer(2);
-    const { buffer, layout } = layoutFor(m, data, 32, 2, false);
-    expect(buffer).toBeInstanceOf(ArrayBuffer);
+    const layout = planLayout(denseSizes(m.config, m.optimizer, 32, 2));
+    const memory = new WebAssembly.Memory({ initial: Math.ceil(layout.byteLength / 65536) });
+    expect(memory.buffer).toBeInstanceOf(ArrayBuffer);
+    void mapViews(memory.buffer, layout);
     const err = await ParallelPool.start({
-      buffer: buffer as unknown as SharedArrayBuffer,
+      memory,
       layout,
       config: m.config,
       optimizer: m.optimizer,
       backend: m.provider.name,
       shards: 2,
-      maxBatch: 32,
+      kernels: kernelSetFromEnv(),
     }).then(
       () => undefined,
       (e: unknown) => e,
@@ -282,20 +287,12 @@ describe('parameters in shared memory', () => {
   it('ParallelPool#snapshot copies a shard’s experts; a step through the pool updates them; close is idempotent', async () => {
     const m = await Mixture.create({ task: 'classification', inputs: 2, outputs: 3, experts: 3, expert: 'mlp:4', seed: 9 });
     const data = classificationData();
-    m.inputScaler = fitStandardizer(data.x, data.n, 2);
-    m.targetScaler = identityStandardizer(3);
+    m.state.inputScaler = fitStandardizer(data.x, data.n, 2);
+    m.state.targetScaler = identityStandardizer(3);
     const B = 40;
-    const { views, buffer, layout } = layoutFor(m, data, B, 2, true);
-    const pool = await ParallelPool.start({
-      buffer: buffer as SharedArrayBuffer,
-      layout,
-      config: m.config,
-      optimizer: m.optimizer,
-      backend: m.provider.name,
-      blasLibrary: m.provider.name === 'blas' ? m.provider.detail : undefined,
-      shards: 2,
-      maxBatch: B,
-    });
+    const session = await TrainingSession.start(m.state, m.provider, trainingData(m.state, data), { maxBatch: B, workers: 2, kernels: kernelSetFromEnv() });
+    const pool = session.pool as ParallelPool;
+    const views = session.views;
     try {
       expect(pool.workers).toBe(2);
       expect(pool.shards).toEqual([{ first: 0, count: 2 }, { first: 2, count: 1 }]);
@@ -308,8 +305,7 @@ describe('parameters in shared memory', () => {
       snap0.forEach((s, k) => expect(firstDifference(s, before[k]!)).toBe(-1));
       expect(() => pool.snapshot(2)).toThrow(OptionError);
 
-      const step = new MixtureStep(m.provider.sgemm, m.config, m.optimizer, views, B, pool);
-      const loss = await step.run(Int32Array.from({ length: B }, (_, i) => i * 5), 0.01, 1);
+      const loss = await session.step.run(Int32Array.from({ length: B }, (_, i) => i * 5), 0.01, 1);
       expect(Number.isFinite(loss)).toBe(true);
       const after = slices();
       const snap1 = [await pool.snapshot(0), await pool.snapshot(1)];

@@ -30,11 +30,11 @@ import { OptionError } from '../errors.js';
 import { Mixture } from '../mixture.js';
 import { expertShape, gateShape } from '../model/config.js';
 import { mlpParamCount, type Activation } from '../model/mlp.js';
-import { checkWorkerCount, type ParallelPool } from '../parallel/pool.js';
+import { checkWorkerCount } from '../engine/plan.js';
 import { Rng } from '../rng.js';
-import { layoutFor, startPoolFor } from '../train/fit.js';
-import { InProcessPool } from '../train/inprocess-pool.js';
-import { MixtureStep } from '../train/step.js';
+import { kernelSetFromEnv } from '../kernels/index.js';
+import { trainingData } from '../train/data.js';
+import { TrainingSession } from '../train/session.js';
 import type { BenchHeader } from './report.js';
 import { checkPositiveInt, machineSlug, randomData, SIZE_SPECS, type SizeSpec } from './scaling.js';
 
@@ -587,11 +587,11 @@ export async function peerProblem(
   });
   const B = spec.batch;
   const data = randomData(spec, B * BATCHES, new Rng(seed));
-  m.inputScaler = fitStandardizer(data.x, data.n, spec.inputs);
-  m.targetScaler = fitStandardizer(data.y!, data.n, spec.outputs);
-  const { views } = layoutFor(m, data, B, 0, false);
+  m.state.inputScaler = fitStandardizer(data.x, data.n, spec.inputs);
+  m.state.targetScaler = fitStandardizer(data.y!, data.n, spec.outputs);
+  const std = trainingData(m.state, data);
   const batches = Array.from({ length: BATCHES }, (_, i) => Int32Array.from({ length: B }, (_, r) => i * B + r));
-  return { mixture: m, data, x: views.x.slice(), t: views.t.slice(), batch: B, batches };
+  return { mixture: m, data, x: std.x, t: std.t, batch: B, batches };
 }
 
 /** A {@link TfjsMixture} from a problem's mixture's current parameters and optimizer settings. */
@@ -717,13 +717,13 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
 
       // Everything a task's hooks set up, torn down in its afterAll.
       let run: (() => Promise<number>) | undefined;
-      let pool: ParallelPool | undefined;
-      const stepper = (views: ReturnType<typeof layoutFor>['views'], expertPool: InProcessPool | ParallelPool): (() => Promise<number>) => {
-        const step = new MixtureStep(m.provider.sgemm, c, m.optimizer, views, B, expertPool);
+      let session: TrainingSession | undefined;
+      const standardised = trainingData(m.state, p.data);
+      const stepper = (s: TrainingSession): (() => Promise<number>) => {
         let t = 0;
         return () => {
           t++;
-          return step.run(p.batches[t % BATCHES]!, m.optimizer.lr, t);
+          return s.step.run(p.batches[t % BATCHES]!, m.optimizer.lr, t);
         };
       };
       const libraryFn = (): Promise<number> => run!();
@@ -731,36 +731,37 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
       bench.add('in-process', libraryFn, {
         async: true,
         beforeAll: async () => {
-          const { views } = layoutFor(m, p.data, B, 0, false);
-          run = stepper(views, new InProcessPool(m.provider.sgemm, c, m.optimizer, views, B));
+          session = await TrainingSession.start(m.state, m.provider, standardised, { maxBatch: B, workers: 0, kernels: kernelSetFromEnv() });
+          run = stepper(session);
           for (let i = 0; i < warmupSteps; i++) await run();
           compute.set('in-process', m.provider.name);
         },
-        afterAll: () => {
+        afterAll: async () => {
           run = undefined;
+          await session?.close();
+          session = undefined;
         },
       });
       bench.add('workers', libraryFn, {
         async: true,
         beforeAll: async () => {
-          const { buffer, layout, views } = layoutFor(m, p.data, B, workers, true);
-          const started = await startPoolFor(m, { buffer, layout }, workers, B);
-          pool = started;
-          run = stepper(views, started);
+          const started = await TrainingSession.start(m.state, m.provider, standardised, { maxBatch: B, workers, kernels: kernelSetFromEnv() });
+          session = started;
+          run = stepper(started);
           try {
             for (let i = 0; i < warmupSteps; i++) await run();
           } catch (err) {
             // afterAll does not run when beforeAll throws.
-            pool = undefined;
+            session = undefined;
             await started.close();
             throw err;
           }
           compute.set('workers', m.provider.name);
         },
         afterAll: async () => {
-          const started = pool;
+          const started = session;
           run = undefined;
-          pool = undefined;
+          session = undefined;
           await started?.close();
         },
       });

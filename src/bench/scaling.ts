@@ -15,15 +15,17 @@ import type { BackendRequest } from '../compute/provider.js';
 import type { Dataset } from '../data/dataset.js';
 import { fitStandardizer } from '../data/standardize.js';
 import { OptionError } from '../errors.js';
-import { BUSY_SLOTS, CMD, type MixtureViews } from '../memory/layout.js';
+import { BUSY_SLOTS, CMD } from '../memory/layout.js';
 import { Mixture } from '../mixture.js';
 import { expertShape, gateShape } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
-import { checkWorkerCount, type ParallelPool } from '../parallel/pool.js';
+import { checkWorkerCount } from '../engine/plan.js';
+import type { ParallelPool } from '../parallel/pool.js';
 import { Rng } from '../rng.js';
-import { layoutFor, startPoolFor } from '../train/fit.js';
-import { InProcessPool } from '../train/inprocess-pool.js';
-import { MixtureStep, type ExpertPool } from '../train/step.js';
+import type { ExpertPool } from '../engine/pool.js';
+import { kernelSetFromEnv } from '../kernels/index.js';
+import { trainingData } from '../train/data.js';
+import { TrainingSession } from '../train/session.js';
 import type { BenchHeader } from './report.js';
 
 /** The benchmark's problem sizes. */
@@ -279,6 +281,9 @@ class PhaseClock implements ExpertPool {
     await this.inner.finishUpdate();
     this.end(CMD.UPDATE);
   }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
 }
 
 /** Random regression data: inputs N(0,1), each target a noisy copy of one input. */
@@ -377,8 +382,10 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
 
     const B = spec.batch;
     const data = randomData(spec, B * BATCHES, new Rng(seed));
-    m.inputScaler = fitStandardizer(data.x, data.n, c.inputs);
-    m.targetScaler = fitStandardizer(data.y!, data.n, c.outputs);
+    m.state.inputScaler = fitStandardizer(data.x, data.n, c.inputs);
+    m.state.targetScaler = fitStandardizer(data.y!, data.n, c.outputs);
+    const standardised = trainingData(m.state, data);
+    const kernels = kernelSetFromEnv();
     // Every step trains on one of BATCHES fixed, disjoint row lists: no allocation per step.
     const batches = Array.from({ length: BATCHES }, (_, i) => Int32Array.from({ length: B }, (_, r) => i * B + r));
 
@@ -387,13 +394,13 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
     let run: (() => Promise<number>) | undefined;
     let clock: PhaseClock | undefined;
     let pool: ParallelPool | undefined;
+    let session: TrainingSession | undefined;
 
-    const stepper = (views: MixtureViews, p: ExpertPool): (() => Promise<number>) => {
-      const step = new MixtureStep(m.provider.sgemm, c, m.optimizer, views, B, p);
+    const stepper = (s: TrainingSession): (() => Promise<number>) => {
       let t = 0;
       return () => {
         t++;
-        return step.run(batches[t % BATCHES]!, m.optimizer.lr, t);
+        return s.step.run(batches[t % BATCHES]!, m.optimizer.lr, t);
       };
     };
 
@@ -413,12 +420,14 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       bench.add('in-process', fn, {
         async: true,
         beforeAll: async () => {
-          const { views } = layoutFor(m, data, B, 0, false);
-          run = stepper(views, new InProcessPool(m.provider.sgemm, c, m.optimizer, views, B));
+          session = await TrainingSession.start(m.state, m.provider, standardised, { maxBatch: B, workers: 0, kernels });
+          run = stepper(session);
           for (let i = 0; i < warmupSteps; i++) await run();
         },
-        afterAll: () => {
+        afterAll: async () => {
           run = undefined;
+          await session?.close();
+          session = undefined;
         },
       });
     }
@@ -426,11 +435,18 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       bench.add(`${workers} worker${workers === 1 ? '' : 's'}`, fn, {
         async: true,
         beforeAll: async () => {
-          const { views, buffer, layout } = layoutFor(m, data, B, workers, true);
-          const p = await startPoolFor(m, { buffer, layout }, workers, B);
-          pool = p;
-          clock = new PhaseClock(p, views.busy);
-          run = stepper(views, clock);
+          const s = await TrainingSession.start(m.state, m.provider, standardised, {
+            maxBatch: B,
+            workers,
+            kernels,
+            wrapPool: (inner, views) => {
+              pool = inner as ParallelPool;
+              return (clock = new PhaseClock(pool, views.busy));
+            },
+          });
+          const p = pool!;
+          const timer = clock!;
+          run = stepper(s);
           try {
             for (let i = 0; i < warmupSteps; i++) await run();
           } catch (err) {
@@ -439,7 +455,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
             await p.close();
             throw err;
           }
-          clock.reset();
+          timer.reset();
         },
         afterAll: async () => {
           const p = pool, k = clock;

@@ -7,7 +7,7 @@ import { Command, Option } from 'commander';
 import { Mixture } from '../mixture.js';
 import { expertShape, formatNetSpec, gateShape } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
-import { optimizerStateSize } from '../optim/optimizers.js';
+import { optimizerStateSize } from '../optim/config.js';
 import {
   EXIT,
   EXIT_CODES_HELP,

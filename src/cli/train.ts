@@ -9,11 +9,11 @@ import { subset, type Dataset } from '../data/dataset.js';
 import { loadVowels } from '../data/vowels.js';
 import { MoeError, OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { LOSSES, type LossName } from '../losses/losses.js';
+import { LOSSES, type LossName } from '../model/config.js';
 import { Mixture, type Evaluation } from '../mixture.js';
 import { formatNetSpec, parseNetSpec, resolveLoss, type Task } from '../model/config.js';
-import { OPTIMIZERS, type OptimizerName } from '../optim/optimizers.js';
-import { checkWorkerCount } from '../parallel/pool.js';
+import { OPTIMIZERS, type OptimizerName } from '../optim/config.js';
+import { checkWorkerCount } from '../engine/plan.js';
 import type { EpochInfo, FitResult } from '../train/options.js';
 import { renderTrainingPlot, type PlotEpoch } from '../plot/training-plot.js';
 import {

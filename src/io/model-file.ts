@@ -1,37 +1,41 @@
 /**
  * The model file: one versioned JSON document holding the configuration, parameters,
- * optimiser state, standardisation, names and training state (step, epoch, RNG), so a
- * file is both a model and a checkpoint. Arrays are little-endian float32 in base64 with
- * a SHA-256 over them, so truncation and corruption are detected, not loaded.
+ * optimiser state, standardisation, names and training state, so a file is both a model
+ * and a checkpoint. Arrays are little-endian float32 in base64.
  *
- * Versions: a reader loads every version up to {@link MODEL_FORMAT_VERSION}; a file from
- * a newer version is refused with a message saying so.
+ * Reading trusts nothing: the whole document is checked against a schema first
+ * (src/io/model-schema.ts: types, ranges, names and scalers against the configuration),
+ * then the array lengths against the configuration, then a SHA-256 over the whole
+ * document in a canonical form (keys sorted, no spaces, without the checksum itself), then
+ * that every parameter is finite. Any failure is one ModelFormatError naming the field.
+ *
+ * Versions: 1 (0.1.0: interleaved optimiser state, checksum over the arrays only) and 2
+ * (planar optimiser state, whole-document checksum). A newer version is refused.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { loadProvider } from '../compute/load.js';
-import type { BackendRequest } from '../compute/provider.js';
+import { open } from 'node:fs/promises';
 import type { Standardizer } from '../data/standardize.js';
-import { DataError, ModelFormatError } from '../errors.js';
-import { resolveMixtureConfig, type MixtureConfig } from '../model/config.js';
-import { resolveOptimizer, type OptimizerConfig } from '../optim/optimizers.js';
-import { Mixture, type MixtureParams, type TrainingState } from '../mixture.js';
+import { DataError, ModelFormatError, OptionError } from '../errors.js';
+import type { MixtureConfig } from '../model/config.js';
+import { allocateParams, PARAM_ARRAYS, type MixtureParams, type ModelState, type TrainingState } from '../model/state.js';
+import { optimizerStateSize, type OptimizerConfig, type OptimizerName } from '../optim/config.js';
 import { writeFileAtomic } from './atomic.js';
+import { firstIssue, modelDocumentSchema, type ModelDocumentData } from './model-schema.js';
 
 /** The `format` marker every model file carries. */
 export const MODEL_FORMAT = 'local-experts-model';
 /** The newest format version this library writes and reads. */
-export const MODEL_FORMAT_VERSION = 1;
+export const MODEL_FORMAT_VERSION = 2;
+/** Largest model file read (a JSON document is one string: V8 caps strings near 512 MiB). */
+export const MAX_MODEL_FILE_BYTES = 512 * 2 ** 20;
 
-const ARRAYS = ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const;
-
-/** The JSON document (version 1). */
+/** The JSON document, as written. */
 export interface ModelDocument {
   /** Always {@link MODEL_FORMAT}. */
   format: typeof MODEL_FORMAT;
   /** Format version, 1..{@link MODEL_FORMAT_VERSION}. */
   version: number;
-  /** Program that wrote the file (`local-experts`). */
+  /** Program that wrote the file. */
   writer: string;
   /** The mixture's resolved configuration. */
   config: MixtureConfig;
@@ -49,142 +53,187 @@ export interface ModelDocument {
   classNames?: string[];
   /** Step, epoch and RNG state, so a fit can resume from the file. */
   training: TrainingState;
-  /** Provider the model was trained on (informational: any provider can load it). */
+  /** Provider the model was trained on (informational). */
   backend: string;
-  /** The {@link MixtureParams} arrays, each little-endian float32 bytes in base64. */
-  params: Record<'gateParams' | 'expertParams' | 'gateOpt' | 'expertOpt', string>;
-  /** SHA-256 (hex) of the four arrays' bytes, in the order gateParams, expertParams, gateOpt, expertOpt. */
+  /** Kernel set the model was trained with (informational). */
+  kernels?: string;
+  /** The {@link MixtureParams} arrays, each little-endian float32 bytes in base64 (optimiser state planar). */
+  params: Record<(typeof PARAM_ARRAYS)[number], string>;
+  /** SHA-256 (hex) of the canonical form of every other field. */
   checksum: string;
+}
+
+/** What was in the file besides the state. */
+export interface ModelFileInfo {
+  /** Format version of the file. */
+  version: number;
+  /** Provider it was trained on, as the file says. */
+  backend: string | undefined;
+  /** Kernel set, as the file says (absent before version 2). */
+  kernels: string | undefined;
+  /** Program that wrote it. */
+  writer: string | undefined;
 }
 
 function bytesOf(a: Float32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-function checksum(arrays: Float32Array[]): string {
-  const h = createHash('sha256');
-  for (const a of arrays) h.update(bytesOf(a));
-  return h.digest('hex');
+/** JSON with object keys sorted at every level: the canonical form the checksum covers. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const keys = Object.keys(v as object).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
 }
 
-/** Serialise a mixture (parameters copied at this moment). */
-export function toModelDocument(m: Mixture): ModelDocument {
-  const arrays = ARRAYS.map((k) => m.params[k].slice());
-  const doc: ModelDocument = {
+function documentChecksum(doc: object): string {
+  const { checksum: _omit, ...rest } = doc as { checksum?: string };
+  return createHash('sha256').update(canonicalJson(rest)).digest('hex');
+}
+
+/** Serialise a model (its parameters as they are at this moment). */
+export function toModelDocument(state: ModelState, backend: string, kernels?: string): ModelDocument {
+  const doc: Omit<ModelDocument, 'checksum'> & { checksum?: string } = {
     format: MODEL_FORMAT,
     version: MODEL_FORMAT_VERSION,
     writer: 'local-experts',
-    config: m.config,
-    optimizer: m.optimizer,
-    training: { ...m.training, rng: [...m.training.rng] },
-    backend: m.backend,
-    params: Object.fromEntries(ARRAYS.map((k, i) => [k, bytesOf(arrays[i]!).toString('base64')])) as ModelDocument['params'],
-    checksum: checksum(arrays),
+    config: state.config,
+    optimizer: state.optimizer,
+    training: { ...state.training, rng: [...state.training.rng] },
+    backend,
+    ...(kernels !== undefined ? { kernels } : {}),
+    params: Object.fromEntries(PARAM_ARRAYS.map((k) => [k, bytesOf(state.params[k]).toString('base64')])) as ModelDocument['params'],
   };
-  if (m.inputScaler) doc.inputScaler = m.inputScaler;
-  if (m.targetScaler) doc.targetScaler = m.targetScaler;
-  if (m.featureNames) doc.featureNames = m.featureNames;
-  if (m.targetNames) doc.targetNames = m.targetNames;
-  if (m.classNames) doc.classNames = m.classNames;
-  return doc;
+  if (state.inputScaler) doc.inputScaler = state.inputScaler;
+  if (state.targetScaler) doc.targetScaler = state.targetScaler;
+  if (state.featureNames) doc.featureNames = state.featureNames;
+  if (state.targetNames) doc.targetNames = state.targetNames;
+  if (state.classNames) doc.classNames = state.classNames;
+  doc.checksum = documentChecksum(doc);
+  return doc as ModelDocument;
 }
 
 /** Write a model file atomically (temporary file, fsync, rename). */
-export async function saveModel(m: Mixture, path: string): Promise<void> {
-  await writeFileAtomic(path, JSON.stringify(toModelDocument(m)));
+export async function writeModelFile(path: string, state: ModelState, backend: string, kernels?: string, option = 'path'): Promise<void> {
+  void option; // named in write errors once atomic.ts takes it
+  await writeFileAtomic(path, JSON.stringify(toModelDocument(state, backend, kernels)));
 }
 
-function decodeArray(text: unknown, expected: number, name: string, where: string): Float32Array {
-  if (typeof text !== 'string') throw new ModelFormatError(`${where}: params.${name} is missing`);
+function decodeArray(text: string, expected: number, name: string, where: string): Float32Array {
   const buf = Buffer.from(text, 'base64');
   if (buf.byteLength !== expected * 4) {
-    throw new ModelFormatError(`${where}: params.${name} holds ${buf.byteLength / 4} values, the configuration needs ${expected}`);
+    throw new ModelFormatError(`${where}: params.${name} holds ${Math.floor(buf.byteLength / 4)} values, the configuration needs ${expected}`);
   }
   const out = new Float32Array(expected);
   new Uint8Array(out.buffer).set(buf);
   return out;
 }
 
-/** How a model file is loaded: the provider is chosen as in {@link Mixture.create}. */
-export interface LoadOptions {
-  /** Compute provider; `auto` (default) takes the first that loads. */
-  backend?: BackendRequest;
-  /** CBLAS library for `blas` (default: the system's OpenBLAS). */
-  blasLibrary?: string;
-  /** One-line warnings (a provider that fell back). Default console.warn. */
-  onWarning?: (message: string) => void;
+/** Version 1 interleaved the optimiser's slots per parameter; version 2 keeps them planar. */
+function deinterleave(a: Float32Array, slots: number): Float32Array {
+  if (slots < 2) return a;
+  const n = a.length / slots, out = new Float32Array(a.length);
+  for (let j = 0; j < n; j++) for (let s = 0; s < slots; s++) out[s * n + j] = a[j * slots + s]!;
+  return out;
 }
 
-/** Rebuild a mixture from a parsed document; `where` names the source in errors. */
-export async function fromModelDocument(raw: unknown, where: string, opts: LoadOptions = {}): Promise<Mixture> {
+/** Rebuild a model from a parsed document; `where` names the source in errors. */
+export function fromModelDocument(raw: unknown, where: string): { state: ModelState; info: ModelFileInfo } {
   if (typeof raw !== 'object' || raw === null || (raw as { format?: unknown }).format !== MODEL_FORMAT) {
     throw new ModelFormatError(`${where}: not a local-experts model file`);
   }
-  const doc = raw as Partial<ModelDocument>;
-  if (typeof doc.version !== 'number' || !Number.isInteger(doc.version) || doc.version < 1) {
-    throw new ModelFormatError(`${where}: model file has no valid version`);
+  const version = (raw as { version?: unknown }).version;
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw new ModelFormatError(`${where}: version: model file has no valid version`);
+  if (version > MODEL_FORMAT_VERSION) {
+    throw new ModelFormatError(`${where}: model file format version ${version} was written by a newer local-experts; this one reads versions up to ${MODEL_FORMAT_VERSION}`, 'MODEL_VERSION');
   }
-  if (doc.version > MODEL_FORMAT_VERSION) {
-    throw new ModelFormatError(
-      `${where}: model file format version ${doc.version} was written by a newer local-experts; this one reads versions up to ${MODEL_FORMAT_VERSION}`,
-      'MODEL_VERSION',
-    );
-  }
-  let config: MixtureConfig, optimizer: Required<OptimizerConfig>;
+  const parsed = modelDocumentSchema.safeParse(raw);
+  if (!parsed.success) throw new ModelFormatError(`${where}: ${firstIssue(parsed.error)}`);
+  const doc: ModelDocumentData = parsed.data;
+  const config = doc.config as MixtureConfig;
+  const optimizer = doc.optimizer as Required<OptimizerConfig>;
+  let shapes: MixtureParams;
   try {
-    config = resolveMixtureConfig(doc.config as MixtureConfig);
-    optimizer = resolveOptimizer(doc.optimizer ?? {});
+    shapes = allocateParams(config, optimizer);
   } catch (err) {
-    throw new ModelFormatError(`${where}: invalid configuration (${(err as Error).message})`);
-  }
-  const t = doc.training;
-  if (!t || !Number.isInteger(t.step) || !Number.isInteger(t.epoch) || !Array.isArray(t.rng) || t.rng.length !== 4) {
-    throw new ModelFormatError(`${where}: training state is missing or invalid`);
-  }
-  const shapes = Mixture.allocate(config, optimizer);
-  const params = Object.fromEntries(
-    ARRAYS.map((k) => [k, decodeArray(doc.params?.[k], shapes[k].length, k, where)]),
-  ) as unknown as MixtureParams;
-  if (checksum(ARRAYS.map((k) => params[k])) !== doc.checksum) {
-    throw new ModelFormatError(`${where}: checksum mismatch, the parameters are corrupt`);
-  }
-  const optionalCount = (v: unknown): boolean => v === undefined || (Number.isInteger(v) && (v as number) >= 0);
-  if (!optionalCount(t.batch) || !optionalCount(t.batchSize)) throw new ModelFormatError(`${where}: training state is missing or invalid`);
-  const training: TrainingState = { seed: t.seed ?? 1, step: t.step, epoch: t.epoch, rng: t.rng.map(Number) };
-  if (t.batch !== undefined) training.batch = t.batch;
-  if (t.batchSize !== undefined) training.batchSize = t.batchSize;
-  const D = config.inputs, K = config.outputs;
-  const scalerOk = (s: Standardizer | undefined, w: number): boolean =>
-    s === undefined || (Array.isArray(s.mean) && Array.isArray(s.std) && s.mean.length === w && s.std.length === w && s.std.every((v) => v > 0));
-  if (!scalerOk(doc.inputScaler, D) || !scalerOk(doc.targetScaler, K)) throw new ModelFormatError(`${where}: standardisation is invalid`);
-  // Only a file that checked out loads a compute provider (and prints its warnings).
-  const provider = await loadProvider(opts.backend ?? 'auto', {
-    ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
-    ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
-  });
-  const m = Mixture.fromParts(config, optimizer, provider, params, training);
-  if (doc.inputScaler) m.inputScaler = doc.inputScaler;
-  if (doc.targetScaler) m.targetScaler = doc.targetScaler;
-  if (doc.featureNames) m.featureNames = doc.featureNames;
-  if (doc.targetNames) m.targetNames = doc.targetNames;
-  if (doc.classNames) m.classNames = doc.classNames;
-  return m;
-}
-
-/** Read a model file. Typed errors: missing file, not a model, truncated, corrupt, newer version. */
-export async function loadModel(path: string, opts: LoadOptions = {}): Promise<Mixture> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new DataError('file not found', { file: path }, 'FILE_NOT_FOUND');
+    if (err instanceof OptionError) throw new ModelFormatError(`${where}: config.${err.option}: ${err.message.slice(err.option.length + 2)}`);
     throw err;
   }
+  const params = Object.fromEntries(PARAM_ARRAYS.map((k) => [k, decodeArray(doc.params[k], shapes[k].length, k, where)])) as unknown as MixtureParams;
+  if (version === 1) {
+    // 0.1.0's checksum covered the four arrays only, in order.
+    const h = createHash('sha256');
+    for (const k of PARAM_ARRAYS) h.update(bytesOf(params[k]));
+    if (h.digest('hex') !== doc.checksum) throw new ModelFormatError(`${where}: checksum: mismatch, the parameters are corrupt`);
+    const S = optimizerStateSize(optimizer.name as OptimizerName);
+    params.gateOpt = deinterleave(params.gateOpt, S);
+    params.expertOpt = deinterleave(params.expertOpt, S);
+  } else if (documentChecksum(raw) !== doc.checksum) {
+    throw new ModelFormatError(`${where}: checksum: mismatch, the file was edited or is corrupt`);
+  }
+  for (const k of PARAM_ARRAYS) {
+    const a = params[k];
+    for (let j = 0; j < a.length; j++) {
+      if (!Number.isFinite(a[j]!)) throw new ModelFormatError(`${where}: params.${k}[${j}]: is ${a[j]}, not a finite number`);
+    }
+  }
+  const t = doc.training;
+  const training: TrainingState = { seed: t.seed, step: t.step, epoch: t.epoch, rng: [...t.rng] };
+  if (t.batch !== undefined) training.batch = t.batch;
+  if (t.batchSize !== undefined) training.batchSize = t.batchSize;
+  const state: ModelState = { config, optimizer, params, training };
+  if (doc.inputScaler) state.inputScaler = doc.inputScaler;
+  if (doc.targetScaler) state.targetScaler = doc.targetScaler;
+  if (doc.featureNames) state.featureNames = doc.featureNames;
+  if (doc.targetNames) state.targetNames = doc.targetNames;
+  if (doc.classNames) state.classNames = doc.classNames;
+  return { state, info: { version, backend: doc.backend, kernels: doc.kernels, writer: doc.writer } };
+}
+
+/**
+ * Read a file the user named as a model, refusing what is not a regular file or is too
+ * large to be one, with one DataError naming the path.
+ */
+export async function readModelBytes(path: string): Promise<Buffer> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new DataError('file not found', { file: path }, 'FILE_NOT_FOUND');
+    if (code === 'EISDIR') throw new DataError('is a directory, not a model file', { file: path }, 'INVALID_DATA');
+    if (code === 'EACCES' || code === 'EPERM') throw new DataError('permission denied', { file: path }, 'INVALID_DATA');
+    throw new DataError(`cannot open: ${(err as Error).message}`, { file: path }, 'INVALID_DATA');
+  }
+  try {
+    const st = await fh.stat();
+    if (st.isDirectory()) throw new DataError('is a directory, not a model file', { file: path }, 'INVALID_DATA');
+    if (!st.isFile()) throw new DataError('is not a regular file (a device, pipe or socket cannot be a model file)', { file: path }, 'INVALID_DATA');
+    if (st.size > MAX_MODEL_FILE_BYTES) throw new ModelFormatError(`${path}: ${(st.size / 2 ** 20).toFixed(0)} MiB is larger than any model file this library reads (${MAX_MODEL_FILE_BYTES / 2 ** 20} MiB)`);
+    return await fh.readFile();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw new DataError('is a directory, not a model file', { file: path }, 'INVALID_DATA');
+    throw err;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Parse a model file's bytes (JSON). */
+export function parseModelBytes(bytes: Buffer, where: string): { state: ModelState; info: ModelFileInfo } {
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    raw = JSON.parse(bytes.toString('utf8'));
   } catch {
-    throw new ModelFormatError(`${path}: not a model file, or truncated (not valid JSON)`);
+    throw new ModelFormatError(`${where}: not a model file, or truncated (not valid JSON)`);
   }
-  return fromModelDocument(raw, path, opts);
+  return fromModelDocument(raw, where);
+}
+
+/** Read and check a model file. Typed errors: missing, not a file, not a model, truncated, corrupt, edited, newer. */
+export async function readModelFile(path: string): Promise<{ state: ModelState; info: ModelFileInfo }> {
+  return parseModelBytes(await readModelBytes(path), path);
 }

@@ -1,7 +1,14 @@
 /**
- * Every region of a mixture's memory, and every slot of the control block, named in one
- * place. The in-process trainer lays the same regions out in an ArrayBuffer, the parallel
- * trainer in one SharedArrayBuffer that the main thread and every shard map identically.
+ * Every region of a training session's memory, and every slot of its control block, named
+ * in one place. The memory is one shared WebAssembly.Memory: its `.buffer` is a
+ * SharedArrayBuffer that the main thread and every shard map identically, that OpenBLAS
+ * reads and writes through koffi, and that the kernel module runs on. Nothing a step
+ * touches lives anywhere else.
+ *
+ * The unit of expert work is a BLOCK: a run of one expert's entries (batch rows routed to
+ * it). Under dense routing expert i has one block of all B rows at entry i·maxBatch; under
+ * sparse routing its entries are cut into blocks of at most `blockRows` rows. A block's
+ * activations live in the entry regions, so its forward and backward may run anywhere.
  */
 
 /** Control block slots (Int32Array indices). */
@@ -18,16 +25,19 @@ export const CTRL = {
   DONE: 4,
   /** Set by the main thread when it gives up on the shards (a shard died): stop looping. */
   ABORT: 5,
-  /** Slots 8.. : per-shard sequence number of its last finished command (diagnostics). */
+  /** Blocks in the current step's block list. */
+  BLOCKS: 6,
+  /** Slots 8.. : per-shard sequence number of its last finished command. */
   SHARD_DONE_BASE: 8,
 } as const;
 
-/** Commands carried in CTRL.CMD. */
-/** PING does no work: it measures the bare round trip with the trainer's own wait primitives. */
+/** Commands carried in CTRL.CMD. PING does no work: it measures the bare round trip. */
 export const CMD = { FORWARD: 1, BACKWARD: 2, UPDATE: 3, STOP: 4, PING: 5 } as const;
 export type Command = (typeof CMD)[keyof typeof CMD];
-/** Names of the commands (0: before the first), as errors and fault injection spell them. */
-export const PHASE_NAMES: Record<number, string> = {
+/** A step phase, as errors name it. */
+export type PhaseName = 'start-up' | 'forward' | 'backward' | 'update' | 'stop' | 'ping';
+/** Names of the commands (0: before the first). */
+export const PHASE_NAMES: Record<number, PhaseName> = {
   0: 'start-up',
   [CMD.FORWARD]: 'forward',
   [CMD.BACKWARD]: 'backward',
@@ -44,10 +54,11 @@ export const HYPER = {
   LR: 0,
 } as const;
 
-/** The sizes a mixture's memory is planned from. */
+/** Bytes left unused at the start of the memory (no view ever sits at address 0). */
+export const LAYOUT_BASE = 1024;
+
+/** The sizes a session's memory is planned from. */
 export interface MixtureSizes {
-  /** Rows of the training set held in memory. */
-  rows: number;
   /** Input width D. */
   inputs: number;
   /** Output width K. */
@@ -62,8 +73,26 @@ export interface MixtureSizes {
   gateParams: number;
   /** Optimiser floats per parameter. */
   optState: number;
-  /** Shards (workers); 1 in-process. */
+  /** Shards (worker threads); 1 in-process. */
   shards: number;
+  /** Sum of the expert's hidden widths (activations kept per row). */
+  expertHidden: number;
+  /** Widest hidden layer of an expert. */
+  expertWidest: number;
+  /** Sum of the gate's hidden widths. */
+  gateHidden: number;
+  /** Widest hidden layer of the gate. */
+  gateWidest: number;
+  /** Most (row, expert) entries in one step. */
+  maxEntries: number;
+  /** Most blocks in one step. */
+  maxBlocks: number;
+  /** Most rows in one block. */
+  maxBlockRows: number;
+  /** Partial-gradient slots besides each expert's own gradient. */
+  extraGradSlots: number;
+  /** Whether experts gather their own rows (sparse routing) rather than read the batch. */
+  gathers: boolean;
 }
 
 /** Element type of a region: Float32Array, Int32Array or Float64Array. */
@@ -72,32 +101,66 @@ const BYTES: Record<Kind, number> = { f32: 4, i32: 4, f64: 8 };
 
 /** Region names, their element type and length. */
 function regionSpecs(s: MixtureSizes): [name: keyof MixtureViews, kind: Kind, length: number][] {
+  const W = s.shards, B = s.maxBatch, N = s.maxEntries, R = s.maxBlockRows;
   return [
-    ['control', 'i32', CTRL.SHARD_DONE_BASE + s.shards],
+    ['control', 'i32', CTRL.SHARD_DONE_BASE + W],
     ['hyper', 'f64', 8],
-    // Per shard × command: milliseconds spent computing (not waiting), for the benchmarks.
-    ['busy', 'f64', s.shards * BUSY_SLOTS],
-    // The dataset, standardised, copied in once; a batch is a list of row indices.
-    ['x', 'f32', s.rows * s.inputs],
-    ['t', 'f32', s.rows * s.outputs],
-    ['labels', 'i32', s.rows],
-    // Per step.
-    ['batchRows', 'i32', s.maxBatch],
-    ['outs', 'f32', s.experts * s.maxBatch * s.outputs],
-    ['scores', 'f32', s.maxBatch * s.experts],
-    ['weights', 'f32', s.maxBatch * s.experts],
-    ['ybar', 'f32', s.maxBatch * s.outputs],
-    // Parameters, gradients and optimiser state: expert i at i·expertParams.
+    ['busy', 'f64', W * BUSY_SLOTS],
+    // The batch, gathered by the main thread from the dataset (which stays outside).
+    ['batchX', 'f32', B * s.inputs],
+    ['batchT', 'f32', B * s.outputs],
+    ['batchLabels', 'i32', B],
+    // Entries: expert i's are entryRow[expertStart[i] .. expertStart[i+1]).
+    ['expertStart', 'i32', s.experts + 1],
+    ['entryRow', 'i32', N],
+    ['entryWeight', 'f32', N],
+    ['entryScore', 'f32', N],
+    ['entryDot', 'f32', N],
+    ['entryLse', 'f32', N],
+    ['entryOut', 'f32', N * s.outputs],
+    ['entryHidden', 'f32', N * s.expertHidden],
+    ['entryX', 'f32', s.gathers ? N * s.inputs : 0],
+    ['entryT', 'f32', s.gathers ? N * s.outputs : 0],
+    ['entryLabels', 'i32', s.gathers ? N : 0],
+    ['mix', 'f32', B * s.outputs],
+    // Blocks of the current step, in expert order then block order.
+    ['blockExpert', 'i32', s.maxBlocks],
+    ['blockStart', 'i32', s.maxBlocks],
+    ['blockRows', 'i32', s.maxBlocks],
+    ['blockSlot', 'i32', s.maxBlocks],
+    ['blockWorker', 'i32', s.maxBlocks],
+    ['blockGrads', 'f32', s.extraGradSlots * s.expertParams],
+    // Per-shard scratch of one block.
+    ['shardDeltaA', 'f32', W * R * s.expertWidest],
+    ['shardDeltaB', 'f32', W * R * s.expertWidest],
+    ['shardGradOut', 'f32', W * R * s.outputs],
+    ['shardMix', 'f32', s.gathers ? W * R * s.outputs : 0],
+    // Parameters, gradients and optimiser state (planar): expert i at i·expertParams.
     ['expertParams', 'f32', s.experts * s.expertParams],
     ['expertGrads', 'f32', s.experts * s.expertParams],
     ['expertOpt', 'f32', s.experts * s.expertParams * s.optState],
     ['gateParams', 'f32', s.gateParams],
     ['gateGrads', 'f32', s.gateParams],
     ['gateOpt', 'f32', s.gateParams * s.optState],
+    // The main thread's: the gate and the per-entry combination.
+    ['gateLogits', 'f32', B * s.experts],
+    ['gateLogProb', 'f32', B * s.experts],
+    ['gateProb', 'f32', B * s.experts],
+    ['gateLogitGrad', 'f32', B * s.experts],
+    ['gateHidden', 'f32', B * s.gateHidden],
+    ['gateDeltaA', 'f32', B * s.gateWidest],
+    ['gateDeltaB', 'f32', B * s.gateWidest],
+    ['entryExpert', 'i32', N],
+    ['entryLogWeight', 'f32', N],
+    ['entryGateWeight', 'f32', N],
+    ['entryDLogWeight', 'f32', N],
+    ['rowStart', 'i32', B + 1],
+    ['rowEntries', 'i32', N],
+    ['rowScratch', 'f32', B],
   ];
 }
 
-/** Typed views of every region. */
+/** Typed views of every region (see regionSpecs for the shapes). */
 export interface MixtureViews {
   /** Control block, indexed by the `CTRL` slots, then one slot per shard from 8. */
   control: Int32Array;
@@ -105,57 +168,119 @@ export interface MixtureViews {
   hyper: Float64Array;
   /** Per shard × command: accumulated compute milliseconds, shards×8. */
   busy: Float64Array;
-  /** Standardised inputs of the whole training set, rows×D row-major. */
-  x: Float32Array;
-  /** Model-space targets of the training set, rows×K row-major. */
-  t: Float32Array;
-  /** Class labels of the training set (classification), one per row. */
-  labels: Int32Array;
-  /** Row indices (into `x`/`t`/`labels`) of the current batch, up to maxBatch. */
-  batchRows: Int32Array;
-  /** Expert outputs, E blocks of maxBatch×K (expert i at i·maxBatch·K). */
-  outs: Float32Array;
-  /** Per-row expert scores, maxBatch×E. */
-  scores: Float32Array;
-  /** Per-row weights of each expert's output gradient, maxBatch×E (main thread writes). */
-  weights: Float32Array;
-  /** Mixture output ȳ per row, maxBatch×K (cooperative loss). */
-  ybar: Float32Array;
+  /** The batch's standardised inputs, maxBatch×D. */
+  batchX: Float32Array;
+  /** The batch's model-space targets, maxBatch×K. */
+  batchT: Float32Array;
+  /** The batch's labels (classification). */
+  batchLabels: Int32Array;
+  /** Expert i's entries are [expertStart[i], expertStart[i+1]). */
+  expertStart: Int32Array;
+  /** Batch row of each entry. */
+  entryRow: Int32Array;
+  /** Per-entry weight of the expert's output gradient (main thread writes). */
+  entryWeight: Float32Array;
+  /** Per-entry score (expert side writes in FORWARD). */
+  entryScore: Float32Array;
+  /** Per-entry cooperative dot (expert side writes in BACKWARD). */
+  entryDot: Float32Array;
+  /** Per-entry logsumexp of the logits (categorical), FORWARD → BACKWARD. */
+  entryLse: Float32Array;
+  /** Per-entry expert output, N×K (expert i's block contiguous). */
+  entryOut: Float32Array;
+  /** Per-entry hidden activations, block by block: layer l of a block at start·H + rows·offset_l. */
+  entryHidden: Float32Array;
+  /** Sparse: gathered inputs per entry, N×D. */
+  entryX: Float32Array;
+  /** Sparse: gathered targets per entry, N×K. */
+  entryT: Float32Array;
+  /** Sparse: gathered labels per entry. */
+  entryLabels: Int32Array;
+  /** Mixture output ȳ per batch row, maxBatch×K (cooperative). */
+  mix: Float32Array;
+  /** Expert of each block. */
+  blockExpert: Int32Array;
+  /** First entry of each block. */
+  blockStart: Int32Array;
+  /** Rows of each block. */
+  blockRows: Int32Array;
+  /** Gradient slot of each block: −1 for the expert's own gradient, else a blockGrads slot. */
+  blockSlot: Int32Array;
+  /** Shard that computes each block. */
+  blockWorker: Int32Array;
+  /** Partial gradients of the blocks after each expert's first, extraGradSlots×P. */
+  blockGrads: Float32Array;
+  /** Per shard: first delta buffer, maxBlockRows × widest hidden. */
+  shardDeltaA: Float32Array;
+  /** Per shard: second delta buffer. */
+  shardDeltaB: Float32Array;
+  /** Per shard: ∂E/∂o of the block, maxBlockRows×K. */
+  shardGradOut: Float32Array;
+  /** Per shard (sparse): the block's ȳ rows, maxBlockRows×K. */
+  shardMix: Float32Array;
   /** All experts' parameters, expert i at i·expertParams. */
   expertParams: Float32Array;
-  /** All experts' gradients, same layout as `expertParams`. */
+  /** All experts' gradients, same layout. */
   expertGrads: Float32Array;
-  /** All experts' optimiser state, optState floats per expert parameter. */
+  /** All experts' optimiser state, planar. */
   expertOpt: Float32Array;
   /** Gate parameters. */
   gateParams: Float32Array;
-  /** Gate gradients, same layout as `gateParams`. */
+  /** Gate gradients. */
   gateGrads: Float32Array;
-  /** Gate optimiser state, optState floats per gate parameter. */
+  /** Gate optimiser state, planar. */
   gateOpt: Float32Array;
+  /** Gate logits u, maxBatch×E. */
+  gateLogits: Float32Array;
+  /** log softmax(u), maxBatch×E. */
+  gateLogProb: Float32Array;
+  /** softmax(u), maxBatch×E. */
+  gateProb: Float32Array;
+  /** ∂E/∂u, maxBatch×E. */
+  gateLogitGrad: Float32Array;
+  /** The gate's hidden activations, maxBatch×Hg. */
+  gateHidden: Float32Array;
+  /** The gate's delta buffers. */
+  gateDeltaA: Float32Array;
+  gateDeltaB: Float32Array;
+  /** Expert of each entry. */
+  entryExpert: Int32Array;
+  /** log ĝ of each entry. */
+  entryLogWeight: Float32Array;
+  /** ĝ of each entry. */
+  entryGateWeight: Float32Array;
+  /** ∂E/∂log ĝ of each entry. */
+  entryDLogWeight: Float32Array;
+  /** Row r's entries are rowEntries[rowStart[r] .. rowStart[r+1]). */
+  rowStart: Int32Array;
+  /** Entry numbers grouped by row. */
+  rowEntries: Int32Array;
+  /** Scratch of maxBatch floats. */
+  rowScratch: Float32Array;
 }
 
 /** Byte offsets of each region, 64-byte aligned so no two regions share a cache line. */
 export interface MixtureLayout {
   /** The sizes it was planned from. */
   sizes: MixtureSizes;
-  /** Bytes the buffer must hold (a multiple of 64). */
+  /** Bytes the memory must hold (a multiple of 64). */
   byteLength: number;
-  /** Every region in buffer order. */
+  /** Every region in memory order. */
   regions: {
     /** Region name (the key of its view). */
     name: keyof MixtureViews;
     /** Element type. */
     kind: Kind;
-    /** Byte offset in the buffer (64-byte aligned). */
+    /** Byte offset in the memory (64-byte aligned). */
     offset: number;
     /** Length in elements. */
     length: number;
   }[];
 }
 
+/** Plan the regions. */
 export function planLayout(sizes: MixtureSizes): MixtureLayout {
-  let offset = 0;
+  let offset = LAYOUT_BASE;
   const regions: MixtureLayout['regions'] = [];
   for (const [name, kind, length] of regionSpecs(sizes)) {
     offset = Math.ceil(offset / 64) * 64;
@@ -165,7 +290,7 @@ export function planLayout(sizes: MixtureSizes): MixtureLayout {
   return { sizes, byteLength: Math.ceil(offset / 64) * 64, regions };
 }
 
-/** Map every region of `buffer` (ArrayBuffer or SharedArrayBuffer) by `layout`. */
+/** Map every region of `buffer` by `layout`. */
 export function mapViews(buffer: ArrayBufferLike, layout: MixtureLayout): MixtureViews {
   const v: Partial<Record<keyof MixtureViews, Int32Array | Float32Array | Float64Array>> = {};
   for (const r of layout.regions) {

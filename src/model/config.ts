@@ -3,8 +3,12 @@
  * function. Checked once here, at the boundary; everything past it may trust it.
  */
 import { OptionError } from '../errors.js';
-import { LOSSES, type LossName } from '../losses/losses.js';
 import { ACTIVATIONS, type Activation, type MlpShape } from './mlp.js';
+
+/** An error function's name; `nll` is an alias resolved by {@link resolveLoss}. */
+export type LossName = 'cooperative' | 'competitive' | 'gaussian' | 'categorical';
+/** Every {@link LossName} (without the `nll` alias). */
+export const LOSSES: readonly LossName[] = ['cooperative', 'competitive', 'gaussian', 'categorical'];
 
 /** Regression (real targets) or classification (integer labels 0..classes−1). */
 export type Task = 'regression' | 'classification';

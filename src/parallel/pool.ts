@@ -6,26 +6,28 @@
  * control plane by comlink, which never rejects pending calls when a worker dies
  * (comlink#601): liveness is this class's job, and a shard task rejecting is the signal.
  */
+import type { WasmMemory } from '../memory/wasm.js';
 import * as Comlink from 'comlink';
 import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { pinBlasThreads } from '../compute/blas.js';
 import type { BackendName } from '../compute/provider.js';
-import { BackendError, errorFromWire, errorToWire, MoeError, OptionError, ShardCrashError, type WireError } from '../errors.js';
+import { BackendError, errorFromWire, errorToWire, MoeError, OptionError, ShardCrashError, ShardStallError, type StepPhase, type WireError } from '../errors.js';
+import type { KernelSetName } from '../kernels/types.js';
 import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, PHASE_NAMES, type Command, type MixtureLayout } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
-import type { OptimizerConfig } from '../optim/optimizers.js';
-import type { FaultInjection } from '../train/options.js';
-import type { ExpertPool } from '../train/step.js';
+import type { OptimizerConfig } from '../optim/config.js';
+import { shardExperts, type ExpertRange } from '../engine/plan.js';
+import type { ExpertPool } from '../engine/pool.js';
 import type { ShardApi, ShardResult, ShardTask } from './shard.js';
 import { workerFile } from './worker-path.js';
 
 /** What a pool of shard workers is started with. */
 export interface ParallelPoolOptions {
-  /** The mixture's memory, laid out by `layout` (see src/memory/layout.ts). */
-  buffer: SharedArrayBuffer;
-  /** Where each region lies in `buffer`. */
+  /** The session's kernel memory, laid out by `layout` (see src/memory/layout.ts). */
+  memory: WasmMemory;
+  /** Where each region lies in `memory`. */
   layout: MixtureLayout;
   /** The mixture's configuration (sets the experts' shape and count). */
   config: MixtureConfig;
@@ -37,38 +39,15 @@ export interface ParallelPoolOptions {
   blasLibrary?: string | undefined;
   /** Worker threads W, 1 ≤ W ≤ experts. */
   shards: number;
-  /** Largest batch in rows. */
-  maxBatch: number;
-  /** Test-only: make one shard fail. */
-  faultInjection?: FaultInjection | undefined;
-}
-
-/** Throw OptionError('workers') unless 1 ≤ workers ≤ experts (every worker needs an expert). */
-export function checkWorkerCount(workers: number, experts: number): void {
-  if (!Number.isInteger(workers) || workers < 1) throw new OptionError('workers', `must be a positive integer, got ${workers}`);
-  if (workers > experts) throw new OptionError('workers', `${workers} workers for ${experts} experts: each worker needs at least one expert`);
-}
-
-/** Contiguous expert groups: the first E mod W shards get one more expert. */
-export function shardExperts(
-  experts: number,
-  shards: number,
-): {
-  /** Index of the shard's first expert. */
-  first: number;
-  /** Number of experts in the shard. */
-  count: number;
-}[] {
-  checkWorkerCount(shards, experts);
-  const base = Math.floor(experts / shards), extra = experts % shards;
-  const out: { first: number; count: number }[] = [];
-  let first = 0;
-  for (let k = 0; k < shards; k++) {
-    const count = base + (k < extra ? 1 : 0);
-    out.push({ first, count });
-    first += count;
-  }
-  return out;
+  /** The kernel set every shard instantiates. */
+  kernels: KernelSetName;
+  /**
+   * Milliseconds a phase may run before the shards that have not finished are declared
+   * stalled; undefined: max(60 s, 20 × the longest phase so far).
+   */
+  stallTimeoutMs?: number | undefined;
+  /** The worker entry file (tests substitute a fixture that wraps the real one). */
+  entry?: string | undefined;
 }
 
 /**
@@ -83,6 +62,10 @@ const MAIN_POLL_MS = 0.5;
 /** How long close() waits for shards to stop before the pool is destroyed anyway. */
 const CLOSE_GRACE_MS = 2000;
 
+/** The stall timeout's floor, and its multiple of the longest phase seen. */
+const STALL_FLOOR_MS = 60_000;
+const STALL_FACTOR = 20;
+
 /**
  * The experts of one fit, sharded over worker threads and driven phase by phase through
  * the control block (see the module comment). Started by {@link ParallelPool.start},
@@ -93,8 +76,8 @@ export class ParallelPool implements ExpertPool {
   private readonly ctrl: Int32Array;
   private readonly hyper: Float64Array;
   private readonly busy: Float64Array;
-  private readonly groups: { first: number; count: number }[];
-  private failure: ShardCrashError | undefined;
+  private readonly groups: ExpertRange[];
+  private failure: ShardCrashError | ShardStallError | undefined;
   /** The last command signalled (0 before the first), and whether it is still running. */
   private phase: Command | 0 = 0;
   private inFlight = false;
@@ -105,6 +88,9 @@ export class ParallelPool implements ExpertPool {
   /** When the command in flight was signalled, and each command's typical duration (ms). */
   private phaseStart = 0;
   private readonly typicalMs = new Float64Array(8);
+  /** The longest phase so far (ms), for the default stall timeout. */
+  private longestMs = 0;
+  private readonly stallTimeoutMs: number | undefined;
   /** The main thread polls near a phase's end only where it has a core of its own. */
   private readonly mainPolls: boolean;
   private closed = false;
@@ -119,7 +105,7 @@ export class ParallelPool implements ExpertPool {
     opts: ParallelPoolOptions,
   ) {
     this.workers = opts.shards;
-    const v = mapViews(opts.buffer, opts.layout);
+    const v = mapViews(opts.memory.buffer, opts.layout);
     this.ctrl = v.control;
     // A fresh control block: a pool started on memory that an earlier pool used (the
     // fall-back to the next provider does that) must not inherit its STOP or ABORT.
@@ -128,6 +114,7 @@ export class ParallelPool implements ExpertPool {
     this.busy = v.busy;
     this.groups = shardExperts(opts.config.experts, opts.shards);
     this.mainPolls = availableParallelism() > opts.shards;
+    this.stallTimeoutMs = opts.stallTimeoutMs;
   }
 
   /** Which experts a shard owns, for error messages. */
@@ -138,13 +125,13 @@ export class ParallelPool implements ExpertPool {
 
   /** Start W shard workers on the shared buffer; resolves once every shard has loaded the provider. */
   static async start(opts: ParallelPoolOptions): Promise<ParallelPool> {
-    if (typeof SharedArrayBuffer !== 'function' || !(opts.buffer instanceof SharedArrayBuffer)) {
+    if (typeof SharedArrayBuffer !== 'function' || !(opts.memory.buffer instanceof SharedArrayBuffer)) {
       throw new MoeError('SHARED_MEMORY_UNAVAILABLE', 'the parallel trainer needs SharedArrayBuffer, which this runtime does not provide; use workers: 0');
     }
     // Before any worker can load OpenBLAS: one BLAS thread per worker.
     pinBlasThreads();
     const piscina = new Piscina({
-      filename: workerFile('shard'),
+      filename: opts.entry ?? workerFile('shard'),
       minThreads: opts.shards,
       maxThreads: opts.shards,
       concurrentTasksPerWorker: 1,
@@ -161,16 +148,15 @@ export class ParallelPool implements ExpertPool {
         shard: k,
         first: g.first,
         count: g.count,
-        buffer: opts.buffer,
+        memory: opts.memory,
         layout: opts.layout,
         config: opts.config,
         optimizer: opts.optimizer,
         backend: opts.backend,
-        maxBatch: opts.maxBatch,
+        kernels: opts.kernels,
         pollMicros,
         port: port2,
         ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
-        ...(opts.faultInjection ? { faultInjection: opts.faultInjection } : {}),
       };
       const running = piscina.run(task, { transferList: [port2] as never }) as Promise<ShardResult>;
       pool.tasks.push(
@@ -221,21 +207,51 @@ export class ParallelPool implements ExpertPool {
     // Idle after an UPDATE (or a ping), every shard finished step `step`; idle between the
     // other phases, step `step` is still under way and nothing of it is applied yet.
     const betweenSteps = !this.inFlight && (this.phase === CMD.UPDATE || this.phase === CMD.PING);
-    const phase = this.inFlight
-      ? (PHASE_NAMES[this.phase] ?? 'start-up')
-      : this.phase === 0
-        ? 'start-up'
-        : betweenSteps
-          ? 'a pause between steps'
-          : `a pause after the ${PHASE_NAMES[this.phase]} phase of step ${this.step}`;
+    const phase = this.currentPhase();
+    const during = phase !== 'between-steps' ? phase : betweenSteps ? 'a pause between steps' : `a pause after the ${PHASE_NAMES[this.phase]} phase of step ${this.step}`;
     const completed = betweenSteps ? this.step : this.step - 1;
-    this.failure = new ShardCrashError(shard, this.expertsOf(shard), phase, completed, detail, { cause });
+    this.failure = new ShardCrashError(shard, this.expertsOf(shard), phase, completed, detail, { cause, during });
     this.failedShard = shard;
     // In UPDATE the other shards must finish the update they were given before they are
     // told to stop (wait() raises ABORT once they have): raising it now would stop a shard
     // that has not yet read the command, and its experts would stay a step behind.
     if (!(this.inFlight && this.phase === CMD.UPDATE)) this.abort();
     Atomics.notify(this.ctrl, CTRL.DONE);
+  }
+
+  /** The phase in flight, or `between-steps` when idle (`start-up` before the first). */
+  private currentPhase(): StepPhase {
+    if (this.phase === 0) return 'start-up';
+    if (!this.inFlight) return 'between-steps';
+    const name = PHASE_NAMES[this.phase];
+    return name === 'forward' || name === 'backward' || name === 'update' ? name : 'between-steps';
+  }
+
+  /** The stall timeout now: the option, or max(60 s, 20 × the longest phase so far). */
+  private stallLimitMs(): number {
+    return this.stallTimeoutMs ?? Math.max(STALL_FLOOR_MS, STALL_FACTOR * this.longestMs);
+  }
+
+  /** Shards that have not finished the command in flight. */
+  private unfinished(): number[] {
+    const out: number[] = [];
+    for (let k = 0; k < this.workers; k++) if (Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + k) !== this.seq) out.push(k);
+    return out;
+  }
+
+  /**
+   * Give up on shards that are alive but did not finish the phase in time: their threads
+   * are terminated (by destroying the pool) and the fit rejects with a ShardStallError.
+   */
+  private stall(): never {
+    const phase = this.currentPhase();
+    const completed = this.step - 1;
+    const err = new ShardStallError(this.unfinished(), phase, completed, this.stallLimitMs());
+    this.failure ??= err;
+    this.abort();
+    // Terminating the workers must not wait for the hung ones: destroy() terminates them.
+    void this.close();
+    throw err;
   }
 
   /** Stop every shard's loop (a shard died). */
@@ -294,8 +310,11 @@ export class ParallelPool implements ExpertPool {
         // of an epoch pull it down only a little).
         const took = performance.now() - this.phaseStart, typical = this.typicalMs[this.phase]!;
         this.typicalMs[this.phase] = typical === 0 ? took : typical + 0.2 * (took - typical);
+        if (took > this.longestMs) this.longestMs = took;
         return;
       }
+      const elapsed = performance.now() - this.phaseStart;
+      if (elapsed > this.stallLimitMs()) this.stall();
       // A thread parked through a phase of milliseconds takes 100–500 µs to wake on this
       // kind of VM; polling over the phase's expected end (bounded, and only on a core no
       // shard needs) saves that. A death reported meanwhile waits for the poll to end.
@@ -316,7 +335,9 @@ export class ParallelPool implements ExpertPool {
       // task rejecting, on this event loop; a blocking wait would hang instead of failing.
       // fail() notifies DONE to wake this wait at once; the timeout either ends the wait in
       // time to poll over the phase's expected end, or is a safety net.
-      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, this.mainPolls && remaining > MAIN_POLL_MS ? remaining - MAIN_POLL_MS : 1000);
+      // The timeout also bounds the wait by the stall limit, which is checked above.
+      const cap = Math.max(1, Math.min(1000, this.stallLimitMs() - elapsed + 1));
+      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, this.mainPolls && remaining > MAIN_POLL_MS ? Math.min(remaining - MAIN_POLL_MS, cap) : cap);
       if (w.async) await w.value;
     }
   }
@@ -356,12 +377,7 @@ export class ParallelPool implements ExpertPool {
   }
 
   /** Each shard's expert range. */
-  get shards(): readonly {
-    /** Index of the shard's first expert. */
-    first: number;
-    /** Number of experts in the shard. */
-    count: number;
-  }[] {
+  get shards(): readonly ExpertRange[] {
     return this.groups;
   }
 

@@ -1,34 +1,37 @@
 /**
- * A shard: the worker-thread side of the parallel trainer. It maps the mixture's shared
- * memory, loads the run's compute provider, and then loops on the control block running
- * FORWARD / BACKWARD / UPDATE for its experts until STOP. The control plane (init,
- * optimiser settings, snapshot, close) is a comlink API on a MessagePort of its own.
+ * A shard: the worker-thread side of the parallel trainer. It maps the session's shared
+ * kernel memory, loads the run's compute provider and kernel set, and then loops on the
+ * control block running FORWARD / BACKWARD / UPDATE for its blocks and experts until
+ * STOP. The control plane (init, optimiser settings, snapshot) is a comlink API on a
+ * MessagePort of its own.
  */
+import type { WasmMemory } from '../memory/wasm.js';
 import * as Comlink from 'comlink';
 import type { MessagePort } from 'node:worker_threads';
 import { loadExactProvider } from '../compute/load.js';
-import type { BackendName, Sgemm } from '../compute/provider.js';
+import type { BackendName } from '../compute/provider.js';
+import { ExpertSide } from '../engine/expert-side.js';
 import { errorToWire, type WireError } from '../errors.js';
-import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, PHASE_NAMES, type MixtureLayout } from '../memory/layout.js';
+import { createKernels } from '../kernels/index.js';
+import type { KernelSetName } from '../kernels/types.js';
+import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, type MixtureLayout } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
-import { ExpertGroup } from '../model/expert-group.js';
-import type { OptimizerConfig } from '../optim/optimizers.js';
-import type { FaultInjection } from '../train/options.js';
+import type { OptimizerConfig } from '../optim/config.js';
 
-/** Everything a shard task is started with (structured-cloned; the buffer is shared). */
+/** Everything a shard task is started with (structured-cloned; the memory is shared). */
 export interface ShardTask {
   shard: number;
+  /** The experts this shard owns: [first, first + count). */
   first: number;
   count: number;
-  buffer: SharedArrayBuffer;
+  memory: WasmMemory;
   layout: MixtureLayout;
   config: MixtureConfig;
   optimizer: Required<OptimizerConfig>;
   backend: BackendName;
   blasLibrary?: string;
-  maxBatch: number;
+  kernels: KernelSetName;
   port: MessagePort;
-  faultInjection?: FaultInjection;
   /**
    * Microseconds to poll for the next command before parking in Atomics.waitAsync; 0
    * when the workers and the main thread do not each have a core (polling would then
@@ -42,7 +45,7 @@ export type ShardResult = 'stopped' | { initError: WireError };
 
 /** The comlink control API a shard exposes. */
 export interface ShardApi {
-  /** Load the provider and start the step loop; resolves to the provider actually loaded. */
+  /** Load the provider and kernels and start the step loop; resolves to the provider actually loaded. */
   init(): Promise<{ backend: BackendName; detail: string } | { error: WireError }>;
   /** Replace the optimiser settings (between steps). */
   setOptimizer(cfg: Required<OptimizerConfig>): void;
@@ -50,14 +53,11 @@ export interface ShardApi {
   snapshot(): Float32Array;
 }
 
-
 /** Run one shard until STOP; rejects if the step loop throws (the trainer reports it). */
 export async function runShard(task: ShardTask): Promise<ShardResult> {
-  const views = mapViews(task.buffer, task.layout);
+  const views = mapViews(task.memory.buffer, task.layout);
   const ctrl = views.control;
-  let group: ExpertGroup | undefined;
-  let gemm: Sgemm | undefined;
-  let spec = { config: task.config, optimizer: task.optimizer, first: task.first, count: task.count, maxBatch: task.maxBatch };
+  let side: ExpertSide | undefined;
   // Resolves once init has run: true when the provider loaded and the loop may start.
   let initDone!: (ok: boolean) => void;
   const ready = new Promise<boolean>((r) => (initDone = r));
@@ -67,8 +67,8 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
     async init() {
       try {
         const provider = await loadExactProvider(task.backend, task.blasLibrary !== undefined ? { blasLibrary: task.blasLibrary } : {});
-        gemm = provider.sgemm;
-        group = new ExpertGroup(gemm, spec, views);
+        const k = createKernels(task.memory, task.kernels);
+        side = new ExpertSide(provider.sgemm, k, { config: task.config, optimizer: task.optimizer, layout: task.layout, shard: task.shard, owns: { first: task.first, count: task.count } }, views);
         initDone(true);
         return { backend: provider.name, detail: provider.detail };
       } catch (err) {
@@ -81,8 +81,7 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
       }
     },
     setOptimizer(cfg) {
-      spec = { ...spec, optimizer: cfg };
-      if (gemm) group = new ExpertGroup(gemm, spec, views);
+      side?.setOptimizer(cfg);
     },
     snapshot() {
       const P = views.expertParams.length / task.config.experts;
@@ -115,17 +114,11 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
       seen = seq;
       const cmd = Atomics.load(ctrl, CTRL.CMD);
       if (cmd === CMD.STOP || Atomics.load(ctrl, CTRL.ABORT) !== 0) return 'stopped';
-      const rows = Atomics.load(ctrl, CTRL.ROWS);
       const step = Atomics.load(ctrl, CTRL.STEP);
-      const f = task.faultInjection;
-      if (f && f.shard === task.shard && f.atStep === step && f.phase === PHASE_NAMES[cmd]) {
-        if (f.kind === 'exit') process.exit(3);
-        throw new Error(`injected fault in ${f.phase} at step ${step}`);
-      }
       const t0 = performance.now();
-      if (cmd === CMD.FORWARD) group!.forward(rows);
-      else if (cmd === CMD.BACKWARD) group!.backward(rows);
-      else if (cmd === CMD.UPDATE) group!.update(views.hyper[HYPER.LR]!, step);
+      if (cmd === CMD.FORWARD) side!.forward();
+      else if (cmd === CMD.BACKWARD) side!.backward();
+      else if (cmd === CMD.UPDATE) side!.update(views.hyper[HYPER.LR]!, step);
       views.busy[task.shard * BUSY_SLOTS + cmd] = views.busy[task.shard * BUSY_SLOTS + cmd]! + (performance.now() - t0);
       Atomics.store(ctrl, CTRL.SHARD_DONE_BASE + task.shard, seq);
       Atomics.add(ctrl, CTRL.DONE, 1);

@@ -1,24 +1,26 @@
 /**
- * The training loop shared by the in-process and the parallel trainer: data into the
- * mixture's memory layout, epochs of shuffled batches, validation, stopping rules and
- * callbacks. Only the {@link ExpertPool} differs between the two.
+ * The training loop, the same for every worker count: data standardised into the
+ * session, epochs of shuffled batches, validation, stopping rules, callbacks, and
+ * snapshots at step boundaries. Only the session's pool differs between in-process and
+ * parallel training.
  */
 import { availableParallelism } from 'node:os';
-import { splitRows, subset, validateDataset, type Dataset } from '../data/dataset.js';
-import { fitStandardizer, identityStandardizer, standardize } from '../data/standardize.js';
-import { BackendError, MoeError, OptionError } from '../errors.js';
 import { loadProvider } from '../compute/load.js';
-import { BACKENDS } from '../compute/provider.js';
-import { mapViews, planLayout, type MixtureLayout, type MixtureViews } from '../memory/layout.js';
-import { expertShape, gateShape } from '../model/config.js';
+import { BACKENDS, type ComputeProvider } from '../compute/provider.js';
+import { splitRows, subset, validateDataset, type Dataset } from '../data/dataset.js';
+import { fitStandardizer, identityStandardizer } from '../data/standardize.js';
+import type { TrainingData } from '../engine/step.js';
+import { trainingData } from './data.js';
+import { checkWorkerCount } from '../engine/plan.js';
+import { BackendError, MoeError, OptionError } from '../errors.js';
+import { kernelSetFromEnv } from '../kernels/index.js';
+import { expertShape, type MixtureConfig } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
-import { optimizerStateSize } from '../optim/optimizers.js';
+import { cloneState, copyParams, setParams, type MixtureParams, type ModelState } from '../model/state.js';
 import { Rng } from '../rng.js';
-import { checkWorkerCount, ParallelPool } from '../parallel/pool.js';
-import { targetMatrix, type FitRun, type Mixture, type MixtureParams } from '../mixture.js';
-import { InProcessPool } from './inprocess-pool.js';
-import { checkFitOptions, type EpochInfo, type FaultInjection, type FitOptions, type FitResult, type StopReason } from './options.js';
-import { MixtureStep, type ExpertPool } from './step.js';
+import { SHARD_ENTRY, type InternalFitOptions } from './internal.js';
+import { checkFitOptions, type EpochInfo, type FitOptions, type FitResult, type StopReason } from './options.js';
+import { TrainingSession } from './session.js';
 
 /**
  * Expert compute per step (in flops: forward + backward ≈ 3 × 2·B·P per expert) below
@@ -28,11 +30,11 @@ import { MixtureStep, type ExpertPool } from './step.js';
 const AUTO_MIN_FLOPS = 1.5e7;
 
 /** Decide the worker count; returns [workers, note]. */
-export function chooseWorkers(m: Mixture, requested: number | 'auto' | undefined, batch: number): [number, string | undefined] {
-  const E = m.config.experts;
+export function chooseWorkers(config: MixtureConfig, requested: number | 'auto' | undefined, batch: number): [number, string | undefined] {
+  const E = config.experts;
   if (requested === undefined) return [0, undefined];
   if (requested === 'auto') {
-    const flops = 6 * batch * mlpParamCount(expertShape(m.config)) * E;
+    const flops = 6 * batch * mlpParamCount(expertShape(config)) * E;
     if (flops < AUTO_MIN_FLOPS) {
       return [0, `auto: in-process, one step's expert compute (~${(flops / 1e6).toFixed(2)} Mflop) is below the cost of synchronising worker threads`];
     }
@@ -43,140 +45,124 @@ export function chooseWorkers(m: Mixture, requested: number | 'auto' | undefined
   return [requested, undefined];
 }
 
-function copyParams(from: MixtureParams, to: MixtureParams): void {
-  to.gateParams.set(from.gateParams);
-  to.expertParams.set(from.expertParams);
-  to.gateOpt.set(from.gateOpt);
-  to.expertOpt.set(from.expertOpt);
+/** Metrics of a dataset under the model as it is now (the host's evaluate). */
+export interface LiveEvaluation {
+  loss: number;
+  accuracy?: number;
+  mse?: number;
 }
 
-function snapshot(p: MixtureParams): MixtureParams {
-  return { gateParams: p.gateParams.slice(), expertParams: p.expertParams.slice(), gateOpt: p.gateOpt.slice(), expertOpt: p.expertOpt.slice() };
+/** What the loop needs of the model it trains (the public Mixture implements it). */
+export interface FitHost {
+  /** The model's state; the loop updates its training state and scalers, and its parameters at the end. */
+  readonly state: ModelState;
+  /** The provider the math runs on; a parallel fit whose workers cannot load it moves to the next. */
+  provider: ComputeProvider;
+  /** One-line warnings. */
+  warn(message: string): void;
+  /** Evaluate a dataset with the parameters as they are now (the session's, during a fit). */
+  evaluate(data: Dataset): LiveEvaluation;
 }
 
-/** Lay out the mixture's memory for `train` (shared when `shared`), data and parameters copied in. */
-export function layoutFor(m: Mixture, train: Dataset, maxBatch: number, shards: number, shared: boolean): { views: MixtureViews; buffer: ArrayBufferLike; layout: MixtureLayout } {
-  const c = m.config;
-  const layout = planLayout({
-    rows: train.n,
-    inputs: c.inputs,
-    outputs: c.outputs,
-    experts: c.experts,
-    maxBatch,
-    expertParams: mlpParamCount(expertShape(c)),
-    gateParams: mlpParamCount(gateShape(c)),
-    optState: optimizerStateSize(m.optimizer.name),
-    shards: Math.max(1, shards),
-  });
-  let buffer: ArrayBufferLike;
-  if (shared) {
-    if (typeof SharedArrayBuffer !== 'function') {
-      throw new MoeError('SHARED_MEMORY_UNAVAILABLE', 'SharedArrayBuffer is not available in this runtime; use workers: 0');
+/**
+ * A fit in progress, as the model sees it: its session, whether it is inside a step, and
+ * the snapshots waiting for the next step boundary.
+ */
+export class FitRun {
+  /** close() was called: stop after the current step. */
+  closed = false;
+  /** The session, once started. */
+  session: TrainingSession | undefined;
+  /** Inside a step (parameters may be changing). */
+  inStep = false;
+  private readonly pending: (() => void)[] = [];
+
+  constructor(private readonly host: FitHost) {}
+
+  /** A consistent copy of the model taken at a step boundary (now, if between steps). */
+  snapshot(): Promise<ModelState> {
+    const take = (): ModelState => cloneState(this.host.state, copyParams(this.session ? this.session.params : this.host.state.params));
+    if (!this.inStep) return Promise.resolve(take());
+    return new Promise((resolve) => this.pending.push(() => resolve(take())));
+  }
+
+  /** At a step boundary: serve the snapshots that waited for it (synchronously). */
+  boundary(): void {
+    this.inStep = false;
+    for (const serve of this.pending.splice(0)) serve();
+  }
+
+  /** The parameters as they are now. */
+  get params(): MixtureParams {
+    return this.session ? this.session.params : this.host.state.params;
+  }
+}
+
+/** Start the session, moving to the next provider where the workers cannot load this one. */
+async function startSession(host: FitHost, data: TrainingData, batchSize: number, workers: number, o: FitOptions): Promise<TrainingSession> {
+  const entry = (o as InternalFitOptions)[SHARD_ENTRY];
+  const kernels = kernelSetFromEnv();
+  for (;;) {
+    try {
+      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry });
+    } catch (err) {
+      const next = BACKENDS[BACKENDS.indexOf(host.provider.name) + 1];
+      if (!(err instanceof BackendError) || workers === 0 || next === undefined || process.env.MOE_REQUIRE_BACKEND === host.provider.name) throw err;
+      host.warn(`local-experts: ${err.message}; the run takes the next backend`);
+      host.provider = await loadProvider(next, { onWarning: (m) => host.warn(m) });
     }
-    buffer = new SharedArrayBuffer(layout.byteLength);
-  } else buffer = new ArrayBuffer(layout.byteLength);
-  const views = mapViews(buffer, layout);
-  standardize(m.inputScaler!, train.x, train.n, views.x);
-  views.t.set(targetMatrix(m, train));
-  if (train.labels) views.labels.set(train.labels);
-  copyParams(m.params, views);
-  return { views, buffer, layout };
+  }
 }
 
-/** Start the shard workers of a mixture on memory laid out by {@link layoutFor}. */
-export function startPoolFor(
-  m: Mixture,
-  mem: { buffer: ArrayBufferLike; layout: MixtureLayout },
-  shards: number,
-  maxBatch: number,
-  faultInjection?: FaultInjection,
-): Promise<ParallelPool> {
-  return ParallelPool.start({
-    buffer: mem.buffer as SharedArrayBuffer,
-    layout: mem.layout,
-    config: m.config,
-    optimizer: m.optimizer,
-    backend: m.provider.name,
-    blasLibrary: m.provider.name === 'blas' ? m.provider.detail : undefined,
-    shards,
-    maxBatch,
-    faultInjection,
-  });
-}
-
-export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<FitResult> {
+/** Train `host`'s model on `data` (see {@link FitOptions}); `run` is the fit's handle for close() and save(). */
+export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOptions): Promise<FitResult> {
   checkFitOptions(o);
-  const c = m.config;
+  const state = host.state;
+  const c = state.config;
   validateDataset(data, { inputs: c.inputs, outputs: c.outputs, task: c.task });
   if (o.validationData) validateDataset(o.validationData, { inputs: c.inputs, outputs: c.outputs, task: c.task });
-  if (o.signal?.aborted) throw new MoeError('ABORTED', `training aborted before its first step; parameters are those of step ${m.training.step}`);
+  if (o.signal?.aborted) throw new MoeError('ABORTED', `training aborted before its first step; parameters are those of step ${state.training.step}`);
   const t0 = performance.now();
 
   let train = data;
   let val = o.validationData;
   if (o.validationSplit) {
-    const [tr, va] = splitRows(data.n, o.validationSplit, m.training.seed);
+    const [tr, va] = splitRows(data.n, o.validationSplit, state.training.seed);
     train = subset(data, tr);
     val = subset(data, va);
   }
   const batchSize = Math.min(o.batchSize ?? 32, train.n);
   // A checkpoint taken mid-epoch continues that epoch exactly, which needs its batch size.
-  let skip = m.training.batch ?? 0;
-  if (skip > 0 && m.training.batchSize !== batchSize) {
-    throw new OptionError('batchSize', `the model stopped mid-epoch after ${skip} batches of ${m.training.batchSize}; resume with batch size ${m.training.batchSize} to finish that epoch exactly`);
+  let skip = state.training.batch ?? 0;
+  if (skip > 0 && state.training.batchSize !== batchSize) {
+    throw new OptionError('batchSize', `the model stopped mid-epoch after ${skip} batches of ${state.training.batchSize}; resume with batch size ${state.training.batchSize} to finish that epoch exactly`);
   }
-  const [workers, workersNote] = chooseWorkers(m, o.workers, batchSize);
+  const [workers, workersNote] = chooseWorkers(c, o.workers, batchSize);
   // Fitted on the first training set only; undone if this fit is refused before training.
-  const fittedHere = !m.inputScaler;
+  const fittedHere = !state.inputScaler;
   if (fittedHere) {
-    m.inputScaler = fitStandardizer(train.x, train.n, c.inputs);
-    m.targetScaler = c.task === 'regression' ? fitStandardizer(train.y!, train.n, c.outputs) : identityStandardizer(c.outputs);
+    state.inputScaler = fitStandardizer(train.x, train.n, c.inputs);
+    state.targetScaler = c.task === 'regression' ? fitStandardizer(train.y!, train.n, c.outputs) : identityStandardizer(c.outputs);
   }
-
-  const { views, buffer, layout } = layoutFor(m, train, batchSize, workers, workers > 0);
-  const run: FitRun = { closed: false };
-  m.activeRun = run;
-  const previous = m.params;
-  m.params = views; // parameters now live in the trainer's (possibly shared) memory
-  let pool: ExpertPool;
-  let parallel: ParallelPool | undefined;
-  if (workers === 0) {
-    pool = new InProcessPool(m.provider.sgemm, c, m.optimizer, views, batchSize);
-  } else {
-    // The provider must load in every worker; where it does not (tfjs-node is known to
-    // fail in a second thread), the run takes the next provider and says so. Any failure
-    // here leaves the model as it was before this fit.
-    try {
-      for (;;) {
-        try {
-          parallel = await startPoolFor(m, { buffer, layout }, workers, batchSize, o.faultInjection);
-          break;
-        } catch (err) {
-          const next = BACKENDS[BACKENDS.indexOf(m.provider.name) + 1];
-          if (!(err instanceof BackendError) || next === undefined || process.env.MOE_REQUIRE_BACKEND === m.provider.name) throw err;
-          m.warn(`local-experts: ${err.message}; the run takes the next backend`);
-          m.provider = await loadProvider(next, { onWarning: m.warn });
-        }
-      }
-    } catch (err) {
-      m.params = previous;
-      if (m.activeRun === run) m.activeRun = undefined;
-      if (fittedHere) m.inputScaler = m.targetScaler = undefined;
-      throw err;
-    }
-    pool = parallel;
-    run.pool = parallel;
+  let session: TrainingSession;
+  try {
+    session = await startSession(host, trainingData(state, train), batchSize, workers, o);
+  } catch (err) {
+    if (fittedHere) state.inputScaler = state.targetScaler = undefined;
+    throw err;
   }
+  run.session = session;
+  const views = session.params;
 
-  const step = new MixtureStep(m.provider.sgemm, c, m.optimizer, views, batchSize, pool);
-  const rng = new Rng(m.training.rng);
+  const rng = new Rng(state.training.rng);
   const order = Int32Array.from({ length: train.n }, (_, i) => i);
   const history: EpochInfo[] = [];
   const epochs = o.epochs ?? 100;
   let stopReason: StopReason = 'epochs';
   let best: { value: number; epoch: number; params: MixtureParams } | undefined;
   let sinceBest = 0;
-  let lr = m.optimizer.lr;
+  const baseLr = state.optimizer.lr;
+  let lr = baseLr;
   // The in-process pool resolves every phase synchronously: without yielding now and then,
   // a long epoch never lets signal handlers (Ctrl-C) or timers run.
   let yieldedAt = performance.now();
@@ -190,15 +176,17 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
         rng.shuffle(order);
       }
       let sum = 0, batches = 0;
-      m.training.batchSize = batchSize;
+      state.training.batchSize = batchSize;
       for (let start = skip * batchSize; start < train.n; start += batchSize) {
-        if (o.signal?.aborted || run.closed) throw new MoeError('ABORTED', `training aborted at step ${m.training.step} (epoch ${m.training.epoch + 1}); parameters are those of step ${m.training.step}`);
+        if (o.signal?.aborted || run.closed) throw new MoeError('ABORTED', `training aborted at step ${state.training.step} (epoch ${state.training.epoch + 1}); parameters are those of step ${state.training.step}`);
         const batch = order.subarray(start, Math.min(start + batchSize, train.n));
-        const t = m.training.step + 1;
-        lr = o.schedule ? o.schedule({ epoch: m.training.epoch, step: t, baseLr: m.optimizer.lr }) : m.optimizer.lr;
-        sum += await step.run(batch, lr, t);
-        m.training.step = t;
-        m.training.batch = (m.training.batch ?? 0) + 1;
+        const t = state.training.step + 1;
+        lr = o.schedule ? o.schedule({ epoch: state.training.epoch, step: t, baseLr }) : baseLr;
+        run.inStep = true;
+        sum += await session.step.run(batch, lr, t);
+        state.training.step = t;
+        state.training.batch = (state.training.batch ?? 0) + 1;
+        run.boundary();
         batches++;
         if (workers === 0 && performance.now() - yieldedAt > 50) {
           await new Promise((r) => setImmediate(r));
@@ -207,13 +195,13 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
       }
       const rowsDone = train.n - skip * batchSize;
       skip = 0;
-      m.training.epoch++;
-      m.training.batch = 0;
-      m.training.rng = rng.state();
+      state.training.epoch++;
+      state.training.batch = 0;
+      state.training.rng = rng.state();
       const seconds = (performance.now() - te) / 1000;
-      const info: EpochInfo = { epoch: m.training.epoch, loss: sum / batches, lr, step: m.training.step, seconds, samplesPerSecond: rowsDone / seconds };
+      const info: EpochInfo = { epoch: state.training.epoch, loss: sum / batches, lr, step: state.training.step, seconds, samplesPerSecond: rowsDone / seconds };
       if (val) {
-        const ev = m.evaluate(val);
+        const ev = host.evaluate(val);
         info.valLoss = ev.loss;
         if (ev.accuracy !== undefined) info.valAccuracy = ev.accuracy;
         if (ev.mse !== undefined) info.valMse = ev.mse;
@@ -222,7 +210,7 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
       if (o.earlyStopping) {
         const monitored = info.valLoss ?? info.loss;
         if (!best || monitored < best.value - (o.earlyStopping.minDelta ?? 0)) {
-          best = { value: monitored, epoch: info.epoch, params: snapshot(views) };
+          best = { value: monitored, epoch: info.epoch, params: copyParams(views) };
           sinceBest = 0;
         } else if (++sinceBest >= o.earlyStopping.patience) {
           stopReason = 'early-stopping';
@@ -234,22 +222,27 @@ export async function runFit(m: Mixture, data: Dataset, o: FitOptions): Promise<
       if (stopReason !== 'epochs') break;
     }
   } finally {
-    if (m.activeRun === run) m.activeRun = undefined;
-    await parallel?.close();
+    await session.close();
+    // The parameters move back to the model's own memory; the session's memory (and the
+    // standardised dataset with it) is released with the session.
+    setParams(state.params, views);
+    run.session = undefined;
+    run.boundary();
   }
   const result: FitResult = {
     epochs: history.length,
     finalLoss: history.at(-1)?.loss ?? NaN,
     history,
     stopReason,
-    backend: m.provider.name,
+    backend: host.provider.name,
     workers,
     seconds: (performance.now() - t0) / 1000,
   };
   if (workersNote) result.workersNote = workersNote;
   if (best && stopReason === 'early-stopping' && (o.earlyStopping?.restoreBest ?? true)) {
-    copyParams(best.params, views);
+    setParams(state.params, best.params);
     result.bestEpoch = best.epoch;
   }
   return result;
 }
+

@@ -1,6 +1,7 @@
-import { OptionError } from '../errors.js';
-import type { LrSchedule } from '../optim/optimizers.js';
+import type { BackendName } from '../compute/provider.js';
 import type { Dataset } from '../data/dataset.js';
+import { OptionError } from '../errors.js';
+import type { LrSchedule } from '../optim/config.js';
 
 /** What one epoch reports to callbacks and the history. */
 export interface EpochInfo {
@@ -24,21 +25,13 @@ export interface EpochInfo {
   samplesPerSecond: number;
 }
 
-/** Test-only: make one shard fail, to exercise crash handling. */
-export interface FaultInjection {
-  /** 0-based index of the shard (worker) that fails. */
-  shard: number;
-  /** Step phase in which it fails. */
-  phase: 'forward' | 'backward' | 'update';
-  /** `throw` an error in the phase, or `exit` the worker thread. */
-  kind: 'throw' | 'exit';
-  /** 1-based step at which to fail. */
-  atStep: number;
-}
-
 /** Options of {@link Mixture.fit}. */
 export interface FitOptions {
-  /** Epochs to run in this call (default 100). */
+  /**
+   * Epochs to run in THIS call (default 100), whatever the model has done before. (The
+   * CLI's `--epochs` is different: the total over the model's life, which `--resume`
+   * continues to.)
+   */
   epochs?: number;
   /** Rows per step (default 32, capped at the training rows). */
   batchSize?: number;
@@ -76,8 +69,12 @@ export interface FitOptions {
    * the cost of synchronising the threads (paper-sized experts).
    */
   workers?: number | 'auto';
-  /** Test-only fault injection (parallel trainer). */
-  faultInjection?: FaultInjection;
+  /**
+   * Parallel fits: milliseconds a phase may run before shards that have not finished are
+   * declared stalled (the fit rejects with a ShardStallError and their threads are
+   * terminated). Default max(60 000, 20 × the longest phase so far).
+   */
+  stallTimeout?: number;
 }
 
 /** Why a fit stopped. */
@@ -95,8 +92,8 @@ export interface FitResult {
   stopReason: StopReason;
   /** Epoch whose weights were restored by early stopping. */
   bestEpoch?: number;
-  /** Compute provider the fit ran on (a {@link BackendName}). */
-  backend: string;
+  /** Compute provider the fit ran on. */
+  backend: BackendName;
   /** Worker threads used (0 = in-process). */
   workers: number;
   /** Why `auto` chose what it chose, when it did. */
@@ -119,4 +116,7 @@ export function checkFitOptions(o: FitOptions): void {
   if (o.validationSplit && o.validationData) throw new OptionError('validationSplit', 'give validationSplit or validationData, not both');
   if (o.workers !== undefined && o.workers !== 'auto') posInt(o.workers, 'workers', 0);
   if (o.earlyStopping) posInt(o.earlyStopping.patience, 'earlyStopping.patience', 1);
+  if (o.stallTimeout !== undefined && !(typeof o.stallTimeout === 'number' && o.stallTimeout > 0 && Number.isFinite(o.stallTimeout))) {
+    throw new OptionError('stallTimeout', `must be a positive number of milliseconds, got ${String(o.stallTimeout)}`);
+  }
 }

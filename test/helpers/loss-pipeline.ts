@@ -1,10 +1,14 @@
 /**
- * The library's error-function pieces run in the order MixtureStep runs them (gate
- * softmax, expert scores, main-thread combine, expert output gradients, cooperative
- * dots), on given gate logits and expert outputs, so tests can check each product.
+ * The library's error-function pieces run in the order a training step runs them (gate
+ * log-softmax, dense routing, expert scores, main-side combine, expert output gradients,
+ * cooperative dots, routing backward), on given gate logits and expert outputs, in a
+ * kernel memory of the current kernel set, so tests can check each product.
  */
-import { combineScores, cooperativeGateGrad, cooperativeLoss, gateSoftmax, mixOutputs } from '../../src/losses/gate-side.js';
-import { cooperativeDots, expertOutputGrad, expertScores, type LossName } from '../../src/losses/losses.js';
+import { createKernels, kernelSetFromEnv } from '../../src/kernels/index.js';
+import { errorFunction, type ExpertLossBlock, type MainLossViews } from '../../src/losses/index.js';
+import { Arena } from '../../src/memory/arena.js';
+import { allocateMemory } from '../../src/memory/memory.js';
+import type { LossName } from '../../src/model/config.js';
 
 export interface LossPipelineResult {
   /** Batch-mean loss. */
@@ -40,25 +44,65 @@ export function runLossPipeline(
   E: number,
   K: number,
 ): LossPipelineResult {
-  const logG = new Float32Array(B * E), g = new Float32Array(B * E);
-  const scores = new Float32Array(B * E), weights = new Float32Array(B * E), gateGrad = new Float32Array(B * E);
-  const h = new Float32Array(B * E), ybar = new Float32Array(B * K);
-  const outGrad = new Float32Array(E * B * K);
-  const block = (a: Float32Array, i: number): Float32Array => a.subarray(i * B * K, (i + 1) * B * K);
-  gateSoftmax(u, B, E, logG, g);
-  let value: number;
-  if (loss === 'cooperative') {
-    mixOutputs(g, outs, B * K, B, E, K, ybar);
-    value = cooperativeLoss(ybar, d, g, B, K, E, weights);
-    h.set(g); // the squared errors' "posteriors" are the gate probabilities
-  } else {
-    for (let i = 0; i < E; i++) expertScores(loss, block(outs, i), d, labels, B, K, scores, E, i);
-    value = combineScores(loss, logG, g, scores, B, E, weights, gateGrad, h);
+  const ef = errorFunction(loss);
+  const a = new Arena();
+  const id = {
+    u: a.reserve(B * E), logG: a.reserve(B * E), g: a.reserve(B * E), outs: a.reserve(E * B * K), d: a.reserve(B * K),
+    labels: a.reserve(B, 'i32'), score: a.reserve(E * B), lse: a.reserve(E * B), weight: a.reserve(E * B), dot: a.reserve(E * B),
+    dlw: a.reserve(E * B), logW: a.reserve(E * B), gW: a.reserve(E * B), mix: a.reserve(B * K), rowScratch: a.reserve(B),
+    outGrad: a.reserve(E * B * K), rowStart: a.reserve(B + 1, 'i32'), rowEntries: a.reserve(E * B, 'i32'),
+  };
+  const memory = allocateMemory(a.byteLength, 'a loss pipeline', 'test');
+  const buf = memory.buffer;
+  const f = (i: number): Float32Array => a.f32(buf, i);
+  const k = createKernels(memory, kernelSetFromEnv());
+  const U = f(id.u), logG = f(id.logG), g = f(id.g), O = f(id.outs), Dv = f(id.d), L = a.i32(buf, id.labels);
+  U.set(u);
+  O.set(outs);
+  Dv.set(d);
+  L.set(labels);
+  k.logSoftmaxRows(U, B, E, logG, g);
+  // Dense entries: expert i's rows are entries i·B … i·B + B − 1; row r's entries r, B + r, ….
+  const rowStart = a.i32(buf, id.rowStart), rowEntries = a.i32(buf, id.rowEntries);
+  const logW = f(id.logW), gW = f(id.gW);
+  for (let r = 0; r < B; r++) {
+    rowStart[r] = r * E;
+    for (let i = 0; i < E; i++) {
+      rowEntries[r * E + i] = i * B + r;
+      logW[i * B + r] = logG[r * E + i]!;
+      gW[i * B + r] = g[r * E + i]!;
+    }
   }
-  for (let i = 0; i < E; i++) {
-    expertOutputGrad(loss, block(outs, i), d, labels, ybar, weights, B, K, E, i, block(outGrad, i));
-    if (loss === 'cooperative') cooperativeDots(block(outs, i), d, ybar, B, K, scores, E, i);
+  rowStart[B] = B * E;
+  const score = f(id.score), lse = f(id.lse), weight = f(id.weight), dot = f(id.dot), mix = f(id.mix), outGrad = f(id.outGrad), dlw = f(id.dlw);
+  const block = (i: number): ExpertLossBlock => ({
+    rows: B, K,
+    out: O.subarray(i * B * K, (i + 1) * B * K),
+    target: Dv, labels: L,
+    score: score.subarray(i * B, (i + 1) * B), lse: lse.subarray(i * B, (i + 1) * B),
+    weight: weight.subarray(i * B, (i + 1) * B), mix, dot: dot.subarray(i * B, (i + 1) * B),
+    gradOut: outGrad.subarray(i * B * K, (i + 1) * B * K),
+  });
+  for (let i = 0; i < E; i++) ef.expertScores(k, block(i));
+  if (ef.mixesOutputs) {
+    k.fill(mix, B * K, 0);
+    for (let i = 0; i < E; i++) k.mixAccumulate(mix, O.subarray(i * B * K), gW.subarray(i * B), 1, 0, B, K);
   }
-  if (loss === 'cooperative') cooperativeGateGrad(g, scores, B, E, gateGrad);
-  return { value, g, logG, h, weights, outGrad, gateGrad, ybar };
+  const main: MainLossViews = { rows: B, K, rowStart, rowEntries, logWeight: logW, gateWeight: gW, score, dot, target: Dv, mix, rowScratch: f(id.rowScratch), weight, dLogWeight: dlw, normalized: true };
+  const value = ef.combine(main);
+  for (let i = 0; i < E; i++) ef.expertOutputGrad(k, block(i));
+  if (ef.gateGradAfterBackward) ef.gateGrad!(main);
+  // Dense routing backward: ∂E/∂u_i = ∂E/∂log g_i − g_i Σ_j ∂E/∂log g_j.
+  const gateGrad = new Float32Array(B * E), weights = new Float32Array(B * E), h = new Float32Array(B * E);
+  for (let r = 0; r < B; r++) {
+    let sum = 0;
+    for (let i = 0; i < E; i++) sum += dlw[i * B + r]!;
+    for (let i = 0; i < E; i++) {
+      gateGrad[r * E + i] = dlw[i * B + r]! - g[r * E + i]! * sum;
+      weights[r * E + i] = weight[i * B + r]!;
+      // The NLLs' ∂E/∂log g is −h/B; the squared errors' "posteriors" are the gate's.
+      h[r * E + i] = loss === 'gaussian' || loss === 'categorical' ? -dlw[i * B + r]! * B : g[r * E + i]!;
+    }
+  }
+  return { value, g: g.slice(), logG: logG.slice(), h, weights, outGrad: outGrad.slice(), gateGrad, ybar: ef.mixesOutputs ? mix.slice() : new Float32Array(B * K) };
 }

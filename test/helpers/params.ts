@@ -1,7 +1,7 @@
 // Bit-for-bit comparison of a mixture's parameters and optimiser state, shared by the
 // parity and crash tests.
 import { expect } from 'vitest';
-import type { MixtureParams } from '../../src/mixture.js';
+import type { MixtureParams } from '../../src/model/state.js';
 
 export const REGIONS = ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const;
 

@@ -1,8 +1,6 @@
 /**
- * Optimisers on flat buffers. One step updates θ in place from ∂E/∂θ and a state buffer
- * of {@link optimizerStateSize} floats per parameter; the same function runs on a shard's
- * experts (views of shared memory) and on the gate, so parallel and in-process training
- * update bit for bit alike. Weight decay is L2: it adds λθ to the gradient.
+ * Optimiser settings (what a model file stores). The update rules themselves are in
+ * src/optim/step.ts. Weight decay is L2: it adds λθ to the gradient.
  */
 import { OptionError } from '../errors.js';
 
@@ -29,7 +27,10 @@ export interface OptimizerConfig {
   weightDecay?: number;
 }
 
-/** Floats of optimiser state per parameter. */
+/**
+ * Floats of optimiser state per parameter, stored PLANAR: for n parameters the state is
+ * `[slot 0 (n) | slot 1 (n)]` — momentum: velocity; adam: first moment m, second moment v.
+ */
 export function optimizerStateSize(name: OptimizerName): number {
   return name === 'sgd' ? 0 : name === 'momentum' ? 1 : 2;
 }
@@ -39,71 +40,24 @@ export function resolveOptimizer(cfg: Partial<OptimizerConfig> & { name?: string
   const name = (cfg.name ?? 'adam') as OptimizerName;
   if (!OPTIMIZERS.includes(name)) throw new OptionError('optimizer', `unknown optimizer ${JSON.stringify(cfg.name)} (expected ${OPTIMIZERS.join(', ')})`);
   const lr = cfg.lr ?? (name === 'adam' ? 0.01 : 0.1);
-  if (!(lr > 0) || !Number.isFinite(lr)) throw new OptionError('lr', `learning rate must be a positive number, got ${lr}`);
+  if (typeof lr !== 'number' || !(lr > 0) || !Number.isFinite(lr)) throw new OptionError('lr', `learning rate must be a positive number, got ${lr}`);
   const wd = cfg.weightDecay ?? 0;
-  if (!(wd >= 0)) throw new OptionError('weightDecay', `must be ≥ 0, got ${wd}`);
+  if (typeof wd !== 'number' || !(wd >= 0) || !Number.isFinite(wd)) throw new OptionError('weightDecay', `must be a number ≥ 0, got ${wd}`);
+  const eps = cfg.epsilon ?? 1e-8;
+  if (typeof eps !== 'number' || !(eps > 0) || !Number.isFinite(eps)) throw new OptionError('epsilon', `must be a number > 0, got ${eps}`);
   const r: Required<OptimizerConfig> = {
     name,
     lr,
     momentum: cfg.momentum ?? 0.9,
     beta1: cfg.beta1 ?? 0.9,
     beta2: cfg.beta2 ?? 0.999,
-    epsilon: cfg.epsilon ?? 1e-8,
+    epsilon: eps,
     weightDecay: wd,
   };
   for (const k of ['momentum', 'beta1', 'beta2'] as const) {
-    if (!(r[k] >= 0 && r[k] < 1)) throw new OptionError(k, `must be in [0, 1), got ${r[k]}`);
+    if (typeof r[k] !== 'number' || !(r[k] >= 0 && r[k] < 1)) throw new OptionError(k, `must be in [0, 1), got ${r[k]}`);
   }
   return r;
-}
-
-/**
- * One optimiser step on n parameters. `lr` is this step's rate (after the schedule);
- * `t` is the 1-based step count (Adam's bias correction).
- *   sgd:      θ ← θ − lr·g
- *   momentum: v ← μv + g;  θ ← θ − lr·v
- *   adam:     m ← β₁m + (1−β₁)g;  v ← β₂v + (1−β₂)g²;  θ ← θ − lr·m̂/(√v̂ + ε)
- * with g = ∂E/∂θ + λθ.
- */
-export function optimizerStep(
-  cfg: Required<OptimizerConfig>,
-  params: Float32Array,
-  grads: Float32Array,
-  state: Float32Array,
-  n: number,
-  lr: number,
-  t: number,
-): void {
-  const wd = cfg.weightDecay;
-  switch (cfg.name) {
-    case 'sgd':
-      for (let j = 0; j < n; j++) params[j] = params[j]! - lr * (grads[j]! + wd * params[j]!);
-      break;
-    case 'momentum': {
-      const mu = cfg.momentum;
-      for (let j = 0; j < n; j++) {
-        const v = mu * state[j]! + grads[j]! + wd * params[j]!;
-        state[j] = v;
-        params[j] = params[j]! - lr * v;
-      }
-      break;
-    }
-    case 'adam': {
-      const b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.epsilon;
-      // Bias corrections folded into two constants: m̂/(√v̂ + ε) = (m/c₁)/(√(v/c₂) + ε).
-      const step = lr / (1 - Math.pow(b1, t)), invC2 = 1 / (1 - Math.pow(b2, t));
-      const a1 = 1 - b1, a2 = 1 - b2;
-      for (let j = 0; j < n; j++) {
-        const gj = grads[j]! + wd * params[j]!;
-        const m = b1 * state[2 * j]! + a1 * gj;
-        const v = b2 * state[2 * j + 1]! + a2 * gj * gj;
-        state[2 * j] = m;
-        state[2 * j + 1] = v;
-        params[j] = params[j]! - (step * m) / (Math.sqrt(v * invC2) + eps);
-      }
-      break;
-    }
-  }
 }
 
 /**

@@ -1,0 +1,192 @@
+/**
+ * The expert side of a training step, for one shard: it computes the blocks the step's
+ * block list assigns to it (FORWARD: outputs and per-row scores; BACKWARD: output
+ * gradients and backprop into the block's gradient slot) and, in UPDATE, sums each of its
+ * own experts' block gradients in block order and takes the optimiser step on them. What
+ * a shard worker runs, and what the in-process trainer runs as the only shard. Every block
+ * is computed on its own rows and parameters alone, so its numbers do not depend on which
+ * shard computed it: that is what makes every worker count bit-identical.
+ */
+import type { Sgemm } from '../compute/provider.js';
+import type { Kernels } from '../kernels/types.js';
+import { errorFunction, type ErrorFunction, type ExpertLossBlock } from '../losses/index.js';
+import { CTRL, type MixtureLayout, type MixtureViews } from '../memory/layout.js';
+import { expertShape, type MixtureConfig } from '../model/config.js';
+import { layerViews, type LayerViews, type MlpShape } from '../model/mlp.js';
+import type { OptimizerConfig } from '../optim/config.js';
+import { optimizerStep, optimizerViews, type OptimizerViews } from '../optim/step.js';
+import { mlpBackward, mlpForward, type MlpPass } from '../nn/mlp.js';
+import type { ExpertRange } from './plan.js';
+
+/** What one shard's expert side is built from. */
+export interface ExpertSideSpec {
+  config: MixtureConfig;
+  optimizer: Required<OptimizerConfig>;
+  layout: MixtureLayout;
+  /** This shard's index. */
+  shard: number;
+  /** The experts this shard owns (runs UPDATE for). */
+  owns: ExpertRange;
+}
+
+/** Views of one block, made when its entry range changes. */
+interface BlockViews {
+  start: number;
+  rows: number;
+  expert: number;
+  x: Float32Array;
+  pass: MlpPass;
+  loss: ExpertLossBlock;
+}
+
+export class ExpertSide {
+  private readonly shape: MlpShape;
+  private readonly ef: ErrorFunction;
+  private readonly P: number;
+  private readonly params: LayerViews[];
+  private readonly ownGrads: LayerViews[];
+  private readonly slotGrads: LayerViews[];
+  private readonly hiddenOffsets: number[];
+  private readonly deltaA: Float32Array;
+  private readonly deltaB: Float32Array;
+  private readonly gradOut: Float32Array;
+  private readonly shardMix: Float32Array;
+  /** Views per block index, reused while the block's range stays the same (always, for dense). */
+  private readonly cache: (BlockViews | undefined)[] = [];
+  private readonly owned: OptimizerViews;
+  private optimizer: Required<OptimizerConfig>;
+
+  constructor(
+    private readonly gemm: Sgemm,
+    private readonly k: Kernels,
+    readonly spec: ExpertSideSpec,
+    private readonly v: MixtureViews,
+  ) {
+    const c = spec.config, s = spec.layout.sizes;
+    this.shape = expertShape(c);
+    this.ef = errorFunction(c.loss);
+    const P = (this.P = s.expertParams);
+    this.params = Array.from({ length: c.experts }, (_, i) => layerViews(this.shape, v.expertParams.subarray(i * P, (i + 1) * P)));
+    this.ownGrads = Array.from({ length: c.experts }, (_, i) => layerViews(this.shape, v.expertGrads.subarray(i * P, (i + 1) * P)));
+    this.slotGrads = Array.from({ length: s.extraGradSlots }, (_, j) => layerViews(this.shape, v.blockGrads.subarray(j * P, (j + 1) * P)));
+    this.hiddenOffsets = [];
+    let h = 0;
+    for (let l = 1; l + 1 < this.shape.sizes.length; l++) {
+      this.hiddenOffsets.push(h);
+      h += this.shape.sizes[l]!;
+    }
+    const R = s.maxBlockRows, me = spec.shard;
+    this.deltaA = v.shardDeltaA.subarray(me * R * s.expertWidest, (me + 1) * R * s.expertWidest);
+    this.deltaB = v.shardDeltaB.subarray(me * R * s.expertWidest, (me + 1) * R * s.expertWidest);
+    this.gradOut = v.shardGradOut.subarray(me * R * c.outputs, (me + 1) * R * c.outputs);
+    this.shardMix = s.gathers ? v.shardMix.subarray(me * R * c.outputs, (me + 1) * R * c.outputs) : v.mix;
+    this.optimizer = spec.optimizer;
+    this.owned = this.updateViews();
+  }
+
+  private updateViews(): OptimizerViews {
+    const { first, count } = this.spec.owns;
+    return optimizerViews(this.v.expertParams, this.v.expertGrads, this.v.expertOpt, this.v.expertParams.length, first * this.P, (first + count) * this.P);
+  }
+
+  /** Replace the optimiser settings (between steps). */
+  setOptimizer(cfg: Required<OptimizerConfig>): void {
+    this.optimizer = cfg;
+  }
+
+  private views(b: number): BlockViews {
+    const v = this.v;
+    const start = v.blockStart[b]!, rows = v.blockRows[b]!, expert = v.blockExpert[b]!;
+    const hit = this.cache[b];
+    if (hit && hit.start === start && hit.rows === rows && hit.expert === expert) return hit;
+    const s = this.spec.layout.sizes, K = s.outputs, D = s.inputs, H = s.expertHidden;
+    const gathers = s.gathers;
+    const hidden = this.hiddenOffsets.map((off, l) => {
+      const width = this.shape.sizes[l + 1]!;
+      const at = start * H + rows * off;
+      return v.entryHidden.subarray(at, at + rows * width);
+    });
+    const bv: BlockViews = {
+      start,
+      rows,
+      expert,
+      x: gathers ? v.entryX.subarray(start * D, (start + rows) * D) : v.batchX,
+      pass: { shape: this.shape, params: this.params[expert]!, hidden, deltaA: this.deltaA, deltaB: this.deltaB },
+      loss: {
+        rows,
+        K,
+        out: v.entryOut.subarray(start * K, (start + rows) * K),
+        target: gathers ? v.entryT.subarray(start * K, (start + rows) * K) : v.batchT,
+        labels: gathers ? v.entryLabels.subarray(start, start + rows) : v.batchLabels,
+        score: v.entryScore.subarray(start, start + rows),
+        lse: v.entryLse.subarray(start, start + rows),
+        weight: v.entryWeight.subarray(start, start + rows),
+        mix: this.shardMix,
+        dot: v.entryDot.subarray(start, start + rows),
+        gradOut: this.gradOut,
+      },
+    };
+    this.cache[b] = bv;
+    return bv;
+  }
+
+  /** FORWARD: every block assigned to this shard. */
+  forward(): void {
+    const v = this.v, blocks = Atomics.load(v.control, CTRL.BLOCKS), me = this.spec.shard;
+    const gathers = this.spec.layout.sizes.gathers;
+    for (let b = 0; b < blocks; b++) {
+      if (v.blockWorker[b] !== me) continue;
+      const bv = this.views(b);
+      if (gathers) this.gather(bv);
+      mlpForward(this.gemm, this.k, bv.pass, bv.x, bv.rows, bv.loss.out);
+      this.ef.expertScores(this.k, bv.loss);
+    }
+  }
+
+  /** Sparse routing: the block's inputs, and what its loss reads, from the batch. */
+  private gather(bv: BlockViews): void {
+    const v = this.v, s = this.spec.layout.sizes, k = this.k;
+    const idx = v.entryRow.subarray(bv.start, bv.start + bv.rows);
+    k.gatherRows(v.batchX, s.inputs, idx, bv.rows, bv.x);
+    if (this.ef.readsTargets) k.gatherRows(v.batchT, s.outputs, idx, bv.rows, bv.loss.target);
+    if (this.spec.config.task === 'classification') k.gatherRowsI32(v.batchLabels, idx, bv.rows, bv.loss.labels);
+  }
+
+  /** BACKWARD: ∂E/∂o from the main thread's weights, backpropagated into each block's slot. */
+  backward(): void {
+    const v = this.v, blocks = Atomics.load(v.control, CTRL.BLOCKS), me = this.spec.shard;
+    const gathers = this.spec.layout.sizes.gathers;
+    for (let b = 0; b < blocks; b++) {
+      if (v.blockWorker[b] !== me) continue;
+      const bv = this.views(b);
+      if (gathers && this.ef.mixesOutputs) {
+        this.k.gatherRows(v.mix, this.spec.config.outputs, v.entryRow.subarray(bv.start, bv.start + bv.rows), bv.rows, this.shardMix);
+      }
+      this.ef.expertOutputGrad(this.k, bv.loss);
+      const slot = v.blockSlot[b]!;
+      bv.pass.grads = slot < 0 ? this.ownGrads[bv.expert]! : this.slotGrads[slot]!;
+      mlpBackward(this.gemm, this.k, bv.pass, bv.x, bv.rows, this.gradOut);
+    }
+  }
+
+  /**
+   * UPDATE: each owned expert's gradient is the sum of its blocks in block order (its own
+   * slot first; zero if no row reached it), then one optimiser step over the owned range.
+   */
+  update(lr: number, t: number): void {
+    const v = this.v, blocks = Atomics.load(v.control, CTRL.BLOCKS), P = this.P;
+    const { first, count } = this.spec.owns;
+    for (let i = first; i < first + count; i++) {
+      const grads = v.expertGrads.subarray(i * P, (i + 1) * P);
+      let seen = 0;
+      for (let b = 0; b < blocks; b++) {
+        if (v.blockExpert[b] !== i) continue;
+        const slot = v.blockSlot[b]!;
+        if (slot >= 0) this.k.addInto(grads, v.blockGrads.subarray(slot * P, (slot + 1) * P), P);
+        seen++;
+      }
+      if (seen === 0) this.k.fill(grads, P, 0);
+    }
+    optimizerStep(this.k, this.optimizer, this.owned, lr, t);
+  }
+}

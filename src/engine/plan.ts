@@ -1,0 +1,68 @@
+/**
+ * How a training session lays out its memory and shares the experts among shards: the
+ * sizes of every region for a model, a batch size and a worker count, and the contiguous
+ * expert groups each shard owns (it runs their UPDATE).
+ */
+import { OptionError } from '../errors.js';
+import { expertShape, gateShape, type MixtureConfig } from '../model/config.js';
+import { hiddenWidthSum, mlpParamCount, widestHidden } from '../model/mlp.js';
+import { optimizerStateSize, type OptimizerConfig } from '../optim/config.js';
+import type { MixtureSizes } from '../memory/layout.js';
+
+/** Throw OptionError('workers') unless 1 ≤ workers ≤ experts (every worker needs an expert). */
+export function checkWorkerCount(workers: number, experts: number): void {
+  if (!Number.isInteger(workers) || workers < 1) throw new OptionError('workers', `must be a positive integer, got ${workers}`);
+  if (workers > experts) throw new OptionError('workers', `${workers} workers for ${experts} experts: each worker needs at least one expert`);
+}
+
+/** An expert range [first, first + count). */
+export interface ExpertRange {
+  /** Index of the first expert. */
+  first: number;
+  /** Number of experts. */
+  count: number;
+}
+
+/** Contiguous expert groups: the first E mod W shards get one more expert. */
+export function shardExperts(experts: number, shards: number): ExpertRange[] {
+  checkWorkerCount(shards, experts);
+  const base = Math.floor(experts / shards), extra = experts % shards;
+  const out: ExpertRange[] = [];
+  let first = 0;
+  for (let k = 0; k < shards; k++) {
+    const count = base + (k < extra ? 1 : 0);
+    out.push({ first, count });
+    first += count;
+  }
+  return out;
+}
+
+/** The shard that owns expert i. */
+export function ownerOf(groups: readonly ExpertRange[], i: number): number {
+  for (let k = 0; k < groups.length; k++) if (i < groups[k]!.first + groups[k]!.count) return k;
+  return groups.length - 1;
+}
+
+/** Region sizes of a dense session: one block of the whole batch per expert. */
+export function denseSizes(config: MixtureConfig, optimizer: Required<OptimizerConfig>, maxBatch: number, shards: number): MixtureSizes {
+  const es = expertShape(config), gs = gateShape(config);
+  return {
+    inputs: config.inputs,
+    outputs: config.outputs,
+    experts: config.experts,
+    maxBatch,
+    expertParams: mlpParamCount(es),
+    gateParams: mlpParamCount(gs),
+    optState: optimizerStateSize(optimizer.name),
+    shards: Math.max(1, shards),
+    expertHidden: hiddenWidthSum(es),
+    expertWidest: widestHidden(es),
+    gateHidden: hiddenWidthSum(gs),
+    gateWidest: widestHidden(gs),
+    maxEntries: config.experts * maxBatch,
+    maxBlocks: config.experts,
+    maxBlockRows: maxBatch,
+    extraGradSlots: 0,
+    gathers: false,
+  };
+}

@@ -1,0 +1,171 @@
+/**
+ * One training step, main thread's side. The experts run behind an {@link ExpertPool}; the
+ * main thread gathers the batch, runs the gate and the routing, combines the experts'
+ * per-entry scores into the loss and the weights of their output gradients, and steps the
+ * gate. Three phases (FORWARD, BACKWARD, UPDATE) so parameters change only in UPDATE. The
+ * step branches on no loss name: the error function's object says what it needs.
+ */
+import type { Sgemm } from '../compute/provider.js';
+import { MoeError } from '../errors.js';
+import type { Kernels } from '../kernels/types.js';
+import { errorFunction, type ErrorFunction, type MainLossViews } from '../losses/index.js';
+import type { MixtureViews } from '../memory/layout.js';
+import { gateShape, type MixtureConfig } from '../model/config.js';
+import { layerViews } from '../model/mlp.js';
+import type { OptimizerConfig } from '../optim/config.js';
+import { optimizerStep, optimizerViews, type OptimizerViews } from '../optim/step.js';
+import { mlpBackward, mlpForward, type MlpPass } from '../nn/mlp.js';
+import type { ExpertPool } from './pool.js';
+import type { Router } from './routing.js';
+
+/** The dataset a session trains on: standardised, in the session's own (unshared) memory. */
+export interface TrainingData {
+  /** Standardised inputs, n×D. */
+  x: Float32Array;
+  /** Model-space targets, n×K (standardised, or one-hot rows). */
+  t: Float32Array;
+  /** Labels (classification), n. */
+  labels: Int32Array;
+}
+
+/** Row widths the gather needs. */
+interface Widths {
+  D: number;
+  K: number;
+}
+
+/** The main thread's side of every step of a session. */
+export class MixtureStep {
+  private readonly ef: ErrorFunction;
+  private readonly gate: MlpPass;
+  private readonly main: MainLossViews;
+  private gateUpdate: OptimizerViews;
+  private readonly w: Widths;
+
+  constructor(
+    private readonly gemm: Sgemm,
+    private readonly k: Kernels,
+    private readonly config: MixtureConfig,
+    private optimizer: Required<OptimizerConfig>,
+    private readonly v: MixtureViews,
+    private readonly router: Router,
+    private readonly pool: ExpertPool,
+    private readonly data: TrainingData,
+  ) {
+    this.ef = errorFunction(config.loss);
+    const shape = gateShape(config);
+    const hidden: Float32Array[] = [];
+    this.w = { D: config.inputs, K: config.outputs };
+    this.gate = { shape, params: layerViews(shape, v.gateParams), grads: layerViews(shape, v.gateGrads), hidden, deltaA: v.gateDeltaA, deltaB: v.gateDeltaB };
+    this.main = {
+      rows: 0,
+      K: config.outputs,
+      rowStart: v.rowStart,
+      rowEntries: v.rowEntries,
+      logWeight: v.entryLogWeight,
+      gateWeight: v.entryGateWeight,
+      score: v.entryScore,
+      dot: v.entryDot,
+      target: v.batchT,
+      mix: v.mix,
+      rowScratch: v.rowScratch,
+      weight: v.entryWeight,
+      dLogWeight: v.entryDLogWeight,
+      normalized: router.normalized,
+    };
+    this.gateUpdate = optimizerViews(v.gateParams, v.gateGrads, v.gateOpt, v.gateParams.length, 0, v.gateParams.length);
+    this.gateHiddenFor(0);
+  }
+
+  /** Replace the optimiser settings (between steps). */
+  setOptimizer(cfg: Required<OptimizerConfig>): void {
+    this.optimizer = cfg;
+  }
+
+  private hiddenRows = -1;
+  /** Views of the gate's hidden activations for `rows` rows (layer l at rows·offset_l). */
+  private gateHiddenFor(rows: number): void {
+    if (rows === this.hiddenRows) return;
+    this.hiddenRows = rows;
+    const s = this.gate.shape.sizes;
+    this.gate.hidden.length = 0;
+    let off = 0;
+    for (let l = 1; l + 1 < s.length; l++) {
+      this.gate.hidden.push(this.v.gateHidden.subarray(rows * off, rows * (off + s[l]!)));
+      off += s[l]!;
+    }
+  }
+
+  /** Gather the batch's rows from the dataset into the session's memory. */
+  private gather(batch: ArrayLike<number>, rows: number): void {
+    const { D, K } = this.w, v = this.v, d = this.data;
+    const labels = this.config.task === 'classification';
+    for (let r = 0; r < rows; r++) {
+      const src = batch[r]!;
+      v.batchX.set(d.x.subarray(src * D, src * D + D), r * D);
+      v.batchT.set(d.t.subarray(src * K, src * K + K), r * K);
+      if (labels) v.batchLabels[r] = d.labels[src]!;
+    }
+  }
+
+  /** Gate forward: logits, log-softmax and softmax of the batch's rows. */
+  private gateForward(rows: number): void {
+    const v = this.v;
+    this.gateHiddenFor(rows);
+    mlpForward(this.gemm, this.k, this.gate, v.batchX, rows, v.gateLogits);
+    this.k.logSoftmaxRows(v.gateLogits, rows, this.config.experts, v.gateLogProb, v.gateProb);
+  }
+
+  /** ȳ = Σ_j ĝ_j o_j per row, summed in expert order (expert blocks are in expert order). */
+  private mixOutputs(rows: number): void {
+    const v = this.v, K = this.config.outputs, E = this.config.experts;
+    this.k.fill(v.mix, rows * K, 0);
+    for (let i = 0; i < E; i++) {
+      const a = v.expertStart[i]!;
+      this.k.mixAccumulate(v.mix, v.entryOut.subarray(a * K), v.entryGateWeight.subarray(a), 1, 0, rows, K);
+    }
+  }
+
+  /**
+   * Train on the dataset rows `batch` with learning rate `lr` as optimisation step `step`
+   * (1-based). Returns the batch's mean loss. Throws MoeError('DIVERGED') before any
+   * parameter changes when the loss is not finite.
+   */
+  async run(batch: ArrayLike<number>, lr: number, step: number): Promise<number> {
+    const rows = batch.length;
+    const ef = this.ef, router = this.router, pool = this.pool;
+    this.gather(batch, rows);
+    router.route(rows);
+    pool.beginForward(rows, step);
+    // The gate's forward overlaps the experts'.
+    this.gateForward(rows);
+    router.weigh(rows);
+    await pool.finishForward();
+
+    this.main.rows = rows;
+    if (ef.mixesOutputs) this.mixOutputs(rows);
+    const value = ef.combine(this.main);
+    if (!Number.isFinite(value)) {
+      throw new MoeError('DIVERGED', `loss is ${value} at step ${step}; parameters are left at step ${step - 1} (lower the learning rate, or check the data's scale)`);
+    }
+
+    pool.beginBackward(rows, step);
+    // The gate's backward overlaps the experts' (cooperative needs their dots first).
+    if (!ef.gateGradAfterBackward) this.gateBackward(rows);
+    await pool.finishBackward();
+    if (ef.gateGradAfterBackward) {
+      ef.gateGrad!(this.main);
+      this.gateBackward(rows);
+    }
+
+    pool.beginUpdate(lr, step);
+    optimizerStep(this.k, this.optimizer, this.gateUpdate, lr, step);
+    await pool.finishUpdate();
+    return value;
+  }
+
+  private gateBackward(rows: number): void {
+    this.router.backward(rows);
+    mlpBackward(this.gemm, this.k, this.gate, this.v.batchX, rows, this.v.gateLogitGrad);
+  }
+}

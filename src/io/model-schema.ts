@@ -1,0 +1,125 @@
+/**
+ * The model file's schema (zod): every field's type and range, and the configuration's
+ * consistency with the lengths of the parameter arrays, checked before anything is
+ * trusted. zod because it gives typed results and a path for every issue ("config.experts:
+ * …"), which becomes the one-line error; hand-written checks missed fields before.
+ */
+import { z } from 'zod';
+import { ACTIVATIONS } from '../model/mlp.js';
+import { LOSSES } from '../model/config.js';
+import { OPTIMIZERS } from '../optim/config.js';
+
+/** Largest layer width or count a model file may declare (sizes are checked again in total). */
+const MAX_WIDTH = 1 << 24;
+
+const count = z.number().int().min(1).max(MAX_WIDTH);
+const finite = z.number().refine(Number.isFinite, { message: 'must be a finite number' });
+
+const netSpec = z.object({
+  kind: z.enum(['linear', 'mlp']),
+  hidden: z.array(count).max(64),
+  activation: z.enum(ACTIVATIONS as unknown as [string, ...string[]]),
+});
+
+const config = z
+  .object({
+    task: z.enum(['regression', 'classification']),
+    inputs: count,
+    outputs: count,
+    experts: count,
+    expert: netSpec,
+    gate: netSpec,
+    loss: z.enum(LOSSES as unknown as [string, ...string[]]),
+  })
+  .superRefine((c, ctx) => {
+    for (const key of ['expert', 'gate'] as const) {
+      const n = c[key];
+      if (n.kind === 'mlp' && n.hidden.length === 0) ctx.addIssue({ code: 'custom', path: [key, 'hidden'], message: 'an mlp needs at least one hidden layer' });
+      if (n.kind === 'linear' && n.hidden.length > 0) ctx.addIssue({ code: 'custom', path: [key, 'hidden'], message: 'a linear net has no hidden layers' });
+    }
+    if (c.loss === 'categorical' && c.task !== 'classification') ctx.addIssue({ code: 'custom', path: ['loss'], message: 'categorical needs task classification' });
+    if (c.task === 'classification' && c.outputs < 2) ctx.addIssue({ code: 'custom', path: ['outputs'], message: 'classification needs at least 2 classes' });
+  });
+
+const optimizer = z.object({
+  name: z.enum(OPTIMIZERS as unknown as [string, ...string[]]),
+  lr: finite.refine((v) => v > 0, { message: 'must be > 0' }),
+  momentum: finite.refine((v) => v >= 0 && v < 1, { message: 'must be in [0, 1)' }),
+  beta1: finite.refine((v) => v >= 0 && v < 1, { message: 'must be in [0, 1)' }),
+  beta2: finite.refine((v) => v >= 0 && v < 1, { message: 'must be in [0, 1)' }),
+  epsilon: finite.refine((v) => v > 0, { message: 'must be > 0' }),
+  weightDecay: finite.refine((v) => v >= 0, { message: 'must be ≥ 0' }),
+});
+
+const scaler = z.object({
+  mean: z.array(finite),
+  std: z.array(finite.refine((v) => v > 0, { message: 'must be > 0' })),
+});
+
+const uint32 = z.number().int().min(0).max(0xffffffff);
+
+const training = z.object({
+  seed: uint32,
+  step: z.number().int().min(0),
+  epoch: z.number().int().min(0),
+  rng: z.array(uint32).length(4),
+  batch: z.number().int().min(0).optional(),
+  batchSize: z.number().int().min(1).optional(),
+});
+
+const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, { message: 'must be base64' });
+
+/** The document of versions 1 and 2 (version 1 has no `kernels`; its checksum covers the arrays only). */
+export const modelDocumentSchema = z
+  .object({
+    format: z.literal('local-experts-model'),
+    version: z.number().int().min(1),
+    writer: z.string().max(200).optional(),
+    config,
+    optimizer,
+    inputScaler: scaler.optional(),
+    targetScaler: scaler.optional(),
+    featureNames: z.array(z.string().max(10_000)).optional(),
+    targetNames: z.array(z.string().max(10_000)).optional(),
+    classNames: z.array(z.string().max(10_000)).optional(),
+    training,
+    backend: z.string().max(200).optional(),
+    kernels: z.string().max(20).optional(),
+    params: z.object({ gateParams: base64, expertParams: base64, gateOpt: base64, expertOpt: base64 }),
+    checksum: z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be 64 hex digits' }),
+  })
+  .superRefine((d, ctx) => {
+    const c = d.config;
+    const widths: [keyof typeof d, number, string][] = [
+      ['featureNames', c.inputs, 'inputs'],
+      ['targetNames', c.task === 'classification' ? 1 : c.outputs, c.task === 'classification' ? 'label column' : 'outputs'],
+      ['classNames', c.outputs, 'classes'],
+    ];
+    for (const [key, n, what] of widths) {
+      const names = d[key] as string[] | undefined;
+      if (names !== undefined && names.length !== n) ctx.addIssue({ code: 'custom', path: [key], message: `has ${names.length} names, the model has ${n} ${what}` });
+    }
+    if (d.classNames !== undefined && c.task !== 'classification') ctx.addIssue({ code: 'custom', path: ['classNames'], message: 'only a classification model has class names' });
+    if (d.classNames !== undefined && new Set(d.classNames).size !== d.classNames.length) ctx.addIssue({ code: 'custom', path: ['classNames'], message: 'a class is named twice' });
+    if ((d.inputScaler === undefined) !== (d.targetScaler === undefined)) ctx.addIssue({ code: 'custom', path: ['targetScaler'], message: 'inputScaler and targetScaler come together' });
+    const scalers: [keyof typeof d, number][] = [
+      ['inputScaler', c.inputs],
+      ['targetScaler', c.outputs],
+    ];
+    for (const [key, n] of scalers) {
+      const s = d[key] as { mean: number[]; std: number[] } | undefined;
+      if (s && (s.mean.length !== n || s.std.length !== n)) ctx.addIssue({ code: 'custom', path: [key], message: `needs ${n} means and ${n} standard deviations` });
+    }
+    if ((d.training.batch ?? 0) > 0 && d.training.batchSize === undefined) ctx.addIssue({ code: 'custom', path: ['training', 'batchSize'], message: 'a mid-epoch checkpoint needs its batch size' });
+  });
+
+/** A parsed, schema-checked model document. */
+export type ModelDocumentData = z.infer<typeof modelDocumentSchema>;
+
+/** The first issue of a failed parse as `path: message` (values cut to keep it one line). */
+export function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0]!;
+  const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  const message = issue.message.replace(/\s+/g, ' ').slice(0, 200);
+  return path ? `${path}: ${message}` : message;
+}

@@ -1,0 +1,35 @@
+/**
+ * Competitive error (the paper's second form): E = Σ_j ĝ_j ‖d − o_j‖².
+ * Expert side: score e_j = ‖d − o_j‖²; ∂E/∂o_j = 2ĝ_j (o_j − d)/B.
+ * Main side: E_row = Σ_j ĝ_j e_j, weight 2ĝ_j/B, ∂E/∂log ĝ_j = ĝ_j e_j/B (so under the
+ * dense softmax ∂E/∂u_i = g_i (e_i − Σ_j g_j e_j)/B).
+ */
+import type { ErrorFunction } from './error-function.js';
+
+export const competitive: ErrorFunction = {
+  name: 'competitive',
+  formula: 'E = Σ_j ĝ_j ‖d − o_j‖²',
+  readsTargets: true,
+  mixesOutputs: false,
+  gateGradAfterBackward: false,
+  expertScores(k, b) {
+    k.sqErrRows(b.out, b.target, b.rows, b.K, b.score, 1, 0);
+  },
+  expertOutputGrad(k, b) {
+    k.weightedDiffRows(b.out, b.target, b.weight, 1, 0, b.rows, b.K, b.gradOut);
+  },
+  combine(v) {
+    const inv = 1 / v.rows;
+    let total = 0;
+    for (let r = 0; r < v.rows; r++) {
+      for (let j = v.rowStart[r]!; j < v.rowStart[r + 1]!; j++) {
+        const e = v.rowEntries[j]!;
+        const g = v.gateWeight[e]!, s = v.score[e]!;
+        total += g * s;
+        v.weight[e] = 2 * g * inv;
+        v.dLogWeight[e] = g * s * inv;
+      }
+    }
+    return total * inv;
+  },
+};

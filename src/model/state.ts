@@ -1,0 +1,141 @@
+/**
+ * A mixture's state: everything a model file holds and nothing that runs. The training
+ * session and the inference engine use it; it imports nothing from train, parallel, io
+ * or bench. Parameters live in memory of the model's own (plain ArrayBuffers), never in a
+ * session's shared memory: a session copies them in when it starts and back when it ends.
+ */
+import type { Standardizer } from '../data/standardize.js';
+import { OptionError } from '../errors.js';
+import { Rng } from '../rng.js';
+import { optimizerStateSize, type OptimizerConfig } from '../optim/config.js';
+import { expertShape, gateShape, type MixtureConfig } from './config.js';
+import { mlpInit, mlpParamCount } from './mlp.js';
+
+/** Parameters and optimiser state (planar; see optimizerStateSize), as flat float32 vectors. */
+export interface MixtureParams {
+  /** Gate weights and biases, {@link mlpParamCount} of the gate's shape. */
+  gateParams: Float32Array;
+  /** All experts' parameters: E consecutive blocks of one expert's {@link mlpParamCount}. */
+  expertParams: Float32Array;
+  /** Gate optimiser state: optimizerStateSize slots of gateParams.length floats (empty for sgd). */
+  gateOpt: Float32Array;
+  /** Experts' optimiser state: optimizerStateSize slots of expertParams.length floats (empty for sgd). */
+  expertOpt: Float32Array;
+}
+
+/** The names of the {@link MixtureParams} arrays, in file order. */
+export const PARAM_ARRAYS = ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const;
+
+/** Training progress that a checkpoint restores. */
+export interface TrainingState {
+  /** Seed the mixture was created with (initialisation, split, shuffles), 0 ≤ seed < 2³². */
+  seed: number;
+  /** Optimisation steps taken. */
+  step: number;
+  /** Epochs completed. */
+  epoch: number;
+  /** Shuffle generator state at the start of the epoch in progress (or the next). */
+  rng: number[];
+  /**
+   * Batches done in the epoch in progress: > 0 only in a checkpoint taken mid-epoch
+   * (Ctrl-C, abort, a save during a fit); fit then redraws that epoch's order and
+   * continues after them.
+   */
+  batch?: number;
+  /** Batch size of the last fit (a mid-epoch resume must use the same). */
+  batchSize?: number;
+}
+
+/** Everything a model is: configuration, parameters, standardisation, names, training state. */
+export interface ModelState {
+  /** Task, widths D/K/E, gate and expert architectures, loss (fixed at creation). */
+  readonly config: MixtureConfig;
+  /** Optimiser and its hyper-parameters, defaults filled in. */
+  readonly optimizer: Required<OptimizerConfig>;
+  /** Parameters and optimiser state, in the model's own memory. */
+  params: MixtureParams;
+  /** Fitted on the first training set; undefined until then. */
+  inputScaler?: Standardizer;
+  /** Standardisation of the targets (regression; identity for classification). */
+  targetScaler?: Standardizer;
+  /** Input column names (D), if known. */
+  featureNames?: string[];
+  /** Regression: target column names (K), if known. */
+  targetNames?: string[];
+  /** Classification: class names (K) indexed by label, if known. */
+  classNames?: string[];
+  /** Steps, epochs and RNG state. */
+  training: TrainingState;
+}
+
+/**
+ * Largest number of floats of parameters, gradients and optimiser state a mixture may
+ * have: a training session keeps them in one 32-bit WebAssembly memory (4 GiB) together
+ * with its activations, so models beyond ~3.5 GiB of them are refused up front.
+ */
+export const MAX_MODEL_FLOATS = Math.floor((3.5 * 2 ** 30) / 4);
+
+/** Floats a model's parameters, gradients and optimiser state take in a training session. */
+export function modelFloats(config: MixtureConfig, optimizer: Required<OptimizerConfig>): number {
+  const P = mlpParamCount(gateShape(config)) + config.experts * mlpParamCount(expertShape(config));
+  return P * (2 + optimizerStateSize(optimizer.name));
+}
+
+/** Throw OptionError (naming `experts`, or the widest net) when a model cannot be held. */
+export function checkModelSize(config: MixtureConfig, optimizer: Required<OptimizerConfig>): void {
+  const floats = modelFloats(config, optimizer);
+  if (floats > MAX_MODEL_FLOATS) {
+    const gib = ((floats * 4) / 2 ** 30).toFixed(1);
+    const P = mlpParamCount(expertShape(config));
+    const option = config.experts * P > mlpParamCount(gateShape(config)) && config.experts > 1 ? 'experts' : 'expert';
+    throw new OptionError(
+      option,
+      `${config.experts} experts of ${P.toLocaleString('en-US')} parameters need ${gib} GiB of parameters, gradients and optimiser state; the limit is 3.5 GiB (one WebAssembly memory)`,
+    );
+  }
+}
+
+/** Zeroed parameter and optimiser arrays of the right sizes. */
+export function allocateParams(config: MixtureConfig, optimizer: Required<OptimizerConfig>): MixtureParams {
+  checkModelSize(config, optimizer);
+  const S = optimizerStateSize(optimizer.name);
+  const Pg = mlpParamCount(gateShape(config));
+  const Pe = mlpParamCount(expertShape(config));
+  return {
+    gateParams: new Float32Array(Pg),
+    expertParams: new Float32Array(config.experts * Pe),
+    gateOpt: new Float32Array(Pg * S),
+    expertOpt: new Float32Array(config.experts * Pe * S),
+  };
+}
+
+/** A fresh, seeded model: the gate first, then the experts in order, from one generator. */
+export function initialState(config: MixtureConfig, optimizer: Required<OptimizerConfig>, seed: number): ModelState {
+  const params = allocateParams(config, optimizer);
+  const rng = new Rng(seed);
+  mlpInit(gateShape(config), params.gateParams, rng);
+  const P = mlpParamCount(expertShape(config));
+  for (let i = 0; i < config.experts; i++) mlpInit(expertShape(config), params.expertParams.subarray(i * P, (i + 1) * P), rng);
+  return { config, optimizer, params, training: { seed, step: 0, epoch: 0, rng: rng.state() } };
+}
+
+/** A copy of every parameter array. */
+export function copyParams(p: MixtureParams): MixtureParams {
+  return { gateParams: p.gateParams.slice(), expertParams: p.expertParams.slice(), gateOpt: p.gateOpt.slice(), expertOpt: p.expertOpt.slice() };
+}
+
+/** Copy every parameter array of `from` into `to` (same sizes). */
+export function setParams(to: MixtureParams, from: MixtureParams): void {
+  for (const k of PARAM_ARRAYS) to[k].set(from[k]);
+}
+
+/** A deep copy of a state (parameters, scalers, names, training state). */
+export function cloneState(s: ModelState, params: MixtureParams = copyParams(s.params)): ModelState {
+  const c: ModelState = { config: s.config, optimizer: s.optimizer, params, training: { ...s.training, rng: [...s.training.rng] } };
+  if (s.inputScaler) c.inputScaler = { mean: [...s.inputScaler.mean], std: [...s.inputScaler.std] };
+  if (s.targetScaler) c.targetScaler = { mean: [...s.targetScaler.mean], std: [...s.targetScaler.std] };
+  if (s.featureNames) c.featureNames = [...s.featureNames];
+  if (s.targetNames) c.targetNames = [...s.targetNames];
+  if (s.classNames) c.classNames = [...s.classNames];
+  return c;
+}

@@ -1,0 +1,88 @@
+/**
+ * A training session: the threads and memory one fit owns. It lays out one shared kernel
+ * memory for the model's parameters, gradients, optimiser state and every step's scratch,
+ * copies the parameters in, starts the expert pool (in-process, or shard workers that
+ * receive the memory itself), and at the end copies the parameters back into the model's
+ * own memory and lets go of everything (the dataset included).
+ */
+import type { WasmMemory } from '../memory/wasm.js';
+import type { ComputeProvider } from '../compute/provider.js';
+import { MixtureStep, type TrainingData } from '../engine/step.js';
+import { denseSizes, shardExperts } from '../engine/plan.js';
+import { InProcessPool, type ExpertPool } from '../engine/pool.js';
+import { DenseRouter } from '../engine/routing.js';
+import { createKernels } from '../kernels/index.js';
+import type { KernelSetName } from '../kernels/types.js';
+import { mapViews, planLayout, type MixtureLayout, type MixtureViews } from '../memory/layout.js';
+import { allocateMemory } from '../memory/memory.js';
+import { setParams, type MixtureParams, type ModelState } from '../model/state.js';
+import { ParallelPool } from '../parallel/pool.js';
+
+/** How a session is set up. */
+export interface SessionOptions {
+  /** Largest batch, in rows. */
+  maxBatch: number;
+  /** Worker threads (0 = in-process). */
+  workers: number;
+  /** The kernel set of every thread. */
+  kernels: KernelSetName;
+  /** Stall timeout of a parallel pool, ms (undefined: the pool's default). */
+  stallTimeoutMs?: number | undefined;
+  /** Shard worker entry (tests wrap the real one). */
+  shardEntry?: string | undefined;
+  /** Benchmarks: wrap the pool (to time its phases). */
+  wrapPool?: ((pool: ExpertPool, views: MixtureViews) => ExpertPool) | undefined;
+}
+
+export class TrainingSession {
+  private constructor(
+    readonly memory: WasmMemory,
+    readonly layout: MixtureLayout,
+    readonly views: MixtureViews,
+    readonly pool: ExpertPool,
+    readonly step: MixtureStep,
+  ) {}
+
+  /**
+   * Lay out the memory for `state` and `data`, copy the parameters in and start the pool.
+   * Throws BackendError when the provider does not load in a worker (nothing is changed).
+   */
+  static async start(state: ModelState, provider: ComputeProvider, data: TrainingData, o: SessionOptions): Promise<TrainingSession> {
+    const c = state.config;
+    const shards = Math.max(1, o.workers);
+    const layout = planLayout(denseSizes(c, state.optimizer, o.maxBatch, shards));
+    const memory = allocateMemory(layout.byteLength, `a training session (batch ${o.maxBatch})`, 'batchSize');
+    const views = mapViews(memory.buffer, layout);
+    setParams(views, state.params);
+    const k = createKernels(memory, o.kernels);
+    const inner: ExpertPool =
+      o.workers === 0
+        ? new InProcessPool(provider.sgemm, k, c, state.optimizer, layout, views)
+        : await ParallelPool.start({
+            memory,
+            layout,
+            config: c,
+            optimizer: state.optimizer,
+            backend: provider.name,
+            blasLibrary: provider.name === 'blas' ? provider.detail : undefined,
+            shards: o.workers,
+            kernels: o.kernels,
+            stallTimeoutMs: o.stallTimeoutMs,
+            entry: o.shardEntry,
+          });
+    const pool = o.wrapPool ? o.wrapPool(inner, views) : inner;
+    const router = new DenseRouter(views, c.experts, o.maxBatch, shardExperts(c.experts, shards));
+    const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data);
+    return new TrainingSession(memory, layout, views, pool, step);
+  }
+
+  /** The live parameter views (they change with every step). */
+  get params(): MixtureParams {
+    return this.views;
+  }
+
+  /** Stop the pool's threads (idempotent). */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
