@@ -21,7 +21,23 @@ function node(inputType: 'module' | 'commonjs', code: string, timeout = 30_000):
   return execFileSync(process.execPath, [`--input-type=${inputType}`, '-e', code], { cwd: root, encoding: 'utf8', timeout });
 }
 
+/**
+ * The public API, pinned: a name added to or removed from src/index.ts fails here until
+ * this list is changed with it, on purpose (internals such as the step, the pools or the
+ * memory layout must not leak out by accident).
+ */
+const PUBLIC_VALUES = [
+  'ACTIVATIONS', 'BACKENDS', 'BackendError', 'DataError', 'LOSSES', 'MODEL_FORMAT', 'MODEL_FORMAT_VERSION', 'Mixture',
+  'ModelFormatError', 'MoeError', 'OPTIMIZERS', 'OptionError', 'PAPER_VOWELS', 'SCALING_SIZES', 'SIZE_SPECS',
+  'ShardCrashError', 'ShardStallError', 'cosineDecay', 'datasetFromArrays', 'formatScalingMarkdown', 'loadCsv',
+  'loadVowels', 'runCsvParseBenchmark', 'runScalingBenchmark', 'splitRows', 'stepDecay', 'subset', 'validateDataset',
+];
+
 describe('package entry point', () => {
+  it('exports exactly the pinned public names', () => {
+    expect(names).toEqual([...PUBLIC_VALUES].sort());
+  });
+
   it('exports the same names through import by name as src/index.ts', () => {
     const out = node('module', `import * as m from 'local-experts'; console.log(JSON.stringify(Object.keys(m).sort()));`);
     expect(JSON.parse(out)).toEqual(names);

@@ -87,7 +87,8 @@ export function checkModelSize(config: MixtureConfig, optimizer: Required<Optimi
   if (floats > MAX_MODEL_FLOATS) {
     const gib = ((floats * 4) / 2 ** 30).toFixed(1);
     const P = mlpParamCount(expertShape(config));
-    const option = config.experts * P > mlpParamCount(gateShape(config)) && config.experts > 1 ? 'experts' : 'expert';
+    // One expert alone too large: its architecture is the problem; else their number.
+    const option = P * (2 + optimizerStateSize(optimizer.name)) > MAX_MODEL_FLOATS ? 'expert' : 'experts';
     throw new OptionError(
       option,
       `${config.experts} experts of ${P.toLocaleString('en-US')} parameters need ${gib} GiB of parameters, gradients and optimiser state; the limit is 3.5 GiB (one WebAssembly memory)`,
