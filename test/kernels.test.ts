@@ -43,15 +43,41 @@ const SIZES = [1, 3, 4, 5, 17, 1000, 4099];
 /** Bump allocation of views in `memory`, at element offsets ≡ `misalign` (mod 4). */
 class Arena {
   private next = 0;
+  private ranges: [number, number][] = [];
   constructor(private readonly mem: WasmMemory = memory) {}
   reset(): void {
     this.next = 0;
+    this.ranges = [];
   }
   private place(n: number, misalign: number): number {
     const off = Math.ceil(this.next / 4) * 4 + misalign;
     this.next = off + n + 4;
     if (4 * this.next > this.mem.buffer.byteLength) throw new Error('test arena full');
+    this.ranges.push([off, off + n]);
     return off;
+  }
+  /** Fills every element between the views placed so far with a guard pattern. */
+  guardGaps(): void {
+    const all = new Int32Array(this.mem.buffer, 0, this.next);
+    let from = 0;
+    for (const [a, b] of this.ranges) {
+      all.fill(GUARD, from, a);
+      from = Math.max(from, b);
+    }
+    all.fill(GUARD, from, this.next);
+  }
+  /** Expects the guard pattern still in every gap (no kernel wrote outside its views). */
+  checkGaps(what: string): void {
+    const all = new Int32Array(this.mem.buffer, 0, this.next);
+    let from = 0;
+    const check = (a: number, b: number): void => {
+      for (let i = a; i < b; i++) if (all[i] !== GUARD) fail(`${what}: element ${i} outside every view was overwritten`);
+    };
+    for (const [a, b] of this.ranges) {
+      check(from, a);
+      from = Math.max(from, b);
+    }
+    check(from, this.next);
   }
   f32(n: number, misalign = 0): Float32Array {
     return new Float32Array(this.mem.buffer, 4 * this.place(n, misalign), n);
@@ -61,6 +87,7 @@ class Arena {
   }
 }
 
+const GUARD = 0x7fa5a5a5; // a NaN no kernel produces
 const arena = new Arena();
 
 /** Edge values mixed into the inputs of the parity tests. */
@@ -120,16 +147,16 @@ function parity(what: string, specs: ArraySpec[], misalign: number, run: (k: Ker
     for (let i = 0; i < s.len; i++) t[i] = s.init(i, rng);
     return t;
   });
-  const views = SETS.map(([, k], si) => {
-    const v: Record<string, Float32Array | Int32Array> = {};
-    specs.forEach((s, j) => {
-      const x = s.int ? arena.i32(s.len, (misalign + j + si) % 4) : arena.f32(s.len, (misalign + j + si) % 4);
-      x.set(templates[j]!);
-      v[s.name] = x;
-    });
+  const views = SETS.map((_set, si) =>
+    Object.fromEntries(specs.map((s, j) => [s.name, s.int ? arena.i32(s.len, (misalign + j + si) % 4) : arena.f32(s.len, (misalign + j + si) % 4)])),
+  );
+  arena.guardGaps();
+  SETS.forEach(([, k], si) => {
+    const v = views[si]!;
+    specs.forEach((s, j) => v[s.name]!.set(templates[j]!));
     run(k, v as Record<string, Float32Array & Int32Array>);
-    return v;
   });
+  arena.checkGaps(what);
   for (const s of specs) sameBits(views[0]![s.name]!, views[1]![s.name]!, `${what}: ${s.name}`);
 }
 
@@ -254,6 +281,14 @@ describe('wasm and js kernel sets are bit-identical', () => {
       }
     });
   }
+
+  it('the harness notices a write one element past a view (so the gap checks can fail)', () => {
+    expect(() =>
+      parity('overrun', [{ name: 'a', len: 5, init: normal }], 1, (k, v) => {
+        if (k.name === 'wasm') new Float32Array(v.a.buffer, v.a.byteOffset, 6)[5] = 1;
+      }),
+    ).toThrow(/overrun: element \d+ outside every view was overwritten/);
+  });
 
   it('rows of −∞ and NaN, and zero-sized calls', () => {
     const specs: ArraySpec[] = [
@@ -461,13 +496,15 @@ describe('kernels against float64 references', () => {
     it(`${name}: relu, its derivative, bias rows, gathers, fill and copy are exact`, () => {
       arena.reset();
       const x = rand(N, () => rng.normal());
+      x[5] = NaN; // relu and its derivative send NaN to +0, as 0.1.0 did
+      x[6] = -0;
       const a = toView(x, 1), d = toView(rand(N, () => rng.normal()), 2);
       const d0 = Float32Array.from(d);
       k.activateBackward('relu', d, a, N);
       k.activate('relu', a, N);
       for (let i = 0; i < N; i++) {
         const f = Math.fround(x[i]!);
-        expect(a[i]).toBe(f > 0 ? f : 0);
+        expect(Object.is(a[i], f > 0 ? f : 0), `relu(${f}) = ${a[i]}`).toBe(true);
         expect(d[i]).toBe(f > 0 ? d0[i] : 0);
       }
       const bias = toView(rand(17, () => rng.normal())), z = arena.f32(5 * 17, 3);
