@@ -25,6 +25,8 @@ describe('runKernelBenchmark', () => {
     expect(report.rows.map((r) => [r.kernel, r.set])).toEqual(expected);
     for (const r of report.rows) {
       expect(positiveFinite(r.nsPerElement), `${r.kernel} ${r.set}: ${r.nsPerElement}`).toBe(true);
+      expect(r.minNsPerElement).toBeGreaterThan(0);
+      expect(r.minNsPerElement).toBeLessThanOrEqual(r.nsPerElement);
       expect(r.samples).toBeGreaterThanOrEqual(2);
     }
     expect(report.rows.find((r) => r.kernel === 'adam')!.elements).toBe(8 * 262_912);
@@ -32,8 +34,9 @@ describe('runKernelBenchmark', () => {
     expect(report.shapes['logSoftmaxRows']).toBe('512×8');
     expect(lines).toHaveLength(report.rows.length);
     const md = formatKernelMarkdown(report);
-    expect(md).toMatch(/^\| adam \| 8×262,912 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+× \| ≤ 1\.5 [✓✗] \|$/m);
-    expect(md).toMatch(/^\| copy \| 262,912 \| – \| [\d.]+ \| [\d.]+ \| – \|  \|$/m);
+    const t = '[\\d.]+ \\([\\d.]+\\)';
+    expect(md).toMatch(new RegExp(`^\\| adam \\| 8×262,912 \\| ${t} \\| ${t} \\| ${t} \\| [\\d.]+× \\| ≤ 1\\.5 [✓✗] \\|$`, 'm'));
+    expect(md).toMatch(new RegExp(`^\\| copy \\| 262,912 \\| – \\| ${t} \\| ${t} \\| – \\|  \\|$`, 'm'));
   });
 
   it('rejects unknown kernels and sets with an OptionError', async () => {
