@@ -128,11 +128,17 @@ const normal: Init = (_i, rng) => rng.normal() * 3;
 const withEdges = (scale = 3): Init => (i, rng) => (i < EDGES.length && i % 2 === 0 ? EDGES[i]! : i % 7 === 3 ? EDGES[(i * 5) % EDGES.length]! : rng.normal() * scale);
 const positive: Init = (_i, rng) => Math.abs(rng.normal());
 
-interface ArraySpec {
-  name: string;
+interface ArraySpec<N extends string = string> {
+  name: N;
   len: number;
   init: Init;
   int?: boolean;
+}
+
+/** The views of one parity run by name: `f` types them as float32, `i` as int32 (the same objects). */
+interface Views<N extends string> {
+  f: Record<N, Float32Array>;
+  i: Record<N, Int32Array>;
 }
 
 /**
@@ -140,7 +146,7 @@ interface ArraySpec {
  * inputs (each at element offsets ≡ misalign mod 4) and expects every array, inputs included
  * (most kernels work in place), to end bit-identical.
  */
-function parity(what: string, specs: ArraySpec[], misalign: number, run: (k: Kernels, v: Record<string, Float32Array & Int32Array>) => void, seed = 1): void {
+function parity<N extends string>(what: string, specs: readonly ArraySpec<N>[], misalign: number, run: (k: Kernels, v: Views<N>) => void, seed = 1): void {
   arena.reset();
   const rng = new Rng(seed);
   const templates = specs.map((s) => {
@@ -148,17 +154,18 @@ function parity(what: string, specs: ArraySpec[], misalign: number, run: (k: Ker
     for (let i = 0; i < s.len; i++) t[i] = s.init(i, rng);
     return t;
   });
-  const views = SETS.map((_set, si) =>
-    Object.fromEntries(specs.map((s, j) => [s.name, s.int ? arena.i32(s.len, (misalign + j + si) % 4) : arena.f32(s.len, (misalign + j + si) % 4)])),
-  );
+  const views = SETS.map((_set, si) => {
+    const byName = Object.fromEntries(specs.map((s, j) => [s.name, s.int ? arena.i32(s.len, (misalign + j + si) % 4) : arena.f32(s.len, (misalign + j + si) % 4)]));
+    return byName as Record<N, Float32Array | Int32Array>;
+  });
   arena.guardGaps();
   SETS.forEach(([, k], si) => {
     const v = views[si]!;
-    specs.forEach((s, j) => v[s.name]!.set(templates[j]!));
-    run(k, v as Record<string, Float32Array & Int32Array>);
+    specs.forEach((s, j) => v[s.name].set(templates[j]!));
+    run(k, { f: v, i: v } as Views<N>);
   });
   arena.checkGaps(what);
-  for (const s of specs) sameBits(views[0]![s.name]!, views[1]![s.name]!, `${what}: ${s.name}`);
+  for (const s of specs) sameBits(views[0]![s.name], views[1]![s.name], `${what}: ${s.name}`);
 }
 
 describe('wasm and js kernel sets are bit-identical', () => {
@@ -167,7 +174,7 @@ describe('wasm and js kernel sets are bit-identical', () => {
       for (let mis = 0; mis < 4; mis++) {
         const seed = n * 10 + mis;
         for (const act of ACTS) {
-          parity(`activate ${act}`, [{ name: 'a', len: n, init: withEdges(act === 'tanh' ? 4 : 10) }], mis, (k, v) => k.activate(act, v.a, n), seed);
+          parity(`activate ${act}`, [{ name: 'a', len: n, init: withEdges(act === 'tanh' ? 4 : 10) }], mis, (k, v) => k.activate(act, v.f.a, n), seed);
           parity(
             `activateBackward ${act}`,
             [
@@ -175,15 +182,15 @@ describe('wasm and js kernel sets are bit-identical', () => {
               { name: 'a', len: n, init: withEdges(0.7) },
             ],
             mis,
-            (k, v) => k.activateBackward(act, v.delta, v.a, n),
+            (k, v) => k.activateBackward(act, v.f.delta, v.f.a, n),
             seed,
           );
         }
-        parity('addInto', [{ name: 'dst', len: n, init: withEdges() }, { name: 'src', len: n, init: withEdges() }], mis, (k, v) => k.addInto(v.dst, v.src, n), seed);
-        parity('fill', [{ name: 'dst', len: n + 2, init: normal }], mis, (k, v) => k.fill(v.dst, n, -0.1), seed);
-        parity('fill 0', [{ name: 'dst', len: n + 2, init: normal }], mis, (k, v) => k.fill(v.dst, n, 0), seed);
-        parity('fill -0', [{ name: 'dst', len: n + 2, init: normal }], mis, (k, v) => k.fill(v.dst, n, -0), seed);
-        parity('copy', [{ name: 'dst', len: n, init: normal }, { name: 'src', len: n, init: withEdges() }], mis, (k, v) => k.copy(v.dst, v.src, n), seed);
+        parity('addInto', [{ name: 'dst', len: n, init: withEdges() }, { name: 'src', len: n, init: withEdges() }], mis, (k, v) => k.addInto(v.f.dst, v.f.src, n), seed);
+        parity('fill', [{ name: 'dst', len: n + 2, init: normal }], mis, (k, v) => k.fill(v.f.dst, n, -0.1), seed);
+        parity('fill 0', [{ name: 'dst', len: n + 2, init: normal }], mis, (k, v) => k.fill(v.f.dst, n, 0), seed);
+        parity('fill -0', [{ name: 'dst', len: n + 2, init: normal }], mis, (k, v) => k.fill(v.f.dst, n, -0), seed);
+        parity('copy', [{ name: 'dst', len: n, init: normal }, { name: 'src', len: n, init: withEdges() }], mis, (k, v) => k.copy(v.f.dst, v.f.src, n), seed);
         parity(
           'sgd',
           [
@@ -191,7 +198,7 @@ describe('wasm and js kernel sets are bit-identical', () => {
             { name: 'g', len: n, init: withEdges(0.1) },
           ],
           mis,
-          (k, v) => k.sgd(v.p, v.g, n, 0.05, 1e-4),
+          (k, v) => k.sgd(v.f.p, v.f.g, n, 0.05, 1e-4),
           seed,
         );
         parity(
@@ -202,7 +209,7 @@ describe('wasm and js kernel sets are bit-identical', () => {
             { name: 'vel', len: n, init: normal },
           ],
           mis,
-          (k, v) => k.momentum(v.p, v.g, v.vel, n, 0.05, 0.9, 1e-4),
+          (k, v) => k.momentum(v.f.p, v.f.g, v.f.vel, n, 0.05, 0.9, 1e-4),
           seed,
         );
         for (const wd of [0, 1e-3]) {
@@ -211,11 +218,11 @@ describe('wasm and js kernel sets are bit-identical', () => {
             [
               { name: 'p', len: n, init: withEdges(1) },
               { name: 'g', len: n, init: withEdges(0.1) },
-              { name: 'm', len: n, init: (i, r) => r.normal() * 0.01 },
+              { name: 'm', len: n, init: (_i, r) => r.normal() * 0.01 },
               { name: 'v', len: n, init: (i, r) => (i === 2 ? 0 : positive(i, r) * 1e-4) },
             ],
             mis,
-            (k, v) => k.adam(v.p, v.g, v.m, v.v, n, 0.01 / (1 - 0.9 ** 3), 1 / (1 - 0.999 ** 3), 0.9, 0.999, 1e-8, wd),
+            (k, v) => k.adam(v.f.p, v.f.g, v.f.m, v.f.v, n, 0.01 / (1 - 0.9 ** 3), 1 / (1 - 0.999 ** 3), 0.9, 0.999, 1e-8, wd),
             seed,
           );
         }
@@ -228,8 +235,8 @@ describe('wasm and js kernel sets are bit-identical', () => {
         const mis = (rows + K) % 4;
         const seed = rows * 1000 + K;
         const label: Init = (i, r) => (i === 1 ? -1 : i === 2 ? K : r.int(K));
-        parity('biasRows', [{ name: 'z', len: rows * K, init: normal }, { name: 'b', len: K, init: withEdges() }], mis, (k, v) => k.biasRows(v.z, v.b, rows, K), seed);
-        parity('colSums', [{ name: 'm', len: rows * K, init: withEdges() }, { name: 'out', len: K, init: normal }], mis, (k, v) => k.colSums(v.m, rows, K, v.out), seed);
+        parity('biasRows', [{ name: 'z', len: rows * K, init: normal }, { name: 'b', len: K, init: withEdges() }], mis, (k, v) => k.biasRows(v.f.z, v.f.b, rows, K), seed);
+        parity('colSums', [{ name: 'm', len: rows * K, init: withEdges() }, { name: 'out', len: K, init: normal }], mis, (k, v) => k.colSums(v.f.m, rows, K, v.f.out), seed);
         parity(
           'gatherRows',
           [
@@ -238,7 +245,7 @@ describe('wasm and js kernel sets are bit-identical', () => {
             { name: 'dst', len: rows * K, init: normal },
           ],
           mis,
-          (k, v) => k.gatherRows(v.src, K, v.idx, rows, v.dst),
+          (k, v) => k.gatherRows(v.f.src, K, v.i.idx, rows, v.f.dst),
           seed,
         );
         parity(
@@ -249,10 +256,11 @@ describe('wasm and js kernel sets are bit-identical', () => {
             { name: 'dst', len: rows, init: () => 0, int: true },
           ],
           mis,
-          (k, v) => k.gatherRowsI32(v.src, v.idx, rows, v.dst),
+          (k, v) => k.gatherRowsI32(v.i.src, v.i.idx, rows, v.i.dst),
           seed,
         );
-        const rowSpecs = (u: Init): ArraySpec[] => [
+        type RowName = 'o' | 'd' | 'ybar' | 'out' | 'w' | 'labels' | 'lse' | 'grad' | 'logG' | 'g';
+        const rowSpecs = (u: Init): ArraySpec<RowName>[] => [
           { name: 'o', len: rows * K, init: u },
           { name: 'd', len: rows * K, init: u },
           { name: 'ybar', len: rows * K, init: u },
@@ -269,15 +277,15 @@ describe('wasm and js kernel sets are bit-identical', () => {
           ['edges', withEdges(5)],
         ] as const) {
           const specs = rowSpecs(init);
-          parity(`logSoftmaxRows ${which}`, specs, mis, (k, v) => k.logSoftmaxRows(v.o, rows, K, v.logG, v.g), seed);
-          parity(`sqErrRows ${which}`, specs, mis, (k, v) => k.sqErrRows(v.o, v.d, rows, K, v.out, 3, 1), seed);
-          parity(`logSoftmaxPickRows ${which}`, specs, mis, (k, v) => k.logSoftmaxPickRows(v.o, v.labels, rows, K, v.out, 3, 2, v.lse), seed);
-          parity(`weightedDiffRows ${which}`, specs, mis, (k, v) => k.weightedDiffRows(v.ybar, v.d, v.w, 2, 1, rows, K, v.grad), seed);
-          parity(`softmaxMinusOnehotRows ${which}`, specs, mis, (k, v) => k.softmaxMinusOnehotRows(v.o, v.lse, v.labels, v.w, 2, 0, rows, K, v.grad), seed);
-          parity(`dotDiffRows ${which}`, specs, mis, (k, v) => k.dotDiffRows(v.d, v.ybar, v.o, rows, K, v.out, 3, 0), seed);
-          parity(`mixAccumulate ${which}`, specs, mis, (k, v) => k.mixAccumulate(v.ybar, v.o, v.w, 2, 1, rows, K), seed);
+          parity(`logSoftmaxRows ${which}`, specs, mis, (k, v) => k.logSoftmaxRows(v.f.o, rows, K, v.f.logG, v.f.g), seed);
+          parity(`sqErrRows ${which}`, specs, mis, (k, v) => k.sqErrRows(v.f.o, v.f.d, rows, K, v.f.out, 3, 1), seed);
+          parity(`logSoftmaxPickRows ${which}`, specs, mis, (k, v) => k.logSoftmaxPickRows(v.f.o, v.i.labels, rows, K, v.f.out, 3, 2, v.f.lse), seed);
+          parity(`weightedDiffRows ${which}`, specs, mis, (k, v) => k.weightedDiffRows(v.f.ybar, v.f.d, v.f.w, 2, 1, rows, K, v.f.grad), seed);
+          parity(`softmaxMinusOnehotRows ${which}`, specs, mis, (k, v) => k.softmaxMinusOnehotRows(v.f.o, v.f.lse, v.i.labels, v.f.w, 2, 0, rows, K, v.f.grad), seed);
+          parity(`dotDiffRows ${which}`, specs, mis, (k, v) => k.dotDiffRows(v.f.d, v.f.ybar, v.f.o, rows, K, v.f.out, 3, 0), seed);
+          parity(`mixAccumulate ${which}`, specs, mis, (k, v) => k.mixAccumulate(v.f.ybar, v.f.o, v.f.w, 2, 1, rows, K), seed);
           // In place: the gate's log-softmax may overwrite its logits.
-          parity(`logSoftmaxRows in place ${which}`, specs, mis, (k, v) => k.logSoftmaxRows(v.o, rows, K, v.o, v.g), seed);
+          parity(`logSoftmaxRows in place ${which}`, specs, mis, (k, v) => k.logSoftmaxRows(v.f.o, rows, K, v.f.o, v.f.g), seed);
         }
       }
     });
@@ -286,13 +294,13 @@ describe('wasm and js kernel sets are bit-identical', () => {
   it('the harness notices a write one element past a view (so the gap checks can fail)', () => {
     expect(() =>
       parity('overrun', [{ name: 'a', len: 5, init: normal }], 1, (k, v) => {
-        if (k.name === 'wasm') new Float32Array(v.a.buffer, v.a.byteOffset, 6)[5] = 1;
+        if (k.name === 'wasm') new Float32Array(v.f.a.buffer, v.f.a.byteOffset, 6)[5] = 1;
       }),
     ).toThrow(/overrun: element \d+ outside every view was overwritten/);
   });
 
   it('rows of −∞ and NaN, and zero-sized calls', () => {
-    const specs: ArraySpec[] = [
+    const specs: ArraySpec<'u' | 'logG' | 'g' | 'lse' | 'labels' | 'out'>[] = [
       { name: 'u', len: 12, init: (i) => (i < 6 ? -Infinity : i < 9 ? NaN : i) },
       { name: 'logG', len: 12, init: () => 7 },
       { name: 'g', len: 12, init: () => 7 },
@@ -300,13 +308,13 @@ describe('wasm and js kernel sets are bit-identical', () => {
       { name: 'labels', len: 4, init: () => 0, int: true },
       { name: 'out', len: 4, init: () => 7 },
     ];
-    parity('logSoftmaxRows special rows', specs, 1, (k, v) => k.logSoftmaxRows(v.u, 4, 3, v.logG, v.g));
-    parity('logSoftmaxPickRows special rows', specs, 2, (k, v) => k.logSoftmaxPickRows(v.u, v.labels, 4, 3, v.out, 1, 0, v.lse));
+    parity('logSoftmaxRows special rows', specs, 1, (k, v) => k.logSoftmaxRows(v.f.u, 4, 3, v.f.logG, v.f.g));
+    parity('logSoftmaxPickRows special rows', specs, 2, (k, v) => k.logSoftmaxPickRows(v.f.u, v.i.labels, 4, 3, v.f.out, 1, 0, v.f.lse));
     parity('zero rows', specs, 3, (k, v) => {
-      k.colSums(v.u, 0, 3, v.out);
-      k.logSoftmaxRows(v.u, 0, 3, v.logG, v.g);
-      k.activate('tanh', v.u, 0);
-      k.adam(v.u, v.g, v.logG, v.lse, 0, 1, 1, 0.9, 0.999, 1e-8, 0);
+      k.colSums(v.f.u, 0, 3, v.f.out);
+      k.logSoftmaxRows(v.f.u, 0, 3, v.f.logG, v.f.g);
+      k.activate('tanh', v.f.u, 0);
+      k.adam(v.f.u, v.f.g, v.f.logG, v.f.lse, 0, 1, 1, 0.9, 0.999, 1e-8, 0);
     });
   });
 
@@ -549,7 +557,7 @@ describe('kernels against float64 references', () => {
         const m64 = f32(rand(rows * cols, () => rng.normal())), m = toView(m64, 1), out = arena.f32(cols, 2);
         k.colSums(m, rows, cols, out);
         const ref = new Float64Array(cols), S = new Float64Array(cols);
-        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) (ref[c] += m64[r * cols + c]!), (S[c] += Math.abs(m64[r * cols + c]!));
+        for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) (ref[c] = ref[c]! + m64[r * cols + c]!), (S[c] = S[c]! + Math.abs(m64[r * cols + c]!));
         worst.colSums = worstRatio(out, ref, S, 'colSums');
         expect(worst.colSums).toBeLessThanOrEqual(rows - 1);
       }
@@ -870,7 +878,8 @@ describe('the kernel binary', () => {
     const wabt = await wabtInit();
     const features = { simd: true, threads: true, relaxed_simd: false };
     const mod = wabt.readWasm(bytes, { readDebugNames: false, ...features });
-    mod.validate(features);
+    // wabt.js's validate() takes the feature set too (its typings leave the argument out).
+    (mod as unknown as { validate(f: typeof features): void }).validate(features);
     const text = mod.toText({});
     expect(text).toMatch(/f32x4\.mul/);
     expect(text).not.toMatch(/relaxed/);
