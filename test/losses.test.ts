@@ -14,7 +14,6 @@
  *   case 2: label 1, z_1 = [0, 0]    → P_1 = [½, ½];  z_2 = [0, ln 3] → P_2 = [¼, ¾]
  */
 import { describe, expect, it } from 'vitest';
-import { f64Kernels } from '../src/kernels/f64.js';
 import { createKernels, kernelSetFromEnv } from '../src/kernels/index.js';
 import { InferenceEngine } from '../src/engine/inference.js';
 import { resolveMixtureConfig, type LossName, type MixtureConfig } from '../src/model/config.js';
@@ -110,7 +109,7 @@ function exampleModel(c: MixtureConfig, outs: Float32Array, K: number, u: Float3
     gate[E + i] = u0;
   }
   const set = kernelSetFromEnv();
-  return new InferenceEngine(naiveGemm, (m) => (set === 'f64' ? f64Kernels : createKernels(m, set)), c, gate, experts);
+  return new InferenceEngine(naiveGemm, (m) => createKernels(m, set), c, gate, experts);
 }
 
 /** C ← alpha·A·B + beta·C on the small shapes of these examples (row-major, no transposes). */

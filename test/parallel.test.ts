@@ -365,3 +365,26 @@ describe('Symbol.asyncDispose', () => {
     expectIdentical(m.params, ref.params);
   });
 });
+
+describe('kernel sets', () => {
+  it('the wasm kernels and their JS mirror train bit-identical mixtures, in-process and on 2 workers', async () => {
+    const data = regressionData();
+    const opts: CreateOptions = { task: 'regression', inputs: 3, outputs: 2, experts: 4, expert: 'mlp:8:sigmoid', gate: 'mlp:4', loss: 'gaussian', seed: 17 };
+    const saved = process.env.MOE_KERNELS;
+    const params: MixtureParams[] = [];
+    try {
+      for (const set of ['wasm', 'js', 'wasm'] as const) {
+        for (const workers of [0, 2]) {
+          process.env.MOE_KERNELS = set;
+          const m = await Mixture.create(opts);
+          await m.fit(data, { epochs: 5, batchSize: 48, workers });
+          params.push(copyParams(m.params));
+        }
+      }
+    } finally {
+      if (saved === undefined) delete process.env.MOE_KERNELS;
+      else process.env.MOE_KERNELS = saved;
+    }
+    for (const p of params.slice(1)) expectIdentical(p, params[0]!);
+  });
+});

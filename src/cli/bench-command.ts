@@ -1,12 +1,14 @@
 /**
  * `moe bench`: the scaling benchmark (`moe bench scaling`), the CSV parsing benchmark
- * (`moe bench csv`) and the peer benchmark against plain tfjs (`moe bench peers`). Reports go to stdout (markdown, or one JSON line with --json),
+ * (`moe bench csv`), the peer benchmark against plain tfjs (`moe bench peers`) and the
+ * element-wise kernel benchmark (`moe bench kernels`). Reports go to stdout (markdown, or one JSON line with --json),
  * progress to stderr, and with --out to `<dir>/<name>.json` and `.md`, written atomically.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { runCsvParseBenchmark } from '../bench/csv.js';
+import { formatKernelJson, formatKernelMarkdown, runKernelBenchmark, type KernelBenchOptions } from '../bench/kernels.js';
 import { formatPeersJson, formatPeersMarkdown, PEER_SIZES, runPeerBenchmark, type PeerOptions, type PeerSize } from '../bench/peers.js';
 import { formatCsvJson, formatCsvMarkdown, formatScalingJson, formatScalingMarkdown } from '../bench/report.js';
 import { runScalingBenchmark, SCALING_SIZES, type ScalingOptions, type ScalingSize } from '../bench/scaling.js';
@@ -128,9 +130,17 @@ interface PeersCliOptions {
   note?: string[];
 }
 
-/** The `bench` command with its `scaling`, `csv` and `peers` subcommands (commander 14). */
+interface KernelsCliOptions {
+  json?: boolean;
+  time?: string;
+  out?: string;
+  machine?: string;
+  note?: string[];
+}
+
+/** The `bench` command with its `scaling`, `csv`, `peers` and `kernels` subcommands (commander 14). */
 export function benchCommand(): Command {
-  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers');
+  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, element-wise kernels');
 
   bench
     .command('scaling')
@@ -243,6 +253,32 @@ export function benchCommand(): Command {
         progress(`wrote ${files.join(', ')}`);
       }
       process.stdout.write(o.json ? formatPeersJson(report) + '\n' : md);
+    });
+
+  bench
+    .command('kernels')
+    .description('ns per element of every element-wise kernel on one thread: the wasm SIMD set, its JS mirror and the 0.1.0 loops, at a medium step’s sizes')
+    .option('--json', 'print one JSON object (the last line of stdout) instead of markdown')
+    .option('--time <ms>', 'timed budget per kernel and set in milliseconds (default 300)')
+    .option('--out <dir>', 'also write <dir>/kernels-<machine>.json and <dir>/kernels-<machine>.md')
+    .option('--machine <name>', 'name of this machine in the report and file names (default: CPU model and cores)')
+    .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
+    .addOption(verboseOption())
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async function (this: Command, o: KernelsCliOptions) {
+      const opts: KernelBenchOptions = { onProgress: progress };
+      if (o.time !== undefined) opts.timeMs = timeOf(o.time);
+      if (o.machine !== undefined) opts.machine = machineOf(o.machine);
+      if (o.out !== undefined) await mkdir(o.out, { recursive: true });
+      const report = await runKernelBenchmark(opts);
+      report.command = commandLine(this);
+      if (o.note?.length) report.notes = o.note;
+      const md = formatKernelMarkdown(report);
+      if (o.out !== undefined) {
+        const files = await writeReport(o.out, `kernels-${report.machine}`, formatKernelJson(report, true), md);
+        progress(`wrote ${files.join(', ')}`);
+      }
+      process.stdout.write(o.json ? formatKernelJson(report) + '\n' : md);
     });
 
   return bench;

@@ -4,7 +4,7 @@
  * in chunks of rows so the kernel memory stays bounded. The engine copies the parameters
  * into a kernel memory of its own when it is made; make a new one when they change.
  */
-import type { WasmMemory } from '../memory/wasm.js';
+import type { WasmMemory } from '../kernels/wasm-api.js';
 import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
 import { errorFunction, type ExpertLossBlock, type MainLossViews } from '../losses/index.js';

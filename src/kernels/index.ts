@@ -1,29 +1,35 @@
 /**
- * Choosing and instantiating the kernel set. The set is part of what makes results
- * reproducible, like the provider: one set for a whole run, on every thread.
+ * Choosing and creating a kernel set: the WebAssembly SIMD kernels (default) or their
+ * bit-identical JavaScript mirror, selected by MOE_KERNELS=wasm|js.
  */
-import type { WasmMemory } from '../memory/wasm.js';
 import { OptionError } from '../errors.js';
-import { f64Kernels } from './f64.js';
-import type { KernelSetName, Kernels } from './types.js';
+import { jsKernels } from './js.js';
+import { KERNEL_SETS, type KernelOptions, type KernelSetName, type Kernels } from './types.js';
+import { wasmKernels } from './wasm.js';
+import type { WasmMemory, WasmModule } from './wasm-api.js';
 
-/** Every kernel set, `MOE_KERNELS` spelling. */
-export const KERNEL_SETS: readonly KernelSetName[] = ['wasm', 'js', 'f64'];
+export type { KernelOptions, KernelSetName, Kernels } from './types.js';
+export { KERNEL_SETS } from './types.js';
+export { compileKernelModule, kernelWasmFile, wasmKernels } from './wasm.js';
+export { jsKernels } from './js.js';
+export { wasmApi, type WasmMemory, type WasmModule } from './wasm-api.js';
 
-/** The kernel set a run uses: `MOE_KERNELS` (wasm, js or f64), default wasm. */
-export function kernelSetFromEnv(): KernelSetName {
-  const v = process.env.MOE_KERNELS;
-  if (v === undefined || v === '') return 'f64';
-  if (!(KERNEL_SETS as readonly string[]).includes(v)) throw new OptionError('MOE_KERNELS', `unknown kernel set ${JSON.stringify(v)} (expected ${KERNEL_SETS.join(', ')})`);
-  return v as KernelSetName;
+/**
+ * The kernel set named by MOE_KERNELS (`wasm` or `js`; unset or empty: `wasm`).
+ * Throws an OptionError naming MOE_KERNELS for any other value.
+ */
+export function kernelSetFromEnv(env: NodeJS.ProcessEnv = process.env): KernelSetName {
+  const v = env.MOE_KERNELS;
+  if (v === undefined || v === '') return 'wasm';
+  if ((KERNEL_SETS as readonly string[]).includes(v)) return v as KernelSetName;
+  throw new OptionError('MOE_KERNELS', `unknown kernel set ${JSON.stringify(v)} (expected ${KERNEL_SETS.join(' or ')})`);
 }
 
-/** The kernels of `set`, over `memory` (every view passed to them must live in it). */
-export function createKernels(_memory: WasmMemory, set: KernelSetName): Kernels {
-  switch (set) {
-    default:
-      return f64Kernels;
-  }
+/**
+ * The kernels of `set` over `memory`. The wasm set instantiates the module (compiled once
+ * per thread, or `module` when given, e.g. posted from the main thread); the js set only
+ * uses `memory` for the checks of `opts.check`.
+ */
+export function createKernels(memory: WasmMemory, set: KernelSetName = kernelSetFromEnv(), opts: KernelOptions & { module?: WasmModule } = {}): Kernels {
+  return set === 'wasm' ? wasmKernels(memory, opts.module, opts) : jsKernels(memory, opts);
 }
-
-export type { KernelSetName, Kernels } from './types.js';

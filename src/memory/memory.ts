@@ -3,7 +3,7 @@
  * per inference engine). A 32-bit wasm memory holds at most 65,536 pages of 64 KiB
  * (4 GiB); a layout beyond the limit is refused with an error that says what to lower.
  */
-import { Wasm, type WasmMemory } from './wasm.js';
+import { wasmApi, type WasmMemory } from '../kernels/wasm-api.js';
 import { MoeError, OptionError } from '../errors.js';
 
 /** Bytes of one wasm page. */
@@ -37,7 +37,7 @@ export function allocateMemory(byteLength: number, what: string, option: string)
   }
   const pages = Math.max(1, Math.ceil(byteLength / PAGE_BYTES));
   try {
-    return new Wasm.Memory({ initial: pages, maximum: pages, shared: true });
+    return new wasmApi.Memory({ initial: pages, maximum: pages, shared: true });
   } catch (err) {
     throw new MoeError('SHARED_MEMORY_UNAVAILABLE', `could not allocate ${pages} pages of shared WebAssembly memory: ${(err as Error).message}`, { cause: err });
   }

@@ -6,7 +6,7 @@
  * control plane by comlink, which never rejects pending calls when a worker dies
  * (comlink#601): liveness is this class's job, and a shard task rejecting is the signal.
  */
-import type { WasmMemory } from '../memory/wasm.js';
+import type { WasmMemory } from '../kernels/wasm-api.js';
 import * as Comlink from 'comlink';
 import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';

@@ -5,7 +5,7 @@
  * STOP. The control plane (init, optimiser settings, snapshot) is a comlink API on a
  * MessagePort of its own.
  */
-import type { WasmMemory } from '../memory/wasm.js';
+import type { WasmMemory } from '../kernels/wasm-api.js';
 import * as Comlink from 'comlink';
 import type { MessagePort } from 'node:worker_threads';
 import { loadExactProvider } from '../compute/load.js';

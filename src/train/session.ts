@@ -5,7 +5,7 @@
  * receive the memory itself), and at the end copies the parameters back into the model's
  * own memory and lets go of everything (the dataset included).
  */
-import type { WasmMemory } from '../memory/wasm.js';
+import type { WasmMemory } from '../kernels/wasm-api.js';
 import type { ComputeProvider } from '../compute/provider.js';
 import { MixtureStep, type TrainingData } from '../engine/step.js';
 import { denseSizes, shardExperts } from '../engine/plan.js';
