@@ -112,13 +112,21 @@ export function optimizerSlots(name: OptimizerName, state: Float32Array, n: numb
   return names.map((slot, k) => ({ name: slot, values: state.subarray(k * n, (k + 1) * n) }));
 }
 
+/** The optimiser slots of every network of a mixture, as {@link regionSlots} finds them. */
+export interface RegionSlots {
+  /** The gate's slots (views of gateOpt, one value per gate parameter each). */
+  gate: OptimizerSlot[];
+  /** Expert i's slots at index i (views of expertOpt, one value per expert parameter each). */
+  experts: OptimizerSlot[][];
+}
+
 /**
  * The optimiser slots of the gate and of each expert. Blocks: the gate's state is one
  * block of its P_g parameters; expert i's state is the i-th block of S·P floats of
  * expertOpt (S slots of its P parameters), so that a shard's experts stay one contiguous
  * range of expertOpt. If the trainer's layout differs, this function is the one to change.
  */
-export function regionSlots(config: MixtureConfig, optimizer: OptimizerName, params: MixtureParams): { gate: OptimizerSlot[]; experts: OptimizerSlot[][] } {
+export function regionSlots(config: MixtureConfig, optimizer: OptimizerName, params: MixtureParams): RegionSlots {
   const S = optimizerStateSize(optimizer);
   const Pg = mlpParamCount(gateShape(config)), P = mlpParamCount(expertShape(config));
   const experts: OptimizerSlot[][] = [];

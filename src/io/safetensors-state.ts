@@ -30,7 +30,7 @@ import {
   scalerOk,
   slotNames,
   type ExportState,
-  type OptimizerSlot,
+  type RegionSlots,
 } from './export-state.js';
 import { decodeSafetensors, encodeSafetensors, type F32Tensor } from './safetensors.js';
 
@@ -82,7 +82,7 @@ function scatter(t: ParamTensor, data: Float32Array, flat: Float32Array): void {
 }
 
 /** Every network of the mixture: its tensors, its parameter block and its optimiser slots. */
-function networks(config: MixtureConfig, params: MixtureParams, slots: { gate: OptimizerSlot[]; experts: OptimizerSlot[][] }) {
+function networks(config: MixtureConfig, params: MixtureParams, slots: RegionSlots) {
   const P = mlpParamCount(expertShape(config));
   const nets = [{ tensors: mlpTensors('gate', gateShape(config)), params: params.gateParams, slots: slots.gate }];
   for (let i = 0; i < config.experts; i++) {
@@ -91,11 +91,19 @@ function networks(config: MixtureConfig, params: MixtureParams, slots: { gate: O
   return nets;
 }
 
+/** A tensor's name and shape in a mixture's safetensors file. */
+export interface TensorLayout {
+  /** Name, e.g. `experts.0.layers.1.weight` or `optimizer.exp_avg.gate.layers.0.bias`. */
+  name: string;
+  /** Shape as PyTorch's module has it (weights out × in). */
+  shape: number[];
+}
+
 /**
  * The tensor names and shapes a mixture's file holds, parameters first (gate, then
  * experts in order), then the optimiser's (slot by slot). For documentation and tests.
  */
-export function safetensorsLayout(config: MixtureConfig, optimizer: OptimizerConfig['name']): { name: string; shape: number[] }[] {
+export function safetensorsLayout(config: MixtureConfig, optimizer: OptimizerConfig['name']): TensorLayout[] {
   const nets = [mlpTensors('gate', gateShape(config))];
   for (let i = 0; i < config.experts; i++) nets.push(mlpTensors(`experts.${i}`, expertShape(config)));
   const params = nets.flat().map(({ name, shape }) => ({ name, shape }));
