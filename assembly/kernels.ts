@@ -489,10 +489,9 @@ export function momentum(p: usize, g: usize, vel: usize, n: i32, lr: f32, mu: f3
 
 /**
  * gj = g + wd·p; m ← b1·m + a1·gj; v ← b2·v + a2·(gj·gj); p ← p − (stepSize·m) / (sqrt(v·invC2) + eps),
- * with a1 = 1 − b1 and a2 = 1 − b2 in float32.
+ * with a1 = 1 − b1 and a2 = 1 − b2 from the caller (in float64, rounded once, as PyTorch's).
  */
-export function adam(p: usize, g: usize, m: usize, v: usize, n: i32, stepSize: f32, invC2: f32, b1: f32, b2: f32, eps: f32, wd: f32): void {
-  const a1: f32 = 1.0 - b1, a2: f32 = 1.0 - b2;
+export function adam(p: usize, g: usize, m: usize, v: usize, n: i32, stepSize: f32, invC2: f32, b1: f32, b2: f32, a1: f32, a2: f32, eps: f32, wd: f32): void {
   const vs = f32x4.splat(stepSize), vc = f32x4.splat(invC2), vb1 = f32x4.splat(b1), vb2 = f32x4.splat(b2);
   const va1 = f32x4.splat(a1), va2 = f32x4.splat(a2), veps = f32x4.splat(eps), vwd = f32x4.splat(wd);
   let i = 0;

@@ -11,7 +11,10 @@ import { validateDataset, type Dataset } from './data/dataset.js';
 import { standardize, unstandardize } from './data/standardize.js';
 import { InferenceEngine, type MixtureForward } from './engine/inference.js';
 import { DataError, MoeError, OptionError } from './errors.js';
-import { readModelFile, writeModelFile } from './io/model-file.js';
+import { parseModelBytes, readModelBytes, writeModelFile } from './io/model-file.js';
+import { mixtureToOnnx } from './io/onnx/export.js';
+import { isSafetensors } from './io/safetensors.js';
+import { stateFromSafetensors, stateToSafetensors } from './io/safetensors-state.js';
 import { createKernels, kernelSetFromEnv } from './kernels/index.js';
 import { expertShape, resolveMixtureConfig, type MixtureConfig, type MixtureOptions } from './model/config.js';
 import { mlpParamCount } from './model/mlp.js';
@@ -141,12 +144,27 @@ export class Mixture implements FitHost {
   }
 
   /**
-   * Load a model file written by {@link Mixture.save} (any format version up to the
-   * current one); `backend` chooses the provider as in create. The file is checked in
-   * full before a provider loads.
+   * Load a model file: the JSON model file {@link Mixture.save} writes (any format version
+   * up to the current one), or a safetensors file ({@link Mixture.toSafetensors}, or one
+   * written back by PyTorch), recognised by its header. The file is checked in full before
+   * a provider loads; `backend` chooses the provider as in create. A safetensors file with
+   * weights only (no optimiser tensors) warm-starts: the optimiser restarts from step 0,
+   * and `onWarning` is told so.
    */
   static async load(path: string, opts: LoadOptions = {}): Promise<Mixture> {
-    const { state } = await readModelFile(path);
+    const bytes = await readModelBytes(path);
+    let state: ModelState;
+    if (isSafetensors(bytes)) {
+      const read = stateFromSafetensors(bytes, path);
+      state = read.state;
+      if (!read.hasOptimizerState && state.optimizer.name !== 'sgd') {
+        state.training.step = 0;
+        delete state.training.batch;
+        (opts.onWarning ?? ((m: string) => console.warn(m)))(`local-experts: ${path} holds weights only (no optimiser state): training continues with a fresh ${state.optimizer.name} optimiser from step 0`);
+      }
+    } else {
+      state = parseModelBytes(bytes, path).state;
+    }
     return Mixture.fromState(state, opts);
   }
 
@@ -338,6 +356,11 @@ export class Mixture implements FitHost {
     return ev;
   }
 
+  /** The model as it is now; during a fit, a consistent copy taken at the next step boundary. */
+  private snapshot(): Promise<ModelState> {
+    return this.#run ? this.#run.snapshot() : Promise.resolve(this.#state);
+  }
+
   /**
    * Write this mixture (parameters, optimiser and training state, standardisation) to a
    * versioned model file, atomically: the old file stays whole until the new one is.
@@ -345,8 +368,28 @@ export class Mixture implements FitHost {
    * whatever the worker count.
    */
   async save(path: string): Promise<void> {
-    const state = this.#run ? await this.#run.snapshot() : this.#state;
-    await writeModelFile(path, state, this.backend, kernelSetFromEnv());
+    await writeModelFile(path, await this.snapshot(), this.backend, kernelSetFromEnv());
+  }
+
+  /**
+   * The model as an ONNX file (bytes): input `x` float32 [N, D] in the data's units;
+   * outputs `output` [N, K], `gate` [N, E] and `experts` [E, N, K], as {@link predict}
+   * returns them. Opset 17, IR version 8, default-domain operators only. Refuses an
+   * untrained model and one whose weights exceed one protobuf (2 GiB).
+   */
+  async toOnnx(): Promise<Uint8Array> {
+    return mixtureToOnnx(await this.snapshot());
+  }
+
+  /**
+   * The model as a safetensors file (bytes) that PyTorch's `LocalExperts` module
+   * (examples/pytorch/local_experts.py) loads as its state dict: `nn.Linear` weights
+   * (out × in) and biases, the optimiser state under pinned names, and the configuration,
+   * standardisation and training position in `__metadata__`. {@link Mixture.load} reads it
+   * back; training resumes from it bit for bit.
+   */
+  async toSafetensors(): Promise<Uint8Array> {
+    return stateToSafetensors(await this.snapshot());
   }
 
   /**

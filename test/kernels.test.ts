@@ -222,7 +222,7 @@ describe('wasm and js kernel sets are bit-identical', () => {
               { name: 'v', len: n, init: (i, r) => (i === 2 ? 0 : positive(i, r) * 1e-4) },
             ],
             mis,
-            (k, v) => k.adam(v.f.p, v.f.g, v.f.m, v.f.v, n, 0.01 / (1 - 0.9 ** 3), 1 / (1 - 0.999 ** 3), 0.9, 0.999, 1e-8, wd),
+            (k, v) => k.adam(v.f.p, v.f.g, v.f.m, v.f.v, n, 0.01 / (1 - 0.9 ** 3), 1 / (1 - 0.999 ** 3), 0.9, 0.999, 1 - 0.9, 1 - 0.999, 1e-8, wd),
             seed,
           );
         }
@@ -314,7 +314,7 @@ describe('wasm and js kernel sets are bit-identical', () => {
       k.colSums(v.f.u, 0, 3, v.f.out);
       k.logSoftmaxRows(v.f.u, 0, 3, v.f.logG, v.f.g);
       k.activate('tanh', v.f.u, 0);
-      k.adam(v.f.u, v.f.g, v.f.logG, v.f.lse, 0, 1, 1, 0.9, 0.999, 1e-8, 0);
+      k.adam(v.f.u, v.f.g, v.f.logG, v.f.lse, 0, 1, 1, 0.9, 0.999, 1 - 0.9, 1 - 0.999, 1e-8, 0);
     });
   });
 
@@ -598,9 +598,9 @@ describe('kernels against float64 references', () => {
         const m64 = f32(rand(N, () => rng.normal() * 0.01)), v64 = f32(rand(N, () => Math.abs(rng.normal()) * 1e-4));
         const b1 = Math.fround(0.9), b2 = Math.fround(0.999), eps = Math.fround(1e-8);
         const step = Math.fround(0.01 / (1 - 0.9 ** 5)), c2 = Math.fround(1 / (1 - 0.999 ** 5));
-        const a1 = 1 - b1, a2 = 1 - b2;
+        const a1 = Math.fround(1 - 0.9), a2 = Math.fround(1 - 0.999);
         const p = toView(p64, 1), g = toView(g64, 2), m = toView(m64, 3), v = toView(v64, 0);
-        k.adam(p, g, m, v, N, step, c2, b1, b2, eps, wd);
+        k.adam(p, g, m, v, N, step, c2, b1, b2, a1, a2, eps, wd);
         const gj = g64.map((x, i) => x + wd * p64[i]!);
         const mRef = m64.map((x, i) => b1 * x + a1 * gj[i]!), vRef = v64.map((x, i) => b2 * x + a2 * gj[i]! * gj[i]!);
         const Sm = m64.map((x, i) => b1 * Math.abs(x) + a1 * (Math.abs(g64[i]!) + wd * Math.abs(p64[i]!)));

@@ -203,7 +203,7 @@ function buildCases(memory: WasmMemory, rng: Rng, gemm: Sgemm | undefined): Kern
       name: 'adam',
       shape,
       elements: ADAM_N,
-      run: sets((k) => k.adam(p, g, m, v, ADAM_N, step, invC2, 0.9, 0.999, 1e-8, 1e-4), () => old.optimizerStep('adam', cfg, p, g, interleaved, ADAM_N, lr, t)),
+      run: sets((k) => k.adam(p, g, m, v, ADAM_N, step, invC2, 0.9, 0.999, 1 - 0.9, 1 - 0.999, 1e-8, 1e-4), () => old.optimizerStep('adam', cfg, p, g, interleaved, ADAM_N, lr, t)),
     });
     const dst = arena.f32(EXPERT_PARAMS);
     cases.push({ name: 'addInto', shape: EXPERT_PARAMS.toLocaleString('en-US'), elements: EXPERT_PARAMS, run: sets((k) => k.addInto(dst, g, EXPERT_PARAMS)) });

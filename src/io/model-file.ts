@@ -15,12 +15,13 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { Standardizer } from '../data/standardize.js';
-import { DataError, ModelFormatError, OptionError } from '../errors.js';
+import { DataError, ModelFormatError } from '../errors.js';
 import type { MixtureConfig } from '../model/config.js';
-import { allocateParams, PARAM_ARRAYS, type MixtureParams, type ModelState, type TrainingState } from '../model/state.js';
+import { PARAM_ARRAYS, type MixtureParams, type ModelState, type TrainingState } from '../model/state.js';
 import { optimizerStateSize, type OptimizerConfig, type OptimizerName } from '../optim/config.js';
 import { writeFileAtomic } from './atomic.js';
 import { firstIssue, modelDocumentSchema, type ModelDocumentData } from './model-schema.js';
+import { checkFinite, paramsFor, stateFromFields } from './state-fields.js';
 
 /** The `format` marker every model file carries. */
 export const MODEL_FORMAT = 'local-experts-model';
@@ -155,13 +156,7 @@ export function fromModelDocument(raw: unknown, where: string): { state: ModelSt
   const doc: ModelDocumentData = parsed.data;
   const config = doc.config as MixtureConfig;
   const optimizer = doc.optimizer as Required<OptimizerConfig>;
-  let shapes: MixtureParams;
-  try {
-    shapes = allocateParams(config, optimizer);
-  } catch (err) {
-    if (err instanceof OptionError) throw new ModelFormatError(`${where}: config.${err.option}: ${err.message.slice(err.option.length + 2)}`);
-    throw err;
-  }
+  const shapes = paramsFor(config, optimizer, where);
   const params = Object.fromEntries(PARAM_ARRAYS.map((k) => [k, decodeArray(doc.params[k], shapes[k].length, k, where)])) as unknown as MixtureParams;
   if (version === 1) {
     // 0.1.0's checksum covered the four arrays only, in order.
@@ -174,23 +169,8 @@ export function fromModelDocument(raw: unknown, where: string): { state: ModelSt
   } else if (documentChecksum(raw) !== doc.checksum) {
     throw new ModelFormatError(`${where}: checksum: mismatch, the file was edited or is corrupt`);
   }
-  for (const k of PARAM_ARRAYS) {
-    const a = params[k];
-    for (let j = 0; j < a.length; j++) {
-      if (!Number.isFinite(a[j]!)) throw new ModelFormatError(`${where}: params.${k}[${j}]: is ${a[j]}, not a finite number`);
-    }
-  }
-  const t = doc.training;
-  const training: TrainingState = { seed: t.seed, step: t.step, epoch: t.epoch, rng: [...t.rng] };
-  if (t.batch !== undefined) training.batch = t.batch;
-  if (t.batchSize !== undefined) training.batchSize = t.batchSize;
-  const state: ModelState = { config, optimizer, params, training };
-  if (doc.inputScaler) state.inputScaler = doc.inputScaler;
-  if (doc.targetScaler) state.targetScaler = doc.targetScaler;
-  if (doc.featureNames) state.featureNames = doc.featureNames;
-  if (doc.targetNames) state.targetNames = doc.targetNames;
-  if (doc.classNames) state.classNames = doc.classNames;
-  return { state, info: { version, backend: doc.backend, kernels: doc.kernels, writer: doc.writer } };
+  checkFinite(params, where);
+  return { state: stateFromFields(doc, params), info: { version, backend: doc.backend, kernels: doc.kernels, writer: doc.writer } };
 }
 
 /**

@@ -69,52 +69,67 @@ const training = z.object({
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, { message: 'must be base64' });
 
-/** The document of versions 1 and 2 (version 1 has no `kernels`; its checksum covers the arrays only). */
+/** The fields of a model's state, as every file format stores them (besides the arrays). */
+const stateShape = {
+  config,
+  optimizer,
+  inputScaler: scaler.optional(),
+  targetScaler: scaler.optional(),
+  featureNames: z.array(z.string().max(10_000)).optional(),
+  targetNames: z.array(z.string().max(10_000)).optional(),
+  classNames: z.array(z.string().max(10_000)).optional(),
+  training,
+};
+
+type StateFields = z.infer<z.ZodObject<typeof stateShape>>;
+
+/** The state's fields against each other: names and scalers of the configuration's widths. */
+function refineState(d: StateFields, ctx: z.RefinementCtx): void {
+  const c = d.config;
+  const widths: ['featureNames' | 'targetNames' | 'classNames', number, string][] = [
+    ['featureNames', c.inputs, 'inputs'],
+    ['targetNames', c.task === 'classification' ? 1 : c.outputs, c.task === 'classification' ? 'label column' : 'outputs'],
+    ['classNames', c.outputs, 'classes'],
+  ];
+  for (const [key, n, what] of widths) {
+    const names = d[key];
+    if (names !== undefined && names.length !== n) ctx.addIssue({ code: 'custom', path: [key], message: `has ${names.length} names, the model has ${n} ${what}` });
+  }
+  if (d.classNames !== undefined && c.task !== 'classification') ctx.addIssue({ code: 'custom', path: ['classNames'], message: 'only a classification model has class names' });
+  if (d.classNames !== undefined && new Set(d.classNames).size !== d.classNames.length) ctx.addIssue({ code: 'custom', path: ['classNames'], message: 'a class is named twice' });
+  if ((d.inputScaler === undefined) !== (d.targetScaler === undefined)) ctx.addIssue({ code: 'custom', path: ['targetScaler'], message: 'inputScaler and targetScaler come together' });
+  const scalers: ['inputScaler' | 'targetScaler', number][] = [
+    ['inputScaler', c.inputs],
+    ['targetScaler', c.outputs],
+  ];
+  for (const [key, n] of scalers) {
+    const sc = d[key];
+    if (sc && (sc.mean.length !== n || sc.std.length !== n)) ctx.addIssue({ code: 'custom', path: [key], message: `needs ${n} means and ${n} standard deviations` });
+  }
+  if ((d.training.batch ?? 0) > 0 && d.training.batchSize === undefined) ctx.addIssue({ code: 'custom', path: ['training', 'batchSize'], message: 'a mid-epoch checkpoint needs its batch size' });
+}
+
+/** A model's state fields alone (formats that keep the arrays elsewhere: safetensors). */
+export const stateFieldsSchema = z.object(stateShape).superRefine(refineState);
+
+/** The JSON model file of versions 1 and 2 (version 1 has no `kernels`; its checksum covers the arrays only). */
 export const modelDocumentSchema = z
   .object({
+    ...stateShape,
     format: z.literal('local-experts-model'),
     version: z.number().int().min(1),
     writer: z.string().max(200).optional(),
-    config,
-    optimizer,
-    inputScaler: scaler.optional(),
-    targetScaler: scaler.optional(),
-    featureNames: z.array(z.string().max(10_000)).optional(),
-    targetNames: z.array(z.string().max(10_000)).optional(),
-    classNames: z.array(z.string().max(10_000)).optional(),
-    training,
     backend: z.string().max(200).optional(),
     kernels: z.string().max(20).optional(),
     params: z.object({ gateParams: base64, expertParams: base64, gateOpt: base64, expertOpt: base64 }),
     checksum: z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be 64 hex digits' }),
   })
-  .superRefine((d, ctx) => {
-    const c = d.config;
-    const widths: [keyof typeof d, number, string][] = [
-      ['featureNames', c.inputs, 'inputs'],
-      ['targetNames', c.task === 'classification' ? 1 : c.outputs, c.task === 'classification' ? 'label column' : 'outputs'],
-      ['classNames', c.outputs, 'classes'],
-    ];
-    for (const [key, n, what] of widths) {
-      const names = d[key] as string[] | undefined;
-      if (names !== undefined && names.length !== n) ctx.addIssue({ code: 'custom', path: [key], message: `has ${names.length} names, the model has ${n} ${what}` });
-    }
-    if (d.classNames !== undefined && c.task !== 'classification') ctx.addIssue({ code: 'custom', path: ['classNames'], message: 'only a classification model has class names' });
-    if (d.classNames !== undefined && new Set(d.classNames).size !== d.classNames.length) ctx.addIssue({ code: 'custom', path: ['classNames'], message: 'a class is named twice' });
-    if ((d.inputScaler === undefined) !== (d.targetScaler === undefined)) ctx.addIssue({ code: 'custom', path: ['targetScaler'], message: 'inputScaler and targetScaler come together' });
-    const scalers: [keyof typeof d, number][] = [
-      ['inputScaler', c.inputs],
-      ['targetScaler', c.outputs],
-    ];
-    for (const [key, n] of scalers) {
-      const s = d[key] as { mean: number[]; std: number[] } | undefined;
-      if (s && (s.mean.length !== n || s.std.length !== n)) ctx.addIssue({ code: 'custom', path: [key], message: `needs ${n} means and ${n} standard deviations` });
-    }
-    if ((d.training.batch ?? 0) > 0 && d.training.batchSize === undefined) ctx.addIssue({ code: 'custom', path: ['training', 'batchSize'], message: 'a mid-epoch checkpoint needs its batch size' });
-  });
+  .superRefine(refineState);
 
 /** A parsed, schema-checked model document. */
 export type ModelDocumentData = z.infer<typeof modelDocumentSchema>;
+/** Parsed, schema-checked state fields. */
+export type StateFieldsData = z.infer<typeof stateFieldsSchema>;
 
 /** The first issue of a failed parse as `path: message` (values cut to keep it one line). */
 export function firstIssue(error: z.ZodError): string {

@@ -122,7 +122,7 @@ export function checkedKernels(inner: Kernels, memory?: WasmMemory): Kernels {
       sameOrDisjoint('momentum', [['p', p], ['g', g], ['vel', vel]], n);
       inner.momentum(p, g, vel, n, lr, mu, wd);
     },
-    adam(p, g, m, v, n, stepSize, invC2, b1, b2, eps, wd) {
+    adam(p, g, m, v, n, stepSize, invC2, b1, b2, a1, a2, eps, wd) {
       count('adam', 'n', n);
       view('adam', 'p', p, n);
       view('adam', 'g', g, n);
@@ -132,7 +132,7 @@ export function checkedKernels(inner: Kernels, memory?: WasmMemory): Kernels {
       noOverlap('adam', 'm', m, n, 'p', p, n);
       noOverlap('adam', 'v', v, n, 'p', p, n);
       sameOrDisjoint('adam', [['p', p], ['g', g]], n);
-      inner.adam(p, g, m, v, n, stepSize, invC2, b1, b2, eps, wd);
+      inner.adam(p, g, m, v, n, stepSize, invC2, b1, b2, a1, a2, eps, wd);
     },
     logSoftmaxRows(u, rows, E, logG, g) {
       count('logSoftmaxRows', 'rows', rows);

@@ -267,9 +267,9 @@ const unchecked: Kernels = {
     }
   },
 
-  adam(p, g, m, v, n, stepSize, invC2, b1, b2, eps, wd) {
+  adam(p, g, m, v, n, stepSize, invC2, b1, b2, c1, c2c, eps, wd) {
     const st = fr(stepSize), c2 = fr(invC2), B1 = fr(b1), B2 = fr(b2), ep = fr(eps), w = fr(wd);
-    const a1 = fr(1 - B1), a2 = fr(1 - B2);
+    const a1 = fr(c1), a2 = fr(c2c);
     for (let i = 0; i < n; i++) {
       const pw = p[i]!;
       const gj = fr(g[i]! + fr(w * pw));

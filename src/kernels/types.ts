@@ -122,7 +122,8 @@ export interface Kernels {
 
   /**
    * Adam with PLANAR state (m and v are separate arrays of n floats), n parameters:
-   * a1 = 1 − b1 and a2 = 1 − b2 (float32); gj = g + (wd·p); m = (b1·m) + (a1·gj);
+   * a1 = 1 − b1 and a2 = 1 − b2 come from the caller (computed in float64, rounded once
+   * to float32, as torch.optim.Adam's `1 - beta`); gj = g + (wd·p); m = (b1·m) + (a1·gj);
    * v = (b2·v) + (a2·(gj·gj)); p = p − ((stepSize·m) / (sqrt(v·invC2) + eps)).
    * The caller computes stepSize = lr/(1 − b1^t) and invC2 = 1/(1 − b2^t) in float64.
    */
@@ -136,6 +137,8 @@ export interface Kernels {
     invC2: number,
     b1: number,
     b2: number,
+    a1: number,
+    a2: number,
     eps: number,
     wd: number,
   ): void;

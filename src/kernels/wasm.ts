@@ -28,7 +28,7 @@ interface KernelExports {
   gatherRowsI32(src: number, idx: number, rows: number, dst: number): void;
   sgd(p: number, g: number, n: number, lr: number, wd: number): void;
   momentum(p: number, g: number, vel: number, n: number, lr: number, mu: number, wd: number): void;
-  adam(p: number, g: number, m: number, v: number, n: number, stepSize: number, invC2: number, b1: number, b2: number, eps: number, wd: number): void;
+  adam(p: number, g: number, m: number, v: number, n: number, stepSize: number, invC2: number, b1: number, b2: number, a1: number, a2: number, eps: number, wd: number): void;
   logSoftmaxRows(u: number, rows: number, E: number, logG: number, g: number): void;
   sqErrRows(o: number, d: number, rows: number, K: number, out: number, outStride: number, outOffset: number): void;
   logSoftmaxPickRows(z: number, labels: number, rows: number, K: number, out: number, outStride: number, outOffset: number, lse: number): void;
@@ -106,8 +106,8 @@ export function wasmKernels(memory: WasmMemory, module: WasmModule = compileKern
     gatherRowsI32: (src, idx, rows, dst) => x.gatherRowsI32(src.byteOffset, idx.byteOffset, rows, dst.byteOffset),
     sgd: (p, g, n, lr, wd) => x.sgd(p.byteOffset, g.byteOffset, n, lr, wd),
     momentum: (p, g, vel, n, lr, mu, wd) => x.momentum(p.byteOffset, g.byteOffset, vel.byteOffset, n, lr, mu, wd),
-    adam: (p, g, m, v, n, stepSize, invC2, b1, b2, eps, wd) =>
-      x.adam(p.byteOffset, g.byteOffset, m.byteOffset, v.byteOffset, n, stepSize, invC2, b1, b2, eps, wd),
+    adam: (p, g, m, v, n, stepSize, invC2, b1, b2, a1, a2, eps, wd) =>
+      x.adam(p.byteOffset, g.byteOffset, m.byteOffset, v.byteOffset, n, stepSize, invC2, b1, b2, a1, a2, eps, wd),
     logSoftmaxRows: (u, rows, E, logG, g) => x.logSoftmaxRows(u.byteOffset, rows, E, logG.byteOffset, g.byteOffset),
     sqErrRows: (o, d, rows, K, out, outStride, outOffset) => x.sqErrRows(o.byteOffset, d.byteOffset, rows, K, out.byteOffset, outStride, outOffset),
     logSoftmaxPickRows: (z, labels, rows, K, out, outStride, outOffset, lse) =>

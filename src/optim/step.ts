@@ -51,7 +51,7 @@ export function optimizerStep(k: Kernels, cfg: Required<OptimizerConfig>, v: Opt
     case 'adam': {
       // Bias corrections folded into two constants: m̂/(√v̂ + ε) = (m/c₁)/(√(v/c₂) + ε).
       const stepSize = lr / (1 - Math.pow(cfg.beta1, t)), invC2 = 1 / (1 - Math.pow(cfg.beta2, t));
-      k.adam(v.params, v.grads, v.slot0, v.slot1, n, stepSize, invC2, cfg.beta1, cfg.beta2, cfg.epsilon, cfg.weightDecay);
+      k.adam(v.params, v.grads, v.slot0, v.slot1, n, stepSize, invC2, cfg.beta1, cfg.beta2, 1 - cfg.beta1, 1 - cfg.beta2, cfg.epsilon, cfg.weightDecay);
       break;
     }
   }

@@ -1,0 +1,354 @@
+#!/usr/bin/env python3
+"""A local-experts mixture in PyTorch, read from and written to the safetensors files that
+local-experts writes (stdlib + torch only: the files are read with json, struct and
+torch.frombuffer, so neither the safetensors package nor numpy is needed).
+
+    python3 local_experts.py MODEL.safetensors INPUTS.csv
+        Print the mixture's output for every row of INPUTS.csv (a CSV with a header) as CSV:
+        a header output_0,...,output_{K-1}, then one line per row, as local-experts'
+        predict returns `output` (class probabilities, or regression in target units).
+        The input columns are the model's feature names when it has them, else all columns.
+
+    python3 local_experts.py MODEL.safetensors INPUTS.csv --train STEPS --out FILE
+        Train STEPS full-batch steps on INPUTS.csv (targets in the columns named by the
+        model's target names) with the model's error function and optimiser (Adam by
+        default; its state is restored from the file when the file has it), then write
+        FILE: weights, optimiser state (unless --weights-only) and the metadata, with
+        the training step advanced.
+
+The module: LocalExperts(nn.Module) holds the standardisation (float64 buffers), the gate
+and the experts as nn.Linear stacks, named as in the file:
+    gate.layers.{l}.weight [n_{l+1}, n_l], gate.layers.{l}.bias [n_{l+1}],
+    experts.{i}.layers.{l}.weight, experts.{i}.layers.{l}.bias,
+    optimizer.exp_avg.<name>, optimizer.exp_avg_sq.<name> (Adam),
+    optimizer.momentum_buffer.<name> (SGD with momentum, dampening 0).
+"""
+import argparse
+import csv
+import json
+import struct
+import sys
+
+import torch
+from torch import nn
+
+FORMAT = "local-experts"
+FORMAT_VERSION = 1
+MAX_HEADER_BYTES = 100_000_000
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
+SLOTS = {"sgd": [], "momentum": ["momentum_buffer"], "adam": ["exp_avg", "exp_avg_sq"]}
+
+
+class ModelFileError(Exception):
+    """A safetensors file that is not a local-experts model this script can read."""
+
+
+# --------------------------------------------------------------------------- safetensors
+
+
+def load_safetensors(path):
+    """Read a safetensors file of F32 tensors: ({name: tensor}, {metadata key: str})."""
+    if sys.byteorder != "little":
+        raise ModelFileError("this reader needs a little-endian machine")
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 8:
+        raise ModelFileError(f"{path}: truncated ({len(data)} bytes)")
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > MAX_HEADER_BYTES or 8 + n > len(data):
+        raise ModelFileError(f"{path}: header length {n} does not fit the file")
+    header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    metadata = header.pop("__metadata__", {}) or {}
+    base = 8 + n
+    tensors = {}
+    end_of_data = 0
+    for name, entry in header.items():
+        if entry.get("dtype") != "F32":
+            raise ModelFileError(f"{path}: tensor {name}: dtype {entry.get('dtype')} is not F32")
+        begin, end = entry["data_offsets"]
+        shape = entry["shape"]
+        count = 1
+        for d in shape:
+            count *= d
+        if end - begin != 4 * count or base + end > len(data):
+            raise ModelFileError(f"{path}: tensor {name}: data_offsets [{begin}, {end}] do not fit shape {shape}")
+        end_of_data = max(end_of_data, end)
+        if count == 0:
+            tensors[name] = torch.empty(shape, dtype=torch.float32)
+        else:
+            # A private copy of the bytes; frombuffer shares it, so the tensor owns it.
+            tensors[name] = torch.frombuffer(bytearray(data[base + begin : base + end]), dtype=torch.float32).reshape(shape)
+    return tensors, metadata
+
+
+def save_safetensors(path, tensors, metadata):
+    """Write {name: tensor} (as F32, row-major, contiguous) and string metadata."""
+    if sys.byteorder != "little":
+        raise ModelFileError("this writer needs a little-endian machine")
+    header = {"__metadata__": {k: str(v) for k, v in metadata.items()}}
+    flat = []
+    offset = 0
+    for name, t in tensors.items():
+        t = t.detach().to(torch.float32).contiguous().reshape(-1)
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [offset, offset + 4 * t.numel()]}
+        offset += 4 * t.numel()
+        flat.append(t)
+    text = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    text += b" " * ((8 - (8 + len(text)) % 8) % 8)  # data starts 8-byte aligned
+    body = bytearray(offset)
+    at = 0
+    for t in flat:
+        if t.numel() > 0:
+            torch.frombuffer(body, dtype=torch.float32, count=t.numel(), offset=at).copy_(t)
+        at += 4 * t.numel()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)))
+        f.write(text)
+        f.write(body)
+
+
+# --------------------------------------------------------------------------- the module
+
+
+class MLP(nn.Module):
+    """nn.Linear layers n_0 -> ... -> n_L; the activation between them, the last is linear."""
+
+    def __init__(self, sizes, activation):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.activation = ACTIVATIONS[activation]
+
+    def forward(self, x):
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = self.activation(x)
+        return x
+
+
+def _net_sizes(spec, n_in, n_out):
+    hidden = list(spec.get("hidden") or []) if spec["kind"] == "mlp" else []
+    return [n_in, *hidden, n_out]
+
+
+class LocalExperts(nn.Module):
+    """Adaptive mixture of local experts (Jacobs, Jordan, Nowlan & Hinton 1991) as
+    local-experts defines it: a softmax gate over E experts, standardised inputs, and the
+    error functions cooperative, competitive, gaussian and categorical."""
+
+    def __init__(self, config, input_scaler=None, target_scaler=None):
+        super().__init__()
+        routing = config.get("routing", "dense")
+        if routing not in ("dense", None):
+            raise ModelFileError(f"routing {routing!r} is not supported here (dense only)")
+        self.config = config
+        D, K, E = config["inputs"], config["outputs"], config["experts"]
+        self.gate = MLP(_net_sizes(config["gate"], D, E), config["gate"].get("activation", "tanh"))
+        self.experts = nn.ModuleList(
+            MLP(_net_sizes(config["expert"], D, K), config["expert"].get("activation", "tanh")) for _ in range(E)
+        )
+        ident_in = {"mean": [0.0] * D, "std": [1.0] * D}
+        ident_out = {"mean": [0.0] * K, "std": [1.0] * K}
+        s_in, s_out = input_scaler or ident_in, target_scaler or ident_out
+        # Not in the state dict: they travel as metadata. float64, as local-experts computes them.
+        self.register_buffer("input_mean", torch.tensor(s_in["mean"], dtype=torch.float64), persistent=False)
+        self.register_buffer("input_std", torch.tensor(s_in["std"], dtype=torch.float64), persistent=False)
+        self.register_buffer("target_mean", torch.tensor(s_out["mean"], dtype=torch.float64), persistent=False)
+        self.register_buffer("target_std", torch.tensor(s_out["std"], dtype=torch.float64), persistent=False)
+
+    # Units ----------------------------------------------------------------------------
+    def standardize(self, x):
+        """Raw inputs [N, D] -> float32 z = (x - mean) / std, computed in float64."""
+        x32 = torch.as_tensor(x, dtype=torch.float32)
+        return ((x32.double() - self.input_mean) / self.input_std).float()
+
+    def unstandardize(self, y):
+        return (y.double() * self.target_std + self.target_mean).float()
+
+    def standardize_targets(self, y):
+        y32 = torch.as_tensor(y, dtype=torch.float32)
+        return ((y32.double() - self.target_mean) / self.target_std).float()
+
+    # Forward --------------------------------------------------------------------------
+    def forward_standardized(self, z):
+        """z [N, D] -> (gate logits u [N, E], expert outputs o [E, N, K]), model units."""
+        u = self.gate(z)
+        o = torch.stack([expert(z) for expert in self.experts])
+        return u, o
+
+    def mixture(self, u, o):
+        """Sum_i g_i softmax(z_i) (categorical) or Sum_i g_i o_i, [N, K]."""
+        g = torch.softmax(u, dim=1)
+        per_expert = torch.softmax(o, dim=2) if self.config["loss"] == "categorical" else o
+        return (g.t().unsqueeze(2) * per_expert).sum(0)
+
+    def forward(self, x):
+        """Raw inputs [N, D] -> dict(output, gate, experts) as local-experts' predict."""
+        u, o = self.forward_standardized(self.standardize(x))
+        out = self.mixture(u, o)
+        regression = self.config["task"] == "regression"
+        return {
+            "output": self.unstandardize(out) if regression else out,
+            "gate": torch.softmax(u, dim=1),
+            "experts": self.unstandardize(o) if regression else o,
+        }
+
+    def loss(self, z, target):
+        """Mean error over the rows; target: standardised [N, K] or labels [N] (categorical)."""
+        u, o = self.forward_standardized(z)
+        log_g = torch.log_softmax(u, dim=1)
+        kind = self.config["loss"]
+        if kind == "categorical":
+            log_p = torch.log_softmax(o, dim=2)  # [E, N, K]
+            idx = target.long().view(1, -1, 1).expand(o.shape[0], -1, 1)
+            log_py = log_p.gather(2, idx).squeeze(2).t()  # [N, E]
+            return -torch.logsumexp(log_g + log_py, dim=1).mean()
+        if self.config["task"] == "classification":
+            target = torch.nn.functional.one_hot(target.long(), self.config["outputs"]).float()
+        if kind == "cooperative":
+            ybar = (torch.exp(log_g).t().unsqueeze(2) * o).sum(0)
+            return (0.5 * ((target - ybar) ** 2).sum(1)).mean()
+        e = ((target.unsqueeze(0) - o) ** 2).sum(2).t()  # [N, E]
+        if kind == "competitive":
+            return (torch.exp(log_g) * e).sum(1).mean()
+        if kind == "gaussian":
+            return -torch.logsumexp(log_g - 0.5 * e, dim=1).mean()
+        raise ModelFileError(f"unknown loss {kind!r}")
+
+
+# --------------------------------------------------------------------------- files <-> module
+
+
+def load_model(path):
+    """(module, metadata, optimiser tensors {name: tensor}) from a local-experts safetensors file."""
+    tensors, meta = load_safetensors(path)
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a local-experts model (no __metadata__.format = {FORMAT})")
+    if int(meta.get("format_version", "0")) > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: format version {meta['format_version']} is newer than this script ({FORMAT_VERSION})")
+    config = json.loads(meta["config"])
+    scaler = lambda key: json.loads(meta[key]) if key in meta else None  # noqa: E731
+    model = LocalExperts(config, scaler("input_scaler"), scaler("target_scaler"))
+    weights = {k: v for k, v in tensors.items() if not k.startswith("optimizer.")}
+    model.load_state_dict(weights, strict=True)
+    opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer.")}
+    return model, meta, opt_tensors
+
+
+def make_optimizer(model, meta, opt_tensors):
+    """The model's optimiser as torch.optim, its state restored from the file where present."""
+    cfg = json.loads(meta.get("optimizer", '{"name": "adam", "lr": 0.01}'))
+    name, wd = cfg.get("name", "adam"), cfg.get("weightDecay", 0.0)
+    params = dict(model.named_parameters())
+    if name == "adam":
+        opt = torch.optim.Adam(params.values(), lr=cfg["lr"], betas=(cfg.get("beta1", 0.9), cfg.get("beta2", 0.999)),
+                               eps=cfg.get("epsilon", 1e-8), weight_decay=wd)
+    elif name == "momentum":
+        opt = torch.optim.SGD(params.values(), lr=cfg["lr"], momentum=cfg.get("momentum", 0.9), dampening=0, weight_decay=wd)
+    else:
+        opt = torch.optim.SGD(params.values(), lr=cfg["lr"], weight_decay=wd)
+    step = json.loads(meta.get("training", '{"step": 0}')).get("step", 0)
+    slots = SLOTS[name]
+    if slots and all(f"optimizer.{s}.{p}" in opt_tensors for s in slots for p in params):
+        for p_name, p in params.items():
+            state = {s: opt_tensors[f"optimizer.{s}.{p_name}"].clone() for s in slots}
+            if name == "adam":
+                state["step"] = torch.tensor(float(step))
+            opt.state[p] = state
+    return opt, name
+
+
+def save_model(path, model, meta, opt=None, opt_name="adam", steps=0):
+    """Weights (+ optimiser state when opt is given) and metadata with the step advanced."""
+    tensors = dict(model.state_dict())
+    if opt is not None:
+        params = dict(model.named_parameters())
+        for s in SLOTS[opt_name]:
+            for p_name, p in params.items():
+                st = opt.state.get(p, {})
+                tensors[f"optimizer.{s}.{p_name}"] = st[s] if s in st else torch.zeros_like(p)
+    meta = dict(meta)
+    training = json.loads(meta["training"])
+    training["step"] = training.get("step", 0) + steps
+    meta["training"] = json.dumps(training)
+    meta["writer"] = "local-experts/pytorch"
+    save_safetensors(path, tensors, meta)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def read_csv(path, meta, with_targets):
+    """(inputs [N, D] float lists, targets or None) from a CSV with a header."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise ValueError(f"{path}: empty file")
+    header, body = [h.strip() for h in rows[0]], [r for r in rows[1:] if any(c.strip() for c in r)]
+    config = json.loads(meta["config"])
+    features = json.loads(meta["feature_names"]) if "feature_names" in meta else header
+    missing = [c for c in features if c not in header]
+    if missing:
+        raise ValueError(f"{path}: columns {', '.join(missing)} not in the header ({', '.join(header)})")
+    if len(features) != config["inputs"]:
+        raise ValueError(f"{path}: {len(features)} input columns, the model expects {config['inputs']}")
+    fi = [header.index(c) for c in features]
+    x = [[float(r[j]) for j in fi] for r in body]
+    if not with_targets:
+        return x, None
+    if "target_names" not in meta:
+        raise ValueError("the model has no target names: cannot find the target column(s)")
+    targets = json.loads(meta["target_names"])
+    ti = [header.index(c) for c in targets]
+    if config["task"] == "classification":
+        classes = json.loads(meta.get("class_names", "[]"))
+        y = [classes.index(r[ti[0]].strip()) if r[ti[0]].strip() in classes else int(r[ti[0]]) for r in body]
+    else:
+        y = [[float(r[j]) for j in ti] for r in body]
+    return x, y
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model", help="local-experts .safetensors file")
+    ap.add_argument("inputs", help="CSV with a header")
+    ap.add_argument("--train", type=int, metavar="STEPS", help="train this many full-batch steps, then write --out")
+    ap.add_argument("--out", help="where --train writes the model")
+    ap.add_argument("--weights-only", action="store_true", help="--train writes no optimiser state")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    try:
+        model, meta, opt_tensors = load_model(args.model)
+        if args.train is not None:
+            if not args.out:
+                ap.error("--train needs --out")
+            x, y = read_csv(args.inputs, meta, True)
+            z = model.standardize(x)
+            if model.config["task"] == "classification":
+                target = torch.tensor(y, dtype=torch.long)
+            else:
+                target = model.standardize_targets(y)
+            opt, opt_name = make_optimizer(model, meta, opt_tensors)
+            for step in range(args.train):
+                opt.zero_grad()
+                loss = model.loss(z, target)
+                loss.backward()
+                opt.step()
+                print(f"step {step + 1}: loss {loss.item():.9g}", file=sys.stderr)
+            save_model(args.out, model, meta, None if args.weights_only else opt, opt_name, args.train)
+            return 0
+        x, _ = read_csv(args.inputs, meta, False)
+        with torch.no_grad():
+            out = model(x)["output"]
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow([f"output_{k}" for k in range(out.shape[1])])
+        for row in out.tolist():
+            w.writerow([format(v, ".9g") for v in row])
+        return 0
+    except (ModelFileError, ValueError, KeyError) as e:
+        print(f"local_experts.py: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+/**
+ * The safetensors container (the format of Hugging Face's `safetensors` library), F32 only:
+ *
+ *   [ u64 little-endian N ][ N bytes of JSON header ][ tensor data ]
+ *
+ * The header maps each tensor's name to `{ dtype, shape, data_offsets: [begin, end] }`,
+ * offsets relative to the start of the data, and may hold `__metadata__`, an object of
+ * strings. Tensors are row-major little-endian and fill the data exactly: no gaps, no
+ * overlaps, nothing after the last one. This writer pads the header with spaces so that
+ * the data starts 8-byte aligned. What the tensors mean is src/io/safetensors-state.ts's job.
+ */
+import { ModelFormatError } from '../errors.js';
+
+/** Largest header this reader accepts, bytes (the safetensors library's own limit). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/** One F32 tensor: shape (row-major) and values. */
+export interface F32Tensor {
+  /** Dimensions, outermost first; the values hold their product. */
+  shape: number[];
+  /** Row-major values. */
+  data: Float32Array;
+}
+
+/** A decoded file: tensors by name (in data order) and the `__metadata__` strings. */
+export interface SafetensorsContent {
+  /** Every tensor, by name, in the order of their data. */
+  tensors: Map<string, F32Tensor>;
+  /** `__metadata__` (empty when the file has none). */
+  metadata: Record<string, string>;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function product(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Write `values` as little-endian float32 at `offset` of `out`. */
+function writeF32(out: Uint8Array, offset: number, values: Float32Array): void {
+  if (LITTLE_ENDIAN) {
+    out.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength), offset);
+    return;
+  }
+  const dv = new DataView(out.buffer, out.byteOffset + offset, values.byteLength);
+  for (let i = 0; i < values.length; i++) dv.setFloat32(4 * i, values[i]!, true);
+}
+
+/** Read n little-endian float32 at `offset` of `bytes` into a new array (any alignment). */
+function readF32(bytes: Uint8Array, offset: number, n: number): Float32Array {
+  const out = new Float32Array(n);
+  if (LITTLE_ENDIAN) {
+    new Uint8Array(out.buffer).set(bytes.subarray(offset, offset + 4 * n));
+    return out;
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, 4 * n);
+  for (let i = 0; i < n; i++) out[i] = dv.getFloat32(4 * i, true);
+  return out;
+}
+
+/**
+ * Encode tensors (written in the order given, contiguously) and metadata strings into
+ * one safetensors file. Names must be unique and not `__metadata__`.
+ */
+export function encodeSafetensors(tensors: readonly (readonly [string, F32Tensor])[], metadata: Record<string, string>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(metadata)) {
+    if (typeof v !== 'string') throw new TypeError(`safetensors metadata ${k} must be a string`);
+  }
+  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    if (name === '__metadata__' || Object.hasOwn(header, name)) throw new TypeError(`safetensors tensor name ${name} is reserved or repeated`);
+    if (t.data.length !== product(t.shape)) throw new RangeError(`tensor ${name}: shape [${t.shape.join(', ')}] needs ${product(t.shape)} values, got ${t.data.length}`);
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * t.data.length] };
+    offset += 4 * t.data.length;
+  }
+  let json = Buffer.from(JSON.stringify(header), 'utf8');
+  const pad = (8 - ((8 + json.length) % 8)) % 8;
+  if (pad > 0) json = Buffer.concat([json, Buffer.alloc(pad, 0x20)]);
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  let at = 8 + json.length;
+  for (const [, t] of tensors) {
+    writeF32(out, at, t.data);
+    at += 4 * t.data.length;
+  }
+  return out;
+}
+
+/**
+ * Whether `bytes` start like a safetensors file: a header length that fits the file and
+ * the limit, and a header that begins with `{`. Reads the header's first byte only.
+ */
+export function isSafetensors(bytes: Uint8Array): boolean {
+  if (bytes.length < 10) return false;
+  const n = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n < 2n || n > BigInt(MAX_HEADER_BYTES) || n > BigInt(bytes.length - 8)) return false;
+  return bytes[8] === 0x7b; // '{'
+}
+
+interface Entry {
+  name: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Decode a safetensors file of F32 tensors. Every problem is one ModelFormatError line
+ * that starts with `where` (the file) and names the tensor: truncated file or header,
+ * absurd header length, header over {@link MAX_HEADER_BYTES}, invalid JSON, a dtype other
+ * than F32, bad shapes or offsets, gaps, overlaps, bytes after the last tensor, and
+ * metadata values that are not strings.
+ */
+export function decodeSafetensors(bytes: Uint8Array, where: string): SafetensorsContent {
+  const fail = (msg: string): never => {
+    throw new ModelFormatError(`${where}: ${msg}`);
+  };
+  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, a safetensors file starts with an 8-byte header length`);
+  const n64 = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true);
+  if (n64 > BigInt(MAX_HEADER_BYTES)) fail(`header length ${n64} bytes is over the ${MAX_HEADER_BYTES}-byte limit (not a safetensors file, or corrupt)`);
+  const n = Number(n64);
+  if (n < 2) fail(`header length ${n} bytes is too small for a JSON header`);
+  if (8 + n > bytes.length) fail(`truncated header: it should be ${n} bytes, the file has ${bytes.length - 8} after the length`);
+  let header: unknown;
+  try {
+    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, n).toString('utf8'));
+  } catch {
+    fail('the header is not valid JSON (not a safetensors file, or corrupt)');
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('the header is not a JSON object');
+  const metadata: Record<string, string> = {};
+  const entries: Entry[] = [];
+  for (const [name, value] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('__metadata__ is not an object of strings');
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+        if (typeof v !== 'string') fail(`__metadata__.${k} is not a string`);
+        metadata[k] = v as string;
+      }
+      continue;
+    }
+    const t = `tensor ${name}`;
+    if (typeof value !== 'object' || value === null) fail(`${t}: entry is not an object`);
+    const { dtype, shape, data_offsets: offs } = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (dtype !== 'F32') fail(`${t}: dtype ${JSON.stringify(dtype)} is not supported (only F32)`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`${t}: shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      fail(`${t}: data_offsets ${JSON.stringify(offs)} are not two non-negative integers`);
+    }
+    const [begin, end] = offs as [number, number];
+    if (end < begin) fail(`${t}: data_offsets [${begin}, ${end}] end before they begin`);
+    const need = 4 * product(shape as number[]);
+    if (end - begin !== need) fail(`${t}: shape [${(shape as number[]).join(', ')}] of F32 needs ${need} bytes, data_offsets [${begin}, ${end}] hold ${end - begin}`);
+    entries.push({ name, shape: shape as number[], begin, end });
+  }
+  const dataStart = 8 + n;
+  const dataLength = bytes.length - dataStart;
+  entries.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let prev: Entry | undefined;
+  for (const e of entries) {
+    if (e.begin < at) fail(`tensor ${e.name}: data_offsets [${e.begin}, ${e.end}] overlap tensor ${prev!.name} [${prev!.begin}, ${prev!.end}]`);
+    if (e.begin > at) fail(`tensor ${e.name}: data_offsets [${e.begin}, ${e.end}] leave a gap of ${e.begin - at} bytes before it`);
+    if (e.end > dataLength) fail(`tensor ${e.name}: data_offsets [${e.begin}, ${e.end}] run past the end of the data (${dataLength} bytes): truncated`);
+    at = e.end;
+    prev = e;
+  }
+  if (at !== dataLength) fail(`${dataLength - at} bytes after the last tensor${prev ? ` (${prev.name})` : ''}: not a well-formed safetensors file`);
+  const tensors = new Map<string, F32Tensor>();
+  for (const e of entries) tensors.set(e.name, { shape: e.shape, data: readF32(bytes, dataStart + e.begin, (e.end - e.begin) / 4) });
+  return { tensors, metadata };
+}
