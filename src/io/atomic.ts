@@ -31,6 +31,7 @@ export interface OutputTarget {
 const MAX_LINKS = 40;
 
 function kindOf(st: Stats): string {
+  if (st.isFile()) return 'a regular file';
   if (st.isDirectory()) return 'a directory';
   if (st.isCharacterDevice()) return 'a character device';
   if (st.isBlockDevice()) return 'a block device';
@@ -151,7 +152,7 @@ export async function checkWritableDir(dir: string, names: readonly string[], op
       if (code !== 'ENOENT') throw new OptionError(option, `cannot write into ${dir}: ${osReason(err)}`);
     }
     if (st) {
-      if (!st.isDirectory()) throw new OptionError(option, `cannot write into ${dir}: ${d} is ${kindOf(st)}`);
+      if (!st.isDirectory()) throw new OptionError(option, `cannot write into ${dir}: ${d} is ${kindOf(st)}, not a directory`);
       break;
     }
     const up = dirname(d);
