@@ -127,6 +127,7 @@ interface CsvCliOptions {
   machine?: string;
   note?: string[];
   keep?: boolean;
+  wideColumns: number;
 }
 
 interface PeersCliOptions {
@@ -196,6 +197,7 @@ export function benchCommand(): Command {
     .addOption(new Option('--features <n>', 'feature columns of the generated file (plus one target)').argParser(intArg(1)).default(32))
     .addOption(new Option('--runs <n>', 'timed loadCsv calls').argParser(intArg(1)).default(3))
     .addOption(new Option('--workers <n>', 'workers for the training epoch, 0 for in-process (default min(cores, 8))').argParser(intArg(0)))
+    .addOption(new Option('--wide-columns <n>', 'also time loadCsv on a header this wide (0: skip)').argParser(intArg(0)).default(100_000))
     .addOption(backendOption())
     .option('--out <dir>', 'also write <dir>/csv-parse.json and <dir>/csv-parse.md')
     .option('--machine <name>', 'name of this machine in the report (default: CPU model and cores)')
@@ -214,6 +216,7 @@ export function benchCommand(): Command {
         backend: backendOf(o.backend),
         ...(o.machine !== undefined ? { machine: o.machine } : {}),
         ...(o.keep ? { keepDir: true } : {}),
+        wideColumns: o.wideColumns,
         onProgress: progress,
       });
       report.command = commandLine(this);
