@@ -186,6 +186,7 @@ const CASES: Case[] = [
   { name: 'reproduce --out is a file', args: ['reproduce', 'jacobs1991', '--runs', '1', '--out', '{f:empty.csv}'], code: 2, says: ['--out', 'empty.csv', 'not a directory'] },
   // A directory where a model file belongs
   { name: 'inspect a directory', args: ['inspect', '{f:adir}'], code: 1, says: ['adir', 'is a directory, not a model file'] },
+  { name: '--data a directory', args: train('{f:adir}'), code: 1, says: ['adir', 'is a directory, not a CSV file'] },
   { name: 'eval --model a directory', args: ['eval', '--model', '{f:adir}', '--data', CLASSES], code: 1, says: ['adir', 'is a directory'] },
 ];
 
@@ -233,7 +234,7 @@ describe.concurrent('bad input: one line on stderr, the documented exit code, no
  */
 const HIDDEN = hiddenBlasEnv(join(tmpdir(), `moe-bad-noblas-${process.pid}`));
 const LOADS_A_MODEL = CASES.filter((c) => c.args.some((a) => a.includes('{model}') || a.includes('.moe}')) || ['eval', 'predict', 'inspect'].includes(c.args[0]!));
-describe.concurrent.skipIf(HIDDEN === undefined)('bad input where OpenBLAS does not load: still exactly one line', () => {
+describe.skipIf(HIDDEN === undefined)('bad input where OpenBLAS does not load: still exactly one line', { concurrent: true }, () => {
   it.each(LOADS_A_MODEL.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
     await checkCase(c, join(dir, `noblas${i}`), HIDDEN);
   });
