@@ -8,6 +8,9 @@ export default defineConfig({
     // worker pools in their own process.
     pool: 'forks',
     testTimeout: 60_000,
+    // The default output, then one line counting the tests skipped on this machine and why
+    // (e.g. the blas provider's own tests where OpenBLAS is not installed).
+    reporters: ['default', './test/helpers/skip-reporter.ts'],
     hookTimeout: 60_000,
   },
 });

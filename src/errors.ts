@@ -203,3 +203,49 @@ export function errorFromWire(w: WireError): MoeError {
 export function toError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
+
+/** Values longer than this many characters are cut where a message quotes them. */
+export const MAX_QUOTED_CHARS = 80;
+
+/**
+ * A value (a cell, a header name, a label, an option value) quoted for a one-line message:
+ * JSON-quoted (control characters escaped, so the message stays one line) and, past
+ * `max` characters, cut with its full length: `"abc…" (50000000 chars)`. Every message
+ * that quotes user data goes through this, so a 50 MB header cannot make a 50 MB error.
+ */
+export function quoteValue(value: string, max = MAX_QUOTED_CHARS): string {
+  if (value.length <= max) return JSON.stringify(value);
+  let head = value.slice(0, max);
+  // Do not split a surrogate pair.
+  const last = head.charCodeAt(head.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) head = head.slice(0, -1);
+  return `${JSON.stringify(head + '…')} (${value.length} chars)`;
+}
+
+/**
+ * A name for a message, unquoted (a column in a {@link DataLocation}), cut like
+ * {@link quoteValue}: `abc…(50000000 chars)`.
+ */
+export function cutValue(value: string, max = MAX_QUOTED_CHARS): string {
+  if (value.length <= max) return value;
+  let head = value.slice(0, max);
+  const last = head.charCodeAt(head.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) head = head.slice(0, -1);
+  return `${head}…(${value.length} chars)`;
+}
+
+/**
+ * A list of names for a message, comma-separated, each cut by {@link quoteValue}'s rule
+ * (unquoted), as many as fit in about `maxChars`, then `… (N in all)`.
+ */
+export function listValues(values: readonly string[], maxChars = 200): string {
+  const parts: string[] = [];
+  let used = 0;
+  for (const v of values) {
+    const s = cutValue(v);
+    if (parts.length > 0 && used + s.length + 2 > maxChars) return `${parts.join(', ')}, … (${values.length} in all)`;
+    parts.push(s);
+    used += s.length + 2;
+  }
+  return parts.join(', ');
+}

@@ -11,10 +11,10 @@ import { validateDataset, type Dataset } from './data/dataset.js';
 import { standardize, unstandardize } from './data/standardize.js';
 import { InferenceEngine, type MixtureForward } from './engine/inference.js';
 import { DataError, MoeError, OptionError } from './errors.js';
-import { parseModelBytes, readModelBytes, writeModelFile } from './io/model-file.js';
+import { writeModelFile } from './io/model-file.js';
 import { mixtureToOnnx } from './io/onnx/export.js';
-import { isSafetensors } from './io/safetensors.js';
-import { stateFromSafetensors, stateToSafetensors } from './io/safetensors-state.js';
+import { readModel, weightsOnlyNotice } from './io/read-model.js';
+import { stateToSafetensors } from './io/safetensors-state.js';
 import { createKernels, kernelSetFromEnv } from './kernels/index.js';
 import { expertShape, resolveMixtureConfig, type MixtureConfig, type MixtureOptions } from './model/config.js';
 import { mlpParamCount } from './model/mlp.js';
@@ -152,20 +152,9 @@ export class Mixture implements FitHost {
    * and `onWarning` is told so.
    */
   static async load(path: string, opts: LoadOptions = {}): Promise<Mixture> {
-    const bytes = await readModelBytes(path);
-    let state: ModelState;
-    if (isSafetensors(bytes)) {
-      const read = stateFromSafetensors(bytes, path);
-      state = read.state;
-      if (!read.hasOptimizerState && state.optimizer.name !== 'sgd') {
-        state.training.step = 0;
-        delete state.training.batch;
-        (opts.onWarning ?? ((m: string) => console.warn(m)))(`local-experts: ${path} holds weights only (no optimiser state): training continues with a fresh ${state.optimizer.name} optimiser from step 0`);
-      }
-    } else {
-      state = parseModelBytes(bytes, path).state;
-    }
-    return Mixture.fromState(state, opts);
+    const read = await readModel(path);
+    if (read.weightsOnly && read.state.optimizer.name !== 'sgd') (opts.onWarning ?? ((m: string) => console.warn(m)))(weightsOnlyNotice(path, read.state));
+    return Mixture.fromState(read.state, opts);
   }
 
   /** @internal Wrap a checked state (model files, other formats) with a provider. */

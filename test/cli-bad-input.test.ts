@@ -3,13 +3,15 @@
  * exactly one line on stderr naming the file, row, column or option (no stack trace
  * unless --verbose), prints nothing on stdout and writes no output file.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FIXTURES, moe, requireBuild } from './fixtures/cli/harness.js';
+import { hiddenBlasEnv } from './helpers/backends.js';
+import { makeCharDevice, makeFifo, makeUnwritableDir, unwritableDirWorks } from './helpers/files.js';
 
 const CLASSES = join(FIXTURES, 'classes.csv');
 const REGRESSION = join(FIXTURES, 'regression.csv');
@@ -32,12 +34,28 @@ const FILES: Record<string, string> = {
   'no-b.csv': 'a,c\n1,2\n3,4\n',
   'one-column.csv': 'a\n1\n2\n',
   'not-a-model.json': '{"hello": "world"}',
+  'huge-name.csv': `${'h'.repeat(1_000_000)},label\n1,low\n2,mid\n`,
 };
+
+// What this system lets a test make (known when the table is built).
+const probe = mkdtempSync(join(tmpdir(), 'moe-bad-probe-'));
+const canMknod = makeCharDevice(join(probe, 'dev'));
+const canMkfifo = makeFifo(join(probe, 'fifo'));
+const canLock = await unwritableDirWorks(join(probe, 'locked'));
+rmSync(probe, { recursive: true, force: true });
+/** Undoes the unwritable directory (chattr -i / chmod) before the temp dir is removed. */
+let unlock: (() => Promise<void>) | undefined;
 
 beforeAll(async () => {
   requireBuild();
   dir = await mkdtemp(join(tmpdir(), 'moe-bad-'));
   await Promise.all(Object.entries(FILES).map(([name, text]) => writeFile(join(dir, name), text)));
+  // Outputs that must be refused: a link to a directory, special files, an unwritable directory.
+  await mkdir(join(dir, 'adir'));
+  await symlink('adir', join(dir, 'link-to-dir'));
+  if (canMkfifo) expect(makeFifo(join(dir, 'fifo'))).toBe(true);
+  if (canMknod) expect(makeCharDevice(join(dir, 'chardev'))).toBe(true);
+  if (canLock) unlock = await makeUnwritableDir(join(dir, 'locked'));
   model = join(dir, 'good.moe');
   const r = await moe(['train', '--data', CLASSES, '--target', 'label', '--task', 'classification', '--experts', '3', '--epochs', '3', '--save', model]);
   expect(r.code, r.stderr).toBe(0);
@@ -51,9 +69,12 @@ beforeAll(async () => {
   const short = { ...doc, params: { ...doc.params, expertParams: p.slice(0, 8) } };
   await writeFile(join(dir, 'short.moe'), JSON.stringify(short));
   await writeFile(join(dir, 'v99.moe'), JSON.stringify({ ...doc, version: 99 }));
+  await symlink('good.moe', join(dir, 'model-link'));
 });
 afterAll(async () => {
+  await unlock?.();
   await rm(dir, { recursive: true, force: true });
+  if (HIDDEN) await rm(HIDDEN.LD_LIBRARY_PATH!, { recursive: true, force: true });
 });
 
 interface Case {
@@ -139,6 +160,34 @@ const CASES: Case[] = [
   { name: 'eval without --model', args: ['eval', '--data', CLASSES], code: 2, says: ['--model'] },
   { name: 'eval without data', args: ['eval', '--model', '{model}'], code: 2, says: ['--data'] },
   { name: 'predict over its own input', args: ['predict', '--model', '{model}', '--data', '{f:unseen.csv}', '--out', '{f:unseen.csv}'], code: 2, says: ['--out', 'unseen.csv'] },
+  // Files that never end, huge values in messages
+  ...(existsSync('/dev/zero') ? [{ name: 'data that never ends (/dev/zero)', args: train('/dev/zero'), code: 1, says: ['/dev/zero', 'NUL byte', 'not a text CSV file'] }] : []),
+  { name: 'a 1 MB header name is cut in the message', args: ['train', '--data', '{f:huge-name.csv}', '--target', 'nope', '--task', 'classification'], code: 2, says: ['--target', '"nope"', '(1000000 chars)'] },
+  // Seeds: all the generator takes, nothing that wraps
+  { name: '--seed beyond 32 bits', args: train(CLASSES, '--seed', '4294967296'), code: 2, says: ['--seed', "'4294967296'", '4294967295'] },
+  { name: 'negative --seed', args: train(CLASSES, '--seed', '-1'), code: 2, says: ['--seed', "'-1'"] },
+  { name: 'reproduce --seed beyond 32 bits', args: ['reproduce', 'jacobs1991', '--seed', '4294967296', '--out', '{out}/r'], code: 2, says: ['--seed', '4294967295'] },
+  // Output paths, checked before any work
+  { name: '--save under a file', args: train(CLASSES, '--save', '{f:empty.csv}/m.moe'), code: 2, says: ['--save', 'empty.csv', 'not a directory'] },
+  { name: '--save a symbolic link to a directory', args: train(CLASSES, '--save', '{f:link-to-dir}'), code: 2, says: ['--save', 'link-to-dir', 'symbolic link to a directory'] },
+  { name: '--plot a directory', args: train(CLASSES, '--plot', '{f:adir}'), code: 2, says: ['--plot', 'adir', 'is a directory'] },
+  ...(canMkfifo ? [{ name: '--plot a FIFO', args: train(CLASSES, '--save', '{out}/m.moe', '--plot', '{f:fifo}'), code: 2, says: ['--plot', 'fifo', 'named pipe'] }] : []),
+  ...(canMknod ? [{ name: '--save a character device', args: train(CLASSES, '--save', '{f:chardev}'), code: 2, says: ['--save', 'chardev', 'character device'] }] : []),
+  ...(canLock
+    ? [
+        { name: '--save into a directory that cannot be written', args: train(CLASSES, '--save', '{f:locked}/m.moe'), code: 2, says: ['--save', 'locked', 'not writable'] },
+        { name: '--plot into a directory that cannot be written', args: train(CLASSES, '--save', '{out}/m.moe', '--plot', '{f:locked}/p.svg'), code: 2, says: ['--plot', 'locked', 'not writable'] },
+        { name: 'predict --out into a directory that cannot be written', args: ['predict', '--model', '{model}', '--data', CLASSES, '--out', '{f:locked}/p.csv'], code: 2, says: ['--out', 'locked', 'not writable'] },
+      ]
+    : []),
+  { name: 'predict --out a symbolic link to a directory', args: ['predict', '--model', '{model}', '--data', CLASSES, '--out', '{f:link-to-dir}'], code: 2, says: ['--out', 'symbolic link to a directory'] },
+  { name: 'predict --out over its model through a symbolic link', args: ['predict', '--model', '{model}', '--data', CLASSES, '--out', '{f:model-link}'], code: 2, says: ['--out', 'would overwrite --model'] },
+  { name: 'bench --out under a file', args: ['bench', 'csv', '--rows', '10', '--out', '{f:empty.csv}/reports'], code: 2, says: ['--out', 'empty.csv', 'not a directory'] },
+  { name: 'reproduce --out is a file', args: ['reproduce', 'jacobs1991', '--runs', '1', '--out', '{f:empty.csv}'], code: 2, says: ['--out', 'empty.csv', 'not a directory'] },
+  // A directory where a model file belongs
+  { name: 'inspect a directory', args: ['inspect', '{f:adir}'], code: 1, says: ['adir', 'is a directory, not a model file'] },
+  { name: '--data a directory', args: train('{f:adir}'), code: 1, says: ['adir', 'is a directory, not a CSV file'] },
+  { name: 'eval --model a directory', args: ['eval', '--model', '{f:adir}', '--data', CLASSES], code: 1, says: ['adir', 'is a directory'] },
 ];
 
 /** Output files a case might write: its own directory must stay empty (bar what the case made). */
@@ -151,24 +200,43 @@ function expand(args: string[], out: string): string[] {
   );
 }
 
+/** Run one case (in output dir `out`) and check the contract. */
+async function checkCase(c: Case, out: string, env?: Record<string, string>): Promise<void> {
+  await mkdir(out);
+  // Train cases also ask for a model and a plot: neither may appear.
+  const extra = c.args[0] === 'train' && !c.args.includes('--save') && !c.args.includes('--plot') && !c.args.includes('--checkpoint-every') ? ['--save', join(out, 'm.moe'), '--plot', join(out, 'p.svg')] : [];
+  const r = await moe([...expand(c.args, out), ...extra], undefined, env);
+  expect(r.code, r.stderr).toBe(c.code);
+  expect(r.stdout).toBe('');
+  const lines = r.stderr.trimEnd().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  const line = lines[0]!;
+  expect(line.startsWith('moe: error: ')).toBe(true);
+  expect(line).not.toMatch(/\bat .*:\d+:\d+/);
+  // Values are cut: no message runs to megabytes.
+  expect(line.length).toBeLessThan(1000);
+  for (const s of c.says) expect(line).toContain(s);
+  // Nothing written: the case's own folder holds only what the case made.
+  expect(readdirSync(out)).toEqual([]);
+}
+
 describe.concurrent('bad input: one line on stderr, the documented exit code, nothing written', () => {
   it.each(CASES.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
-    const out = join(dir, `out${i}`);
-    await mkdir(out);
-    // Train cases also ask for a model and a plot: neither may appear.
-    const extra = c.args[0] === 'train' && !c.args.includes('--save') && !c.args.includes('--checkpoint-every') ? ['--save', join(out, 'm.moe'), '--plot', join(out, 'p.svg')] : [];
-    const r = await moe([...expand(c.args, out), ...extra]);
-    expect(r.code, r.stderr).toBe(c.code);
-    expect(r.stdout).toBe('');
-    const lines = r.stderr.trimEnd().split('\n');
-    expect(lines, r.stderr).toHaveLength(1);
-    const line = lines[0]!;
-    expect(line.startsWith('moe: error: ')).toBe(true);
-    expect(line).not.toMatch(/\bat .*:\d+:\d+/);
-    for (const s of c.says) expect(line).toContain(s);
-    expect(existsSync(join(out, 'm.moe'))).toBe(false);
-    expect(existsSync(join(out, 'p.svg'))).toBe(false);
-    expect(existsSync(join(out, 'p.csv'))).toBe(false);
+    await checkCase(c, join(dir, `out${i}`));
+  });
+});
+
+/**
+ * The same on a machine where OpenBLAS does not load (hidden from the subprocess): input
+ * is checked before a compute provider loads, so its fall-back notice never comes before
+ * the error line. Every case that reads a model file or data (the ones that loaded a
+ * provider first) is run.
+ */
+const HIDDEN = hiddenBlasEnv(join(tmpdir(), `moe-bad-noblas-${process.pid}`));
+const LOADS_A_MODEL = CASES.filter((c) => c.args.some((a) => a.includes('{model}') || a.includes('.moe}')) || ['eval', 'predict', 'inspect'].includes(c.args[0]!));
+describe.skipIf(HIDDEN === undefined)('bad input where OpenBLAS does not load: still exactly one line', { concurrent: true }, () => {
+  it.each(LOADS_A_MODEL.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+    await checkCase(c, join(dir, `noblas${i}`), HIDDEN);
   });
 });
 
@@ -200,7 +268,13 @@ describe('bad input with --verbose', () => {
     expect(r.stderr).toMatch(/\n\s+at .*model-file/);
   });
 
-  it('the input files the bad cases refer to are unchanged', async () => {
+  it('the input files the bad cases refer to are unchanged, and so are the outputs they refused', async () => {
     for (const [name, text] of Object.entries(FILES)) expect(await readFile(join(dir, name), 'utf8')).toBe(text);
+    expect(lstatSync(join(dir, 'link-to-dir')).isSymbolicLink()).toBe(true);
+    expect(readdirSync(join(dir, 'adir'))).toEqual([]);
+    expect(lstatSync(join(dir, 'model-link')).isSymbolicLink()).toBe(true);
+    if (canMkfifo) expect(lstatSync(join(dir, 'fifo')).isFIFO()).toBe(true);
+    if (canMknod) expect(lstatSync(join(dir, 'chardev')).isCharacterDevice()).toBe(true);
+    if (canLock) expect(readdirSync(join(dir, 'locked'))).toEqual([]);
   });
 });

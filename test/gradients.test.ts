@@ -25,7 +25,7 @@ import { mlpParamCount } from '../src/model/mlp.js';
 import { allocateParams, type ModelState } from '../src/model/state.js';
 import { resolveOptimizer } from '../src/optim/config.js';
 import { TrainingSession } from '../src/train/session.js';
-import { provider, testRandom, TEST_BACKENDS, type TestBackend } from './helpers/backends.js';
+import { backendSuite, provider, testRandom, TEST_BACKENDS } from './helpers/backends.js';
 import { runLossPipeline } from './helpers/loss-pipeline.js';
 import { numericGradient, refBatchLoss, refCase, refNets, refParamCount } from './helpers/reference.js';
 
@@ -140,7 +140,8 @@ describe.each(LOSS_TASKS)('error function $loss on $task: ∂E/∂o_i and ∂E/�
 /** Every parameter gradient after one training step, per provider and configuration. */
 const PARAM_CASES = LOSS_TASKS.flatMap((lt) => NETS.map((n) => ({ ...lt, ...n })));
 
-describe.each(TEST_BACKENDS)('parameter gradients of one training step on %s', (backend: TestBackend) => {
+// On blas only where OpenBLAS loads (or CI requires it): see backendSuite.
+for (const backend of TEST_BACKENDS) describe(`parameter gradients of one training step on ${backend}`, backendSuite(backend), () => {
   let p: ComputeProvider;
   beforeAll(async () => {
     p = await provider(backend);

@@ -10,7 +10,7 @@ import { BACKENDS, type ComputeProvider } from '../src/compute/provider.js';
 import { loadVowels } from '../src/data/vowels.js';
 import { BackendError, OptionError } from '../src/errors.js';
 import { Mixture } from '../src/mixture.js';
-import { naiveSgemm, provider, testRandom, TEST_BACKENDS } from './helpers/backends.js';
+import { backendSuite, naiveSgemm, provider, testRandom, TEST_BACKENDS } from './helpers/backends.js';
 
 const savedRequire = process.env.MOE_REQUIRE_BACKEND;
 afterEach(() => {
@@ -70,7 +70,7 @@ describe('choosing a provider', () => {
  * sgemm against the float64 triple loop. Tolerance per element: float32 products summed
  * over K terms, |c − ref| ≤ 1e-5·(|alpha|·Σ_k|a_ik b_kj| + |beta·c0|) + 1e-6.
  */
-describe.each(TEST_BACKENDS)('sgemm on %s', (name) => {
+for (const name of TEST_BACKENDS) describe(`sgemm on ${name}`, backendSuite(name), () => {
   let p: ComputeProvider;
   beforeAll(async () => {
     p = await provider(name);
@@ -156,7 +156,7 @@ describe.each(TEST_BACKENDS)('sgemm on %s', (name) => {
   });
 });
 
-describe('blas and wasm train the same model', () => {
+describe('blas and wasm train the same model', backendSuite('blas'), () => {
   it('final parameters within 1e-3·max(1,|θ|) and vowel accuracy within 2 points', async () => {
     // Same seed, same data, same order of operations; only the products' float32
     // rounding differs (blocking and FMA), and 5 epochs of Adam keep that small.

@@ -33,6 +33,8 @@ export interface CsvParseOptions {
   machine?: string;
   /** Keep the generated file's temporary folder. */
   keepDir?: boolean;
+  /** Columns of the wide-header file also timed (default 100 000; 0 skips it). */
+  wideColumns?: number;
   /** One line per phase, for a progress display. */
   onProgress?: (line: string) => void;
 }
@@ -64,6 +66,35 @@ export async function writeRandomCsv(path: string, rows: number, features: numbe
   return (await stat(path)).size;
 }
 
+/** Write a CSV with a header of `columns` names (the last `y`) and `rows` rows of small integers. */
+export async function writeWideCsv(path: string, columns: number, rows: number): Promise<number> {
+  const out = createWriteStream(path);
+  const names = Array.from({ length: columns }, (_, j) => (j === columns - 1 ? 'y' : `feature_${j}`));
+  out.write(names.join(',') + '\n');
+  const row = Array.from({ length: columns }, (_, j) => String(j % 10)).join(',') + '\n';
+  for (let r = 0; r < rows; r++) if (!out.write(row)) await once(out, 'drain');
+  out.end();
+  await once(out, 'finish');
+  return (await stat(path)).size;
+}
+
+/**
+ * Time `loadCsv` on a CSV with a `columns`-wide header (best of `runs` calls): the header
+ * lookup must stay linear in the column count.
+ */
+export async function timeWideHeader(dir: string, columns: number, rows = 2, runs = 3): Promise<NonNullable<CsvParseReport['wideHeader']>> {
+  const file = join(dir, `wide-${columns}.csv`);
+  await writeWideCsv(file, columns, rows);
+  let best = Infinity;
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now();
+    const ds = await loadCsv(file, { target: ['y'], task: 'regression' });
+    best = Math.min(best, (performance.now() - t0) / 1000);
+    if (ds.inputs !== columns - 1 || ds.n !== rows) throw new Error(`loadCsv read ${ds.n} × ${ds.inputs}, expected ${rows} × ${columns - 1}`);
+  }
+  return { columns, rows, seconds: best, runs };
+}
+
 /**
  * Time `loadCsv` on a generated rows × features CSV (tinybench, `runs` calls), with the
  * process's peak RSS, and one epoch of training on the parsed data for comparison.
@@ -72,7 +103,8 @@ export async function runCsvParseBenchmark(o: CsvParseOptions = {}): Promise<Csv
   const rows = o.rows ?? 200_000;
   const features = o.features ?? 32;
   const runs = o.runs ?? 3;
-  for (const [name, v, min] of [['rows', rows, 1], ['features', features, 1], ['runs', runs, 1], ['workers', o.workers ?? 0, 0]] as const) {
+  const wideColumns = o.wideColumns ?? 100_000;
+  for (const [name, v, min] of [['rows', rows, 1], ['features', features, 1], ['runs', runs, 1], ['workers', o.workers ?? 0, 0], ['wideColumns', wideColumns, 0]] as const) {
     if (!(Number.isInteger(v) && v >= min)) throw new OptionError(name, `must be an integer ≥ ${min}, got ${v}`);
   }
   const say = o.onProgress ?? (() => {});
@@ -117,6 +149,11 @@ export async function runCsvParseBenchmark(o: CsvParseOptions = {}): Promise<Csv
     say(`training one epoch: ${experts} × ${expert} experts, batch ${batch}, ${workers} workers, ${m.provider.name}`);
     const fit = await m.fit(data, { epochs: 1, batchSize: batch, workers }).finally(() => m.close());
     const epoch = fit.history[0]!;
+    let wideHeader: CsvParseReport['wideHeader'];
+    if (wideColumns > 0) {
+      say(`parsing a ${wideColumns}-column header`);
+      wideHeader = await timeWideHeader(dir, Math.max(2, wideColumns));
+    }
     const parseEpochs = parseSeconds / epoch.seconds;
     // A one-off cost is more than 10% of a run of n epochs while n < 9 × parseEpochs.
     const verdict =
@@ -142,6 +179,7 @@ export async function runCsvParseBenchmark(o: CsvParseOptions = {}): Promise<Csv
       datasetMiB: ((data.x.length + (data.y?.length ?? 0)) * 4) / 2 ** 20,
       training: { backend: fit.backend, workers: fit.workers, experts, expert, batch, epochSeconds: epoch.seconds, samplesPerSecond: epoch.samplesPerSecond },
       parseEpochs,
+      ...(wideHeader ? { wideHeader } : {}),
       loadAverage: { start: loadStart, end: loadavg()[0]! },
       verdict,
     };

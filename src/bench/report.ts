@@ -65,6 +65,20 @@ export interface CsvParseReport extends BenchHeader {
   };
   /** Parse time ÷ one epoch's time: how many epochs of training the parse costs. */
   parseEpochs: number;
+  /**
+   * loadCsv on a file with a very wide header (every column a feature but the target),
+   * which a column lookup quadratic in the column count makes slow; absent when skipped.
+   */
+  wideHeader?: {
+    /** Columns of the header (features + 1 target). */
+    columns: number;
+    /** Data rows of the file. */
+    rows: number;
+    /** Wall time of one loadCsv call, seconds (the best of the calls). */
+    seconds: number;
+    /** loadCsv calls timed. */
+    runs: number;
+  };
   /** The 1-minute load average at the start and the end of the run. */
   loadAverage: {
     /** At the start of the run. */
@@ -186,6 +200,9 @@ export function formatCsvMarkdown(r: CsvParseReport): string {
     `| one training epoch (${t.experts} × ${t.expert} experts, batch ${t.batch}, ${t.workers} workers, ${t.backend}) | ${num(t.epochSeconds)} s |`,
     `| training samples/s | ${num(t.samplesPerSecond)} |`,
     `| parse time in epochs of training | ${num(r.parseEpochs)} |`,
+    ...(r.wideHeader
+      ? [`| loadCsv of a ${r.wideHeader.columns.toLocaleString('en-US')}-column header + ${r.wideHeader.rows} rows (best of ${r.wideHeader.runs}) | ${num(r.wideHeader.seconds)} s |`]
+      : []),
     '',
     r.verdict,
     '',

@@ -5,16 +5,18 @@
  * progress to stderr, and with --out to `<dir>/<name>.json` and `.md`, written atomically.
  */
 import { mkdir } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { runCsvParseBenchmark } from '../bench/csv.js';
 import { formatKernelJson, formatKernelMarkdown, runKernelBenchmark, type KernelBenchOptions } from '../bench/kernels.js';
-import { formatPeersJson, formatPeersMarkdown, PEER_SIZES, runPeerBenchmark, type PeerOptions, type PeerSize } from '../bench/peers.js';
+import { formatPeersJson, formatPeersMarkdown, PEER_EXPERTS, PEER_SIZES, runPeerBenchmark, type PeerOptions, type PeerSize } from '../bench/peers.js';
 import { formatCsvJson, formatCsvMarkdown, formatScalingJson, formatScalingMarkdown } from '../bench/report.js';
-import { runScalingBenchmark, SCALING_SIZES, type ScalingOptions, type ScalingSize } from '../bench/scaling.js';
+import { machineSlug, runScalingBenchmark, SCALING_SIZES, type ScalingOptions, type ScalingSize } from '../bench/scaling.js';
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { EXIT_CODES_HELP, backendOf, backendOption, intArg, verboseOption } from './common.js';
+import { checkWorkerCount } from '../engine/plan.js';
+import { EXIT_CODES_HELP, backendOf, backendOption, checkOutputDir, intArg, noteWorkers, verboseOption, warn } from './common.js';
 
 /** A comma-separated list of positive integers. */
 function intList(text: string, option: string): number[] {
@@ -83,13 +85,24 @@ function quote(s: string): string {
 async function writeReport(dir: string, name: string, json: string, md: string): Promise<string[]> {
   await mkdir(dir, { recursive: true });
   const files = [join(dir, `${name}.json`), join(dir, `${name}.md`)];
-  await writeFileAtomic(files[0]!, json + '\n');
-  await writeFileAtomic(files[1]!, md);
+  await writeFileAtomic(files[0]!, json + '\n', { option: '--out' });
+  await writeFileAtomic(files[1]!, md, { option: '--out' });
   return files;
 }
 
+/**
+ * Before minutes of measuring, not after: `--out`'s directory (created at the end where
+ * it does not exist) and the report files `<name>.json` and `.md` in it can be written.
+ * Creates nothing.
+ */
+async function checkReportDir(dir: string | undefined, name: string): Promise<void> {
+  if (dir !== undefined) await checkOutputDir('--out', dir, [`${name}.json`, `${name}.md`]);
+}
+
+/** Progress lines on stderr; a library's warnings (a provider fall-back) as one `moe: warning:` line each, once. */
 const progress = (line: string): void => {
-  process.stderr.write(`${line}\n`);
+  if (line.startsWith('local-experts:')) warn(line);
+  else process.stderr.write(`${line}\n`);
 };
 
 interface ScalingCliOptions {
@@ -116,6 +129,7 @@ interface CsvCliOptions {
   machine?: string;
   note?: string[];
   keep?: boolean;
+  wideColumns: number;
 }
 
 interface PeersCliOptions {
@@ -168,8 +182,12 @@ export function benchCommand(): Command {
       if (o.experts !== undefined) opts.experts = o.experts;
       if (o.time !== undefined) opts.timeMs = timeOf(o.time);
       if (o.machine !== undefined) opts.machine = machineOf(o.machine);
-      // Before minutes of measuring, not after.
-      if (o.out !== undefined) await mkdir(o.out, { recursive: true });
+      await checkReportDir(o.out, opts.machine ?? machineSlug());
+      if (opts.workers) {
+        // As runScalingBenchmark checks them (its default experts), before the notice.
+        for (const w of opts.workers) checkWorkerCount(w, opts.experts ?? (availableParallelism() > 8 ? 16 : 8));
+        noteWorkers('--workers', Math.max(...opts.workers));
+      }
       const report = await runScalingBenchmark(opts);
       report.command = commandLine(this);
       if (o.note?.length) report.notes = o.note;
@@ -189,6 +207,7 @@ export function benchCommand(): Command {
     .addOption(new Option('--features <n>', 'feature columns of the generated file (plus one target)').argParser(intArg(1)).default(32))
     .addOption(new Option('--runs <n>', 'timed loadCsv calls').argParser(intArg(1)).default(3))
     .addOption(new Option('--workers <n>', 'workers for the training epoch, 0 for in-process (default min(cores, 8))').argParser(intArg(0)))
+    .addOption(new Option('--wide-columns <n>', 'also time loadCsv on a header this wide (0: skip)').argParser(intArg(0)).default(100_000))
     .addOption(backendOption())
     .option('--out <dir>', 'also write <dir>/csv-parse.json and <dir>/csv-parse.md')
     .option('--machine <name>', 'name of this machine in the report (default: CPU model and cores)')
@@ -197,7 +216,8 @@ export function benchCommand(): Command {
     .addOption(verboseOption())
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async function (this: Command, o: CsvCliOptions) {
-      if (o.out !== undefined) await mkdir(o.out, { recursive: true });
+      await checkReportDir(o.out, 'csv-parse');
+      if (o.workers !== undefined) noteWorkers('--workers', o.workers);
       const report = await runCsvParseBenchmark({
         rows: o.rows,
         features: o.features,
@@ -206,6 +226,7 @@ export function benchCommand(): Command {
         backend: backendOf(o.backend),
         ...(o.machine !== undefined ? { machine: o.machine } : {}),
         ...(o.keep ? { keepDir: true } : {}),
+        wideColumns: o.wideColumns,
         onProgress: progress,
       });
       report.command = commandLine(this);
@@ -242,8 +263,9 @@ export function benchCommand(): Command {
       if (o.steps !== undefined) opts.steps = o.steps;
       if (o.time !== undefined) opts.timeMs = timeOf(o.time);
       if (o.machine !== undefined) opts.machine = machineOf(o.machine);
-      // Before minutes of measuring, not after.
-      if (o.out !== undefined) await mkdir(o.out, { recursive: true });
+      await checkReportDir(o.out, `peers-${opts.machine ?? machineSlug()}`);
+      checkWorkerCount(o.workers, PEER_EXPERTS);
+      noteWorkers('--workers', o.workers);
       const report = await runPeerBenchmark(opts);
       report.command = commandLine(this);
       if (o.note?.length) report.notes = o.note;

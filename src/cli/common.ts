@@ -3,14 +3,17 @@
  * that name the flag in their errors, output-path checks and the data loaders that
  * follow a trained model's column names.
  */
-import { stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { realpath } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { lastProviderFallback } from '../compute/load.js';
 import { BACKENDS, type BackendRequest } from '../compute/provider.js';
-import { loadCsv, parseNumber, type CsvOptions } from '../data/csv.js';
+import { ColumnNotFoundError, loadCsv, parseNumber, type CsvOptions } from '../data/csv.js';
 import { splitRows, subset, type Dataset } from '../data/dataset.js';
-import { DataError, MoeError, OptionError, type MoeErrorCode } from '../errors.js';
-import type { Mixture } from '../mixture.js';
+import { cutValue, DataError, listValues, MoeError, OptionError, type MoeErrorCode } from '../errors.js';
+import { checkWritable, checkWritableDir } from '../io/atomic.js';
+import type { MixtureConfig } from '../model/config.js';
 import { parseNetSpec } from '../model/config.js';
 
 /** Process exit codes of `moe`; {@link EXIT_CODES_HELP} documents them in `--help`. */
@@ -113,9 +116,37 @@ export function formatError(err: unknown, verbose: boolean): string {
   return line;
 }
 
-/** A one-line warning on stderr. */
+let verboseWarnings = false;
+const warned = new Set<string>();
+
+/** With `--verbose`, warnings carry their details (every library a provider fall-back tried). */
+export function setVerbose(verbose: boolean): void {
+  verboseWarnings = verbose;
+}
+
+/**
+ * A one-line warning on stderr, each distinct message once per process (a provider's
+ * fall-back notice reaches the CLI from every mixture a command creates). With
+ * `--verbose`, a provider fall-back also lists every library and backend it tried.
+ */
 export function warn(message: string): void {
-  process.stderr.write(`moe: warning: ${message.replace(/^local-experts:\s*/, '').replace(/\s*\n\s*/g, ' ')}\n`);
+  const line = message.replace(/^local-experts:\s*/, '').replace(/\s*\n\s*/g, ' ');
+  if (warned.has(line)) return;
+  warned.add(line);
+  process.stderr.write(`moe: warning: ${line}\n`);
+  const fallback = lastProviderFallback();
+  if (verboseWarnings && fallback && fallback.notice === line) {
+    for (const d of fallback.details) process.stderr.write(`moe:   tried ${d}\n`);
+  }
+}
+
+/**
+ * A worker count above the cores here is allowed (threads then share cores, each slower);
+ * say so in one line. Call after every check of the command line has passed.
+ */
+export function noteWorkers(option: string, workers: number): void {
+  const cores = availableParallelism();
+  if (workers > cores) warn(`${option} ${workers} is more than the ${cores} cores here: worker threads will share cores`);
 }
 
 /** Write to stdout and wait until it is handed to the OS (so process.exit loses nothing). */
@@ -136,10 +167,20 @@ export function intArg(min: number): (value: string) => number {
   };
 }
 
-/** Any integer (seeds). */
+/** Any integer. */
 export function anyIntArg(value: string): number {
   const v = parseNumber(value.trim());
   if (!Number.isSafeInteger(v)) throw new InvalidArgumentError('expected an integer.');
+  return v;
+}
+
+/** Largest seed: the generator takes 32 bits (src/rng.ts, `seed >>> 0`), so a larger one would wrap. */
+export const MAX_SEED = 2 ** 32 - 1;
+
+/** A seed: an integer in [0, 2³²−1], all the generator takes, so no two seeds silently mean the same. */
+export function seedArg(value: string): number {
+  const v = parseNumber(value.trim());
+  if (!(Number.isInteger(v) && v >= 0 && v <= MAX_SEED)) throw new InvalidArgumentError(`expected an integer in [0, ${MAX_SEED}].`);
   return v;
 }
 
@@ -241,16 +282,28 @@ export function given(cmd: Command, name: string): boolean {
 // Files
 
 /**
- * Check that `path` can be written later (its directory exists, it is not a directory)
- * before any work starts, so a long run does not fail at its end and a failing command
- * writes nothing.
+ * Check that `path` can be written later, before any work starts, so a long run does not
+ * fail at its end and a failing command writes nothing: its directory exists and a file
+ * can be created there (tried: permission bits do not stop root, a read-only mount or
+ * an immutable directory do), and it is a regular file or absent, through symbolic links
+ * (a device, FIFO, socket, directory or link to one is refused). Resolves to the file
+ * that will be written (the end of its symbolic links).
  */
-export async function checkOutputPath(option: string, path: string): Promise<void> {
-  const dir = dirname(resolve(path));
-  const d = await stat(dir).catch(() => undefined);
-  if (!d?.isDirectory()) throw new OptionError(option, `cannot write ${path}: directory ${dir} does not exist`);
-  const f = await stat(path).catch(() => undefined);
-  if (f?.isDirectory()) throw new OptionError(option, `cannot write ${path}: it is a directory`);
+export async function checkOutputPath(option: string, path: string): Promise<string> {
+  return (await checkWritable(path, { option })).target;
+}
+
+/**
+ * {@link checkOutputPath} for a directory that receives `files` (created later where it
+ * does not exist: its nearest existing ancestor must then be writable).
+ */
+export async function checkOutputDir(option: string, dir: string, files: readonly string[]): Promise<void> {
+  await checkWritableDir(dir, files, { option });
+}
+
+/** The file a path names, symbolic links resolved (itself where it does not exist). */
+export async function realFile(path: string): Promise<string> {
+  return realpath(path).catch(() => resolve(path));
 }
 
 /** Column choices for data read against a trained model; flags override the model's names. */
@@ -259,13 +312,21 @@ export interface ColumnChoice {
   features?: string[];
 }
 
-function modelTarget(m: Mixture, cols: ColumnChoice): string[] {
+/** What the data checks need of a model: a Mixture, or a model file read without a provider. */
+export interface ModelView {
+  config: MixtureConfig;
+  featureNames?: string[] | undefined;
+  targetNames?: string[] | undefined;
+  classNames?: string[] | undefined;
+}
+
+function modelTarget(m: ModelView, cols: ColumnChoice): string[] {
   const t = cols.target ?? m.targetNames;
   if (!t) throw new OptionError('--target', 'the model does not name its target column(s); give --target');
   return t;
 }
 
-function modelFeatures(m: Mixture, cols: ColumnChoice): string[] | undefined {
+function modelFeatures(m: ModelView, cols: ColumnChoice): string[] | undefined {
   const f = cols.features ?? m.featureNames;
   if (f && f.length !== m.config.inputs) {
     throw new OptionError('--features', `${f.length} columns given, the model takes ${m.config.inputs} inputs`);
@@ -278,7 +339,7 @@ function modelFeatures(m: Mixture, cols: ColumnChoice): string[] | undefined {
  * and the file lacks means the file does not fit the model: a DataError naming the
  * column, not an OptionError blaming a flag the user never gave.
  */
-async function loadForModel(m: Mixture, path: string, cols: ColumnChoice, requireTarget: boolean): Promise<Dataset> {
+async function loadForModel(m: ModelView, path: string, cols: ColumnChoice, requireTarget: boolean): Promise<Dataset> {
   const features = modelFeatures(m, cols);
   const target = requireTarget ? modelTarget(m, cols) : (cols.target ?? m.targetNames ?? []);
   const opts: CsvOptions = {
@@ -294,16 +355,16 @@ async function loadForModel(m: Mixture, path: string, cols: ColumnChoice, requir
   } catch (err) {
     const fromModel = err instanceof OptionError && ((err.option === 'target' && !cols.target) || (err.option === 'features' && !cols.features));
     if (!fromModel) throw err;
-    const missing = /no column "([^"]*)"/.exec(err.message)?.[1];
-    const wants = err.option === 'target' ? `the model's target is ${target.join(', ')}` : `the model expects ${m.config.inputs} features: ${features?.join(', ')}`;
+    const missing = err instanceof ColumnNotFoundError ? err.column : undefined;
+    const wants = err.option === 'target' ? `the model's target is ${listValues(target)}` : `the model expects ${m.config.inputs} features: ${listValues(features ?? [])}`;
     throw new DataError(
       `does not fit the model: ${err.message.slice(err.option.length + 2).replace(` in ${path}`, '')} (${wants})`,
-      { file: path, ...(missing !== undefined ? { column: missing } : {}) },
+      { file: path, ...(missing !== undefined ? { column: cutValue(missing) } : {}) },
       'DATA_SHAPE',
     );
   }
   if (ds.inputs !== m.config.inputs) {
-    throw new DataError(`has ${ds.inputs} feature columns (${ds.featureNames?.join(', ')}), the model expects ${m.config.inputs}`, { file: path }, 'DATA_SHAPE');
+    throw new DataError(`has ${ds.inputs} feature columns (${listValues(ds.featureNames ?? [])}), the model expects ${m.config.inputs}`, { file: path }, 'DATA_SHAPE');
   }
   return ds;
 }
@@ -312,7 +373,7 @@ async function loadForModel(m: Mixture, path: string, cols: ColumnChoice, requir
  * Load a labelled CSV for a trained model: its target and feature columns, its class
  * order (a label it never saw is a DataError naming file, row and column).
  */
-export async function loadCsvForModel(m: Mixture, path: string, cols: ColumnChoice = {}): Promise<Dataset> {
+export async function loadCsvForModel(m: ModelView, path: string, cols: ColumnChoice = {}): Promise<Dataset> {
   const ds = await loadForModel(m, path, cols, true);
   if (ds.outputs !== m.config.outputs) {
     throw new DataError(`has ${ds.outputs} ${m.config.task === 'classification' ? 'classes' : 'targets'}, the model expects ${m.config.outputs}`, { file: path }, 'DATA_SHAPE');
@@ -335,7 +396,7 @@ export interface PredictInput {
  * must match. A target column that is present is read and checked (a classification
  * label against the trained classes).
  */
-export async function loadInputsForModel(m: Mixture, path: string, cols: ColumnChoice = {}): Promise<PredictInput> {
+export async function loadInputsForModel(m: ModelView, path: string, cols: ColumnChoice = {}): Promise<PredictInput> {
   const ds = await loadForModel(m, path, cols, false);
   const labels = ds.labels && m.classNames ? { labels: ds.labels } : {};
   return { n: ds.n, x: ds.x, featureNames: ds.featureNames!, ...labels };

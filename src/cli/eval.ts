@@ -5,7 +5,6 @@ import { Command, Option } from 'commander';
 import type { Dataset } from '../data/dataset.js';
 import { loadVowels } from '../data/vowels.js';
 import { OptionError } from '../errors.js';
-import { Mixture } from '../mixture.js';
 import {
   EXIT,
   EXIT_CODES_HELP,
@@ -21,6 +20,7 @@ import {
   warn,
   writeStdout,
 } from './common.js';
+import { openModel, readModelFile } from './model-input.js';
 
 interface EvalOptions {
   model: string;
@@ -59,18 +59,22 @@ export function evalCommand(): Command {
     });
 }
 
+/** Options, the model file and the data are checked before the compute provider loads. */
 async function runEval(o: EvalOptions): Promise<number> {
   if (o.data === undefined && o.dataset === undefined) throw new OptionError('--data', 'give labelled data: --data FILE or --dataset vowels');
-  const m = await Mixture.load(o.model, { backend: backendOf(o.backend), onWarning: warn });
+  const load = { backend: backendOf(o.backend), onWarning: warn };
+  const file = await readModelFile(o.model);
+  const info = file.info;
   let data: Dataset;
   if (o.dataset === 'vowels') {
-    if (m.config.task !== 'classification') throw new OptionError('--dataset', `vowels is a classification set; ${o.model} is a ${m.config.task} model`);
+    if (info.config.task !== 'classification') throw new OptionError('--dataset', `vowels is a classification set; ${o.model} is a ${info.config.task} model`);
     data = (
-      await loadVowels({ seed: m.training.seed, ...(m.classNames ? { vowels: m.classNames } : {}), ...(m.featureNames ? { features: m.featureNames } : {}) })
+      await loadVowels({ seed: info.training.seed, ...(info.classNames ? { vowels: info.classNames } : {}), ...(info.featureNames ? { features: info.featureNames } : {}) })
     ).test;
   } else {
-    data = await loadCsvForModel(m, o.data!, columnsOf(o));
+    data = await loadCsvForModel(info, o.data!, columnsOf(o));
   }
+  const m = await openModel(file, load);
   const ev = m.evaluate(data);
   const source = o.dataset === 'vowels' ? 'vowels (test speakers)' : o.data!;
   if (o.json) {

@@ -2,9 +2,7 @@
  * `moe inspect`: what a model file holds (architecture, parameter counts, optimiser,
  * training state, standardisation) and, given data, how the gate uses each expert on it.
  */
-import { readFile } from 'node:fs/promises';
 import { Command, Option } from 'commander';
-import { Mixture } from '../mixture.js';
 import { expertShape, formatNetSpec, gateShape } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
 import { optimizerStateSize } from '../optim/config.js';
@@ -22,7 +20,9 @@ import {
   verboseOption,
   warn,
   writeStdout,
+  type PredictInput,
 } from './common.js';
+import { openModel, readModelFile } from './model-input.js';
 
 interface InspectOptions {
   data?: string;
@@ -59,10 +59,13 @@ export function inspectCommand(): Command {
     });
 }
 
+/** The model file and the data are checked before the compute provider loads. */
 async function runInspect(path: string, o: InspectOptions): Promise<number> {
-  const m = await Mixture.load(path, { backend: backendOf(o.backend), onWarning: warn });
-  // Mixture.load has checked the document; only the informational fields are read here.
-  const doc = JSON.parse(await readFile(path, 'utf8')) as { version?: number; backend?: string; writer?: string };
+  const load = { backend: backendOf(o.backend), onWarning: warn };
+  const file = await readModelFile(path);
+  const input: PredictInput | undefined = o.data !== undefined ? await loadInputsForModel(file.info, o.data, columnsOf(o)) : undefined;
+  const m = await openModel(file, load);
+  const doc = { version: file.version, backend: file.backend, format: file.format };
   const c = m.config;
   const gateParams = mlpParamCount(gateShape(c));
   const expertParams = mlpParamCount(expertShape(c));
@@ -70,8 +73,7 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
   const optState = optimizerStateSize(m.optimizer.name) * totalParams;
 
   let utilisation: { rows: number; gateShare: number[]; winShare: number[] } | undefined;
-  if (o.data !== undefined) {
-    const input = await loadInputsForModel(m, o.data, columnsOf(o));
+  if (input !== undefined) {
     const p = m.predict(input.x);
     const E = c.experts;
     const gateShare = new Array<number>(E).fill(0);
@@ -86,8 +88,9 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
   const report = {
     command: 'inspect',
     model: path,
+    format: doc.format,
     formatVersion: doc.version,
-    trainedOn: doc.backend,
+    trainedOn: doc.backend ?? null,
     task: c.task,
     inputs: c.inputs,
     outputs: c.outputs,
@@ -112,7 +115,7 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
   }
   const names = (xs: string[] | undefined): string => (xs ? ` (${xs.join(', ')})` : '');
   const lines = [
-    `${path}: local-experts model, format version ${doc.version}, trained on ${doc.backend ?? 'unknown'} backend`,
+    `${path}: local-experts model, ${doc.format === 'safetensors' ? 'safetensors' : 'JSON'} format version ${doc.version}${doc.backend ? `, trained on ${doc.backend} backend` : ''}`,
     `  task         ${c.task}: ${c.inputs} inputs${names(m.featureNames)} -> ${c.outputs} ${c.task === 'classification' ? `classes${names(m.classNames)}` : `targets${names(m.targetNames)}`}`,
     `  mixture      ${c.experts} experts ${formatNetSpec(c.expert)}, gate ${formatNetSpec(c.gate)}, loss ${c.loss}`,
     `  parameters   ${totalParams.toLocaleString('en-US')} (gate ${gateParams.toLocaleString('en-US')}, ${expertParams.toLocaleString('en-US')} per expert), optimiser state ${optState.toLocaleString('en-US')}`,

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { benchCommand } from './bench-command.js';
-import { EXIT, EXIT_CODES_HELP, configureTree, exitCodeOf, formatError } from './common.js';
+import { EXIT, EXIT_CODES_HELP, configureTree, exitCodeOf, formatError, setVerbose } from './common.js';
 import { evalCommand } from './eval.js';
 import { inspectCommand } from './inspect.js';
 import { predictCommand } from './predict.js';
@@ -54,6 +54,7 @@ ${EXIT_CODES_HELP}`,
 /** Run the CLI on `argv` (process.argv form); resolves to the exit code. */
 export async function main(argv: readonly string[] = process.argv): Promise<number> {
   const verbose = argv.includes('--verbose');
+  setVerbose(verbose);
   try {
     process.exitCode = undefined;
     await buildProgram().parseAsync([...argv]);

@@ -2,11 +2,9 @@
  * `moe predict`: the mixture's prediction for each row of a CSV, each expert's gate
  * probability and the winning expert, as CSV on stdout or written atomically to --out.
  */
-import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { Mixture } from '../mixture.js';
 import {
   EXIT,
   EXIT_CODES_HELP,
@@ -18,10 +16,12 @@ import {
   columnOptions,
   columnsOf,
   loadInputsForModel,
+  realFile,
   verboseOption,
   warn,
   writeStdout,
 } from './common.js';
+import { openModel, readModelFile } from './model-input.js';
 
 interface PredictOptions {
   model: string;
@@ -62,15 +62,18 @@ export function predictCommand(): Command {
     });
 }
 
+/** Options, the output path, the model file and the data are checked before the compute provider loads. */
 async function runPredict(o: PredictOptions): Promise<number> {
   if (o.out !== undefined) {
-    await checkOutputPath('--out', o.out);
+    const target = await checkOutputPath('--out', o.out);
     for (const [flag, p] of [['--data', o.data], ['--model', o.model]] as const) {
-      if (resolve(p) === resolve(o.out)) throw new OptionError('--out', `would overwrite ${flag} ${p}`);
+      if ((await realFile(p)) === target) throw new OptionError('--out', `would overwrite ${flag} ${p}`);
     }
   }
-  const m = await Mixture.load(o.model, { backend: backendOf(o.backend), onWarning: warn });
-  const input = await loadInputsForModel(m, o.data, columnsOf(o));
+  const load = { backend: backendOf(o.backend), onWarning: warn };
+  const file = await readModelFile(o.model);
+  const input = await loadInputsForModel(file.info, o.data, columnsOf(o));
+  const m = await openModel(file, load);
   const p = m.predict(input.x);
   const { experts: E, outputs: K, task } = m.config;
   const targets = m.targetNames ?? o.target;
@@ -96,7 +99,7 @@ async function runPredict(o: PredictOptions): Promise<number> {
   }
   const text = lines.join('\n') + '\n';
   if (o.out !== undefined) {
-    await writeFileAtomic(o.out, text);
+    await writeFileAtomic(o.out, text, { option: '--out' });
     process.stderr.write(`moe: wrote ${p.n} predictions to ${o.out}\n`);
   } else {
     await writeStdout(text);

@@ -6,10 +6,28 @@
  */
 import { Argument, Command, Option } from 'commander';
 import cliProgress from 'cli-progress';
+import { loadProvider } from '../compute/load.js';
 import { ACTIVATIONS, type Activation } from '../model/mlp.js';
 import { commandLine, DEFAULTS, jsonSummary, reproduceJacobs1991, type Jacobs1991Report, type ReproduceOptions } from '../reproduce/jacobs1991.js';
 import type { RunResult } from '../reproduce/run.js';
-import { EXIT_CODES_HELP, backendOf, backendOption, given, intArg, intOrAutoArg, positiveArg, shareArg, verboseOption } from './common.js';
+import {
+  EXIT_CODES_HELP,
+  backendOf,
+  backendOption,
+  checkOutputDir,
+  given,
+  intArg,
+  intOrAutoArg,
+  noteWorkers,
+  positiveArg,
+  seedArg,
+  shareArg,
+  verboseOption,
+  warn,
+} from './common.js';
+
+/** The files `moe reproduce jacobs1991 --out DIR` writes into DIR. */
+const OUT_FILES = ['jacobs1991.svg', 'jacobs1991-curves.svg', 'jacobs1991.png', 'jacobs1991-curves.png', 'jacobs1991.md', 'jacobs1991.json'];
 
 const PAPERS = ['jacobs1991'] as const;
 
@@ -86,7 +104,7 @@ export function reproduceCommand(): Command {
     .option('--jobs <n|auto>', 'runs trained at once, one worker thread each (auto: os.availableParallelism())', intOrAutoArg(1), 'auto' as number | 'auto')
     .option('--json', 'print one line of JSON (the last stdout line) instead of the table')
     .option('--out <dir>', 'folder for jacobs1991.{md,json,svg,png} and jacobs1991-curves.{svg,png}', 'results/')
-    .option('--seed <s>', 'base seed: the speaker split and every run seed derive from it', intArg(0), DEFAULTS.seed)
+    .option('--seed <s>', 'base seed: the speaker split and every run seed derive from it (an integer in [0, 2^32-1])', seedArg, DEFAULTS.seed)
     .option('--epochs <n>', 'epochs each run trains for, and the criterion cap', intArg(1), DEFAULTS.epochs)
     .option('--criterion <fraction>', 'training accuracy that counts as reaching the criterion', shareArg, DEFAULTS.criterion)
     .option('--lr <rate>', 'Adam learning rate, the same for every system', positiveArg, DEFAULTS.lr)
@@ -98,6 +116,12 @@ export function reproduceCommand(): Command {
     .action(async (_paper: string, flags: Flags, cmd: Command) => {
       // Only a --backend the user gave goes into the report's command line.
       const backend = given(cmd, 'backend') ? flags.backend : undefined;
+      // Before the runs, not after them: the output folder and files can be written.
+      await checkOutputDir('--out', flags.out, OUT_FILES);
+      if (typeof flags.jobs === 'number') noteWorkers('--jobs', flags.jobs);
+      // The runs load their provider in worker threads; loading it here first prints a
+      // fall-back notice once, as this command's warning, and the workers stay quiet.
+      await loadProvider(backendOf(backend), { onWarning: warn });
       const progress = progressReporter();
       let report: Jacobs1991Report;
       try {

@@ -2,7 +2,7 @@
  * `moe train`: load data, create (or resume) a mixture, fit it with progress, checkpoints
  * and Ctrl-C handling, then report metrics as text or one JSON line.
  */
-import { basename, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { loadCsv } from '../data/csv.js';
 import { subset, type Dataset } from '../data/dataset.js';
@@ -19,7 +19,6 @@ import { renderTrainingPlot, type PlotEpoch } from '../plot/training-plot.js';
 import {
   EXIT,
   EXIT_CODES_HELP,
-  anyIntArg,
   backendOf,
   backendOption,
   checkOutputPath,
@@ -31,14 +30,19 @@ import {
   listArg,
   loadCsvForModel,
   netSpecArg,
+  noteWorkers,
   pct,
   positiveArg,
+  realFile,
+  seedArg,
   splitValidation,
   verboseOption,
   warn,
   workersArg,
   writeStdout,
+  type ModelView,
 } from './common.js';
+import { openModel, readModelFile, type ModelFile, type ModelInfo } from './model-input.js';
 import { createProgress, type Progress } from './progress.js';
 
 /** Parsed `moe train` options (commander's camelCase keys). */
@@ -117,7 +121,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--batch-size <n>', 'rows per optimisation step').argParser(intArg(1)).default(32))
     .addOption(new Option('--lr <rate>', 'learning rate (default: 0.01 for adam, 0.1 for sgd and momentum)').argParser(positiveArg))
     .addOption(new Option('--optimizer <name>', 'optimiser').choices([...OPTIMIZERS]).default('adam'))
-    .addOption(new Option('--seed <n>', 'seed of initialisation, splits and shuffles').argParser(anyIntArg).default(1))
+    .addOption(new Option('--seed <n>', 'seed of initialisation, splits and shuffles: an integer in [0, 2^32-1]').argParser(seedArg).default(1))
     .addOption(new Option('--val-split <fraction>', 'fraction of the training rows held out for validation').argParser(fractionArg).default(0))
     .addOption(new Option('--test-data <file>', 'held-out test data (CSV with the same columns)').conflicts('dataset'))
     .addOption(new Option('--save <file>', 'write the model here at the end (atomically), at checkpoints and on Ctrl-C'))
@@ -135,7 +139,7 @@ export function trainCommand(): Command {
 }
 
 /** Architecture and optimiser flags that must agree with a resumed model when given. */
-function checkResumeConflicts(m: Mixture, o: TrainOptions, cmd: Command): void {
+function checkResumeConflicts(m: ModelInfo, o: TrainOptions, cmd: Command): void {
   const c = m.config;
   const conflict = (flag: string, value: string, model: string): never => {
     throw new OptionError(flag, `${value} conflicts with the resumed model's ${model}; a resumed run keeps the model's configuration (leave the flag out)`);
@@ -159,7 +163,10 @@ function checkResumeConflicts(m: Mixture, o: TrainOptions, cmd: Command): void {
   }
 }
 
-/** Flag checks that need no file: every usage error is reported before any work. */
+/**
+ * Flag checks that read no data: every usage error is reported before any work, and
+ * every output is checked writable now (a long run must not fail at its end).
+ */
 async function checkFlags(o: TrainOptions): Promise<void> {
   if (o.data === undefined && o.dataset === undefined) throw new OptionError('--data', 'give training data: --data FILE or --dataset vowels');
   if (o.dataset === 'vowels') {
@@ -173,16 +180,21 @@ async function checkFlags(o: TrainOptions): Promise<void> {
   if (o.resume === undefined && o.epochs < 1) throw new OptionError('--epochs', 'a new model needs at least 1 epoch');
   // 0 is in-process; 'auto' is resolved (and capped at the experts) by fit.
   if (o.resume === undefined && typeof o.workers === 'number' && o.workers > 0) checkWorkerCount(o.workers, o.experts);
-  const inputs = [o.data, o.testData, o.resume].filter((p): p is string => p !== undefined);
+  // Inputs and outputs compared as the files they are (symbolic links resolved).
+  const inputs = await Promise.all(
+    [o.data, o.testData, o.resume].filter((p): p is string => p !== undefined).map(async (p) => ({ path: p, real: await realFile(p) })),
+  );
+  const targets = new Map<string, string>();
   const outputs: [string, string | undefined][] = [['--save', o.save], ['--plot', o.plot]];
   for (const [flag, p] of outputs) {
     if (p === undefined) continue;
-    await checkOutputPath(flag, p);
+    const target = await checkOutputPath(flag, p);
+    targets.set(flag, target);
     // --save over --resume is how a run continues in place; anything else over an input loses it.
-    const clash = inputs.find((i) => resolve(i) === resolve(p) && !(flag === '--save' && i === o.resume));
-    if (clash !== undefined) throw new OptionError(flag, `would overwrite the input file ${p}`);
+    const clash = inputs.find((i) => i.real === target && !(flag === '--save' && i.path === o.resume));
+    if (clash !== undefined) throw new OptionError(flag, `would overwrite the input file ${clash.path}`);
   }
-  if (o.save !== undefined && o.plot !== undefined && resolve(o.save) === resolve(o.plot)) throw new OptionError('--plot', `is the same file as --save (${o.plot})`);
+  if (targets.has('--save') && targets.get('--save') === targets.get('--plot')) throw new OptionError('--plot', `is the same file as --save (${o.plot})`);
 }
 
 interface TrainData {
@@ -193,7 +205,7 @@ interface TrainData {
   name: string;
 }
 
-async function loadTrainData(o: TrainOptions, m: Mixture | undefined, seed: number): Promise<TrainData> {
+async function loadTrainData(o: TrainOptions, m: ModelView | undefined, seed: number): Promise<TrainData> {
   if (o.dataset === 'vowels') {
     const split = await loadVowels({
       seed,
@@ -226,24 +238,48 @@ function sampleRows(d: Dataset, max: number): Dataset {
 
 const SIGNAL_EXIT: Record<string, number> = { SIGINT: EXIT.INTERRUPTED, SIGTERM: 143 };
 
-/** Run `moe train`; returns the exit code. */
+/** Save the model where --save names, an unwritable path reported as --save's. */
+async function saveTo(m: Mixture, path: string): Promise<void> {
+  try {
+    await m.save(path);
+  } catch (err) {
+    if (err instanceof OptionError && err.option === 'path') throw new OptionError('--save', err.message.slice('path: '.length));
+    throw err;
+  }
+}
+
+/**
+ * Run `moe train`; returns the exit code. The order is the contract: options, output
+ * paths, the resumed model file and the data are all checked before a compute provider
+ * loads, so bad input gets exactly one line on stderr (no provider notice before it).
+ */
 export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   await checkFlags(o);
   const backend = backendOf(o.backend);
-  let m: Mixture | undefined;
+  let resumed: ModelFile | undefined;
   if (o.resume !== undefined) {
-    m = await Mixture.load(o.resume, { backend, onWarning: warn });
-    checkResumeConflicts(m, o, cmd);
-    if (typeof o.workers === 'number' && o.workers > 0) checkWorkerCount(o.workers, m.config.experts);
-    if (o.epochs < m.training.epoch) {
-      throw new OptionError('--epochs', `${o.epochs} is fewer than the ${m.training.epoch} epochs ${o.resume} has already trained (--epochs is the total)`);
+    resumed = await readModelFile(o.resume);
+    const info = resumed.info;
+    checkResumeConflicts(info, o, cmd);
+    if (typeof o.workers === 'number' && o.workers > 0) checkWorkerCount(o.workers, info.config.experts);
+    if (o.epochs < info.training.epoch) {
+      throw new OptionError('--epochs', `${o.epochs} is fewer than the ${info.training.epoch} epochs ${o.resume} has already trained (--epochs is the total)`);
     }
   }
-  const seed = m?.training.seed ?? o.seed;
-  const data = await loadTrainData(o, m, seed);
+  const seed = resumed?.info.training.seed ?? o.seed;
+  const data = await loadTrainData(o, resumed?.info, seed);
   const { train, val } = splitValidation(data.all, o.valSplit, seed);
+  // A checkpoint taken mid-epoch finishes that epoch with its own batch size (fit checks it too, after the provider).
+  const stopped = resumed?.info.training;
+  if (stopped?.batch !== undefined && stopped.batch > 0 && stopped.batchSize !== undefined && stopped.batchSize !== Math.min(o.batchSize, train.n)) {
+    throw new OptionError('--batch-size', `${o.resume} stopped mid-epoch after ${stopped.batch} batches of ${stopped.batchSize}; resume with --batch-size ${stopped.batchSize} to finish that epoch exactly`);
+  }
+  if (typeof o.workers === 'number') noteWorkers('--workers', o.workers);
 
-  if (!m) {
+  let m: Mixture;
+  if (resumed) {
+    m = await openModel(resumed, { backend, onWarning: warn });
+  } else {
     m = await Mixture.create({
       task: data.all.task,
       inputs: data.all.inputs,
@@ -307,7 +343,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
       samplesPerSecond: e.samplesPerSecond,
     });
     if (o.save !== undefined && o.checkpointEvery !== undefined && e.epoch % o.checkpointEvery === 0 && e.epoch < o.epochs) {
-      await model.save(o.save);
+      await saveTo(model, o.save);
     }
   };
 
@@ -338,7 +374,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   const evTrain = model.evaluate(train);
   const evVal = val ? model.evaluate(val) : undefined;
   const evTest = data.test ? model.evaluate(data.test) : undefined;
-  if (o.save !== undefined) await model.save(o.save);
+  if (o.save !== undefined) await saveTo(model, o.save);
   if (o.plot !== undefined && plotHistory.length > 0) await writePlot(o.plot, plotHistory, model, o.data ?? o.dataset ?? '');
   const seconds = result?.seconds ?? 0;
   const samples = (result?.epochs ?? 0) * train.n;
@@ -405,13 +441,13 @@ async function writePlot(path: string, history: PlotEpoch[], m: Mixture, dataNam
   const svg = await renderTrainingPlot(history, {
     title: `${basename(dataName)}: ${c.experts} ${formatNetSpec(c.expert)} experts, gate ${formatNetSpec(c.gate)}, loss ${c.loss}`,
   });
-  await writeFileAtomic(path, svg);
+  await writeFileAtomic(path, svg, { option: '--plot' });
 }
 
 /** After Ctrl-C: write the checkpoint (and plot) when asked, say where things stand, exit 130. */
 async function interrupted(m: Mixture, o: TrainOptions, history: PlotEpoch[], sig: string): Promise<number> {
   const trained = m.inputScaler !== undefined && m.training.step > 0;
-  if (o.save !== undefined && trained) await m.save(o.save);
+  if (o.save !== undefined && trained) await saveTo(m, o.save);
   if (o.plot !== undefined && history.length > 0) await writePlot(o.plot, history, m, o.data ?? o.dataset ?? '');
   const where = `epoch ${m.training.epoch}, step ${m.training.step}`;
   process.stderr.write(

@@ -25,7 +25,45 @@ export function pinBlasThreads(): void {
   process.env.OMP_NUM_THREADS ??= '1';
 }
 
-/** Load a CBLAS library through koffi; throws when neither koffi nor the library loads. */
+/** One CBLAS library that did not load, and why. */
+export interface BlasAttempt {
+  /** The path or soname tried. */
+  library: string;
+  /** Why, shortened (`not found`, `file too short`, `no cblas_sgemm`…). */
+  reason: string;
+  /** The loader's whole message. */
+  detail: string;
+  /** The library was not found at all (as opposed to found and broken). */
+  missing: boolean;
+}
+
+/** No CBLAS library loaded: every library tried, and why each failed. */
+export class BlasLoadError extends Error {
+  /** Each library tried, in order. */
+  readonly attempts: readonly BlasAttempt[];
+  /** Whether the caller named the library (else the default sonames were tried). */
+  readonly explicit: boolean;
+  constructor(attempts: BlasAttempt[], explicit: boolean) {
+    super(`no CBLAS library loaded (${attempts.map((a) => `${a.library}: ${a.detail}`).join('; ')})`);
+    this.name = 'BlasLoadError';
+    this.attempts = attempts;
+    this.explicit = explicit;
+  }
+}
+
+function attempt(library: string, err: unknown): BlasAttempt {
+  const detail = (err as Error).message.split('\n')[0]!;
+  // koffi: "Failed to load shared library: /abs/path/libopenblas.so.0: file too short"
+  let reason = detail.replace(/^Failed to load shared library:\s*/, '').replace(/^\/\S*:\s*/, '');
+  const missing = /No such file or directory|cannot open shared object file|image not found|could not be found/i.test(detail);
+  if (missing) reason = 'not found';
+  return { library, reason, detail, missing };
+}
+
+/**
+ * Load a CBLAS library through koffi; throws {@link BlasLoadError} (every library tried
+ * and why) when none loads, or koffi's own error when koffi itself does not load.
+ */
 export function loadBlas(library?: string): ComputeProvider {
   pinBlasThreads();
   const require = createRequire(import.meta.url);
@@ -33,18 +71,23 @@ export function loadBlas(library?: string): ComputeProvider {
   // still gets the tfjs providers.
   const koffi = require('koffi') as typeof import('koffi');
   const candidates = library !== undefined ? [library] : DEFAULT_BLAS_LIBRARIES;
-  const failures: string[] = [];
+  const failures: BlasAttempt[] = [];
   for (const path of candidates) {
-    let lib: ReturnType<typeof koffi.load>;
+    let raw: (...args: unknown[]) => void;
     try {
-      lib = koffi.load(path);
+      const lib = koffi.load(path);
+      try {
+        raw = lib.func(
+          'void cblas_sgemm(int, int, int, int, int, int, float, float *, int, float *, int, float, _Inout_ float *, int)',
+        ) as (...args: unknown[]) => void;
+      } catch (err) {
+        failures.push({ ...attempt(path, err), reason: 'no cblas_sgemm in it' });
+        continue;
+      }
     } catch (err) {
-      failures.push(`${path}: ${(err as Error).message.split('\n')[0]}`);
+      failures.push(attempt(path, err));
       continue;
     }
-    const raw = lib.func(
-      'void cblas_sgemm(int, int, int, int, int, int, float, float *, int, float *, int, float, _Inout_ float *, int)',
-    ) as (...args: unknown[]) => void;
     const sgemm: Sgemm = (transA, transB, M, N, K, alpha, A, B, beta, C) => {
       if (M === 0 || N === 0) return;
       raw(
@@ -66,5 +109,5 @@ export function loadBlas(library?: string): ComputeProvider {
     };
     return { name: 'blas', detail: path, sgemm };
   }
-  throw new Error(`no CBLAS library loaded (${failures.join('; ')})`);
+  throw new BlasLoadError(failures, library !== undefined);
 }

@@ -4,8 +4,9 @@
  * its float32 size (×2 while growing, ×3 for the final trim), never an array of strings.
  */
 import { createReadStream } from 'node:fs';
+import { Transform } from 'node:stream';
 import { parse } from 'csv-parse';
-import { DataError, OptionError } from '../errors.js';
+import { cutValue, DataError, listValues, OptionError, quoteValue } from '../errors.js';
 import type { Dataset } from './dataset.js';
 
 /** Options of {@link loadCsv}: which columns are targets and inputs, and the task. */
@@ -24,6 +25,31 @@ export interface CsvOptions {
    * dataset then has no `y` or `labels`, `targetNames` is empty and `target` may be `[]`.
    */
   requireTarget?: boolean;
+  /**
+   * Longest record (the characters of its fields) accepted, default
+   * {@link MAX_RECORD_CHARS}. A longer one is a DataError naming the row: it bounds the
+   * memory a file without line breaks (or a device like /dev/zero) can take.
+   */
+  maxRecordChars?: number;
+}
+
+/**
+ * Default cap on one CSV record, in characters: 32 Mi, room for a million columns of
+ * 30-character numbers, and a bound on the memory one unterminated line can take.
+ */
+export const MAX_RECORD_CHARS = 32 * 2 ** 20;
+
+/** A column named in the options is not in the file's header (an OptionError naming the option and the column). */
+export class ColumnNotFoundError extends OptionError {
+  /** The column that is missing, as named. */
+  readonly column: string;
+  /** The file whose header lacks it. */
+  readonly file: string;
+  constructor(option: string, column: string, header: readonly string[], file: string) {
+    super(option, `no column ${quoteValue(column)} in ${file}; available: ${listValues(header)}`);
+    this.column = column;
+    this.file = file;
+  }
 }
 
 /** One data record of a CSV file: `row` is 1-based (the header is row 0), `line` the file line. */
@@ -50,15 +76,19 @@ export function parseNumber(text: string): number {
  * Stream a CSV file: the header (trimmed names, BOM removed), then its data records.
  * Blank lines are skipped; every error is a {@link DataError} naming the file and row.
  */
-export async function openCsv(path: string): Promise<{ header: string[]; records: AsyncGenerator<CsvRecord> }> {
+export async function openCsv(path: string, opts: { maxRecordChars?: number } = {}): Promise<{ header: string[]; records: AsyncGenerator<CsvRecord> }> {
+  const maxRecordChars = opts.maxRecordChars ?? MAX_RECORD_CHARS;
+  if (!(Number.isInteger(maxRecordChars) && maxRecordChars >= 1)) throw new OptionError('maxRecordChars', `must be an integer ≥ 1, got ${maxRecordChars}`);
   const input = createReadStream(path);
+  const text = textOnly(path);
   // Field counts are checked here, not by csv-parse: its check fires for a whole chunk before
   // earlier records are consumed, so errors would not come in row order, and it lacks the row.
-  const parser = parse({ bom: true, trim: true, skip_empty_lines: true, info: true, relax_column_count: true });
+  const parser = parse({ bom: true, trim: true, skip_empty_lines: true, info: true, relax_column_count: true, max_record_size: maxRecordChars });
   // pipe() does not forward errors; without this a missing file would leave the loop waiting.
   input.on('error', (err) => parser.destroy(err));
-  input.pipe(parser);
-  const it = records(path, input, parser);
+  text.on('error', (err) => parser.destroy(err));
+  input.pipe(text).pipe(parser);
+  const it = records(path, input, parser, maxRecordChars);
   try {
     const first = await it.next();
     if (first.done) {
@@ -68,7 +98,7 @@ export async function openCsv(path: string): Promise<{ header: string[]; records
     const seen = new Set<string>();
     for (const name of header) {
       if (name === '') throw new DataError('header has an empty column name', { file: path, row: 0 });
-      if (seen.has(name)) throw new DataError(`header names column "${name}" twice`, { file: path, row: 0 });
+      if (seen.has(name)) throw new DataError(`header names column ${quoteValue(name)} twice`, { file: path, row: 0 });
       seen.add(name);
     }
     return { header, records: it };
@@ -78,10 +108,30 @@ export async function openCsv(path: string): Promise<{ header: string[]; records
   }
 }
 
+/**
+ * A pass-through that fails on the first NUL byte: no text CSV holds one, and a binary
+ * file (or /dev/zero, or UTF-16 text) would otherwise be parsed as one endless field.
+ */
+function textOnly(file: string): Transform {
+  let offset = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const at = chunk.indexOf(0);
+      if (at >= 0) {
+        done(new DataError(`holds a NUL byte at byte ${offset + at + 1}: not a text CSV file (binary data, or UTF-16 text; expected UTF-8)`, { file }, 'CSV_PARSE'));
+        return;
+      }
+      offset += chunk.length;
+      done(null, chunk);
+    },
+  });
+}
+
 async function* records(
   file: string,
   input: ReturnType<typeof createReadStream>,
   parser: ReturnType<typeof parse>,
+  maxRecordChars: number,
 ): AsyncGenerator<CsvRecord> {
   let row = 0;
   let width = 0;
@@ -94,7 +144,7 @@ async function* records(
       yield { row: row++, line: info.lines, values: record };
     }
   } catch (err) {
-    throw csvError(file, err);
+    throw csvError(file, err, maxRecordChars);
   } finally {
     // The caller may stop early (throw on a bad cell); release the file descriptor then too.
     input.destroy();
@@ -102,10 +152,20 @@ async function* records(
   }
 }
 
-function csvError(file: string, err: unknown): Error {
+function csvError(file: string, err: unknown, maxRecordChars: number): Error {
   if (err instanceof DataError || err instanceof OptionError) return err;
-  const e = err as { code?: string; message?: string; records?: number };
+  const e = err as { code?: string; message?: string; records?: number; lines?: number };
   if (e.code === 'ENOENT') return new DataError('file not found', { file }, 'FILE_NOT_FOUND');
+  if (e.code === 'EISDIR') return new DataError('is a directory, not a CSV file', { file });
+  if (e.code === 'CSV_MAX_RECORD_SIZE') {
+    const row = e.records ?? 0;
+    const what = row === 0 ? 'the header' : `a record`;
+    return new DataError(
+      `${what} (line ${e.lines ?? '?'}) is longer than ${maxRecordChars} characters: not a CSV file, or its line breaks are missing`,
+      { file, row },
+      'CSV_PARSE',
+    );
+  }
   if ((typeof e.code === 'string' && e.code.startsWith('CSV_')) || e.code === 'INVALID_OPENING_QUOTE') {
     // Quoting errors. csv-parse counts the header among its records, so `records` is the
     // failing data row; its message already gives the line.
@@ -120,24 +180,31 @@ function csvError(file: string, err: unknown): Error {
  * file, row and column (empty, not a number, non-finite, beyond the float32 range).
  */
 export function numberCell(text: string, file: string, row: number, column: string): number {
-  if (text === '') throw new DataError('empty cell', { file, row, column });
   const v = parseNumber(text);
+  if (Math.abs(v) <= FLOAT32_MAX) return v;
+  // Only a bad cell pays for building its message (names and values cut to one line).
+  const at = { file, row, column: cutValue(column) };
+  if (text === '') throw new DataError('empty cell', at);
   if (Number.isNaN(v)) {
-    if (NON_FINITE.test(text)) throw new DataError(`"${text}" is not finite`, { file, row, column });
-    throw new DataError(`"${text}" is not a number`, { file, row, column });
+    if (NON_FINITE.test(text)) throw new DataError(`${quoteValue(text)} is not finite`, at);
+    throw new DataError(`${quoteValue(text)} is not a number`, at);
   }
   // Float32 is the storage type; 1e39 would silently become Infinity there.
-  if (!(Math.abs(v) <= FLOAT32_MAX)) throw new DataError(`"${text}" is not finite as a 32-bit float`, { file, row, column });
-  return v;
+  throw new DataError(`${quoteValue(text)} is not finite as a 32-bit float`, at);
 }
 
-/** Column indices of `names` in `header`, or an OptionError naming `option` and listing what is available. */
+/**
+ * Column indices of `names` in `header` (one pass over each: linear in the column
+ * count), or a {@link ColumnNotFoundError} naming `option`, the column and (some of) what
+ * is available.
+ */
 export function columnIndices(option: string, names: readonly string[], header: readonly string[], file: string): number[] {
+  const index = new Map<string, number>();
+  // The first occurrence wins, as indexOf would (openCsv refuses repeated names anyway).
+  for (let j = header.length - 1; j >= 0; j--) index.set(header[j]!, j);
   return names.map((name) => {
-    const j = header.indexOf(name);
-    if (j < 0) {
-      throw new OptionError(option, `no column "${name}" in ${file}; available: ${header.join(', ')}`);
-    }
+    const j = index.get(name);
+    if (j === undefined) throw new ColumnNotFoundError(option, name, header, file);
     return j;
   });
 }
@@ -168,7 +235,7 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
     if (opts.features.length === 0) throw new OptionError('features', 'name at least one feature column');
     if (new Set(opts.features).size !== opts.features.length) throw new OptionError('features', 'a column is named twice');
     const both = opts.features.find((f) => opts.target.includes(f));
-    if (both !== undefined) throw new OptionError('features', `"${both}" is also a target`);
+    if (both !== undefined) throw new OptionError('features', `${quoteValue(both)} is also a target`);
   }
   const fixed = opts.classNames;
   if (fixed !== undefined) {
@@ -177,13 +244,15 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
     if (new Set(fixed).size !== fixed.length) throw new OptionError('classNames', 'a class is named twice');
   }
 
-  const { header, records } = await openCsv(path);
+  const { header, records } = await openCsv(path, opts.maxRecordChars !== undefined ? { maxRecordChars: opts.maxRecordChars } : {});
   try {
-    const hasTarget = opts.target.length > 0 && (requireTarget || opts.target.every((t) => header.includes(t)));
+    const headerSet = new Set(header);
+    const targetSet = new Set(opts.target);
+    const hasTarget = opts.target.length > 0 && (requireTarget || opts.target.every((t) => headerSet.has(t)));
     const ti = hasTarget ? columnIndices('target', opts.target, header, path) : [];
-    const featureNames = opts.features ?? header.filter((h) => !opts.target.includes(h));
+    const featureNames = opts.features ?? header.filter((h) => !targetSet.has(h));
     if (featureNames.length === 0) {
-      throw new OptionError('features', `every column of ${path} is a target; available: ${header.join(', ')}`);
+      throw new OptionError('features', `every column of ${path} is a target; available: ${listValues(header)}`);
     }
     const fi = columnIndices('features', featureNames, header, path);
     const D = fi.length, K = opts.target.length;
@@ -205,10 +274,10 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
         labels = grow(labels, n + 1);
         const column = opts.target[0]!;
         const text = values[ti[0]!]!;
-        if (text === '') throw new DataError('empty cell', { file: path, row, column });
+        if (text === '') throw new DataError('empty cell', { file: path, row, column: cutValue(column) });
         let l = classIndex.get(text);
         if (l === undefined) {
-          if (fixed) throw new DataError(`label "${text}" is not one of the fixed classes: ${fixed.join(', ')}`, { file: path, row, column });
+          if (fixed) throw new DataError(`label ${quoteValue(text)} is not one of the fixed classes: ${listValues(fixed)}`, { file: path, row, column: cutValue(column) });
           l = classIndex.size;
           classIndex.set(text, l);
         }
@@ -221,7 +290,7 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
     const classNames = task === 'classification' && (hasTarget || fixed) ? [...classIndex.keys()] : undefined;
     // A single class cannot be learned; a file read only to predict on may hold one.
     if (classNames && !fixed && requireTarget && classNames.length < 2) {
-      throw new DataError(`only one class ("${classNames[0]}") in column ${opts.target[0]}; classification needs two or more`, { file: path });
+      throw new DataError(`only one class (${quoteValue(classNames[0]!)}) in column ${cutValue(opts.target[0]!)}; classification needs two or more`, { file: path });
     }
     // slice() copies into exact-length buffers so the doubling slack is freed.
     return {

@@ -97,7 +97,13 @@ export function subset(ds: Dataset, idx: ArrayLike<number>): Dataset {
   return { ...ds, n, x, ...(y ? { y } : {}), ...(labels ? { labels } : {}) };
 }
 
-/** Build a dataset from plain arrays (rows of numbers), for scripts and tests. */
+/**
+ * Build a dataset from plain arrays (rows of numbers), for scripts and tests: `xs` is n
+ * rows of D inputs; `ys` is n rows of K targets (regression) or n integer labels
+ * (classification; `classes` defaults to the largest label + 1). A row of the wrong
+ * width, or a count of `ys` other than n, is a DataError naming the row. Linear in the
+ * data (no spread of a large array into arguments).
+ */
 export function datasetFromArrays(
   task: 'regression' | 'classification',
   xs: readonly (readonly number[])[],
@@ -107,19 +113,35 @@ export function datasetFromArrays(
   const n = xs.length;
   const D = xs[0]?.length ?? 0;
   const x = new Float32Array(n * D);
-  xs.forEach((row, r) => {
-    if (row.length !== D) throw new DataError(`has ${row.length} inputs, row 1 has ${D}`, { row: r + 1 }, 'DATA_SHAPE');
+  for (let r = 0; r < n; r++) {
+    const row = xs[r]!;
+    if (row?.length !== D) throw new DataError(`has ${row?.length ?? 'no'} inputs, row 1 has ${D}`, { row: r + 1 }, 'DATA_SHAPE');
     x.set(row, r * D);
-  });
+  }
+  if (ys.length !== n) throw new DataError(`${ys.length} ${task === 'classification' ? 'labels' : 'target rows'} for ${n} input rows`, {}, 'DATA_SHAPE');
   if (task === 'classification') {
-    const labels = Int32Array.from(ys as readonly number[]);
-    const C = classes ?? Math.max(...labels) + 1;
-    return { task, n, inputs: D, x, outputs: C, labels };
+    const labels = new Int32Array(n);
+    let top = -1;
+    for (let r = 0; r < n; r++) {
+      const l = ys[r];
+      if (typeof l !== 'number' || !Number.isInteger(l) || l < 0) {
+        throw new DataError(`label ${typeof l === 'number' ? l : JSON.stringify(l)?.slice(0, 80)} is not an integer ≥ 0`, { row: r + 1 });
+      }
+      labels[r] = l;
+      if (l > top) top = l;
+    }
+    return { task, n, inputs: D, x, outputs: classes ?? top + 1, labels };
   }
   const rows = ys as readonly (readonly number[])[];
   const K = rows[0]?.length ?? 0;
   const y = new Float32Array(n * K);
-  rows.forEach((row, r) => y.set(row, r * K));
+  for (let r = 0; r < n; r++) {
+    const row = rows[r];
+    if (!Array.isArray(row) || row.length !== K) {
+      throw new DataError(`has ${Array.isArray(row) ? row.length : 'no'} targets, row 1 has ${K}`, { row: r + 1 }, 'DATA_SHAPE');
+    }
+    y.set(row, r * K);
+  }
   return { task, n, inputs: D, x, outputs: K, y };
 }
 

@@ -119,8 +119,7 @@ export function toModelDocument(state: ModelState, backend: string, kernels?: st
 
 /** Write a model file atomically (temporary file, fsync, rename). */
 export async function writeModelFile(path: string, state: ModelState, backend: string, kernels?: string, option = 'path'): Promise<void> {
-  void option; // named in write errors once atomic.ts takes it
-  await writeFileAtomic(path, JSON.stringify(toModelDocument(state, backend, kernels)));
+  await writeFileAtomic(path, JSON.stringify(toModelDocument(state, backend, kernels)), { option });
 }
 
 function decodeArray(text: string, expected: number, name: string, where: string): Float32Array {

@@ -146,6 +146,8 @@ export interface SafetensorsState {
    * a fit restarts the optimiser. True when every optimiser tensor was there (always for sgd).
    */
   hasOptimizerState: boolean;
+  /** The file's format version. */
+  version: number;
 }
 
 /**
@@ -229,7 +231,7 @@ export function stateFromSafetensors(bytes: Uint8Array, where: string): Safetens
     }
   }
   checkFinite(state.params, where);
-  return { state, hasOptimizerState };
+  return { state, hasOptimizerState, version };
 }
 
 /** The training position with a fixed key order. */

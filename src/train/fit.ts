@@ -8,11 +8,11 @@ import { availableParallelism } from 'node:os';
 import { loadProvider } from '../compute/load.js';
 import { BACKENDS, type ComputeProvider } from '../compute/provider.js';
 import { splitRows, subset, validateDataset, type Dataset } from '../data/dataset.js';
-import { fitStandardizer, identityStandardizer } from '../data/standardize.js';
+import { constantColumns, fitStandardizer, identityStandardizer } from '../data/standardize.js';
 import type { TrainingData } from '../engine/step.js';
 import { trainingData } from './data.js';
 import { checkWorkerCount } from '../engine/plan.js';
-import { BackendError, MoeError, OptionError } from '../errors.js';
+import { BackendError, listValues, MoeError, OptionError } from '../errors.js';
 import { kernelSetFromEnv } from '../kernels/index.js';
 import { expertShape, type MixtureConfig } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
@@ -143,6 +143,11 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   if (fittedHere) {
     state.inputScaler = fitStandardizer(train.x, train.n, c.inputs);
     state.targetScaler = c.task === 'regression' ? fitStandardizer(train.y!, train.n, c.outputs) : identityStandardizer(c.outputs);
+    const constant = constantColumns(train.x, train.n, c.inputs);
+    if (constant.length > 0) {
+      const names = listValues(constant.map((j) => state.featureNames?.[j] ?? train.featureNames?.[j] ?? `#${j + 1}`));
+      host.warn(`local-experts: input column${constant.length > 1 ? 's' : ''} ${names} ${constant.length > 1 ? 'are' : 'is'} constant on the training rows (standardised to 0: no information for the experts or the gate)`);
+    }
   }
   let session: TrainingSession;
   try {
