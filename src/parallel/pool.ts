@@ -10,7 +10,7 @@ import type { WasmMemory } from '../kernels/wasm-api.js';
 import * as Comlink from 'comlink';
 import { availableParallelism } from 'node:os';
 import { MessageChannel } from 'node:worker_threads';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { pinBlasThreads } from '../compute/blas.js';
 import type { BackendName } from '../compute/provider.js';
 import { BackendError, errorFromWire, errorToWire, MoeError, OptionError, ShardCrashError, ShardStallError, type StepPhase, type WireError } from '../errors.js';
@@ -21,7 +21,7 @@ import type { OptimizerConfig } from '../optim/config.js';
 import { shardExperts, type ExpertRange } from '../engine/plan.js';
 import type { ExpertPool } from '../engine/pool.js';
 import type { ShardApi, ShardResult, ShardTask } from './shard.js';
-import { workerFile } from './worker-path.js';
+import { releaseThreads, shardThreads } from './threads.js';
 
 /** What a pool of shard workers is started with. */
 export interface ParallelPoolOptions {
@@ -101,7 +101,7 @@ export class ParallelPool implements ExpertPool {
   private readonly apis: Comlink.Remote<ShardApi>[] = [];
 
   private constructor(
-    private readonly piscina: Piscina,
+    private readonly threads: { threads: Piscina; shared: boolean },
     opts: ParallelPoolOptions,
   ) {
     this.workers = opts.shards;
@@ -130,16 +130,9 @@ export class ParallelPool implements ExpertPool {
     }
     // Before any worker can load OpenBLAS: one BLAS thread per worker.
     pinBlasThreads();
-    const piscina = new Piscina({
-      filename: opts.entry ?? workerFile('shard'),
-      minThreads: opts.shards,
-      maxThreads: opts.shards,
-      concurrentTasksPerWorker: 1,
-      idleTimeout: 1000,
-      // Our tasks never end between steps, so piscina's own Atomics signalling is unused.
-      atomics: 'disabled',
-    });
-    const pool = new ParallelPool(piscina, opts);
+    const threads = shardThreads(opts.entry);
+    const piscina = threads.threads;
+    const pool = new ParallelPool(threads, opts);
     const pollMicros = availableParallelism() > opts.shards ? POLL_MICROS : 0;
     const inits: Promise<{ backend: BackendName; detail: string } | { error: WireError }>[] = [];
     pool.groups.forEach((g, k) => {
@@ -412,15 +405,17 @@ export class ParallelPool implements ExpertPool {
     // Wake a pending wait(): it sees `closed` and rejects instead of waiting on.
     Atomics.notify(this.ctrl, CTRL.DONE);
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.allSettled(this.tasks),
-      new Promise((r) => {
-        timer = setTimeout(r, CLOSE_GRACE_MS);
+    const ended = await Promise.race([
+      Promise.allSettled(this.tasks).then(() => true),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), CLOSE_GRACE_MS);
       }),
     ]);
     clearTimeout(timer);
     for (const api of this.apis) api[Comlink.releaseProxy]();
-    await this.piscina.destroy();
+    // Threads whose task ended go back to the process's pool for the next fit; a shard
+    // that did not stop (hung) can only be terminated with its pool.
+    await releaseThreads(this.threads, !ended);
   }
 
   /** `await using pool = await ParallelPool.start(…)` closes it at the end of the scope. */

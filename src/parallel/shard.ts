@@ -7,6 +7,8 @@
  */
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import * as Comlink from 'comlink';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { MessagePort } from 'node:worker_threads';
 import { loadExactProvider } from '../compute/load.js';
 import type { BackendName } from '../compute/provider.js';
@@ -126,7 +128,21 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
     }
   } finally {
     task.port.close();
+    // The thread goes back to the pool, idle: collect what this fit left (its views of
+    // the session's memory, the kernel instance) now, or an idle thread would hold every
+    // past session's memory until its next collection, which an idle thread never runs.
+    setImmediate(collectGarbage);
   }
+}
+
+let collect: (() => void) | undefined;
+/** A full collection in this worker thread (V8's gc, reached without a command-line flag). */
+function collectGarbage(): void {
+  if (!collect) {
+    setFlagsFromString('--expose-gc');
+    collect = runInNewContext('gc') as () => void;
+  }
+  collect();
 }
 
 /** Poll CTRL.SEQ for up to `micros`; true once it differs from `seen`. */
