@@ -65,13 +65,16 @@ export interface Prediction {
   n: number;
   /** Mixture output n×K in original units (regression) or class probabilities (classification, categorical loss). */
   output: Float32Array;
-  /** Gate probabilities n×E. */
+  /**
+   * The gate's combination weights n×E: its softmax probabilities under dense routing; under
+   * sparse routing each row's chosen experts' weights (0 for the others).
+   */
   gate: Float32Array;
   /** Expert outputs, E blocks of n×K (original units for regression; logits or outputs for classification). */
   experts: Float32Array;
   /** Classification: the predicted label per row. */
   labels?: Int32Array;
-  /** The expert with the largest gate probability per row. */
+  /** The expert with the largest combination weight per row. */
   winner: Int32Array;
 }
 
@@ -257,7 +260,7 @@ export class Mixture implements FitHost {
   private engine(): InferenceEngine {
     if (this.#engine && !this.#run) return this.#engine;
     const p = this.params, set = kernelSetFromEnv();
-    const engine = new InferenceEngine(this.provider.sgemm, (m) => createKernels(m, set), this.config, p.gateParams, p.expertParams);
+    const engine = new InferenceEngine(this.provider.sgemm, (m) => createKernels(m, set), this.config, p.gateParams, p.expertParams, p.routerBias);
     if (!this.#run) this.#engine = engine;
     return engine;
   }

@@ -104,7 +104,7 @@ describe('what mixtureToOnnx refuses', () => {
     return {
       config,
       optimizer: resolveOptimizer({ name: 'sgd' }),
-      params: { gateParams: new Float32Array(6), expertParams: new Float32Array(6), gateOpt: new Float32Array(0), expertOpt: new Float32Array(0) },
+      params: { gateParams: new Float32Array(6), expertParams: new Float32Array(6), gateOpt: new Float32Array(0), expertOpt: new Float32Array(0), noiseParams: new Float32Array(0), noiseOpt: new Float32Array(0), routerBias: new Float32Array(0) },
       inputScaler: { mean: [0, 0], std: [1, 1] },
       targetScaler: { mean: [0], std: [1] },
       training: { seed: 1, step: 0, epoch: 0, rng: [1, 2, 3, 4] },

@@ -133,7 +133,7 @@ describe('tensor names and shapes follow PyTorch (nn.Linear weight is out × in)
     const state: ModelState = {
       config,
       optimizer,
-      params: { gateParams: fill(Pg, 0), expertParams: fill(2 * Pe, 1000), gateOpt: fill(2 * Pg, 2000), expertOpt: fill(2 * 2 * Pe, 3000) },
+      params: { gateParams: fill(Pg, 0), expertParams: fill(2 * Pe, 1000), gateOpt: fill(2 * Pg, 2000), expertOpt: fill(2 * 2 * Pe, 3000), noiseParams: new Float32Array(0), noiseOpt: new Float32Array(0), routerBias: new Float32Array(0) },
       training: { seed: 1, step: 7, epoch: 1, rng: [1, 2, 3, 4] },
     };
     const { tensors } = decodeSafetensors(stateToSafetensors(state), FILE);

@@ -20,9 +20,19 @@ The module: LocalExperts(nn.Module) holds the standardisation (float64 buffers),
 and the experts as nn.Linear stacks, named as in the file:
     gate.layers.{l}.weight [n_{l+1}, n_l], gate.layers.{l}.bias [n_{l+1}],
     experts.{i}.layers.{l}.weight, experts.{i}.layers.{l}.bias,
+    gate_noise.layers.0.weight [E, D], gate_noise.layers.0.bias [E]   (noisy top-k only),
+    router_bias [E]                                                   (topk, switch: a buffer),
     optimizer.exp_avg.<name>, optimizer.exp_avg_sq.<name> (Adam),
     optimizer.momentum_buffer.<name> (SGD with momentum, dampening 0).
+
+Routing (config.routing): dense (softmax over all experts); topk:K (the K largest of
+u + router_bias, weights softmax of u over them); switch (the largest of u + router_bias,
+weight its softmax probability); expert-choice:C (at prediction each row's ceil(C) largest
+probabilities; in --train, per batch, each expert's ceil(C*N/E) rows of largest
+probability). --train trains without the noisy top-k gate's noise and without the
+balancing losses and bias (local-experts trains those).
 """
+import math
 import argparse
 import csv
 import json
@@ -138,11 +148,16 @@ class LocalExperts(nn.Module):
 
     def __init__(self, config, input_scaler=None, target_scaler=None):
         super().__init__()
-        routing = config.get("routing", "dense")
-        if routing not in ("dense", None):
-            raise ModelFileError(f"routing {routing!r} is not supported here (dense only)")
+        routing = config.get("routing") or {"kind": "dense", "k": config["experts"], "noise": False}
+        if routing.get("kind") not in ("dense", "topk", "switch", "expert-choice"):
+            raise ModelFileError(f"routing {routing!r} is not one this script knows")
+        self.routing = routing
         self.config = config
         D, K, E = config["inputs"], config["outputs"], config["experts"]
+        if routing.get("noise"):
+            self.gate_noise = MLP([D, E], "tanh")
+        if routing["kind"] in ("topk", "switch"):
+            self.register_buffer("router_bias", torch.zeros(E))
         self.gate = MLP(_net_sizes(config["gate"], D, E), config["gate"].get("activation", "tanh"))
         self.experts = nn.ModuleList(
             MLP(_net_sizes(config["expert"], D, K), config["expert"].get("activation", "tanh")) for _ in range(E)
@@ -176,9 +191,39 @@ class LocalExperts(nn.Module):
         o = torch.stack([expert(z) for expert in self.experts])
         return u, o
 
+    def chosen(self, u, batch=False):
+        """[N, E] bool: each row's experts under the routing (ties to the lower index)."""
+        r, (N, E) = self.routing, u.shape
+        if r["kind"] == "dense":
+            return torch.ones(N, E, dtype=torch.bool)
+        p = torch.softmax(u, dim=1)
+        mask = torch.zeros(N, E, dtype=torch.bool)
+        if r["kind"] == "expert-choice":
+            if batch:  # each expert its ceil(C*N/E) rows of largest probability
+                cap = min(N, math.ceil(r["k"] * N / E))
+                for i in range(E):
+                    order = sorted(range(N), key=lambda q: (-p[q, i].item(), q))[:cap]
+                    mask[order, i] = True
+                return mask
+            scores, k = p, min(E, math.ceil(r["k"]))
+        else:
+            scores, k = u + self.router_bias, int(r["k"])
+        for q in range(N):
+            order = sorted(range(E), key=lambda i: (-scores[q, i].item(), i))[:k]
+            mask[q, order] = True
+        return mask
+
+    def weights(self, u, mask):
+        """(log weights, weights) [N, E] of the chosen experts (-inf and 0 elsewhere)."""
+        if self.routing["kind"] == "topk":
+            log_w = torch.log_softmax(u.masked_fill(~mask, float("-inf")), dim=1)
+        else:
+            log_w = torch.log_softmax(u, dim=1).masked_fill(~mask, float("-inf"))
+        return log_w, torch.exp(log_w)
+
     def mixture(self, u, o):
-        """Sum_i g_i softmax(z_i) (categorical) or Sum_i g_i o_i, [N, K]."""
-        g = torch.softmax(u, dim=1)
+        """Sum_i g_i softmax(z_i) (categorical) or Sum_i g_i o_i over the chosen experts, [N, K]."""
+        _, g = self.weights(u, self.chosen(u))
         per_expert = torch.softmax(o, dim=2) if self.config["loss"] == "categorical" else o
         return (g.t().unsqueeze(2) * per_expert).sum(0)
 
@@ -189,31 +234,39 @@ class LocalExperts(nn.Module):
         regression = self.config["task"] == "regression"
         return {
             "output": self.unstandardize(out) if regression else out,
-            "gate": torch.softmax(u, dim=1),
+            "gate": self.weights(u, self.chosen(u))[1],
             "experts": self.unstandardize(o) if regression else o,
         }
 
     def loss(self, z, target):
         """Mean error over the rows; target: standardised [N, K] or labels [N] (categorical)."""
         u, o = self.forward_standardized(z)
-        log_g = torch.log_softmax(u, dim=1)
+        mask = self.chosen(u.detach(), batch=True)
+        log_g, g = self.weights(u, mask)
         kind = self.config["loss"]
         if kind == "categorical":
             log_p = torch.log_softmax(o, dim=2)  # [E, N, K]
             idx = target.long().view(1, -1, 1).expand(o.shape[0], -1, 1)
             log_py = log_p.gather(2, idx).squeeze(2).t()  # [N, E]
-            return -torch.logsumexp(log_g + log_py, dim=1).mean()
+            return nll(log_g + log_py.masked_fill(~mask, 0.0), mask)
         if self.config["task"] == "classification":
             target = torch.nn.functional.one_hot(target.long(), self.config["outputs"]).float()
         if kind == "cooperative":
-            ybar = (torch.exp(log_g).t().unsqueeze(2) * o).sum(0)
+            ybar = (g.t().unsqueeze(2) * o).sum(0)
             return (0.5 * ((target - ybar) ** 2).sum(1)).mean()
         e = ((target.unsqueeze(0) - o) ** 2).sum(2).t()  # [N, E]
         if kind == "competitive":
-            return (torch.exp(log_g) * e).sum(1).mean()
+            return (g * e.masked_fill(~mask, 0.0)).sum(1).mean()
         if kind == "gaussian":
-            return -torch.logsumexp(log_g - 0.5 * e, dim=1).mean()
+            return nll(log_g - 0.5 * e.masked_fill(~mask, 0.0), mask)
         raise ModelFileError(f"unknown loss {kind!r}")
+
+
+def nll(joint, mask):
+    """Mean over the rows of -logsumexp over each row's chosen entries (a row with none adds 0)."""
+    rows = mask.any(dim=1)
+    per_row = -torch.logsumexp(joint.masked_fill(~mask, float("-inf"))[rows], dim=1)
+    return per_row.sum() / joint.shape[0]
 
 
 # --------------------------------------------------------------------------- files <-> module
@@ -240,6 +293,8 @@ def make_optimizer(model, meta, opt_tensors):
     cfg = json.loads(meta.get("optimizer", '{"name": "adam", "lr": 0.01}'))
     name, wd = cfg.get("name", "adam"), cfg.get("weightDecay", 0.0)
     params = dict(model.named_parameters())
+    if "gate_noise.layers.0.weight" in params:  # trained here without the noise: keep the noise network as it is
+        params = {k: v for k, v in params.items() if not k.startswith("gate_noise.")}
     if name == "adam":
         opt = torch.optim.Adam(params.values(), lr=cfg["lr"], betas=(cfg.get("beta1", 0.9), cfg.get("beta2", 0.999)),
                                eps=cfg.get("epsilon", 1e-8), weight_decay=wd)

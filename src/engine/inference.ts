@@ -18,7 +18,10 @@ import { mlpForward, type MlpPass } from '../nn/mlp.js';
 export interface MixtureForward {
   /** Number of rows. */
   n: number;
-  /** Gate probabilities g, n×E. */
+  /**
+   * The combination weights ĝ, n×E: the gate's softmax under dense routing; under sparse
+   * routing the weights of each row's chosen experts and 0 for the others.
+   */
   gate: Float32Array;
   /** Expert outputs, E blocks of n×K (expert i at i·n·K); logits for categorical. */
   experts: Float32Array;
@@ -51,13 +54,19 @@ export class InferenceEngine {
   private readonly buf: Record<'x' | 'u' | 'logG' | 'g' | 'eHidden' | 'gHidden' | 'out' | 'prob' | 'logProb' | 'mix' | 'score' | 'lse' | 't' | 'w' | 'dlw' | 'logW' | 'gW' | 'rowScratch', Float32Array>;
   private readonly ibuf: Record<'labels' | 'rowStart' | 'rowEntries', Int32Array>;
 
+  private readonly routerBias: Float32Array;
+  private readonly chosen: Uint8Array;
+
   constructor(
     private readonly gemm: Sgemm,
     makeKernels: (memory: WasmMemory) => Kernels,
     private readonly config: MixtureConfig,
     gateParams: Float32Array,
     expertParams: Float32Array,
+    routerBias: Float32Array = new Float32Array(0),
   ) {
+    this.routerBias = routerBias.slice();
+    this.chosen = new Uint8Array(INFERENCE_CHUNK * config.experts);
     const { inputs: D, outputs: K, experts: E } = config;
     this.eShape = expertShape(config);
     this.gShape = gateShape(config);
@@ -131,6 +140,7 @@ export class InferenceEngine {
       this.gatePass.hidden = this.hidden(this.gShape, B.gHidden, rows);
       mlpForward(this.gemm, k, this.gatePass, B.x, rows, B.u);
       k.logSoftmaxRows(B.u, rows, E, B.logG, B.g);
+      this.route(rows);
       gate.set(B.g.subarray(0, rows * E), start * E);
       k.fill(B.mix, rows * K, 0);
       const eHidden = this.hidden(this.eShape, B.eHidden, rows);
@@ -158,6 +168,55 @@ export class InferenceEngine {
     return f;
   }
 
+  /**
+   * The routing at prediction, per row (no batch to choose from, no noise): in B.g and
+   * B.logG the softmax becomes the combination weights ĝ and log ĝ, and `chosen` marks
+   * each row's experts. topk: the K largest of u + b, ĝ = softmax of u over them; switch:
+   * the largest of u + b, ĝ = its p; expert-choice:C: the ⌈C⌉ largest p (each row to its
+   * ⌈C⌉ best experts, so a prediction does not depend on the other rows), ĝ = p.
+   */
+  private route(rows: number): void {
+    const r = this.config.routing, E = this.config.experts, B = this.buf, chosen = this.chosen;
+    if (r.kind === 'dense') {
+      chosen.fill(1, 0, rows * E);
+      return;
+    }
+    chosen.fill(0, 0, rows * E);
+    const K = r.kind === 'expert-choice' ? Math.min(E, Math.ceil(r.k)) : r.k;
+    const bias = this.routerBias;
+    for (let q = 0; q < rows; q++) {
+      for (let j = 0; j < K; j++) {
+        let best = -1, bestScore = -Infinity;
+        for (let i = 0; i < E; i++) {
+          if (chosen[q * E + i]) continue;
+          const score = r.kind === 'expert-choice' ? B.g[q * E + i]! : B.u[q * E + i]! + (bias.length > 0 ? bias[i]! : 0);
+          if (best < 0 || score > bestScore) {
+            best = i;
+            bestScore = score;
+          }
+        }
+        chosen[q * E + best] = 1;
+      }
+      let lse = 0;
+      if (r.kind === 'topk') {
+        let m = -Infinity, sum = 0;
+        for (let i = 0; i < E; i++) if (chosen[q * E + i]) m = Math.max(m, B.u[q * E + i]!);
+        for (let i = 0; i < E; i++) if (chosen[q * E + i]) sum += Math.exp(B.u[q * E + i]! - m);
+        lse = m + Math.log(sum);
+      }
+      for (let i = 0; i < E; i++) {
+        const j = q * E + i;
+        if (!chosen[j]) {
+          B.g[j] = 0;
+          B.logG[j] = -Infinity;
+        } else if (r.kind === 'topk') {
+          B.logG[j] = B.u[j]! - lse;
+          B.g[j] = Math.exp(B.logG[j]!);
+        }
+      }
+    }
+  }
+
   private lossBlock(i: number, rows: number): ExpertLossBlock {
     const K = this.config.outputs, B = this.buf;
     const at = (a: Float32Array, w: number): Float32Array => a.subarray(i * rows * w, (i + 1) * rows * w);
@@ -167,21 +226,23 @@ export class InferenceEngine {
     };
   }
 
-  /** The chunk's mean loss by the error function's own main side, on dense entries i·rows + r. */
+  /** The chunk's mean loss by the error function's own main side, on each row's chosen entries i·rows + r. */
   private chunkLoss(rows: number): number {
     const c = this.config, E = c.experts, B = this.buf, I = this.ibuf;
+    let n = 0;
     for (let r = 0; r < rows; r++) {
-      I.rowStart[r] = r * E;
+      I.rowStart[r] = n;
       for (let i = 0; i < E; i++) {
-        I.rowEntries[r * E + i] = i * rows + r;
+        if (!this.chosen[r * E + i]) continue;
+        I.rowEntries[n++] = i * rows + r;
         B.logW[i * rows + r] = B.logG[r * E + i]!;
         B.gW[i * rows + r] = B.g[r * E + i]!;
       }
     }
-    I.rowStart[rows] = rows * E;
+    I.rowStart[rows] = n;
     const v: MainLossViews = {
       rows, K: c.outputs, rowStart: I.rowStart, rowEntries: I.rowEntries, logWeight: B.logW, gateWeight: B.gW, score: B.score,
-      dot: B.score, target: B.t, mix: B.mix, rowScratch: B.rowScratch, weight: B.w, dLogWeight: B.dlw, normalized: true,
+      dot: B.score, target: B.t, mix: B.mix, rowScratch: B.rowScratch, weight: B.w, dLogWeight: B.dlw, normalized: c.routing.kind === 'dense' || c.routing.kind === 'topk',
     };
     return errorFunction(c.loss).combine(v);
   }

@@ -5,7 +5,7 @@
  */
 import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
-import type { MixtureLayout, MixtureViews } from '../memory/layout.js';
+import { BUSY_SLOTS, CMD, type MixtureLayout, type MixtureViews } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
 import type { OptimizerConfig } from '../optim/config.js';
 import { ExpertSide } from './expert-side.js';
@@ -30,23 +30,30 @@ export interface ExpertPool {
   close(): Promise<void>;
 }
 
-/** The reference pool: every expert on the calling thread, as the only shard. */
+/** The reference pool: every expert on the calling thread, as the only shard (busy time in shard 0's slots). */
 export class InProcessPool implements ExpertPool {
   readonly workers = 0;
   readonly side: ExpertSide;
+  private readonly busy: Float64Array;
   constructor(gemm: Sgemm, k: Kernels, config: MixtureConfig, optimizer: Required<OptimizerConfig>, layout: MixtureLayout, views: MixtureViews) {
     this.side = new ExpertSide(gemm, k, { config, optimizer, layout, shard: 0, owns: { first: 0, count: config.experts } }, views);
+    this.busy = views.busy.subarray(0, BUSY_SLOTS);
+  }
+  private timed(cmd: number, run: () => void): void {
+    const t0 = performance.now();
+    run();
+    this.busy[cmd] = this.busy[cmd]! + (performance.now() - t0);
   }
   beginForward(): void {
-    this.side.forward();
+    this.timed(CMD.FORWARD, () => this.side.forward());
   }
   finishForward(): void {}
   beginBackward(): void {
-    this.side.backward();
+    this.timed(CMD.BACKWARD, () => this.side.backward());
   }
   finishBackward(): void {}
   beginUpdate(lr: number, step: number): void {
-    this.side.update(lr, step);
+    this.timed(CMD.UPDATE, () => this.side.update(lr, step));
   }
   finishUpdate(): void {}
   async close(): Promise<void> {}

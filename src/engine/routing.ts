@@ -9,6 +9,8 @@
  * row's entries) and blocks; the experts read those, the main side reads the rest.
  */
 import { CTRL, type MixtureViews } from '../memory/layout.js';
+import type { RoutingConfig } from '../model/routing.js';
+import { addBalanceGradients, balanceLossValue, RoutingStats } from './balance.js';
 import { ownerOf, type ExpertRange } from './plan.js';
 
 /** A routing rule on a session's views. */
@@ -17,12 +19,18 @@ export interface Router {
   readonly normalized: boolean;
   /** Whether the entries can be written before the gate runs (dense: they do not depend on it). */
   readonly routesBeforeGate: boolean;
+  /** Load, drops and gate entropy of the steps since the last reset. */
+  readonly stats: RoutingStats;
   /** Write the step's entries and blocks for `rows` batch rows (before FORWARD). */
   route(rows: number): void;
   /** Write ĝ and log ĝ per entry from the gate's softmax (after the gate's forward). */
   weigh(rows: number): void;
-  /** ∂E/∂u (rows×E) from ∂E/∂log ĝ per entry. */
+  /** The balancing losses' value for the step (added to the error function's). */
+  auxLoss(rows: number): number;
+  /** ∂E/∂u (rows×E) from ∂E/∂log ĝ per entry, plus the balancing losses'. */
   backward(rows: number): void;
+  /** After the step's UPDATE: balancing bias, statistics. */
+  afterStep(rows: number): void;
 }
 
 /**
@@ -33,6 +41,7 @@ export interface Router {
 export class DenseRouter implements Router {
   readonly normalized = true;
   readonly routesBeforeGate = true;
+  readonly stats: RoutingStats;
   private routedRows = -1;
 
   constructor(
@@ -40,7 +49,9 @@ export class DenseRouter implements Router {
     private readonly E: number,
     private readonly maxBatch: number,
     private readonly groups: readonly ExpertRange[],
+    private readonly routing: RoutingConfig,
   ) {
+    this.stats = new RoutingStats(E);
     const { rowStart, rowEntries, entryExpert } = v;
     for (let r = 0; r < maxBatch; r++) {
       rowStart[r] = r * E;
@@ -66,8 +77,17 @@ export class DenseRouter implements Router {
       v.blockWorker[i] = ownerOf(this.groups, i);
     }
     v.expertStart[E] = E * maxBatch;
+    v.expertLoad.fill(rows);
     // rowStart is the same for every row count; only the first `rows` rows are read.
     Atomics.store(v.control, CTRL.BLOCKS, E);
+  }
+
+  auxLoss(rows: number): number {
+    return balanceLossValue(this.v, this.routing, rows, this.E);
+  }
+
+  afterStep(rows: number): void {
+    this.stats.add(this.v, rows, 0);
   }
 
   weigh(rows: number): void {
@@ -87,5 +107,6 @@ export class DenseRouter implements Router {
       for (let i = 0; i < E; i++) sum += v.entryDLogWeight[i * maxBatch + r]!;
       for (let i = 0; i < E; i++) v.gateLogitGrad[r * E + i] = v.entryDLogWeight[i * maxBatch + r]! - v.gateProb[r * E + i]! * sum;
     }
+    addBalanceGradients(v, this.routing, rows, E);
   }
 }

@@ -40,6 +40,7 @@ export class MixtureStep {
   private readonly gate: MlpPass;
   private readonly main: MainLossViews;
   private gateUpdate: OptimizerViews;
+  private noiseUpdate: OptimizerViews;
   private readonly w: Widths;
 
   constructor(
@@ -74,6 +75,7 @@ export class MixtureStep {
       normalized: router.normalized,
     };
     this.gateUpdate = optimizerViews(v.gateParams, v.gateGrads, v.gateOpt, v.gateParams.length, 0, v.gateParams.length);
+    this.noiseUpdate = optimizerViews(v.noiseParams, v.noiseGrads, v.noiseOpt, v.noiseParams.length, 0, v.noiseParams.length);
     this.gateHiddenFor(0);
   }
 
@@ -116,13 +118,26 @@ export class MixtureStep {
     this.k.logSoftmaxRows(v.gateLogits, rows, this.config.experts, v.gateLogProb, v.gateProb);
   }
 
-  /** ȳ = Σ_j ĝ_j o_j per row, summed in expert order (expert blocks are in expert order). */
+  /**
+   * ȳ = Σ_j ĝ_j o_j per row, summed in expert order. Dense: expert i's entries are the
+   * batch rows in order; sparse: each row's entries, in expert order, from the CSR.
+   */
   private mixOutputs(rows: number): void {
     const v = this.v, K = this.config.outputs, E = this.config.experts;
     this.k.fill(v.mix, rows * K, 0);
-    for (let i = 0; i < E; i++) {
-      const a = v.expertStart[i]!;
-      this.k.mixAccumulate(v.mix, v.entryOut.subarray(a * K), v.entryGateWeight.subarray(a), 1, 0, rows, K);
+    if (this.router.routesBeforeGate) {
+      for (let i = 0; i < E; i++) {
+        const a = v.expertStart[i]!;
+        this.k.mixAccumulate(v.mix, v.entryOut.subarray(a * K), v.entryGateWeight.subarray(a), 1, 0, rows, K);
+      }
+      return;
+    }
+    for (let q = 0; q < rows; q++) {
+      const y = v.mix.subarray(q * K, (q + 1) * K);
+      for (let j = v.rowStart[q]!; j < v.rowStart[q + 1]!; j++) {
+        const e = v.rowEntries[j]!;
+        this.k.mixAccumulate(y, v.entryOut.subarray(e * K, (e + 1) * K), v.entryGateWeight.subarray(e, e + 1), 1, 0, 1, K);
+      }
     }
   }
 
@@ -135,16 +150,24 @@ export class MixtureStep {
     const rows = batch.length;
     const ef = this.ef, router = this.router, pool = this.pool;
     this.gather(batch, rows);
-    router.route(rows);
-    pool.beginForward(rows, step);
-    // The gate's forward overlaps the experts'.
-    this.gateForward(rows);
-    router.weigh(rows);
+    if (router.routesBeforeGate) {
+      router.route(rows);
+      pool.beginForward(rows, step);
+      // The gate's forward overlaps the experts'.
+      this.gateForward(rows);
+      router.weigh(rows);
+    } else {
+      // Which experts compute a row depends on the gate: it runs first.
+      this.gateForward(rows);
+      router.route(rows);
+      router.weigh(rows);
+      pool.beginForward(rows, step);
+    }
     await pool.finishForward();
 
     this.main.rows = rows;
     if (ef.mixesOutputs) this.mixOutputs(rows);
-    const value = ef.combine(this.main);
+    const value = ef.combine(this.main) + router.auxLoss(rows);
     if (!Number.isFinite(value)) {
       throw new MoeError('DIVERGED', `loss is ${value} at step ${step}; parameters are left at step ${step - 1} (lower the learning rate, or check the data's scale)`);
     }
@@ -160,7 +183,9 @@ export class MixtureStep {
 
     pool.beginUpdate(lr, step);
     optimizerStep(this.k, this.optimizer, this.gateUpdate, lr, step);
+    optimizerStep(this.k, this.optimizer, this.noiseUpdate, lr, step);
     await pool.finishUpdate();
+    router.afterStep(rows);
     return value;
   }
 

@@ -6,7 +6,7 @@
 import { ModelFormatError } from '../errors.js';
 import { expertShape, gateShape, type MixtureConfig } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
-import type { MixtureParams, ModelState } from '../model/state.js';
+import { noiseParamCount, routerBiasCount, type MixtureParams, type ModelState } from '../model/state.js';
 import { optimizerStateSize, type OptimizerName } from '../optim/config.js';
 
 /** Name of one optimiser slot, as PyTorch's optimisers call it in their state dicts. */
@@ -37,6 +37,8 @@ export interface RegionSlots {
   gate: OptimizerSlot[];
   /** Expert i's slots at index i (views of expertOpt, one value per expert parameter each). */
   experts: OptimizerSlot[][];
+  /** The noise network's slots (noisy top-k; views of noiseOpt), empty without noise. */
+  noise: OptimizerSlot[];
 }
 
 /**
@@ -49,15 +51,17 @@ export function regionSlots(config: MixtureConfig, optimizer: OptimizerName, par
   const Pg = mlpParamCount(gateShape(config)), P = mlpParamCount(expertShape(config)), N = config.experts * P;
   const gate = names.map((name, s) => ({ name, values: params.gateOpt.subarray(s * Pg, (s + 1) * Pg) }));
   const experts = Array.from({ length: config.experts }, (_, i) => names.map((name, s) => ({ name, values: params.expertOpt.subarray(s * N + i * P, s * N + (i + 1) * P) })));
-  return { gate, experts };
+  const Pn = params.noiseParams.length;
+  const noise = Pn > 0 ? names.map((name, s) => ({ name, values: params.noiseOpt.subarray(s * Pn, (s + 1) * Pn) })) : [];
+  return { gate, experts, noise };
 }
 
 /** Throw a ModelFormatError naming the first array that does not fit the configuration. */
 export function checkArrays(state: ModelState, where: string): void {
   const c = state.config;
   const S = optimizerStateSize(state.optimizer.name);
-  const Pg = mlpParamCount(gateShape(c)), Pe = mlpParamCount(expertShape(c));
-  const sizes = { gateParams: Pg, expertParams: c.experts * Pe, gateOpt: S * Pg, expertOpt: S * c.experts * Pe };
+  const Pg = mlpParamCount(gateShape(c)), Pe = mlpParamCount(expertShape(c)), Pn = noiseParamCount(c);
+  const sizes = { gateParams: Pg, expertParams: c.experts * Pe, gateOpt: S * Pg, expertOpt: S * c.experts * Pe, noiseParams: Pn, noiseOpt: S * Pn, routerBias: routerBiasCount(c) };
   for (const [k, n] of Object.entries(sizes) as [keyof MixtureParams, number][]) {
     const a = state.params[k];
     if (!(a instanceof Float32Array) || a.length !== n) throw new ModelFormatError(`${where}: ${k} holds ${a?.length ?? 'no'} values, the configuration needs ${n}`);

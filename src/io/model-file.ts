@@ -21,7 +21,7 @@ import { PARAM_ARRAYS, type MixtureParams, type ModelState, type TrainingState }
 import { optimizerStateSize, type OptimizerConfig, type OptimizerName } from '../optim/config.js';
 import { writeFileAtomic } from './atomic.js';
 import { firstIssue, modelDocumentSchema, type ModelDocumentData } from './model-schema.js';
-import { checkFinite, paramsFor, stateFromFields } from './state-fields.js';
+import { checkFinite, configOf, paramsFor, stateFromFields } from './state-fields.js';
 
 /** The `format` marker every model file carries. */
 export const MODEL_FORMAT = 'local-experts-model';
@@ -153,14 +153,14 @@ export function fromModelDocument(raw: unknown, where: string): { state: ModelSt
   const parsed = modelDocumentSchema.safeParse(raw);
   if (!parsed.success) throw new ModelFormatError(`${where}: ${firstIssue(parsed.error)}`);
   const doc: ModelDocumentData = parsed.data;
-  const config = doc.config as MixtureConfig;
+  const config = configOf(doc);
   const optimizer = doc.optimizer as Required<OptimizerConfig>;
   const shapes = paramsFor(config, optimizer, where);
-  const params = Object.fromEntries(PARAM_ARRAYS.map((k) => [k, decodeArray(doc.params[k], shapes[k].length, k, where)])) as unknown as MixtureParams;
+  const params = Object.fromEntries(PARAM_ARRAYS.map((k) => [k, decodeArray(doc.params[k] ?? '', shapes[k].length, k, where)])) as unknown as MixtureParams;
   if (version === 1) {
-    // 0.1.0's checksum covered the four arrays only, in order.
+    // 0.1.0's checksum covered its four arrays only, in order.
     const h = createHash('sha256');
-    for (const k of PARAM_ARRAYS) h.update(bytesOf(params[k]));
+    for (const k of ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const) h.update(bytesOf(params[k]));
     if (h.digest('hex') !== doc.checksum) throw new ModelFormatError(`${where}: checksum: mismatch, the parameters are corrupt`);
     const S = optimizerStateSize(optimizer.name as OptimizerName);
     params.gateOpt = deinterleave(params.gateOpt, S);

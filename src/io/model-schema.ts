@@ -6,7 +6,9 @@
  */
 import { z } from 'zod';
 import { ACTIVATIONS } from '../model/mlp.js';
-import { LOSSES } from '../model/config.js';
+import { LOSSES, type LossName } from '../model/config.js';
+import { denseRouting, resolveRouting, type RoutingConfig } from '../model/routing.js';
+import { OptionError } from '../errors.js';
 import { OPTIMIZERS } from '../optim/config.js';
 
 /** Largest layer width or count a model file may declare (sizes are checked again in total). */
@@ -21,6 +23,17 @@ const netSpec = z.object({
   activation: z.enum(ACTIVATIONS as unknown as [string, ...string[]]),
 });
 
+const weight = finite.refine((v) => v >= 0, { message: 'must be ≥ 0' });
+const routing = z.object({
+  kind: z.enum(['dense', 'topk', 'switch', 'expert-choice']),
+  k: finite.refine((v) => v > 0, { message: 'must be > 0' }),
+  noise: z.boolean(),
+  balanceLoss: weight,
+  zLoss: weight,
+  balanceBias: weight,
+  blockRows: z.number().int().min(1).max(1 << 20),
+});
+
 const config = z
   .object({
     task: z.enum(['regression', 'classification']),
@@ -30,8 +43,23 @@ const config = z
     expert: netSpec,
     gate: netSpec,
     loss: z.enum(LOSSES as unknown as [string, ...string[]]),
+    // Files from before sparse routing: the paper's dense softmax.
+    routing: routing.optional(),
   })
   .superRefine((c, ctx) => {
+    if (c.routing) {
+      // The same rules as for a new mixture (K within 1..E, the losses one expert allows, …).
+      const r = c.routing as RoutingConfig;
+      try {
+        const spelled = r.kind === 'topk' || r.kind === 'expert-choice' ? `${r.kind}:${r.k}` : r.kind;
+        const again = resolveRouting({ routing: spelled, noise: r.noise, balanceLoss: r.balanceLoss, zLoss: r.zLoss, balanceBias: r.balanceBias, blockRows: r.blockRows }, c.experts, c.loss as LossName);
+        if (r.kind === 'dense' && r.k !== c.experts) ctx.addIssue({ code: 'custom', path: ['routing', 'k'], message: `dense routing takes all ${c.experts} experts` });
+        void again;
+      } catch (err) {
+        if (!(err instanceof OptionError)) throw err;
+        ctx.addIssue({ code: 'custom', path: ['routing', err.option === 'loss' ? 'kind' : err.option === 'routing' ? 'k' : err.option], message: err.message.slice(err.option.length + 2) });
+      }
+    }
     for (const key of ['expert', 'gate'] as const) {
       const n = c[key];
       if (n.kind === 'mlp' && n.hidden.length === 0) ctx.addIssue({ code: 'custom', path: [key, 'hidden'], message: 'an mlp needs at least one hidden layer' });
@@ -65,6 +93,7 @@ const training = z.object({
   rng: z.array(uint32).length(4),
   batch: z.number().int().min(0).optional(),
   batchSize: z.number().int().min(1).optional(),
+  noiseRng: z.array(uint32).length(4).optional(),
 });
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, { message: 'must be base64' });
@@ -107,6 +136,12 @@ function refineState(d: StateFields, ctx: z.RefinementCtx): void {
     if (sc && (sc.mean.length !== n || sc.std.length !== n)) ctx.addIssue({ code: 'custom', path: [key], message: `needs ${n} means and ${n} standard deviations` });
   }
   if ((d.training.batch ?? 0) > 0 && d.training.batchSize === undefined) ctx.addIssue({ code: 'custom', path: ['training', 'batchSize'], message: 'a mid-epoch checkpoint needs its batch size' });
+  if (d.config.routing?.noise && d.training.noiseRng === undefined) ctx.addIssue({ code: 'custom', path: ['training', 'noiseRng'], message: 'a noisy top-k model needs the state of its noise generator' });
+}
+
+/** A checked configuration's routing, the paper's dense softmax for files from before routing existed. */
+export function routingOf(c: { experts: number; routing?: RoutingConfig | undefined }): RoutingConfig {
+  return c.routing ?? denseRouting(c.experts);
 }
 
 /** A model's state fields alone (formats that keep the arrays elsewhere: safetensors). */
@@ -121,7 +156,15 @@ export const modelDocumentSchema = z
     writer: z.string().max(200).optional(),
     backend: z.string().max(200).optional(),
     kernels: z.string().max(20).optional(),
-    params: z.object({ gateParams: base64, expertParams: base64, gateOpt: base64, expertOpt: base64 }),
+    params: z.object({
+      gateParams: base64,
+      expertParams: base64,
+      gateOpt: base64,
+      expertOpt: base64,
+      noiseParams: base64.optional(),
+      noiseOpt: base64.optional(),
+      routerBias: base64.optional(),
+    }),
     checksum: z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be 64 hex digits' }),
   })
   .superRefine(refineState);

@@ -20,7 +20,7 @@
 import { ModelFormatError } from '../errors.js';
 import { expertShape, gateShape, type MixtureConfig } from '../model/config.js';
 import { mlpParamCount, type MlpShape } from '../model/mlp.js';
-import type { MixtureParams, ModelState } from '../model/state.js';
+import { allocateParams, type MixtureParams, type ModelState } from '../model/state.js';
 import type { OptimizerConfig, OptimizerName } from '../optim/config.js';
 import { checkArrays, regionSlots, slotNames, type RegionSlots } from './export-state.js';
 import { decodeSafetensors, encodeSafetensors, type F32Tensor } from './safetensors.js';
@@ -80,7 +80,16 @@ function networks(config: MixtureConfig, params: MixtureParams, slots: RegionSlo
   for (let i = 0; i < config.experts; i++) {
     nets.push({ tensors: mlpTensors(`experts.${i}`, expertShape(config)), params: params.expertParams.subarray(i * P, (i + 1) * P), slots: slots.experts[i]! });
   }
+  // Noisy top-k: the noise network, nn.Linear(D, E) as `gate_noise.layers.0`.
+  if (params.noiseParams.length > 0) nets.push({ tensors: mlpTensors('gate_noise', noiseShape(config)), params: params.noiseParams, slots: slots.noise });
+  // topk and switch: the balancing bias, a buffer [E] (no optimiser state: it is not trained by gradient).
+  if (params.routerBias.length > 0) nets.push({ tensors: [{ name: 'router_bias', shape: [config.experts], offset: 0 }], params: params.routerBias, slots: [] });
   return nets;
+}
+
+/** The noise network's shape: linear D → E. */
+function noiseShape(config: MixtureConfig): MlpShape {
+  return { sizes: [config.inputs, config.experts], activation: 'tanh' };
 }
 
 /** A tensor's name and shape in a mixture's safetensors file. */
@@ -96,11 +105,14 @@ export interface TensorLayout {
  * experts in order), then the optimiser's (slot by slot). For documentation and tests.
  */
 export function safetensorsLayout(config: MixtureConfig, optimizer: OptimizerName): TensorLayout[] {
-  const nets = [mlpTensors('gate', gateShape(config))];
-  for (let i = 0; i < config.experts; i++) nets.push(mlpTensors(`experts.${i}`, expertShape(config)));
-  const params = nets.flat().map(({ name, shape }) => ({ name, shape }));
-  return [...params, ...slotNames(optimizer).flatMap((s) => params.map(({ name, shape }) => ({ name: `optimizer.${s}.${name}`, shape })))];
+  const empty = allocateParams(config, { ...DEFAULT_ADAM, name: optimizer });
+  const nets = networks(config, empty, regionSlots(config, optimizer, empty));
+  const params = nets.flatMap((n) => n.tensors.map(({ name, shape }) => ({ name, shape })));
+  const trained = nets.filter((n) => n.slots.length > 0).flatMap((n) => n.tensors.map(({ name, shape }) => ({ name, shape })));
+  return [...params, ...slotNames(optimizer).flatMap((s) => trained.map(({ name, shape }) => ({ name: `optimizer.${s}.${name}`, shape })))];
 }
+
+const DEFAULT_ADAM = { name: 'adam', lr: 0.01, momentum: 0.9, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0 } as const;
 
 const json = (v: unknown): string => JSON.stringify(v);
 
@@ -116,7 +128,8 @@ export function stateToSafetensors(state: ModelState): Uint8Array {
   for (const net of nets) for (const t of net.tensors) tensors.push([t.name, { shape: t.shape, data: gather(t, net.params) }]);
   for (const slot of slotNames(state.optimizer.name)) {
     for (const net of nets) {
-      const values = net.slots.find((s) => s.name === slot)!.values;
+      const values = net.slots.find((s) => s.name === slot)?.values;
+      if (!values) continue; // the router bias: no optimiser state
       for (const t of net.tensors) tensors.push([`optimizer.${slot}.${t.name}`, { shape: t.shape, data: gather(t, values) }]);
     }
   }
@@ -216,7 +229,8 @@ export function stateFromSafetensors(bytes: Uint8Array, where: string): Safetens
   if (hasOptimizerState) {
     for (const slot of slotNames(optimizer.name)) {
       for (const net of nets) {
-        const values = net.slots.find((s) => s.name === slot)!.values;
+        const values = net.slots.find((s) => s.name === slot)?.values;
+        if (!values) continue;
         for (const t of net.tensors) scatter(t, take(`optimizer.${slot}.${t.name}`, t.shape, false)!.data, values);
       }
     }

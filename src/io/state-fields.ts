@@ -8,7 +8,12 @@ import { ModelFormatError, OptionError } from '../errors.js';
 import type { MixtureConfig } from '../model/config.js';
 import { allocateParams, PARAM_ARRAYS, type MixtureParams, type ModelState, type TrainingState } from '../model/state.js';
 import type { OptimizerConfig } from '../optim/config.js';
-import { firstIssue, stateFieldsSchema, type StateFieldsData } from './model-schema.js';
+import { firstIssue, routingOf, stateFieldsSchema, type StateFieldsData } from './model-schema.js';
+
+/** A checked configuration, with the dense routing filled in where the file has none. */
+export function configOf(f: { config: StateFieldsData['config'] }): MixtureConfig {
+  return { ...(f.config as MixtureConfig), routing: routingOf(f.config as MixtureConfig) };
+}
 
 /** Zeroed arrays for a checked configuration; a model too large to hold is a ModelFormatError naming the field. */
 export function paramsFor(config: MixtureConfig, optimizer: Required<OptimizerConfig>, where: string): MixtureParams {
@@ -43,7 +48,8 @@ export function stateFromFields(f: StateFieldsData, params: MixtureParams): Mode
   const training: TrainingState = { seed: t.seed, step: t.step, epoch: t.epoch, rng: [...t.rng] };
   if (t.batch !== undefined) training.batch = t.batch;
   if (t.batchSize !== undefined) training.batchSize = t.batchSize;
-  const state: ModelState = { config: f.config as MixtureConfig, optimizer: f.optimizer as Required<OptimizerConfig>, params, training };
+  if (t.noiseRng !== undefined) training.noiseRng = [...t.noiseRng];
+  const state: ModelState = { config: configOf(f), optimizer: f.optimizer as Required<OptimizerConfig>, params, training };
   if (f.inputScaler) state.inputScaler = f.inputScaler;
   if (f.targetScaler) state.targetScaler = f.targetScaler;
   if (f.featureNames) state.featureNames = f.featureNames;

@@ -93,6 +93,10 @@ export interface MixtureSizes {
   extraGradSlots: number;
   /** Whether experts gather their own rows (sparse routing) rather than read the batch. */
   gathers: boolean;
+  /** Parameters of the noise network (noisy top-k), else 0. */
+  noiseParams: number;
+  /** Floats of the router bias (topk, switch), else 0. */
+  routerBias: number;
 }
 
 /** Element type of a region: Float32Array, Int32Array or Float64Array. */
@@ -142,6 +146,10 @@ function regionSpecs(s: MixtureSizes): [name: keyof MixtureViews, kind: Kind, le
     ['gateParams', 'f32', s.gateParams],
     ['gateGrads', 'f32', s.gateParams],
     ['gateOpt', 'f32', s.gateParams * s.optState],
+    ['noiseParams', 'f32', s.noiseParams],
+    ['noiseGrads', 'f32', s.noiseParams],
+    ['noiseOpt', 'f32', s.noiseParams * s.optState],
+    ['routerBias', 'f32', s.routerBias],
     // The main thread's: the gate and the per-entry combination.
     ['gateLogits', 'f32', B * s.experts],
     ['gateLogProb', 'f32', B * s.experts],
@@ -157,6 +165,12 @@ function regionSpecs(s: MixtureSizes): [name: keyof MixtureViews, kind: Kind, le
     ['rowStart', 'i32', B + 1],
     ['rowEntries', 'i32', N],
     ['rowScratch', 'f32', B],
+    // Sparse routing's: the noise ε and its scale softplus(x·Wn + bn), the noisy logits h,
+    // and each expert's rows in this step.
+    ['gateNoise', 'f32', s.noiseParams > 0 ? B * s.experts : 0],
+    ['noiseLogits', 'f32', s.noiseParams > 0 ? B * s.experts : 0],
+    ['noisyLogits', 'f32', s.noiseParams > 0 ? B * s.experts : 0],
+    ['expertLoad', 'i32', s.experts],
   ];
 }
 
@@ -230,6 +244,14 @@ export interface MixtureViews {
   gateGrads: Float32Array;
   /** Gate optimiser state, planar. */
   gateOpt: Float32Array;
+  /** Noisy top-k: the noise network's parameters (W D×E, b E). */
+  noiseParams: Float32Array;
+  /** Its gradients. */
+  noiseGrads: Float32Array;
+  /** Its optimiser state, planar. */
+  noiseOpt: Float32Array;
+  /** topk, switch: the balancing bias added to the logits when choosing. */
+  routerBias: Float32Array;
   /** Gate logits u, maxBatch×E. */
   gateLogits: Float32Array;
   /** log softmax(u), maxBatch×E. */
@@ -257,6 +279,14 @@ export interface MixtureViews {
   rowEntries: Int32Array;
   /** Scratch of maxBatch floats. */
   rowScratch: Float32Array;
+  /** Noisy top-k: the standard normal draws ε, maxBatch×E. */
+  gateNoise: Float32Array;
+  /** Noisy top-k: x·Wn + bn, maxBatch×E. */
+  noiseLogits: Float32Array;
+  /** Noisy top-k: h = u + ε·softplus(x·Wn + bn), maxBatch×E. */
+  noisyLogits: Float32Array;
+  /** Rows routed to each expert in this step. */
+  expertLoad: Int32Array;
 }
 
 /** Byte offsets of each region, 64-byte aligned so no two regions share a cache line. */

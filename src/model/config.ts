@@ -4,6 +4,7 @@
  */
 import { OptionError } from '../errors.js';
 import { ACTIVATIONS, type Activation, type MlpShape } from './mlp.js';
+import { resolveRouting, type RoutingConfig, type RoutingOptions } from './routing.js';
 
 /** An error function's name; `nll` is an alias resolved by {@link resolveLoss}. */
 export type LossName = 'cooperative' | 'competitive' | 'gaussian' | 'categorical';
@@ -39,10 +40,12 @@ export interface MixtureConfig {
   gate: NetSpec;
   /** The error function (`nll` already resolved). */
   loss: LossName;
+  /** Which experts compute which cases, and the balancing (dense: the paper's). */
+  routing: RoutingConfig;
 }
 
 /** What a caller may give; strings like `mlp:64,64` or `mlp:16:relu` are accepted for nets. */
-export interface MixtureOptions {
+export interface MixtureOptions extends RoutingOptions {
   /** Regression or classification. */
   task: Task;
   /** Input width D (positive integer). */
@@ -107,14 +110,17 @@ export function resolveMixtureConfig(o: MixtureOptions): MixtureConfig {
   }
   const outputs = positiveInt(o.outputs, o.task === 'classification' ? 'classes' : 'outputs');
   if (o.task === 'classification' && outputs < 2) throw new OptionError('classes', `classification needs at least 2 classes, got ${outputs}`);
+  const experts = positiveInt(o.experts, 'experts');
+  const loss = resolveLoss(o.loss, o.task);
   return {
     task: o.task,
     inputs: positiveInt(o.inputs, 'inputs'),
     outputs,
-    experts: positiveInt(o.experts, 'experts'),
+    experts,
     expert: parseNetSpec(o.expert, 'expert'),
     gate: parseNetSpec(o.gate, 'gate'),
-    loss: resolveLoss(o.loss, o.task),
+    loss,
+    routing: resolveRouting(o, experts, loss),
   };
 }
 

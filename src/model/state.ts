@@ -21,10 +21,32 @@ export interface MixtureParams {
   gateOpt: Float32Array;
   /** Experts' optimiser state: optimizerStateSize slots of expertParams.length floats (empty for sgd). */
   expertOpt: Float32Array;
+  /**
+   * Noisy top-k: the noise network, linear D → E (W D×E row-major, then b), whose softplus
+   * scales the Gaussian noise added to the gate's logits in training; empty otherwise.
+   */
+  noiseParams: Float32Array;
+  /** The noise network's optimiser state (planar), empty without noise. */
+  noiseOpt: Float32Array;
+  /**
+   * topk and switch: the per-expert bias added to the logits when choosing experts (never
+   * to the weights), moved by the auxiliary-loss-free balancing; E floats, else empty.
+   */
+  routerBias: Float32Array;
 }
 
 /** The names of the {@link MixtureParams} arrays, in file order. */
-export const PARAM_ARRAYS = ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const;
+export const PARAM_ARRAYS = ['gateParams', 'expertParams', 'gateOpt', 'expertOpt', 'noiseParams', 'noiseOpt', 'routerBias'] as const;
+
+/** Parameters of the noise network (linear D → E), 0 without noise. */
+export function noiseParamCount(config: MixtureConfig): number {
+  return config.routing.noise ? config.inputs * config.experts + config.experts : 0;
+}
+
+/** Floats of the router bias: E for routings that choose per row (topk, switch), else 0. */
+export function routerBiasCount(config: MixtureConfig): number {
+  return config.routing.kind === 'topk' || config.routing.kind === 'switch' ? config.experts : 0;
+}
 
 /** Training progress that a checkpoint restores. */
 export interface TrainingState {
@@ -44,6 +66,8 @@ export interface TrainingState {
   batch?: number;
   /** Batch size of the last fit (a mid-epoch resume must use the same). */
   batchSize?: number;
+  /** Noisy top-k: the state of the generator of the gate's noise (its own stream, checkpointed). */
+  noiseRng?: number[];
 }
 
 /** Everything a model is: configuration, parameters, standardisation, names, training state. */
@@ -77,8 +101,8 @@ export const MAX_MODEL_FLOATS = Math.floor((3.5 * 2 ** 30) / 4);
 
 /** Floats a model's parameters, gradients and optimiser state take in a training session. */
 export function modelFloats(config: MixtureConfig, optimizer: Required<OptimizerConfig>): number {
-  const P = mlpParamCount(gateShape(config)) + config.experts * mlpParamCount(expertShape(config));
-  return P * (2 + optimizerStateSize(optimizer.name));
+  const P = mlpParamCount(gateShape(config)) + config.experts * mlpParamCount(expertShape(config)) + noiseParamCount(config);
+  return P * (2 + optimizerStateSize(optimizer.name)) + routerBiasCount(config);
 }
 
 /** Throw OptionError (naming `experts`, or the widest net) when a model cannot be held. */
@@ -102,12 +126,21 @@ export function allocateParams(config: MixtureConfig, optimizer: Required<Optimi
   const S = optimizerStateSize(optimizer.name);
   const Pg = mlpParamCount(gateShape(config));
   const Pe = mlpParamCount(expertShape(config));
+  const Pn = noiseParamCount(config);
   return {
     gateParams: new Float32Array(Pg),
     expertParams: new Float32Array(config.experts * Pe),
     gateOpt: new Float32Array(Pg * S),
     expertOpt: new Float32Array(config.experts * Pe * S),
+    noiseParams: new Float32Array(Pn),
+    noiseOpt: new Float32Array(Pn * S),
+    routerBias: new Float32Array(routerBiasCount(config)),
   };
+}
+
+/** The seed of the noise generator's stream, derived from the model's seed. */
+export function noiseSeed(seed: number): number {
+  return (seed ^ 0x6e01_5e5d) >>> 0;
 }
 
 /** A fresh, seeded model: the gate first, then the experts in order, from one generator. */
@@ -117,12 +150,15 @@ export function initialState(config: MixtureConfig, optimizer: Required<Optimize
   mlpInit(gateShape(config), params.gateParams, rng);
   const P = mlpParamCount(expertShape(config));
   for (let i = 0; i < config.experts; i++) mlpInit(expertShape(config), params.expertParams.subarray(i * P, (i + 1) * P), rng);
-  return { config, optimizer, params, training: { seed, step: 0, epoch: 0, rng: rng.state() } };
+  // The noise network starts at zero (Shazeer et al.): noise of scale softplus(0) = ln 2.
+  const training: TrainingState = { seed, step: 0, epoch: 0, rng: rng.state() };
+  if (config.routing.noise) training.noiseRng = new Rng(noiseSeed(seed)).state();
+  return { config, optimizer, params, training };
 }
 
 /** A copy of every parameter array. */
 export function copyParams(p: MixtureParams): MixtureParams {
-  return { gateParams: p.gateParams.slice(), expertParams: p.expertParams.slice(), gateOpt: p.gateOpt.slice(), expertOpt: p.expertOpt.slice() };
+  return Object.fromEntries(PARAM_ARRAYS.map((k) => [k, p[k].slice()])) as unknown as MixtureParams;
 }
 
 /** Copy every parameter array of `from` into `to` (same sizes). */
@@ -132,7 +168,9 @@ export function setParams(to: MixtureParams, from: MixtureParams): void {
 
 /** A deep copy of a state (parameters, scalers, names, training state). */
 export function cloneState(s: ModelState, params: MixtureParams = copyParams(s.params)): ModelState {
-  const c: ModelState = { config: s.config, optimizer: s.optimizer, params, training: { ...s.training, rng: [...s.training.rng] } };
+  const training: TrainingState = { ...s.training, rng: [...s.training.rng] };
+  if (s.training.noiseRng) training.noiseRng = [...s.training.noiseRng];
+  const c: ModelState = { config: s.config, optimizer: s.optimizer, params, training };
   if (s.inputScaler) c.inputScaler = { mean: [...s.inputScaler.mean], std: [...s.inputScaler.std] };
   if (s.targetScaler) c.targetScaler = { mean: [...s.targetScaler.mean], std: [...s.targetScaler.std] };
   if (s.featureNames) c.featureNames = [...s.featureNames];

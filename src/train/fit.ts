@@ -19,7 +19,8 @@ import { mlpParamCount } from '../model/mlp.js';
 import { cloneState, copyParams, setParams, type MixtureParams, type ModelState } from '../model/state.js';
 import { Rng } from '../rng.js';
 import { SHARD_ENTRY, type InternalFitOptions } from './internal.js';
-import { checkFitOptions, type EpochInfo, type FitOptions, type FitResult, type StopReason } from './options.js';
+import { BUSY_SLOTS, CMD } from '../memory/layout.js';
+import { checkFitOptions, type EpochInfo, type FitOptions, type FitResult, type RoutingMetrics, type StopReason } from './options.js';
 import { TrainingSession } from './session.js';
 
 /**
@@ -104,7 +105,7 @@ async function startSession(host: FitHost, data: TrainingData, batchSize: number
   const kernels = kernelSetFromEnv();
   for (;;) {
     try {
-      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry });
+      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry, split: o.splitExperts });
     } catch (err) {
       const next = BACKENDS[BACKENDS.indexOf(host.provider.name) + 1];
       if (!(err instanceof BackendError) || workers === 0 || next === undefined || process.env.MOE_REQUIRE_BACKEND === host.provider.name) throw err;
@@ -112,6 +113,17 @@ async function startSession(host: FitHost, data: TrainingData, batchSize: number
       host.provider = await loadProvider(next, { onWarning: (m) => host.warn(m) });
     }
   }
+}
+
+/** The epoch's routing statistics and each worker's compute time per step. */
+function routingMetrics(session: TrainingSession, busyAtStart: Float64Array, shards: number): RoutingMetrics {
+  const st = session.router.stats, busy = session.views.busy;
+  const workerBusyMs = Array.from({ length: shards }, (_, k) => {
+    let ms = 0;
+    for (const cmd of [CMD.FORWARD, CMD.BACKWARD, CMD.UPDATE]) ms += busy[k * BUSY_SLOTS + cmd]! - busyAtStart[k * BUSY_SLOTS + cmd]!;
+    return ms / Math.max(1, st.steps);
+  });
+  return { rowsPerExpert: Array.from(st.rowsPerExpert), droppedRows: st.dropped, unusedExperts: st.unused, gateEntropy: st.entropy, loadCv: st.loadCv, workerBusyMs };
 }
 
 /** Train `host`'s model on `data` (see {@link FitOptions}); `run` is the fit's handle for close() and save(). */
@@ -182,6 +194,8 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
       }
       let sum = 0, batches = 0;
       state.training.batchSize = batchSize;
+      session.router.stats.reset();
+      const busyAtStart = session.views.busy.slice();
       for (let start = skip * batchSize; start < train.n; start += batchSize) {
         if (o.signal?.aborted || run.closed) throw new MoeError('ABORTED', `training aborted at step ${state.training.step} (epoch ${state.training.epoch + 1}); parameters are those of step ${state.training.step}`);
         const batch = order.subarray(start, Math.min(start + batchSize, train.n));
@@ -191,6 +205,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
         sum += await session.step.run(batch, lr, t);
         state.training.step = t;
         state.training.batch = (state.training.batch ?? 0) + 1;
+        if (session.noiseRng) state.training.noiseRng = session.noiseRng.state();
         run.boundary();
         batches++;
         if (workers === 0 && performance.now() - yieldedAt > 50) {
@@ -204,7 +219,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
       state.training.batch = 0;
       state.training.rng = rng.state();
       const seconds = (performance.now() - te) / 1000;
-      const info: EpochInfo = { epoch: state.training.epoch, loss: sum / batches, lr, step: state.training.step, seconds, samplesPerSecond: rowsDone / seconds };
+      const info: EpochInfo = { epoch: state.training.epoch, loss: sum / batches, lr, step: state.training.step, seconds, samplesPerSecond: rowsDone / seconds, routing: routingMetrics(session, busyAtStart, Math.max(1, workers)) };
       if (val) {
         const ev = host.evaluate(val);
         info.valLoss = ev.loss;

@@ -23,6 +23,24 @@ export interface EpochInfo {
   seconds: number;
   /** Training rows processed per second of the epoch. */
   samplesPerSecond: number;
+  /** How the rows were routed in this epoch. */
+  routing: RoutingMetrics;
+}
+
+/** Routing over one epoch's steps. */
+export interface RoutingMetrics {
+  /** Rows each expert computed, summed over the epoch (E numbers; dense: every row for each). */
+  rowsPerExpert: number[];
+  /** Rows no expert took (expert-choice), summed over the epoch. */
+  droppedRows: number;
+  /** Experts that computed no row in the epoch. */
+  unusedExperts: number;
+  /** Mean over rows of the gate's entropy −Σ_i p_i log p_i (full softmax, nats). */
+  gateEntropy: number;
+  /** Coefficient of variation (std ÷ mean) of rowsPerExpert: 0 is a perfectly even load. */
+  loadCv: number;
+  /** Each worker's compute time per step, ms (one entry in-process), mean over the epoch. */
+  workerBusyMs: number[];
 }
 
 /** Options of {@link Mixture.fit}. */
@@ -75,6 +93,12 @@ export interface FitOptions {
    * terminated). Default max(60 000, 20 × the longest phase so far).
    */
   stallTimeout?: number;
+  /**
+   * Sparse routing with workers: share a hot expert's blocks among the workers so that
+   * none idles while another holds it (default true), or keep each expert's blocks on
+   * its own worker. The parameters are the same either way, bit for bit.
+   */
+  splitExperts?: boolean;
 }
 
 /** Why a fit stopped. */
@@ -116,6 +140,7 @@ export function checkFitOptions(o: FitOptions): void {
   if (o.validationSplit && o.validationData) throw new OptionError('validationSplit', 'give validationSplit or validationData, not both');
   if (o.workers !== undefined && o.workers !== 'auto') posInt(o.workers, 'workers', 0);
   if (o.earlyStopping) posInt(o.earlyStopping.patience, 'earlyStopping.patience', 1);
+  if (o.splitExperts !== undefined && typeof o.splitExperts !== 'boolean') throw new OptionError('splitExperts', `must be true or false, got ${String(o.splitExperts)}`);
   if (o.stallTimeout !== undefined && !(typeof o.stallTimeout === 'number' && o.stallTimeout > 0 && Number.isFinite(o.stallTimeout))) {
     throw new OptionError('stallTimeout', `must be a positive number of milliseconds, got ${String(o.stallTimeout)}`);
   }

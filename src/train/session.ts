@@ -8,9 +8,11 @@
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import type { ComputeProvider } from '../compute/provider.js';
 import { MixtureStep, type TrainingData } from '../engine/step.js';
-import { denseSizes, shardExperts } from '../engine/plan.js';
+import { denseSizes, shardExperts, sparseSizes } from '../engine/plan.js';
 import { InProcessPool, type ExpertPool } from '../engine/pool.js';
-import { DenseRouter } from '../engine/routing.js';
+import { DenseRouter, type Router } from '../engine/routing.js';
+import { SparseRouter } from '../engine/routing-sparse.js';
+import { Rng } from '../rng.js';
 import { createKernels } from '../kernels/index.js';
 import type { KernelSetName } from '../kernels/types.js';
 import { mapViews, planLayout, type MixtureLayout, type MixtureViews } from '../memory/layout.js';
@@ -32,6 +34,11 @@ export interface SessionOptions {
   shardEntry?: string | undefined;
   /** Benchmarks: wrap the pool (to time its phases). */
   wrapPool?: ((pool: ExpertPool, views: MixtureViews) => ExpertPool) | undefined;
+  /**
+   * Sparse routing: share a hot expert's blocks among shards to balance their rows
+   * (default true), or keep every block with its expert's owner. Results are the same.
+   */
+  split?: boolean | undefined;
 }
 
 export class TrainingSession {
@@ -41,6 +48,10 @@ export class TrainingSession {
     readonly views: MixtureViews,
     readonly pool: ExpertPool,
     readonly step: MixtureStep,
+    /** The routing rule, with its statistics. */
+    readonly router: Router,
+    /** Noisy top-k: the noise generator, whose state the model's training state records. */
+    readonly noiseRng: Rng | undefined,
   ) {}
 
   /**
@@ -50,7 +61,8 @@ export class TrainingSession {
   static async start(state: ModelState, provider: ComputeProvider, data: TrainingData, o: SessionOptions): Promise<TrainingSession> {
     const c = state.config;
     const shards = Math.max(1, o.workers);
-    const layout = planLayout(denseSizes(c, state.optimizer, o.maxBatch, shards));
+    const dense = c.routing.kind === 'dense';
+    const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, shards) : sparseSizes(c, state.optimizer, o.maxBatch, shards));
     const memory = allocateMemory(layout.byteLength, `a training session (batch ${o.maxBatch})`, 'batchSize');
     const views = mapViews(memory.buffer, layout);
     setParams(views, state.params);
@@ -71,9 +83,13 @@ export class TrainingSession {
             entry: o.shardEntry,
           });
     const pool = o.wrapPool ? o.wrapPool(inner, views) : inner;
-    const router = new DenseRouter(views, c.experts, o.maxBatch, shardExperts(c.experts, shards));
+    const groups = shardExperts(c.experts, shards);
+    const noiseRng = c.routing.noise ? new Rng(state.training.noiseRng!) : undefined;
+    const router: Router = dense
+      ? new DenseRouter(views, c.experts, o.maxBatch, groups, c.routing)
+      : new SparseRouter(views, { config: c, maxBatch: o.maxBatch, blockRows: layout.sizes.maxBlockRows, groups, split: o.split ?? true, noiseRng, gemm: provider.sgemm, kernels: k });
     const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data);
-    return new TrainingSession(memory, layout, views, pool, step);
+    return new TrainingSession(memory, layout, views, pool, step, router, noiseRng);
   }
 
   /** The live parameter views (they change with every step). */

@@ -1,13 +1,13 @@
 // Bit-for-bit comparison of a mixture's parameters and optimiser state, shared by the
 // parity and crash tests.
 import { expect } from 'vitest';
-import type { MixtureParams } from '../../src/model/state.js';
+import { PARAM_ARRAYS, type MixtureParams } from '../../src/model/state.js';
 
-export const REGIONS = ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const;
+export const REGIONS = PARAM_ARRAYS;
 
 /** A copy of every region (the trainer's views change as it runs). */
 export function copyParams(p: MixtureParams): MixtureParams {
-  return { gateParams: p.gateParams.slice(), expertParams: p.expertParams.slice(), gateOpt: p.gateOpt.slice(), expertOpt: p.expertOpt.slice() };
+  return Object.fromEntries(REGIONS.map((k) => [k, p[k].slice()])) as unknown as MixtureParams;
 }
 
 /** Index of the first element whose bits differ (Object.is: -0 ≠ 0, NaN = NaN), -1 if none. */

@@ -1,0 +1,128 @@
+/**
+ * Balancing terms on the gate's logits u (B×E), with p = softmax(u) over all E:
+ *
+ *   Switch loss   L = w·E·Σ_i f_i·P_i,  f_i = (row, choice) pairs routed to i ÷ all pairs
+ *                 (sums to 1; not differentiated), P_i = mean_r p_{r,i};
+ *                 ∂L/∂u_{r,m} = (w·E/B)·p_{r,m}·(f_m − Σ_i f_i p_{r,i})
+ *   router z-loss L = w·mean_r (logsumexp u_r)²;  ∂L/∂u_{r,m} = (2w/B)·lse_r·p_{r,m}
+ *
+ * and per-epoch routing statistics. Loss values are float64 sums; gradients are added to
+ * the gate's ∂E/∂u in place.
+ */
+import type { MixtureViews } from '../memory/layout.js';
+import type { RoutingConfig } from '../model/routing.js';
+
+/** The balancing losses' value for a step of `rows` rows (0 when both are off). */
+export function balanceLossValue(v: MixtureViews, r: RoutingConfig, rows: number, E: number): number {
+  let total = 0;
+  if (r.balanceLoss > 0) {
+    const pairs = loadTotal(v, E);
+    let s = 0;
+    for (let i = 0; i < E; i++) {
+      let P = 0;
+      for (let q = 0; q < rows; q++) P += v.gateProb[q * E + i]!;
+      s += (v.expertLoad[i]! / pairs) * (P / rows);
+    }
+    total += r.balanceLoss * E * s;
+  }
+  if (r.zLoss > 0) {
+    let s = 0;
+    for (let q = 0; q < rows; q++) {
+      const lse = v.gateLogits[q * E]! - v.gateLogProb[q * E]!;
+      s += lse * lse;
+    }
+    total += (r.zLoss * s) / rows;
+  }
+  return total;
+}
+
+/** Add the balancing losses' ∂L/∂u to v.gateLogitGrad (rows×E). */
+export function addBalanceGradients(v: MixtureViews, r: RoutingConfig, rows: number, E: number): void {
+  if (r.balanceLoss > 0) {
+    const pairs = loadTotal(v, E), c = (r.balanceLoss * E) / rows;
+    for (let q = 0; q < rows; q++) {
+      let fp = 0;
+      for (let i = 0; i < E; i++) fp += (v.expertLoad[i]! / pairs) * v.gateProb[q * E + i]!;
+      for (let m = 0; m < E; m++) {
+        const p = v.gateProb[q * E + m]!;
+        v.gateLogitGrad[q * E + m] = v.gateLogitGrad[q * E + m]! + c * p * (v.expertLoad[m]! / pairs - fp);
+      }
+    }
+  }
+  if (r.zLoss > 0) {
+    const c = (2 * r.zLoss) / rows;
+    for (let q = 0; q < rows; q++) {
+      const lse = v.gateLogits[q * E]! - v.gateLogProb[q * E]!;
+      for (let m = 0; m < E; m++) v.gateLogitGrad[q * E + m] = v.gateLogitGrad[q * E + m]! + c * lse * v.gateProb[q * E + m]!;
+    }
+  }
+}
+
+function loadTotal(v: MixtureViews, E: number): number {
+  let n = 0;
+  for (let i = 0; i < E; i++) n += v.expertLoad[i]!;
+  return Math.max(1, n);
+}
+
+/** Routing statistics accumulated over the steps of an epoch. */
+export class RoutingStats {
+  /** Rows routed to each expert, summed over the epoch's steps. */
+  readonly rowsPerExpert: Float64Array;
+  /** Rows no expert took (expert-choice). */
+  dropped = 0;
+  /** Rows seen. */
+  rows = 0;
+  /** Steps seen. */
+  steps = 0;
+  private entropySum = 0;
+
+  constructor(readonly experts: number) {
+    this.rowsPerExpert = new Float64Array(experts);
+  }
+
+  /** Add one step: its load, dropped rows and the gate's entropy (full softmax) per row. */
+  add(v: MixtureViews, rows: number, dropped: number): void {
+    const E = this.experts;
+    for (let i = 0; i < E; i++) this.rowsPerExpert[i] = this.rowsPerExpert[i]! + v.expertLoad[i]!;
+    let h = 0;
+    for (let q = 0; q < rows; q++) {
+      for (let i = 0; i < E; i++) {
+        const p = v.gateProb[q * E + i]!;
+        if (p > 0) h -= p * v.gateLogProb[q * E + i]!;
+      }
+    }
+    this.entropySum += h;
+    this.dropped += dropped;
+    this.rows += rows;
+    this.steps++;
+  }
+
+  /** Mean over rows of −Σ_i p_i log p_i (nats). */
+  get entropy(): number {
+    return this.rows > 0 ? this.entropySum / this.rows : 0;
+  }
+
+  /** Coefficient of variation of the rows per expert (std ÷ mean; 0 for a perfectly even load). */
+  get loadCv(): number {
+    const E = this.experts;
+    let mean = 0;
+    for (let i = 0; i < E; i++) mean += this.rowsPerExpert[i]! / E;
+    if (mean === 0) return 0;
+    let sq = 0;
+    for (let i = 0; i < E; i++) sq += (this.rowsPerExpert[i]! - mean) ** 2 / E;
+    return Math.sqrt(sq) / mean;
+  }
+
+  /** Experts that got no row in the epoch. */
+  get unused(): number {
+    let n = 0;
+    for (let i = 0; i < this.experts; i++) if (this.rowsPerExpert[i] === 0) n++;
+    return n;
+  }
+
+  /** Start a new epoch. */
+  reset(): void {
+    this.rowsPerExpert.fill(0);
+    this.dropped = this.rows = this.steps = this.entropySum = 0;
+  }
+}
