@@ -26,8 +26,8 @@ and the experts as nn.Linear stacks, named as in the file:
     optimizer.momentum_buffer.<name> (SGD with momentum, dampening 0).
 
 Routing (config.routing): dense (softmax over all experts); topk:K (the K largest of
-u + router_bias, weights softmax of u over them); switch (the largest of u + router_bias,
-weight its softmax probability); expert-choice:C (at prediction each row's ceil(C) largest
+u + router_bias, weights softmax of u over them; topk:1 as switch); switch (the largest
+of u + router_bias, weight its softmax probability); expert-choice:C (at prediction each row's ceil(C) largest
 probabilities; in --train, per batch, each expert's ceil(C*N/E) rows of largest
 probability). --train trains without the noisy top-k gate's noise and without the
 balancing losses and bias (local-experts trains those).
@@ -215,7 +215,7 @@ class LocalExperts(nn.Module):
 
     def weights(self, u, mask):
         """(log weights, weights) [N, E] of the chosen experts (-inf and 0 elsewhere)."""
-        if self.routing["kind"] == "topk":
+        if self.routing["kind"] == "topk" and self.routing["k"] > 1:
             log_w = torch.log_softmax(u.masked_fill(~mask, float("-inf")), dim=1)
         else:
             log_w = torch.log_softmax(u, dim=1).masked_fill(~mask, float("-inf"))

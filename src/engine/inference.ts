@@ -11,6 +11,7 @@ import { errorFunction, type ExpertLossBlock, type MainLossViews } from '../loss
 import { Arena } from '../memory/arena.js';
 import { allocateMemory } from '../memory/memory.js';
 import { expertShape, gateShape, type MixtureConfig } from '../model/config.js';
+import { renormalises } from '../model/routing.js';
 import { hiddenWidthSum, layerViews, mlpParamCount, type LayerViews, type MlpShape } from '../model/mlp.js';
 import { mlpForward, type MlpPass } from '../nn/mlp.js';
 
@@ -198,7 +199,8 @@ export class InferenceEngine {
         chosen[q * E + best] = 1;
       }
       let lse = 0;
-      if (r.kind === 'topk') {
+      const renorm = renormalises(r);
+      if (renorm) {
         let m = -Infinity, sum = 0;
         for (let i = 0; i < E; i++) if (chosen[q * E + i]) m = Math.max(m, B.u[q * E + i]!);
         for (let i = 0; i < E; i++) if (chosen[q * E + i]) sum += Math.exp(B.u[q * E + i]! - m);
@@ -209,7 +211,7 @@ export class InferenceEngine {
         if (!chosen[j]) {
           B.g[j] = 0;
           B.logG[j] = -Infinity;
-        } else if (r.kind === 'topk') {
+        } else if (renorm) {
           B.logG[j] = B.u[j]! - lse;
           B.g[j] = Math.exp(B.logG[j]!);
         }
@@ -242,7 +244,7 @@ export class InferenceEngine {
     I.rowStart[rows] = n;
     const v: MainLossViews = {
       rows, K: c.outputs, rowStart: I.rowStart, rowEntries: I.rowEntries, logWeight: B.logW, gateWeight: B.gW, score: B.score,
-      dot: B.score, target: B.t, mix: B.mix, rowScratch: B.rowScratch, weight: B.w, dLogWeight: B.dlw, normalized: c.routing.kind === 'dense' || c.routing.kind === 'topk',
+      dot: B.score, target: B.t, mix: B.mix, rowScratch: B.rowScratch, weight: B.w, dLogWeight: B.dlw, normalized: c.routing.kind === 'dense' || renormalises(c.routing),
     };
     return errorFunction(c.loss).combine(v);
   }

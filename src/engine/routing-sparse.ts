@@ -5,7 +5,7 @@
  *   topk:K           kept = the K largest of h + b (ties to the lower index), h = u or,
  *                    with noise, u + ε·softplus(x·Wn + bn); ĝ = softmax of h over the kept;
  *                    ∂E/∂h_i = ∂E/∂log ĝ_i − ĝ_i Σ_j ∂E/∂log ĝ_j (kept i; 0 otherwise)
- *   switch           kept = the largest of u + b; ĝ = p_kept = softmax(u) over all E;
+ *   switch, topk:1   kept = the largest of u + b (h + b); ĝ = p_kept = softmax(u) over all E;
  *   expert-choice:C  expert i keeps the ⌈C·B/E⌉ rows of largest p_{r,i} (ties to the lower
  *                    row); ĝ = p; a row no expert kept is dropped (contributes nothing);
  *                    for both: ∂E/∂u_m = Σ_j ∂E/∂log ĝ_j (δ_{m,e_j} − p_m)
@@ -21,6 +21,7 @@ import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
 import { CTRL, type MixtureViews } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
+import { renormalises } from '../model/routing.js';
 import type { Rng } from '../rng.js';
 import { addBalanceGradients, balanceLossValue, RoutingStats } from './balance.js';
 import { expertCapacity, ownerOf, type ExpertRange } from './plan.js';
@@ -68,7 +69,7 @@ export class SparseRouter implements Router {
   ) {
     const E = (this.E = s.config.experts), B = s.maxBatch;
     this.W = s.groups.length;
-    this.normalized = s.config.routing.kind === 'topk';
+    this.normalized = renormalises(s.config.routing);
     this.stats = new RoutingStats(E);
     this.chosen = new Uint8Array(B * E);
     this.rowCount = new Int32Array(B + 1);
@@ -131,7 +132,7 @@ export class SparseRouter implements Router {
 
   /** Entries in expert-major order (rows ascending), each row's CSR in expert order, and ĝ. */
   private entries(rows: number, h: Float32Array): void {
-    const v = this.v, E = this.E, chosen = this.chosen, kind = this.s.config.routing.kind;
+    const v = this.v, E = this.E, chosen = this.chosen;
     let n = 0;
     for (let i = 0; i < E; i++) {
       v.expertStart[i] = n;
@@ -166,7 +167,7 @@ export class SparseRouter implements Router {
     // ĝ: softmax of h over the kept (topk), or the full softmax's p (switch, expert-choice).
     for (let q = 0; q < rows; q++) {
       const a = v.rowStart[q]!, b = v.rowStart[q + 1]!;
-      if (kind === 'topk') {
+      if (this.normalized) {
         let m = -Infinity;
         for (let j = a; j < b; j++) m = Math.max(m, h[q * E + v.entryExpert[v.rowEntries[j]!]!]!);
         let sum = 0;

@@ -4,7 +4,8 @@
  *
  *   dense            the paper's softmax over all E experts (every expert computes every case)
  *   topk:K           the K largest gate logits, weights softmax over the kept (Shazeer et al.
- *                    2017, GShard); optional `noise`: the noisy top-k gate's learned noise
+ *                    2017, GShard; topk:1 weights its expert by its softmax probability, as
+ *                    switch does); optional `noise`: the noisy top-k gate's learned noise
  *   switch           top-1, weighted by its softmax probability over all E (Switch Transformer)
  *   expert-choice:C  each expert takes the ⌈C·B/E⌉ rows of a batch it scores highest (Zhou
  *                    et al. 2022); at prediction each row goes to its ⌈C⌉ best experts
@@ -54,6 +55,16 @@ export interface RoutingOptions {
   balanceBias?: number;
   /** Rows per block of sparse routing (default 64). */
   blockRows?: number;
+}
+
+/**
+ * Whether the chosen experts' weights are the softmax of the logits over the chosen only
+ * (topk with K ≥ 2, each row's weights summing to 1); otherwise they are the softmax
+ * probabilities over all E (switch, expert-choice, and topk:1, whose renormalised weight
+ * would be 1 and give the gate no gradient: as the Switch Transformer, p of the chosen).
+ */
+export function renormalises(r: RoutingConfig): boolean {
+  return r.kind === 'topk' && r.k > 1;
 }
 
 /** Default rows per block. */

@@ -177,3 +177,85 @@ export function numericGradient(f: () => number, theta: Float64Array, eps = 1e-4
   }
   return grad;
 }
+
+/** A routing decision held fixed while the parameters move (finite differences through sparse routing). */
+export interface RefFrozenRouting {
+  /** 'topk' (ĝ = softmax of h over the chosen), or 'prob' (switch, expert-choice: ĝ = softmax(u) of the chosen). */
+  weights: 'topk' | 'prob';
+  /** chosen[r][i]: row r goes to expert i. */
+  chosen: boolean[][];
+  /** Noisy top-k: the standard normal draws ε (n×E), else undefined. */
+  eps?: number[][];
+  /** Balancing weights (0 = off). */
+  balanceLoss: number;
+  zLoss: number;
+}
+
+/**
+ * The batch-mean error under sparse routing with the choice frozen, plus the balancing
+ * losses, from the formulas (independent of src/): per row, h = u (+ ε·softplus(x·Wn + bn)
+ * with noise), ĝ over the chosen experts; the error functions over the chosen only (a row
+ * with none adds nothing); Switch loss w·E·Σ_i f_i·P_i with f_i the fraction of (row,
+ * choice) pairs routed to i (held fixed) and P_i the mean softmax(u)_i; z-loss
+ * w·mean_r logsumexp(u_r)².
+ */
+export function refRoutedBatchLoss(
+  c: MixtureConfig,
+  gateParams: ArrayLike<number>,
+  expertParams: ArrayLike<number>,
+  noiseParams: ArrayLike<number>,
+  b: RefBatch,
+  f: RefFrozenRouting,
+): number {
+  const { expert, gate } = refNets(c);
+  const P = refParamCount(expert);
+  const D = c.inputs, K = c.outputs, E = c.experts;
+  const noiseNet: RefNet = { sizes: [D, E], activation: 'tanh' };
+  const sq = (a: readonly number[], q: readonly number[]): number => a.reduce((s, v, k) => s + (v - q[k]!) ** 2, 0);
+  let total = 0;
+  const meanP = new Array<number>(E).fill(0);
+  const pairs = new Array<number>(E).fill(0);
+  let zs = 0;
+  for (let r = 0; r < b.n; r++) {
+    const x = Array.prototype.slice.call(b.x, r * D, (r + 1) * D) as number[];
+    const d = Array.prototype.slice.call(b.t, r * K, (r + 1) * K) as number[];
+    const u = refNetForward(gate, gateParams, x);
+    const p = refSoftmax(u);
+    p.forEach((v, i) => (meanP[i]! += v / b.n));
+    zs += refLogSumExp(u) ** 2;
+    let h = u;
+    if (f.eps) {
+      const nl = refNetForward(noiseNet, noiseParams, x);
+      h = u.map((v, i) => v + f.eps![r]![i]! * Math.log1p(Math.exp(nl[i]!)));
+    }
+    const chosen = f.chosen[r]!.map((on, i) => (on ? i : -1)).filter((i) => i >= 0);
+    chosen.forEach((i) => pairs[i]!++);
+    if (chosen.length === 0) continue;
+    let logW: number[];
+    if (f.weights === 'topk') {
+      const lse = refLogSumExp(chosen.map((i) => h[i]!));
+      logW = chosen.map((i) => h[i]! - lse);
+    } else {
+      const lse = refLogSumExp(u);
+      logW = chosen.map((i) => u[i]! - lse);
+    }
+    const w = logW.map(Math.exp);
+    const o = chosen.map((i) => refNetForward(expert, Array.prototype.slice.call(expertParams, i * P, (i + 1) * P) as number[], x));
+    if (c.loss === 'cooperative') {
+      const ybar = new Array<number>(K).fill(0);
+      o.forEach((oi, j) => oi.forEach((v, k) => (ybar[k]! += w[j]! * v)));
+      total += 0.5 * sq(d, ybar);
+    } else if (c.loss === 'competitive') {
+      total += o.reduce((s, oi, j) => s + w[j]! * sq(d, oi), 0);
+    } else {
+      const y = b.labels[r]!;
+      const joint = o.map((oi, j) => logW[j]! + (c.loss === 'gaussian' ? -0.5 * sq(d, oi) : oi[y]! - refLogSumExp(oi)));
+      total -= refLogSumExp(joint);
+    }
+  }
+  let loss = total / b.n;
+  const allPairs = Math.max(1, pairs.reduce((s, v) => s + v, 0));
+  if (f.balanceLoss > 0) loss += f.balanceLoss * E * pairs.reduce((s, n, i) => s + (n / allPairs) * meanP[i]!, 0);
+  if (f.zLoss > 0) loss += (f.zLoss * zs) / b.n;
+  return loss;
+}
