@@ -47,12 +47,12 @@ done_step
 
 step "tarball contents"
 mapfile -t files < <(tar -tzf "$tgz" | sed 's#^package/##' | sort)
-required=(package.json README.md LICENSE data/peterson-barney-1952.csv data/README.md dist/kernels/kernels.wasm
+required=(package.json README.md LICENSE data/peterson-barney-1952.csv data/README.md dist/kernels/kernels.wasm python/torch_peer.py
   dist/src/index.js dist/src/index.d.ts dist/src/cli/main.js dist/workers/shard.js dist/workers/reproduce-run.js)
 for f in "${required[@]}"; do
   printf '%s\n' "${files[@]}" | grep -qxF "$f" || die "the tarball lacks $f"
 done
-extra="$(printf '%s\n' "${files[@]}" | grep -vxE 'package\.json|README\.md|LICENSE|data/peterson-barney-1952\.csv|data/README\.md|dist/kernels/kernels\.wasm|dist/(src|workers)/.+\.(js|d\.ts)' || true)"
+extra="$(printf '%s\n' "${files[@]}" | grep -vxE 'package\.json|README\.md|LICENSE|data/peterson-barney-1952\.csv|data/README\.md|dist/kernels/kernels\.wasm|python/torch_peer\.py|dist/(src|workers)/.+\.(js|d\.ts)' || true)"
 [[ -z "$extra" ]] || die "the tarball carries files no user needs:"$'\n'"$extra"
 mkdir "$work/unpacked"
 tar -xzf "$tgz" -C "$work/unpacked"

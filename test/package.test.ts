@@ -24,8 +24,8 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
   exports: Record<string, string | Record<string, string>>;
 };
 
-/** Files outside dist/ that the package carries: the data the vowel loader reads, its provenance note, the README and licence. */
-const OTHER_FILES = ['package.json', 'README.md', 'LICENSE', 'data/peterson-barney-1952.csv', 'data/README.md'];
+/** Files outside dist/ that the package carries: the data the vowel loader reads, its provenance note, the README and licence, the PyTorch peer script. */
+const OTHER_FILES = ['package.json', 'README.md', 'LICENSE', 'data/peterson-barney-1952.csv', 'data/README.md', 'python/torch_peer.py'];
 const COMPILED = /^dist\/(src|workers)\/.+\.(js|d\.ts)$/;
 /** Built binaries the package carries: the WebAssembly kernels (`npm run build:kernels`). */
 const BINARIES = ['dist/kernels/kernels.wasm'];

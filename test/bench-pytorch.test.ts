@@ -1,0 +1,227 @@
+/**
+ * The PyTorch peer: finding an interpreter that imports torch, the shipped script
+ * (python/torch_peer.py) and the runner that starts it once per thread configuration.
+ * Tests that need torch are skipped, with the reason printed, where no interpreter here
+ * imports it. Functional checks only: no timing is asserted.
+ */
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  bestPytorchRows,
+  CPU_PER_WALL_TOLERANCE,
+  medianPytorchRows,
+  parseTorchPeerOutput,
+  PYTORCH_CONFIGS,
+  pytorchEnv,
+  runPytorchPeer,
+  torchPeerScript,
+  withinCores,
+  type PytorchRow,
+} from '../src/bench/peers/pytorch.js';
+import { OptionError } from '../src/errors.js';
+import { findTorchPython, probeTorch, PYTHON_CANDIDATES, type TorchPython } from '../src/python/find-torch.js';
+
+let found: Awaited<ReturnType<typeof findTorchPython>>;
+let dir: string;
+/** An environment in which `import torch` fails for every interpreter: a torch.py that raises, first on PYTHONPATH. */
+let noTorchEnv: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  const env = { ...process.env };
+  delete env.MOE_PYTHON;
+  found = await findTorchPython({ env });
+  if (found.python === undefined) console.warn(`PyTorch tests skipped: ${found.reason}`);
+  dir = mkdtempSync(join(tmpdir(), 'moe-torch-test-'));
+  writeFileSync(join(dir, 'torch.py'), 'raise ImportError("torch blocked by the test")\n');
+  noTorchEnv = { ...env, PYTHONPATH: dir, MOE_PYTHON: join(dir, 'no-such-python') };
+});
+
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Skip (with the reason printed) where no interpreter imports torch; the interpreter otherwise. */
+function torchOrSkip(ctx: { skip: (note?: string) => void }): TorchPython {
+  if (found.python === undefined) {
+    ctx.skip(`no Python imports torch here: ${found.reason}`);
+    throw new Error('unreachable');
+  }
+  return found;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { env, encoding: 'utf8', timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+describe('findTorchPython', () => {
+  it('answers the first candidate that imports torch: every one before it fails the probe', async (ctx) => {
+    const t = torchOrSkip(ctx);
+    expect(PYTHON_CANDIDATES).toContain(t.python);
+    expect(t.torch).toMatch(/^\d+\.\d+/);
+    for (const earlier of PYTHON_CANDIDATES.slice(0, PYTHON_CANDIDATES.indexOf(t.python))) {
+      expect((await probeTorch(earlier)).ok, `${earlier} imports torch but was passed over`).toBe(false);
+    }
+    expect(await probeTorch(t.python)).toEqual({ ok: true, torch: t.torch });
+  });
+
+  it('tries MOE_PYTHON first', async (ctx) => {
+    const t = torchOrSkip(ctx);
+    // A wrapper around the interpreter that works: a different path, so the answer tells which was taken.
+    const wrapper = join(dir, 'my-python');
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${t.python} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    expect(await findTorchPython({ env: { ...process.env, MOE_PYTHON: wrapper } })).toEqual({ python: wrapper, torch: t.torch });
+  });
+
+  it('falls through to python3 and /usr/bin/python3 when MOE_PYTHON does not exist', async (ctx) => {
+    const t = torchOrSkip(ctx);
+    expect(await findTorchPython({ env: { ...process.env, MOE_PYTHON: join(dir, 'no-such-python') } })).toEqual(t);
+  });
+
+  it('names every interpreter tried and its last error line where none imports torch', async () => {
+    const r = await findTorchPython({ env: noTorchEnv });
+    expect(r.python).toBeUndefined();
+    if (r.python !== undefined) return;
+    expect(r.reason).toContain(`MOE_PYTHON=${join(dir, 'no-such-python')}: not found`);
+    for (const p of PYTHON_CANDIDATES) expect(r.reason).toMatch(new RegExp(`${p.replace(/[/.]/g, '\\$&')}: (not found|ImportError: torch blocked by the test)`));
+    // The order tried: MOE_PYTHON, then the candidates.
+    const at = [`MOE_PYTHON=`, ...PYTHON_CANDIDATES.map((p) => `; ${p}: `)].map((s) => r.reason.indexOf(s));
+    expect(at.every((v) => v >= 0)).toBe(true);
+    expect([...at].sort((a, b) => a - b)).toEqual(at);
+  });
+});
+
+describe('torch_peer.py', () => {
+  it('trains the same mixture in both expert forms: loss and gradients match a float64 reference and each other', async (ctx) => {
+    const t = torchOrSkip(ctx);
+    for (const extra of [['--size', 'small'], ['--size', 'medium', '--batch', '8'], ['--size', 'small', '--hidden', '6,5', '--activation', 'relu']]) {
+      const r = await run(t.python, [torchPeerScript(), ...extra, '--self-test']);
+      expect(r.code, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout.trim()) as { ok: boolean; lossBmm: number; lossReference: number; gradRelDiff: Record<string, number> };
+      expect(out.ok).toBe(true);
+      expect(Math.abs(out.lossBmm - out.lossReference)).toBeLessThan(1e-4 * Math.max(1, Math.abs(out.lossReference)));
+      expect(Object.keys(out.gradRelDiff).length).toBeGreaterThanOrEqual(4);
+    }
+  });
+
+  it('rejects bad options with one line and exit status 2', async (ctx) => {
+    const t = torchOrSkip(ctx);
+    for (const [args, msg] of [
+      [['--size', 'small', '--steps', '0'], '--steps must be a positive integer'],
+      [['--size', 'small', '--steps', '2', '--time', '1'], 'give --time or --steps, not both'],
+      [['--inputs', '3'], 'missing: --outputs, --hidden, --experts, --batch'],
+    ] as const) {
+      const r = await run(t.python, [torchPeerScript(), ...args]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(msg);
+      expect(r.stdout).toBe('');
+    }
+  });
+
+  it('prints one JSON line with the measured window', async (ctx) => {
+    const t = torchOrSkip(ctx);
+    const r = await run(t.python, [torchPeerScript(), '--size', 'small', '--steps', '3', '--warmup', '1', '--impl', 'linear', '--torch-threads', '1'], pytorchEnv({ threads: 1, blasThreads: 1 }));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n')).toHaveLength(1);
+    const out = parseTorchPeerOutput(r.stdout);
+    expect(out).toMatchObject({ torch: t.torch, threads: 1, impl: 'linear', steps: 3, batch: 32 });
+    expect(out.samplesPerSecond).toBeCloseTo((3 * 32) / out.wallSeconds, 6);
+    expect(out.cpuPerWall).toBeCloseTo(out.cpuSeconds / out.wallSeconds, 6);
+    expect(out.env).toEqual({ OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' });
+  });
+});
+
+describe('runPytorchPeer', () => {
+  it('runs every configuration in its own process and returns well-formed rows', async (ctx) => {
+    const t = torchOrSkip(ctx);
+    const lines: string[] = [];
+    const r = await runPytorchPeer('small', { steps: 2, warmupSteps: 1, onProgress: (m) => lines.push(m) });
+    expect(r.skipped).toBeUndefined();
+    expect(r.python).toBe(t.python);
+    expect(r.rows.map((x) => x.config)).toEqual(PYTORCH_CONFIGS.map((c) => c.config));
+    expect(lines).toHaveLength(4);
+    for (const row of r.rows) {
+      const c = PYTORCH_CONFIGS.find((x) => x.config === row.config)!;
+      expect(row).toMatchObject({ size: 'small', system: 'pytorch', threads: c.threads, blasThreads: c.blasThreads, cores: Math.max(c.threads, c.blasThreads), steps: 2, batch: 32, impl: 'bmm', torch: t.torch });
+      expect(row.samplesPerSecond).toBeGreaterThan(0);
+      expect(row.samplesPerSecond).toBeCloseTo((2 * 32) / row.wallSeconds, 6);
+      expect(row.cpuPerWall).toBeCloseTo(row.cpuSeconds / row.wallSeconds, 6);
+      expect(row.valid).toBe(withinCores(row.cpuPerWall, row.cores));
+      expect(Number.isFinite(row.loss)).toBe(true);
+    }
+  });
+
+  it('passes the expert form and the configurations asked for', async (ctx) => {
+    torchOrSkip(ctx);
+    const r = await runPytorchPeer('small', { steps: 1, warmupSteps: 0, impl: 'linear', configs: ['torch1-blas2'] });
+    expect(r.rows).toHaveLength(1);
+    expect(r.rows[0]).toMatchObject({ config: 'torch1-blas2', threads: 1, blasThreads: 2, impl: 'linear' });
+  });
+
+  it('resolves to a skipped reason, not an error, where no interpreter imports torch', async () => {
+    const r = await runPytorchPeer('small', { steps: 1, env: noTorchEnv });
+    expect(r.rows).toEqual([]);
+    expect(r.skipped).toContain('ImportError: torch blocked by the test');
+  });
+
+  it('rejects bad options with an OptionError naming the option', async () => {
+    await expect(runPytorchPeer('huge' as 'small')).rejects.toThrow(OptionError);
+    await expect(runPytorchPeer('small', { steps: 0 })).rejects.toThrow(/steps/);
+    await expect(runPytorchPeer('small', { configs: ['torch3-blas1' as 'torch1-blas1'] })).rejects.toThrow(/configs: unknown configuration torch3-blas1/);
+    await expect(runPytorchPeer('small', { timeSeconds: -1 })).rejects.toThrow(/timeSeconds/);
+  });
+});
+
+describe('classifying rows', () => {
+  const row = (config: PytorchRow['config'], samplesPerSecond: number, cpuPerWall: number, size: PytorchRow['size'] = 'medium'): PytorchRow => {
+    const c = PYTORCH_CONFIGS.find((x) => x.config === config)!;
+    const cores = Math.max(c.threads, c.blasThreads);
+    return {
+      size, system: 'pytorch', config, threads: c.threads, blasThreads: c.blasThreads, cores, samplesPerSecond, cpuPerWall,
+      valid: withinCores(cpuPerWall, cores), steps: 10, wallSeconds: 1, cpuSeconds: cpuPerWall, batch: 512, impl: 'bmm', torch: '1.13', python: 'python3', loss: 1,
+    };
+  };
+
+  it('flags a run that used more cores than its configuration (by more than the tolerance) as invalid', () => {
+    expect(CPU_PER_WALL_TOLERANCE).toBe(0.2);
+    expect(withinCores(1.0, 1)).toBe(true);
+    expect(withinCores(1.19, 1)).toBe(true);
+    expect(withinCores(1.21, 1)).toBe(false);
+    expect(withinCores(1.7, 1)).toBe(false);
+    expect(withinCores(1.7, 2)).toBe(true);
+    expect(withinCores(2.25, 2)).toBe(false);
+    expect(withinCores(Number.NaN, 2)).toBe(false);
+    expect(withinCores(Number.POSITIVE_INFINITY, 2)).toBe(false);
+    expect(row('torch1-blas1', 1, 1.7).valid).toBe(false);
+    expect(row('torch1-blas2', 1, 1.7).valid).toBe(true);
+  });
+
+  it('picks the best valid row per core count and never an invalid one', () => {
+    const rows = [row('torch1-blas1', 6000, 1.0), row('torch1-blas1', 9000, 1.8), row('torch2-blas1', 8000, 1.6), row('torch1-blas2', 9500, 1.9), row('torch2-blas2', 12000, 2.6)];
+    const best = bestPytorchRows(rows);
+    expect(best.oneCore?.samplesPerSecond).toBe(6000);
+    expect(best.twoCore?.config).toBe('torch1-blas2');
+    expect(bestPytorchRows([row('torch2-blas2', 1, 3)])).toEqual({ oneCore: undefined, twoCore: undefined });
+    expect(() => bestPytorchRows([row('torch1-blas1', 1, 1), row('torch1-blas1', 1, 1, 'large')])).toThrow(OptionError);
+  });
+
+  it('takes medians over rounds of the valid rows of each configuration', () => {
+    const rounds = [row('torch1-blas1', 6000, 1.0), row('torch1-blas1', 6400, 1.0), row('torch1-blas1', 9000, 1.5), row('torch1-blas1', 6200, 0.99), row('torch2-blas2', 10000, 2.5)];
+    const m = medianPytorchRows(rounds);
+    expect(m).toHaveLength(2);
+    expect(m[0]).toMatchObject({ config: 'torch1-blas1', samplesPerSecond: 6200, cpuPerWall: 1.0, valid: true, rounds: 4, invalidRounds: 1, steps: 30 });
+    expect(m[1]).toMatchObject({ config: 'torch2-blas2', valid: false, rounds: 1, invalidRounds: 1 });
+    expect(bestPytorchRows(m).twoCore).toBeUndefined();
+  });
+
+  it('sets the thread variables of a configuration on top of the base environment', () => {
+    expect(pytorchEnv({ threads: 2, blasThreads: 1 }, { PATH: '/bin', OPENBLAS_NUM_THREADS: '8' })).toEqual({ PATH: '/bin', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1', OMP_NUM_THREADS: '2' });
+  });
+});
