@@ -14,7 +14,7 @@ import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors.js';
 import { stateFromSafetensors, stateToSafetensors } from '../src/io/safetensors-state.js';
 import { Mixture } from '../src/mixture.js';
 import { adamLayoutMismatch, compare, EXPORT_CASES, regressionData, scaleOf, trainCase, type ExportCase } from './helpers/export-models.js';
-import { findTorchPython } from './helpers/find-torch.js';
+import { findTorchPython } from '../src/python/find-torch.js';
 
 const SCRIPT = fileURLToPath(new URL('../examples/pytorch/local_experts.py', import.meta.url));
 const torch = await findTorchPython();

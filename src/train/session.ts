@@ -14,7 +14,7 @@ import { DenseRouter, type Router } from '../engine/routing.js';
 import { SparseRouter } from '../engine/routing-sparse.js';
 import { Rng } from '../rng.js';
 import { createKernels } from '../kernels/index.js';
-import type { KernelSetName } from '../kernels/types.js';
+import type { KernelSetName, Kernels } from '../kernels/types.js';
 import { mapViews, planLayout, type MixtureLayout, type MixtureViews } from '../memory/layout.js';
 import { allocateMemory } from '../memory/memory.js';
 import { setParams, type MixtureParams, type ModelState } from '../model/state.js';
@@ -34,6 +34,8 @@ export interface SessionOptions {
   shardEntry?: string | undefined;
   /** Benchmarks: wrap the pool (to time its phases). */
   wrapPool?: ((pool: ExpertPool, views: MixtureViews) => ExpertPool) | undefined;
+  /** Benchmarks: wrap the main thread's kernels (to time them; in-process, the experts' too). */
+  wrapKernels?: ((kernels: Kernels) => Kernels) | undefined;
   /**
    * Sparse routing: share a hot expert's blocks among shards to balance their rows
    * (default true), or keep every block with its expert's owner. Results are the same.
@@ -66,7 +68,8 @@ export class TrainingSession {
     const memory = allocateMemory(layout.byteLength, `a training session (batch ${o.maxBatch})`, 'batchSize');
     const views = mapViews(memory.buffer, layout);
     setParams(views, state.params);
-    const k = createKernels(memory, o.kernels);
+    const created = createKernels(memory, o.kernels);
+    const k = o.wrapKernels ? o.wrapKernels(created) : created;
     const inner: ExpertPool =
       o.workers === 0
         ? new InProcessPool(provider.sgemm, k, c, state.optimizer, layout, views)
