@@ -14,7 +14,8 @@
 export { Mixture } from './mixture.js';
 export type { CreateOptions, Evaluation, LoadOptions, Prediction } from './mixture.js';
 export type { MixtureParams, ModelState, TrainingState } from './model/state.js';
-export type { EpochInfo, FitOptions, FitResult, StopReason } from './train/options.js';
+export type { EpochInfo, FitOptions, FitResult, RoutingMetrics, StopReason } from './train/options.js';
+export type { RoutingConfig, RoutingKind, RoutingOptions } from './model/routing.js';
 
 export { LOSSES } from './model/config.js';
 export type { LossName, MixtureConfig, MixtureOptions, NetSpec, Task } from './model/config.js';

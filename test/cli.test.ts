@@ -30,7 +30,7 @@ const num = (v: unknown): number => {
 };
 
 describe('help', () => {
-  it.each([[[]], [['train']], [['eval']], [['predict']], [['inspect']]])('moe %j --help shows examples and exit codes', async (cmd) => {
+  it.each([[[]], [['train']], [['eval']], [['predict']], [['inspect']], [['export']]])('moe %j --help shows examples and exit codes', async (cmd) => {
     const r = await moe([...cmd, '--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('Examples:');

@@ -94,6 +94,14 @@ const FLAG_OF: Record<string, string> = {
   features: '--features',
   classes: '--target',
   task: '--task',
+  routing: '--routing',
+  noise: '--noise',
+  balanceLoss: '--balance-loss',
+  zLoss: '--z-loss',
+  balanceBias: '--balance-bias',
+  blockRows: '--block-rows',
+  stallTimeout: '--stall-timeout',
+  splitExperts: '--no-split',
 };
 
 /** One line for stderr (the stack as well with `verbose`). */
@@ -189,6 +197,21 @@ export function positiveArg(value: string): number {
   const v = parseNumber(value.trim());
   if (!(Number.isFinite(v) && v > 0)) throw new InvalidArgumentError('expected a number > 0.');
   return v;
+}
+
+/** A finite number ≥ 0 (loss weights). */
+export function nonNegativeArg(value: string): number {
+  const v = parseNumber(value.trim());
+  if (!(Number.isFinite(v) && v >= 0)) throw new InvalidArgumentError('expected a number ≥ 0.');
+  return v;
+}
+
+/** `dense`, `topk:K`, `switch` or `expert-choice:C` (checked against the experts later). */
+export function routingArg(value: string): string {
+  if (!/^(dense|switch|topk:\d+|expert-choice:(\d+\.?\d*|\.\d+))$/.test(value.trim())) {
+    throw new InvalidArgumentError('expected dense, topk:K, switch or expert-choice:C.');
+  }
+  return value.trim();
 }
 
 /** A fraction in [0, 1). */

@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { expertShape, formatNetSpec, gateShape } from '../model/config.js';
+import { formatRouting } from '../model/routing.js';
 import { mlpParamCount } from '../model/mlp.js';
 import { optimizerStateSize } from '../optim/config.js';
 import {
@@ -72,17 +73,22 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
   const totalParams = gateParams + c.experts * expertParams;
   const optState = optimizerStateSize(m.optimizer.name) * totalParams;
 
-  let utilisation: { rows: number; gateShare: number[]; winShare: number[] } | undefined;
+  let utilisation: { rows: number; gateShare: number[]; winShare: number[]; rowsPerExpert: number[] } | undefined;
   if (input !== undefined) {
     const p = m.predict(input.x);
     const E = c.experts;
     const gateShare = new Array<number>(E).fill(0);
     const winShare = new Array<number>(E).fill(0);
+    // The load: rows each expert computes under the model's routing (weight > 0).
+    const rowsPerExpert = new Array<number>(E).fill(0);
     for (let r = 0; r < p.n; r++) {
-      for (let i = 0; i < E; i++) gateShare[i]! += p.gate[r * E + i]! / p.n;
+      for (let i = 0; i < E; i++) {
+        gateShare[i]! += p.gate[r * E + i]! / p.n;
+        if (c.routing.kind === 'dense' || p.gate[r * E + i]! > 0) rowsPerExpert[i]!++;
+      }
       winShare[p.winner[r]!]! += 1 / p.n;
     }
-    utilisation = { rows: p.n, gateShare, winShare };
+    utilisation = { rows: p.n, gateShare, winShare, rowsPerExpert };
   }
 
   const report = {
@@ -101,6 +107,7 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
     expert: formatNetSpec(c.expert),
     gate: formatNetSpec(c.gate),
     loss: c.loss,
+    routing: { rule: formatRouting(c.routing), ...c.routing, ...(m.params.routerBias.length > 0 ? { bias: Array.from(m.params.routerBias) } : {}) },
     parameters: { gate: gateParams, perExpert: expertParams, total: totalParams, optimizerState: optState },
     optimizer: m.optimizer,
     training: { epoch: m.training.epoch, step: m.training.step, seed: m.training.seed },
@@ -118,6 +125,7 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
     `${path}: local-experts model, ${doc.format === 'safetensors' ? 'safetensors' : 'JSON'} format version ${doc.version}${doc.backend ? `, trained on ${doc.backend} backend` : ''}`,
     `  task         ${c.task}: ${c.inputs} inputs${names(m.featureNames)} -> ${c.outputs} ${c.task === 'classification' ? `classes${names(m.classNames)}` : `targets${names(m.targetNames)}`}`,
     `  mixture      ${c.experts} experts ${formatNetSpec(c.expert)}, gate ${formatNetSpec(c.gate)}, loss ${c.loss}`,
+    `  routing      ${formatRouting(c.routing)}${c.routing.noise ? ' with learned noise' : ''}${c.routing.kind !== 'dense' ? `, blocks of ${c.routing.blockRows} rows` : ''}${c.routing.balanceLoss ? `, balance loss ${c.routing.balanceLoss}` : ''}${c.routing.zLoss ? `, z-loss ${c.routing.zLoss}` : ''}${c.routing.balanceBias ? `, balancing bias step ${c.routing.balanceBias} (bias ${Array.from(m.params.routerBias, (b) => fmt(b)).join(', ')})` : ''}`,
     `  parameters   ${totalParams.toLocaleString('en-US')} (gate ${gateParams.toLocaleString('en-US')}, ${expertParams.toLocaleString('en-US')} per expert), optimiser state ${optState.toLocaleString('en-US')}`,
     `  optimiser    ${m.optimizer.name}, lr ${m.optimizer.lr}`,
     `  training     ${m.training.epoch} epochs, ${m.training.step} steps, seed ${m.training.seed}`,
@@ -128,7 +136,7 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
   if (utilisation) {
     lines.push(`  utilisation  on ${o.data} (${utilisation.rows} rows):`);
     for (let i = 0; i < c.experts; i++) {
-      lines.push(`    expert ${i}   gate share ${pct(utilisation.gateShare[i])}, wins ${pct(utilisation.winShare[i])} of rows`);
+      lines.push(`    expert ${i}   gate share ${pct(utilisation.gateShare[i])}, wins ${pct(utilisation.winShare[i])} of rows, computes ${utilisation.rowsPerExpert[i]} rows`);
     }
   }
   await writeStdout(lines.join('\n') + '\n');

@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { benchCommand } from './bench-command.js';
 import { EXIT, EXIT_CODES_HELP, configureTree, exitCodeOf, formatError, setVerbose } from './common.js';
 import { evalCommand } from './eval.js';
+import { exportCommand } from './export.js';
 import { inspectCommand } from './inspect.js';
 import { predictCommand } from './predict.js';
 import { reproduceCommand } from './reproduce-command.js';
@@ -36,6 +37,7 @@ Examples:
   $ moe eval --model vowels.moe --dataset vowels
   $ moe predict --model vowels.moe --data formants.csv --out predictions.csv
   $ moe inspect vowels.moe
+  $ moe export --model vowels.moe --format onnx --out vowels.onnx
   $ moe bench scaling --quick
   $ moe reproduce jacobs1991 --runs 5
   $ moe help train
@@ -45,6 +47,7 @@ ${EXIT_CODES_HELP}`,
   program.addCommand(evalCommand());
   program.addCommand(predictCommand());
   program.addCommand(inspectCommand());
+  program.addCommand(exportCommand());
   program.addCommand(benchCommand());
   program.addCommand(reproduceCommand());
   configureTree(program);

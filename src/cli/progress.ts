@@ -17,6 +17,9 @@ export interface EpochLine {
   valAccuracy?: number;
   valMse?: number;
   samplesPerSecond: number;
+  /** Sparse routing: the coefficient of variation of the experts' load, and the rows dropped, this epoch. */
+  loadCv?: number;
+  dropped?: number;
 }
 
 export interface Progress {
@@ -44,6 +47,8 @@ function metrics(e: EpochLine): string {
   if (e.valLoss !== undefined) parts.push(`val loss ${fmt(e.valLoss)}`);
   if (e.valAccuracy !== undefined) parts.push(`val acc ${fmt(e.valAccuracy, 3)}`);
   if (e.valMse !== undefined) parts.push(`val mse ${fmt(e.valMse)}`);
+  if (e.loadCv !== undefined) parts.push(`load cv ${fmt(e.loadCv, 3)}`);
+  if (e.dropped) parts.push(`dropped ${e.dropped}`);
   return parts.join('  ');
 }
 

@@ -14,7 +14,8 @@ import { Mixture, type Evaluation } from '../mixture.js';
 import { formatNetSpec, parseNetSpec, resolveLoss, type Task } from '../model/config.js';
 import { OPTIMIZERS, type OptimizerName } from '../optim/config.js';
 import { checkWorkerCount } from '../engine/plan.js';
-import type { EpochInfo, FitResult } from '../train/options.js';
+import type { EpochInfo, FitResult, RoutingMetrics } from '../train/options.js';
+import { formatRouting } from '../model/routing.js';
 import { renderTrainingPlot, type PlotEpoch } from '../plot/training-plot.js';
 import {
   EXIT,
@@ -30,6 +31,8 @@ import {
   listArg,
   loadCsvForModel,
   netSpecArg,
+  nonNegativeArg,
+  routingArg,
   noteWorkers,
   pct,
   positiveArg,
@@ -68,6 +71,14 @@ export interface TrainOptions {
   checkpointEvery?: number;
   resume?: string;
   json?: boolean;
+  routing: string;
+  noise?: boolean;
+  balanceLoss?: number;
+  zLoss?: number;
+  balanceBias?: number;
+  blockRows?: number;
+  split: boolean;
+  stallTimeout?: number;
   plot?: string;
   backend: string;
   logEvery?: number;
@@ -113,11 +124,19 @@ export function trainCommand(): Command {
     .addOption(new Option('--task <task>', 'learning task (required with --data)').choices(['regression', 'classification']))
     .addOption(new Option('--features <cols>', 'input columns, comma-separated (default: every non-target column)').argParser(listArg))
     .addOption(new Option('--experts <n>', 'number of experts').argParser(intArg(1)).default(4))
-    .addOption(new Option('--expert <spec>', 'expert network: linear or mlp:H1,H2[:relu|tanh]').argParser(netSpecArg).default('linear'))
-    .addOption(new Option('--gate <spec>', 'gating network: linear or mlp:H[:relu|tanh]').argParser(netSpecArg).default('linear'))
+    .addOption(new Option('--expert <spec>', 'expert network: linear or mlp:H1,H2[:tanh|relu|sigmoid]').argParser(netSpecArg).default('linear'))
+    .addOption(new Option('--gate <spec>', 'gating network: linear or mlp:H[:tanh|relu|sigmoid]').argParser(netSpecArg).default('linear'))
     .addOption(new Option('--loss <name>', 'error function (nll: gaussian for regression, categorical for classification)').choices(['nll', ...LOSSES]).default('nll'))
+    .addOption(new Option('--routing <rule>', 'which experts compute a row: dense (the paper), topk:K, switch or expert-choice:C').argParser(routingArg).default('dense'))
+    .addOption(new Option('--noise', 'topk: learned noise on the gate logits in training (the noisy top-k gate)'))
+    .addOption(new Option('--balance-loss <w>', 'weight of the Switch load-balancing loss (0: off)').argParser(nonNegativeArg))
+    .addOption(new Option('--z-loss <w>', 'weight of the router z-loss (0: off)').argParser(nonNegativeArg))
+    .addOption(new Option('--balance-bias <g>', 'topk/switch: step of the auxiliary-loss-free balancing bias (0: off)').argParser(nonNegativeArg))
+    .addOption(new Option('--block-rows <n>', 'sparse routing: rows per block of an expert\'s work (default 64; saved with the model)').argParser(intArg(1)))
+    .addOption(new Option('--no-split', 'sparse routing with workers: keep each expert\'s blocks on its own worker (same results)'))
     .addOption(new Option('--workers <n>', 'worker threads for the experts: N, auto, or 0 for in-process').argParser(workersArg).default(0))
-    .addOption(new Option('--epochs <n>', 'total epochs (a resumed run continues up to this)').argParser(intArg(0)).default(100))
+    .addOption(new Option('--stall-timeout <ms>', 'workers: give up on a phase after this many ms (default max(60000, 20 x the longest phase))').argParser(positiveArg))
+    .addOption(new Option('--epochs <n>', 'TOTAL epochs over the model\'s life: a resumed run continues up to this (the library\'s fit({ epochs }) counts one call)').argParser(intArg(0)).default(100))
     .addOption(new Option('--batch-size <n>', 'rows per optimisation step').argParser(intArg(1)).default(32))
     .addOption(new Option('--lr <rate>', 'learning rate (default: 0.01 for adam, 0.1 for sgd and momentum)').argParser(positiveArg))
     .addOption(new Option('--optimizer <name>', 'optimiser').choices([...OPTIMIZERS]).default('adam'))
@@ -156,6 +175,17 @@ function checkResumeConflicts(m: ModelInfo, o: TrainOptions, cmd: Command): void
   if (given(cmd, 'optimizer') && o.optimizer !== m.optimizer.name) conflict('--optimizer', o.optimizer, `optimizer ${m.optimizer.name}`);
   if (given(cmd, 'lr') && o.lr !== m.optimizer.lr) conflict('--lr', String(o.lr), `learning rate ${m.optimizer.lr}`);
   if (given(cmd, 'seed') && o.seed !== m.training.seed) conflict('--seed', String(o.seed), `seed ${m.training.seed}`);
+  if (given(cmd, 'routing') && o.routing.trim() !== formatRouting(c.routing)) conflict('--routing', o.routing, `routing ${formatRouting(c.routing)}`);
+  const routingFlags: [string, keyof TrainOptions, number | boolean][] = [
+    ['--noise', 'noise', c.routing.noise],
+    ['--balance-loss', 'balanceLoss', c.routing.balanceLoss],
+    ['--z-loss', 'zLoss', c.routing.zLoss],
+    ['--balance-bias', 'balanceBias', c.routing.balanceBias],
+    ['--block-rows', 'blockRows', c.routing.blockRows],
+  ];
+  for (const [flag, key, value] of routingFlags) {
+    if (given(cmd, key) && o[key] !== value) conflict(flag, String(o[key]), `${flag.slice(2)} ${String(value)}`);
+  }
   const same = (a: string[] | undefined, b: string[] | undefined): boolean => a !== undefined && b !== undefined && a.join('\u0000') === b.join('\u0000');
   if (o.target && m.targetNames && !same(o.target, m.targetNames)) conflict('--target', o.target.join(','), `target ${m.targetNames.join(',')}`);
   if (o.features && m.featureNames && !same(o.features, m.featureNames)) {
@@ -288,6 +318,12 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
       expert: o.expert,
       gate: o.gate,
       loss: o.loss as LossName | 'nll',
+      routing: o.routing,
+      ...(o.noise ? { noise: true } : {}),
+      ...(o.balanceLoss !== undefined ? { balanceLoss: o.balanceLoss } : {}),
+      ...(o.zLoss !== undefined ? { zLoss: o.zLoss } : {}),
+      ...(o.balanceBias !== undefined ? { balanceBias: o.balanceBias } : {}),
+      ...(o.blockRows !== undefined ? { blockRows: o.blockRows } : {}),
       optimizer: o.optimizer,
       ...(o.lr !== undefined ? { lr: o.lr } : {}),
       seed,
@@ -329,7 +365,10 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   process.on('SIGINT', sigint);
   process.on('SIGTERM', sigterm);
 
+  let lastRouting: RoutingMetrics | undefined;
+  const sparse = model.config.routing.kind !== 'dense';
   const onEpoch = async (e: EpochInfo): Promise<void> => {
+    lastRouting = e.routing;
     const ev = model.evaluate(sample);
     plotHistory.push({ epoch: e.epoch, loss: e.loss, ...(e.valLoss !== undefined ? { valLoss: e.valLoss } : {}), gateShare: ev.gateShare });
     progress.update({
@@ -341,6 +380,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
       ...(e.valAccuracy !== undefined ? { valAccuracy: e.valAccuracy } : {}),
       ...(e.valMse !== undefined ? { valMse: e.valMse } : {}),
       samplesPerSecond: e.samplesPerSecond,
+      ...(sparse ? { loadCv: e.routing.loadCv, dropped: e.routing.droppedRows } : {}),
     });
     if (o.save !== undefined && o.checkpointEvery !== undefined && e.epoch % o.checkpointEvery === 0 && e.epoch < o.epochs) {
       await saveTo(model, o.save);
@@ -358,6 +398,8 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
         ...(val ? { validationData: val } : {}),
         signal: controller.signal,
         onEpoch,
+        splitExperts: o.split,
+        ...(o.stallTimeout !== undefined ? { stallTimeout: o.stallTimeout } : {}),
       });
     }
   } catch (err) {
@@ -400,6 +442,8 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     expert: formatNetSpec(model.config.expert),
     gate: formatNetSpec(model.config.gate),
     loss: model.config.loss,
+    routing: formatRouting(model.config.routing),
+    ...(lastRouting ? { routingStats: lastRouting } : {}),
     optimizer: model.optimizer.name,
     lr: model.optimizer.lr,
     batchSize: Math.min(o.batchSize, train.n),
@@ -421,7 +465,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   }
   const c = model.config;
   const lines = [
-    `Trained ${c.experts} ${formatNetSpec(c.expert)} expert${c.experts === 1 ? '' : 's'} (gate ${formatNetSpec(c.gate)}, loss ${c.loss}, ${model.optimizer.name} lr ${model.optimizer.lr}) on ${data.name}`,
+    `Trained ${c.experts} ${formatNetSpec(c.expert)} expert${c.experts === 1 ? '' : 's'} (gate ${formatNetSpec(c.gate)}${sparse ? `, routing ${formatRouting(c.routing)}` : ''}, loss ${c.loss}, ${model.optimizer.name} lr ${model.optimizer.lr}) on ${data.name}`,
     `  rows       train ${train.n}${val ? `, validation ${val.n}` : ''}${data.test ? `, test ${data.test.n}` : ''}; ${c.inputs} inputs -> ${c.outputs} ${c.task === 'classification' ? `classes (${model.classNames?.join(', ') ?? ''})` : 'targets'}`,
     `  run        backend ${model.backend}, workers ${report.workers}${result?.workersNote ? ` (${result.workersNote})` : ''}, epochs ${model.training.epoch} (${report.epochsRun} this run), ${seconds.toFixed(2)} s${report.samplesPerSecond ? `, ${Math.round(report.samplesPerSecond).toLocaleString('en-US')} samples/s` : ''}`,
     `  loss       final epoch ${fmt(result?.finalLoss)}; train ${fmt(evTrain.loss)}${evVal ? `, validation ${fmt(evVal.loss)}` : ''}${evTest ? `, test ${fmt(evTest.loss)}` : ''}`,
@@ -429,6 +473,11 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
       ? `  accuracy   train ${pct(evTrain.accuracy)}${evVal ? `, validation ${pct(evVal.accuracy)}` : ''}${evTest ? `, test ${pct(evTest.accuracy)}` : ''}`
       : `  mse        train ${fmt(evTrain.mse)}${evVal ? `, validation ${fmt(evVal.mse)}` : ''}${evTest ? `, test ${fmt(evTest.mse)}` : ''}`,
     `  gate share ${evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
+    ...(sparse && lastRouting
+      ? [
+          `  routing    ${formatRouting(c.routing)}: last epoch's rows per expert ${lastRouting.rowsPerExpert.join(', ')}; load CV ${fmt(lastRouting.loadCv)}; ${lastRouting.droppedRows} dropped, ${lastRouting.unusedExperts} unused; gate entropy ${fmt(lastRouting.gateEntropy)}`,
+        ]
+      : []),
     ...(o.save !== undefined ? [`  saved      ${o.save}`] : []),
     ...(o.plot !== undefined ? [`  plot       ${o.plot}`] : []),
   ];

@@ -4,7 +4,7 @@ import { Mixture, type CreateOptions } from '../../src/mixture.js';
 import type { Dataset } from '../../src/data/dataset.js';
 import { loadVowels } from '../../src/data/vowels.js';
 import { regionSlots } from '../../src/io/export-state.js';
-import type { LossName } from '../../src/losses/losses.js';
+import type { LossName } from '../../src/model/config.js';
 import { testRandom } from './backends.js';
 
 /** One model to export: data set, error function, architectures, optimiser. */
@@ -16,6 +16,10 @@ export interface ExportCase {
   gate: string;
   experts: number;
   optimizer?: CreateOptions['optimizer'];
+  /** Sparse routing and its options (dense when absent). */
+  routing?: Pick<CreateOptions, 'routing' | 'noise' | 'balanceBias' | 'balanceLoss'>;
+  /** Whether ONNX exports it (expert-choice is refused there). */
+  onnx?: boolean;
 }
 
 /**
@@ -29,6 +33,10 @@ export const EXPORT_CASES: readonly ExportCase[] = [
   { name: 'regression gaussian, linear experts, sigmoid MLP gate', data: 'regression', loss: 'gaussian', expert: 'linear', gate: 'mlp:4:sigmoid', experts: 4 },
   { name: 'regression cooperative, relu MLP experts, linear gate', data: 'regression', loss: 'cooperative', expert: 'mlp:8:relu', gate: 'linear', experts: 3, optimizer: 'momentum' },
   { name: 'regression competitive, 2-layer tanh experts, tanh MLP gate', data: 'regression', loss: 'competitive', expert: 'mlp:6,5', gate: 'mlp:4', experts: 2 },
+  { name: 'vowels categorical, topk:2 with balancing bias', data: 'vowels', loss: 'categorical', expert: 'mlp:6', gate: 'linear', experts: 4, routing: { routing: 'topk:2', balanceBias: 0.05 } },
+  { name: 'regression gaussian, noisy topk:2', data: 'regression', loss: 'gaussian', expert: 'mlp:6', gate: 'mlp:4', experts: 4, routing: { routing: 'topk:2', noise: true, balanceLoss: 0.1 } },
+  { name: 'regression cooperative, switch with balancing bias', data: 'regression', loss: 'cooperative', expert: 'mlp:6', gate: 'linear', experts: 3, routing: { routing: 'switch', balanceBias: 0.05 } },
+  { name: 'vowels gaussian, expert-choice:1.5', data: 'vowels', loss: 'gaussian', expert: 'linear', gate: 'linear', experts: 4, routing: { routing: 'expert-choice:1.5' }, onnx: false },
 ];
 
 /**
@@ -78,6 +86,7 @@ export async function trainCase(c: ExportCase, epochs = 5): Promise<{ m: Mixture
     task: train.task, inputs: train.inputs, outputs: train.outputs, experts: c.experts,
     expert: c.expert, gate: c.gate, loss: c.loss, seed: 5, lr: 0.02,
     ...(c.optimizer ? { optimizer: c.optimizer } : {}),
+    ...(c.routing ?? {}),
     ...(train.featureNames ? { featureNames: train.featureNames } : {}),
     ...(train.targetNames ? { targetNames: train.targetNames } : {}),
     ...(train.classNames ? { classNames: train.classNames } : {}),

@@ -17,6 +17,7 @@
 import { OptionError } from '../../errors.js';
 import { expertShape, gateShape, type MixtureConfig } from '../../model/config.js';
 import { mlpParamCount, type Activation, type MlpShape } from '../../model/mlp.js';
+import { renormalises } from '../../model/routing.js';
 import type { ModelState } from '../../model/state.js';
 import { checkArrays } from '../export-state.js';
 import { ONNX_IR_VERSION, ONNX_OPSET, OnnxGraphBuilder } from './graph.js';
@@ -24,6 +25,7 @@ import { ONNX_IR_VERSION, ONNX_OPSET, OnnxGraphBuilder } from './graph.js';
 /** Every operator the exporter may emit (all of the default `ai.onnx` domain, opset 17). */
 export const ONNX_OPERATORS: readonly string[] = [
   'Cast', 'Sub', 'Div', 'Mul', 'Add', 'MatMul', 'Tanh', 'Relu', 'Sigmoid', 'Softmax', 'Transpose', 'Unsqueeze', 'ReduceSum',
+  'TopK', 'GatherElements', 'ScatterElements',
 ];
 
 export { ONNX_IR_VERSION, ONNX_OPSET };
@@ -92,16 +94,26 @@ function expertOutputs(g: OnnxGraphBuilder, shape: MlpShape, E: number, params: 
 }
 
 /**
- * The mixture's combination of the experts' outputs (standardised units / probabilities)
- * with the gate: Σ_i g[n, i] · y[i, n, :] → [N, K].
- *
- * ROUTING: this is where sparse routings go. Dense (today): every expert weighted by its
- * softmax probability. For `topk:K` / `switch`, build the weights here from the gate
- * logits with TopK (k = K, axis 1, largest, sorted; ONNX's TopK returns the lower index
- * first among ties, as the trainer must), renormalise the kept probabilities, scatter
- * them back to [N, E] (ScatterElements into zeros) and keep the same Mul + ReduceSum.
- * `expert-choice:C` selects per expert, not per row (TopK over axis 0 of the scores).
+ * The combination weights ĝ [N, E] from the gate's logits u, as predict routes (no noise):
+ *   dense            ĝ = softmax(u)
+ *   topk:K (K ≥ 2)   kept = TopK(u + b, K) (ONNX's TopK puts the lower index first among
+ *                    equal values, as the library breaks ties); ĝ = softmax of u over the
+ *                    kept, scattered into zeros
+ *   switch, topk:1   kept = TopK(u + b, 1); ĝ = softmax(u) at the kept, scattered into zeros
+ * with b the router bias. expert-choice is refused by the caller.
  */
+function combinationWeights(g: OnnxGraphBuilder, state: ModelState, u: string): string {
+  const r = state.config.routing, E = state.config.experts;
+  const p = g.node('Softmax', [u], { axis: 1 }, r.kind === 'dense' ? 'gate' : undefined);
+  if (r.kind === 'dense') return p;
+  const scores = state.params.routerBias.length > 0 ? g.node('Add', [u, g.initializer('router_bias', [E], state.params.routerBias.slice())]) : u;
+  const [, kept] = g.nodeN('TopK', [scores, g.ints('k', [r.k])], 2, { axis: 1, largest: 1, sorted: 1 }) as [string, string];
+  const picked = renormalises(r) ? g.node('Softmax', [g.node('GatherElements', [u, kept], { axis: 1 })], { axis: 1 }) : g.node('GatherElements', [p, kept], { axis: 1 });
+  const zeros = g.node('Mul', [p, g.initializer('zero', [1], Float32Array.of(0))]);
+  return g.node('ScatterElements', [zeros, kept, picked], { axis: 1 }, 'gate');
+}
+
+/** The mixture: Σ_i ĝ[n, i] · y[i, n, :] → [N, K]. */
 function combine(g: OnnxGraphBuilder, gate: string, perExpert: string, out?: string): string {
   const w = g.node('Unsqueeze', [g.node('Transpose', [gate], { perm: [1, 0] }), g.ints('axis_2', [2])]); // [E, N, 1]
   return g.node('ReduceSum', [g.node('Mul', [w, perExpert]), g.ints('axis_0', [0])], { keepdims: 0 }, out);
@@ -134,6 +146,9 @@ export function mixtureToOnnx(state: ModelState): Uint8Array {
     );
   }
   checkArrays(state, 'onnx export');
+  if (c.routing.kind === 'expert-choice') {
+    throw new OptionError('format', `onnx: expert-choice routing is not exported (its predictions send each row to its ⌈C⌉ best experts); export it as safetensors`);
+  }
   if (!state.inputScaler || !state.targetScaler) {
     throw new OptionError('model', 'the mixture has not been trained yet (no standardisation fitted): there is no predict to export');
   }
@@ -146,7 +161,7 @@ export function mixtureToOnnx(state: ModelState): Uint8Array {
   const zd = g.node('Div', [centred, g.initializer('input_std', [D], Float64Array.from(state.inputScaler.std))]);
   const z = g.node('Cast', [zd], { to: FLOAT });
 
-  const gate = g.node('Softmax', [gateLogits(g, gateShape(c), state.params.gateParams, z)], { axis: 1 }, 'gate');
+  const gate = combinationWeights(g, state, gateLogits(g, gateShape(c), state.params.gateParams, z));
   const regression = c.task === 'regression';
   // [E, N, K]: standardised outputs (regression) or, as predict returns them, logits/outputs.
   const raw = expertOutputs(g, expertShape(c), E, state.params.expertParams, z, regression ? undefined : 'experts');

@@ -151,6 +151,22 @@ export class OnnxGraphBuilder {
     return output;
   }
 
+  /** A node with several outputs (TopK: values, indices); returns their fresh names. */
+  nodeN(opType: string, inputs: readonly string[], outputs: number, attrs: Record<string, AttributeValue> = {}): string[] {
+    const names = Array.from({ length: outputs }, (_, j) => this.fresh(`${opType.toLowerCase()}_${j}`));
+    this.nodes.push(
+      create(NodeProtoSchema, {
+        name: `${opType}_${this.nodes.length}`,
+        opType,
+        domain: '',
+        input: [...inputs],
+        output: names,
+        attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+      }),
+    );
+    return names;
+  }
+
   /** The model: IR {@link ONNX_IR_VERSION}, opset {@link ONNX_OPSET} of the default domain, serialised. */
   toBytes(graphName: string, meta: { producer: string; producerVersion: string; doc: string; props: Record<string, string> }): Uint8Array {
     const model = create(ModelProtoSchema, {
