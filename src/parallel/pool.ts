@@ -9,7 +9,7 @@
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import * as Comlink from 'comlink';
 import { availableParallelism } from 'node:os';
-import { MessageChannel } from 'node:worker_threads';
+import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import { pinBlasThreads } from '../compute/blas.js';
 import type { BackendName } from '../compute/provider.js';
@@ -99,6 +99,7 @@ export class ParallelPool implements ExpertPool {
   private stopped = false;
   private readonly tasks: Promise<unknown>[] = [];
   private readonly apis: Comlink.Remote<ShardApi>[] = [];
+  private readonly ports: MessagePort[] = [];
 
   private constructor(
     private readonly threads: { threads: Piscina; shared: boolean },
@@ -163,6 +164,7 @@ export class ParallelPool implements ExpertPool {
       );
       const api = Comlink.wrap<ShardApi>(port1 as unknown as Comlink.Endpoint);
       pool.apis.push(api);
+      pool.ports.push(port1);
       // comlink's call never settles if the worker dies, so race it against the task.
       const ended = running.then((r): { error: WireError } =>
         r === 'stopped' ? { error: { code: 'INTERNAL', name: 'Error', message: 'shard task ended during init' } } : { error: r.initError },
@@ -413,6 +415,9 @@ export class ParallelPool implements ExpertPool {
     ]);
     clearTimeout(timer);
     for (const api of this.apis) api[Comlink.releaseProxy]();
+    // comlink's release never closes the port itself (its RELEASE reply is never matched,
+    // comlink 4.4): close it here, or every fit leaves a live port behind.
+    for (const port of this.ports) port.close();
     // Threads whose task ended go back to the process's pool for the next fit; a shard
     // that did not stop (hung) can only be terminated with its pool.
     await releaseThreads(this.threads, !ended);
