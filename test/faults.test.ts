@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
 import { ShardCrashError } from '../src/errors.js';
-import { Mixture, type CreateOptions, type MixtureParams } from '../src/mixture.js';
+import { Mixture, type CreateOptions } from '../src/mixture.js';
+import type { MixtureParams } from '../src/model/state.js';
 import { withFault, type Fault } from './helpers/faults.js';
 import { copyParams, firstDifference, expectSame, expectIdentical } from './helpers/params.js';
 

@@ -5,7 +5,7 @@ import { fromBinary } from '@bufbuild/protobuf';
 import { ModelProtoSchema, type ModelProto } from 'onnx-buf';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ModelFormatError, OptionError } from '../src/errors.js';
+import { OptionError } from '../src/errors.js';
 import { cloneState, type ModelState } from '../src/model/state.js';
 import { mixtureToOnnx, ONNX_IR_VERSION, ONNX_MAX_INITIALIZER_BYTES, ONNX_OPERATORS, ONNX_OPSET, onnxInitializerBytes } from '../src/io/onnx/export.js';
 import { resolveMixtureConfig } from '../src/model/config.js';

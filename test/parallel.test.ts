@@ -19,6 +19,7 @@ import { ParallelPool } from '../src/parallel/pool.js';
 import { chooseWorkers } from '../src/train/fit.js';
 import { trainingData } from '../src/train/data.js';
 import { kernelSetFromEnv } from '../src/kernels/index.js';
+import { wasmApi } from '../src/kernels/wasm-api.js';
 import type { FitOptions } from '../src/train/options.js';
 import { TrainingSession } from '../src/train/session.js';
 import { fitStandardizer, identityStandardizer } from '../src/data/standardize.js';
@@ -214,7 +215,7 @@ describe('a runtime without SharedArrayBuffer', () => {
   it('ParallelPool.start on a memory that is not shared rejects with SHARED_MEMORY_UNAVAILABLE', async () => {
     const m = await Mixture.create({ task: 'regression', inputs: 3, outputs: 2, experts: 4, seed: 1 });
     const layout = planLayout(denseSizes(m.config, m.optimizer, 32, 2));
-    const memory = new WebAssembly.Memory({ initial: Math.ceil(layout.byteLength / 65536) });
+    const memory = new wasmApi.Memory({ initial: Math.ceil(layout.byteLength / 65536) });
     expect(memory.buffer).toBeInstanceOf(ArrayBuffer);
     void mapViews(memory.buffer, layout);
     const err = await ParallelPool.start({

@@ -57,8 +57,8 @@ describe('round trip JS → safetensors → JS', () => {
   it.each(['sgd', 'momentum', 'adam'] as OptimizerName[])('%s: identical state bit for bit, identical predictions', async (opt) => {
     for (const c of [EXPORT_CASES[1]!, EXPORT_CASES[5]!]) {
       const { m, inputs } = await trainCase({ ...c, optimizer: opt }, 2);
-      m.training.batch = 3; // a mid-epoch position travels too
-      m.training.batchSize = 32;
+      m.state.training.batch = 3; // a mid-epoch position travels too
+      m.state.training.batchSize = 32;
       const state = cloneState(m.state);
       const bytes = stateToSafetensors(state);
       expect(isSafetensors(bytes)).toBe(true);
@@ -187,7 +187,7 @@ describe('isSafetensors recognises the format by its header', () => {
     const { m } = await trainCase(EXPORT_CASES[0]!, 1);
     expect(isSafetensors(stateToSafetensors(cloneState(m.state)))).toBe(true);
     expect(isSafetensors(encodeSafetensors([], {}))).toBe(true);
-    expect(isSafetensors(Buffer.from(JSON.stringify(toModelDocument(m))))).toBe(false);
+    expect(isSafetensors(Buffer.from(JSON.stringify(toModelDocument(m.state, m.backend))))).toBe(false);
     expect(isSafetensors(mixtureToOnnx(cloneState(m.state)))).toBe(false);
     expect(isSafetensors(new Uint8Array(0))).toBe(false);
     expect(isSafetensors(Uint8Array.from({ length: 64 }, (_, i) => (i * 37) % 256))).toBe(false);
