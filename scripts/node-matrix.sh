@@ -17,7 +17,7 @@ versions=("$@")
 # Loading: providers and data files; workers: the parallel trainer and its crash handling;
 # native: the blas provider (MOE_REQUIRE_BACKEND=blas below makes a fall-back a failure);
 # packaging: pack contents and the exports map under import and require.
-read -r -a tests <<<"${MATRIX_TESTS:-test/providers.test.ts test/data.test.ts test/parallel.test.ts test/faults.test.ts test/close.test.ts test/backend-fallback.test.ts test/package.test.ts test/exports.test.ts}"
+read -r -a tests <<<"${MATRIX_TESTS:-test/providers.test.ts test/data.test.ts test/parallel.test.ts test/faults.test.ts test/close.test.ts test/backend-fallback.test.ts test/package.test.ts test/exports.test.ts test/kernels.test.ts test/routing.test.ts test/onnx.test.ts}"
 missing=()
 for t in "${tests[@]}"; do [[ -f "$t" ]] || missing+=("$t"); done
 if (( ${#missing[@]} )); then

@@ -68,13 +68,16 @@ done_step
 step "install the tarball into $work/consumer"
 mkdir "$work/consumer"
 cd "$work/consumer"
+# onnxruntime-node's install script downloads GPU extras from outside the registry: a
+# consumer turns it off as this repository does (its CPU binaries are in the package).
 cat >package.json <<'JSON'
-{ "name": "consumer", "version": "1.0.0", "private": true, "type": "module" }
+{ "name": "consumer", "version": "1.0.0", "private": true, "type": "module", "allowScripts": { "onnxruntime-node": false } }
 JSON
 ts_version="$(node -p "require('$repo/node_modules/typescript/package.json').version")"
 types_version="$(node -p "require('$repo/node_modules/@types/node/package.json').version")"
+ort_version="$(node -p "require('$repo/node_modules/onnxruntime-node/package.json').version")"
 # No --omit=optional: koffi's native binary is an optional per-platform dependency.
-npm install --no-audit --no-fund --prefer-offline "$tgz" "typescript@$ts_version" "@types/node@$types_version"
+npm install --no-audit --no-fund --prefer-offline "$tgz" "typescript@$ts_version" "@types/node@$types_version" "onnxruntime-node@$ort_version"
 [[ -f node_modules/local-experts/dist/workers/shard.js ]] || die "installed package has no worker file"
 [[ -x node_modules/.bin/moe ]] || die "npm did not link the moe command"
 done_step
@@ -184,10 +187,12 @@ const { Mixture, loadVowels } = require('local-experts');
 });
 JS
 cp "$repo/examples/vowels-workers.mjs" example.mjs
+cp "$repo/examples/onnx-serve.mjs" onnx-serve.mjs
 for n in "${nodes[@]}"; do
-  step "CommonJS consumer and an example on $("$n" --version)"
+  step "CommonJS consumer and examples on $("$n" --version)"
   bounded "$n" consumer.cjs
   bounded "$n" example.mjs --epochs 20
+  bounded "$n" onnx-serve.mjs --epochs 20
   done_step
 done
 
