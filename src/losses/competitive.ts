@@ -4,20 +4,14 @@
  * Main side: E_row = Σ_j ĝ_j e_j, weight 2ĝ_j/B, ∂E/∂log ĝ_j = ĝ_j e_j/B (so under the
  * dense softmax ∂E/∂u_i = g_i (e_i − Σ_j g_j e_j)/B).
  */
-import type { ErrorFunction } from './error-function.js';
+import { squaredErrorExpertSide, type ErrorFunction } from './error-function.js';
 
 export const competitive: ErrorFunction = {
   name: 'competitive',
   formula: 'E = Σ_j ĝ_j ‖d − o_j‖²',
-  readsTargets: true,
+  ...squaredErrorExpertSide,
   mixesOutputs: false,
   gateGradAfterBackward: false,
-  expertScores(k, b) {
-    k.sqErrRows(b.out, b.target, b.rows, b.K, b.score, 1, 0);
-  },
-  expertOutputGrad(k, b) {
-    k.weightedDiffRows(b.out, b.target, b.weight, 1, 0, b.rows, b.K, b.gradOut);
-  },
   combine(v) {
     const inv = 1 / v.rows;
     let total = 0;

@@ -113,6 +113,20 @@ export interface ErrorFunction {
 }
 
 /**
+ * The expert side of the squared errors (competitive, gaussian): score e_j = ‖d − o_j‖²,
+ * ∂E/∂o_j = w_j (o_j − d) with the main side's weight (2ĝ/B or h/B).
+ */
+export const squaredErrorExpertSide: Pick<ErrorFunction, 'readsTargets' | 'expertScores' | 'expertOutputGrad'> = {
+  readsTargets: true,
+  expertScores(k, b) {
+    k.sqErrRows(b.out, b.target, b.rows, b.K, b.score, 1, 0);
+  },
+  expertOutputGrad(k, b) {
+    k.weightedDiffRows(b.out, b.target, b.weight, 1, 0, b.rows, b.K, b.gradOut);
+  },
+};
+
+/**
  * The joint log-score NLLs (gaussian, categorical): per row, a_j = log ĝ_j + log s_j,
  * E = −logsumexp_j a_j, h_j = exp(a_j − E'), weight h/B, ∂E/∂log ĝ_j = −h_j/B. Float64.
  */

@@ -4,20 +4,14 @@
  * Expert side: score e_j = ‖d − o_j‖²; ∂E/∂o_j = h_j (o_j − d)/B with h the posterior.
  * Main side: a_j = log ĝ_j − ½ e_j, E = −logsumexp a, h_j = exp(a_j + E), ∂E/∂log ĝ_j = −h_j.
  */
-import { combineLogScores, type ErrorFunction } from './error-function.js';
+import { combineLogScores, squaredErrorExpertSide, type ErrorFunction } from './error-function.js';
 
 export const gaussian: ErrorFunction = {
   name: 'gaussian',
   formula: 'E = −log Σ_j ĝ_j exp(−½‖d − o_j‖²)',
-  readsTargets: true,
+  ...squaredErrorExpertSide,
   mixesOutputs: false,
   gateGradAfterBackward: false,
-  expertScores(k, b) {
-    k.sqErrRows(b.out, b.target, b.rows, b.K, b.score, 1, 0);
-  },
-  expertOutputGrad(k, b) {
-    k.weightedDiffRows(b.out, b.target, b.weight, 1, 0, b.rows, b.K, b.gradOut);
-  },
   combine(v) {
     return combineLogScores(v, (e) => -0.5 * e);
   },

@@ -133,38 +133,30 @@ export class OnnxGraphBuilder {
    * graph output), otherwise a fresh name from the op type is used. Returns the output.
    */
   node(opType: string, inputs: readonly string[], attrs: Record<string, AttributeValue> = {}, out?: string): string {
-    const output = out ?? this.fresh(opType.toLowerCase());
     if (out !== undefined) {
       if (this.names.has(out)) throw new Error(`ONNX value ${out} defined twice`);
       this.names.add(out);
     }
+    return this.push(opType, inputs, [out ?? this.fresh(opType.toLowerCase())], attrs)[0]!;
+  }
+
+  private push(opType: string, inputs: readonly string[], outputs: string[], attrs: Record<string, AttributeValue>): string[] {
     this.nodes.push(
       create(NodeProtoSchema, {
         name: `${opType}_${this.nodes.length}`,
         opType,
         domain: '',
         input: [...inputs],
-        output: [output],
+        output: outputs,
         attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
       }),
     );
-    return output;
+    return outputs;
   }
 
   /** A node with several outputs (TopK: values, indices); returns their fresh names. */
   nodeN(opType: string, inputs: readonly string[], outputs: number, attrs: Record<string, AttributeValue> = {}): string[] {
-    const names = Array.from({ length: outputs }, (_, j) => this.fresh(`${opType.toLowerCase()}_${j}`));
-    this.nodes.push(
-      create(NodeProtoSchema, {
-        name: `${opType}_${this.nodes.length}`,
-        opType,
-        domain: '',
-        input: [...inputs],
-        output: names,
-        attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
-      }),
-    );
-    return names;
+    return this.push(opType, inputs, Array.from({ length: outputs }, (_, j) => this.fresh(`${opType.toLowerCase()}_${j}`)), attrs);
   }
 
   /** The model: IR {@link ONNX_IR_VERSION}, opset {@link ONNX_OPSET} of the default domain, serialised. */
