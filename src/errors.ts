@@ -137,7 +137,7 @@ export class ShardStallError extends MoeError {
     const names = shards.length === 1 ? `shard ${shards[0]}` : `shards ${shards.join(', ')}`;
     super(
       'SHARD_STALLED',
-      `${names} did not finish the ${phase} phase within ${(timeoutMs / 1000).toFixed(1)} s (stall timeout); their threads were terminated; ${stateAfter(phase, `the experts of ${names}`, lastCompletedStep)}`,
+      `${names} did not finish the ${phase} phase within ${timeoutMs < 1000 ? `${timeoutMs} ms` : `${(timeoutMs / 1000).toFixed(1)} s`} (stall timeout); their threads were terminated; ${stateAfter(phase, `the experts of ${names}`, lastCompletedStep)}`,
     );
     this.shards = shards;
     this.phase = phase;

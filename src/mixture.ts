@@ -11,6 +11,7 @@ import { validateDataset, type Dataset } from './data/dataset.js';
 import { standardize, unstandardize } from './data/standardize.js';
 import { InferenceEngine, type MixtureForward } from './engine/inference.js';
 import { DataError, MoeError, OptionError } from './errors.js';
+import { writeFileAtomic } from './io/atomic.js';
 import { writeModelFile } from './io/model-file.js';
 import { mixtureToOnnx } from './io/onnx/export.js';
 import { readModel, weightsOnlyNotice } from './io/read-model.js';
@@ -88,7 +89,11 @@ export interface Evaluation {
   accuracy?: number;
   /** Regression: mean squared error in original units, averaged over outputs. */
   mse?: number;
-  /** Mean gate probability of each expert over the rows. */
+  /**
+   * Each expert's mean combination weight over the rows, in [0, 1], summing to 1: the
+   * mean gate probability under dense routing; under sparse routing the mean of
+   * {@link Prediction.gate}, which is 0 on the rows an expert did not get.
+   */
   gateShare: number[];
 }
 
@@ -278,7 +283,10 @@ export class Mixture implements FitHost {
     }
     if (!Array.isArray(x)) throw new DataError('inputs must be a Float32Array or an array of rows', {}, 'DATA_SHAPE');
     const flat = new Float32Array(x.length * D);
-    x.forEach((row: unknown, r) => {
+    // A plain loop, not forEach: forEach skips the holes of a sparse array, which would
+    // leave those rows at 0.
+    for (let r = 0; r < x.length; r++) {
+      const row: unknown = x[r];
       if (!Array.isArray(row)) throw new DataError('is not an array of numbers', { row: r + 1 }, 'DATA_SHAPE');
       if (row.length !== D) throw new DataError(`has ${row.length} inputs, the model expects ${D}`, { row: r + 1 }, 'DATA_SHAPE');
       for (let j = 0; j < D; j++) {
@@ -287,7 +295,7 @@ export class Mixture implements FitHost {
         if (typeof v !== 'number' || !Number.isFinite(v)) throw new DataError(`input is ${v === null ? 'null' : typeof v === 'number' ? v : JSON.stringify(v)?.slice(0, 40)}`, { row: r + 1, column: column(j) });
         flat[r * D + j] = v;
       }
-    });
+    }
     return flat;
   }
 
@@ -317,7 +325,11 @@ export class Mixture implements FitHost {
     return p;
   }
 
-  /** Predict for n rows of raw inputs (n×D row-major, or an array of rows). */
+  /**
+   * Predict for n rows of raw inputs (n×D row-major, or an array of rows). Called during a
+   * fit, it reads the live parameters, which a parallel fit's workers may be updating
+   * mid-step; predict from `onEpoch` (a step boundary) for a consistent answer.
+   */
   predict(x: Float32Array | readonly (readonly number[])[]): Prediction {
     this.requireScalers();
     const flat = this.inputMatrix(x);
@@ -325,7 +337,11 @@ export class Mixture implements FitHost {
     return this.toPrediction(this.engine().forward(standardize(this.inputScaler!, flat, n), n));
   }
 
-  /** Loss, accuracy (classification) or MSE (regression), and each expert's gate share on `data`. */
+  /**
+   * Loss, accuracy (classification) or MSE (regression), and each expert's mean
+   * combination weight on `data`. During a fit it reads the live parameters, as
+   * {@link predict} does.
+   */
   evaluate(data: Dataset): Evaluation {
     validateDataset(data, { inputs: this.config.inputs, outputs: this.config.outputs, task: this.config.task });
     this.requireScalers();
@@ -357,10 +373,14 @@ export class Mixture implements FitHost {
    * Write this mixture (parameters, optimiser and training state, standardisation) to a
    * versioned model file, atomically: the old file stays whole until the new one is.
    * During a fit, the file holds a consistent copy taken at the next step boundary,
-   * whatever the worker count.
+   * whatever the worker count. A path ending in `.safetensors` gets the safetensors file
+   * {@link toSafetensors} makes (the format for models over the JSON file's 512 MiB);
+   * any other path gets the JSON model file. {@link Mixture.load} reads both.
    */
   async save(path: string): Promise<void> {
-    await writeModelFile(path, await this.snapshot(), this.backend, kernelSetFromEnv());
+    const state = await this.snapshot();
+    if (/\.safetensors$/i.test(path)) await writeFileAtomic(path, stateToSafetensors(state), { option: 'path' });
+    else await writeModelFile(path, state, this.backend, kernelSetFromEnv());
   }
 
   /**

@@ -184,6 +184,12 @@ const CASES: Case[] = [
   { name: 'predict --out over its model through a symbolic link', args: ['predict', '--model', '{model}', '--data', CLASSES, '--out', '{f:model-link}'], code: 2, says: ['--out', 'would overwrite --model'] },
   { name: 'bench --out under a file', args: ['bench', 'csv', '--rows', '10', '--out', '{f:empty.csv}/reports'], code: 2, says: ['--out', 'empty.csv', 'not a directory'] },
   { name: 'reproduce --out is a file', args: ['reproduce', 'jacobs1991', '--runs', '1', '--out', '{f:empty.csv}'], code: 2, says: ['--out', 'empty.csv', 'not a directory'] },
+  { name: 'predict --out an empty name', args: ['predict', '--model', '{model}', '--data', CLASSES, '--out', ''], code: 2, says: ['--out', 'needs a file name', '""'] },
+  { name: 'export --out an empty name', args: ['export', '--model', '{model}', '--format', 'onnx', '--out', ''], code: 2, says: ['--out', 'needs a file name'] },
+  // Flags that would be ignored
+  { name: '--stall-timeout with --workers 0', args: train(CLASSES, '--workers', '0', '--stall-timeout', '5'), code: 2, says: ['--stall-timeout', '--workers 0'] },
+  { name: '--no-split with --workers 0', args: train(CLASSES, '--workers', '0', '--no-split'), code: 2, says: ['--no-split', '--workers 0'] },
+  { name: '--block-rows with dense routing', args: train(CLASSES, '--block-rows', '8'), code: 2, says: ['--block-rows', 'dense'] },
   // A directory where a model file belongs
   { name: 'inspect a directory', args: ['inspect', '{f:adir}'], code: 1, says: ['adir', 'is a directory, not a model file'] },
   { name: '--data a directory', args: train('{f:adir}'), code: 1, says: ['adir', 'is a directory, not a CSV file'] },

@@ -12,6 +12,7 @@ import {
   MoeError,
   OptionError,
   ShardCrashError,
+  ShardStallError,
   type WireError,
 } from '../src/errors.js';
 
@@ -76,5 +77,12 @@ describe('errorToWire / errorFromWire', () => {
     expect(roundTrip('a string')).toMatchObject({ code: 'INTERNAL', message: 'a string' });
     const w: WireError = errorToWire(new RangeError('r'));
     expect(w).toEqual({ code: 'INTERNAL', name: 'RangeError', message: 'r' });
+  });
+});
+
+describe('ShardStallError', () => {
+  it('states the timeout in the unit it was given at: ms under a second, s above', () => {
+    expect(new ShardStallError([1], 'forward', 4, 250).message).toContain('within 250 ms (stall timeout)');
+    expect(new ShardStallError([0, 2], 'update', 4, 12_000).message).toContain('shards 0, 2 did not finish the update phase within 12.0 s');
   });
 });

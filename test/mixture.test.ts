@@ -214,7 +214,36 @@ describe('bad input: typed errors, parameters untouched', () => {
     await expectTyped(() => t.predict([[1, 2, 3]]), DataError, 'DATA_SHAPE');
     await expectTyped(() => t.predict(Float32Array.of(1, 2, 3)), DataError, 'DATA_SHAPE');
     await expectTyped(() => t.predict([[1, NaN]]), DataError, 'INVALID_DATA', 'row 1');
+    // A hole in the array of rows (forEach would skip it and predict zeros for it).
+    // eslint-disable-next-line no-sparse-arrays
+    await expectTyped(() => t.predict([[1, 2], , [3, 4]] as number[][]), DataError, 'DATA_SHAPE', 'row 2');
+    // eslint-disable-next-line no-sparse-arrays
+    await expectTyped(() => t.predict([[1, , 3].slice(0, 2)] as number[][]), DataError, 'INVALID_DATA', 'row 1');
     expect(allFinite(t)).toBe(true);
+  });
+
+  it.each<[string, () => unknown, string]>([
+    ['null in an input row', () => datasetFromArrays('regression', [[1, null as never]], [[1]]), 'input null is not a number'],
+    ['true in an input row', () => datasetFromArrays('regression', [[1, true as never]], [[1]]), 'input true is not a number'],
+    ['a string in a target row', () => datasetFromArrays('regression', [[1, 2]], [['3' as never]]), 'target "3" is not a number'],
+    ['flat targets for regression', () => datasetFromArrays('regression', [[1, 2]], [3]), 'targets must be arrays'],
+    ['a hole in the rows', () => datasetFromArrays('regression', [[1, 2], , [3, 4]] as number[][], [[1], [2], [3]]), 'row 2'],
+    ['ys not an array', () => datasetFromArrays('classification', [[1, 2]], 'a' as never), 'must be an array'],
+    ['a label null', () => datasetFromArrays('classification', [[1, 2]], [null as never]), 'label null'],
+  ])('datasetFromArrays: %s → DataError', (_, make, text) => {
+    expect(make).toThrow(DataError);
+    expect(make).toThrow(text);
+  });
+
+  it.each<[string, unknown, string]>([
+    ['null', null, 'expected linear'],
+    ['a linear net with an unknown activation', { kind: 'linear', activation: 'gelu' }, 'unknown activation "gelu"'],
+    ['a linear net with hidden layers', { kind: 'linear', hidden: [3] }, 'no hidden layers'],
+    ['an unknown kind', { kind: 'conv', hidden: [3] }, 'kind must be linear or mlp'],
+    ['an mlp object without widths', { kind: 'mlp' }, 'positive integer hidden widths'],
+  ])('create: expert %s → OptionError naming expert', async (_, expert, text) => {
+    const e = await expectTyped(Mixture.create({ task: 'regression', inputs: 2, outputs: 1, experts: 2, expert: expert as never }), OptionError, 'INVALID_OPTION', text);
+    expect((e as OptionError).option).toBe('expert');
   });
 
   it('raw inputs at 1e6 scale still train to finite weights (standardised inside)', async () => {

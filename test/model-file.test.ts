@@ -4,7 +4,8 @@
  * and saving is atomic (no partial file, no temporary files left behind).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datasetFromArrays } from '../src/data/dataset.js';
 import { loadVowels } from '../src/data/vowels.js';
 import { DataError, ModelFormatError, type MoeError, type MoeErrorCode } from '../src/errors.js';
-import { canonicalJson, MODEL_FORMAT_VERSION } from '../src/io/model-file.js';
+import { canonicalJson, MODEL_FORMAT_VERSION, writeModelFile } from '../src/io/model-file.js';
+import { isSafetensors } from '../src/io/safetensors.js';
+import { safetensorsLayout } from '../src/io/safetensors-state.js';
+import { PARAM_ARRAYS } from '../src/model/state.js';
 import { Mixture } from '../src/mixture.js';
 import { testRandom } from './helpers/backends.js';
 
@@ -208,6 +212,65 @@ describe('damaged and foreign files → typed errors', () => {
   it('a directory, a device and an oversized file → one line naming the path', async () => {
     await expectLoadError(dir, DataError, 'INVALID_DATA', 'directory');
     await expectLoadError('/dev/zero', DataError, 'INVALID_DATA', 'not a regular file');
+  });
+
+  it('a named pipe (FIFO) with no writer → refused at once, not waited on', async () => {
+    const fifo = join(dir, 'model.fifo');
+    const made = spawnSync('mkfifo', [fifo]);
+    expect(made.status, 'mkfifo').toBe(0);
+    await expectLoadError(fifo, DataError, 'INVALID_DATA', 'not a regular file');
+    // Through a symbolic link too.
+    const link = join(dir, 'model-link.moe');
+    await symlink(fifo, link);
+    await expectLoadError(link, DataError, 'INVALID_DATA', 'not a regular file');
+  });
+
+  it('a binary file that is not JSON gets the safetensors reader\'s precise error', async () => {
+    const bytes = Buffer.alloc(64, 0);
+    bytes.writeBigUInt64LE(40n, 0);
+    bytes.write('{"__metadata__":', 8, 'utf8'); // a header cut short
+    const path = join(dir, 'cut.safetensors.bin');
+    await writeFile(path, bytes);
+    await expectLoadError(path, ModelFormatError, 'MODEL_FORMAT', 'header is not valid JSON');
+  });
+});
+
+describe('sizes the JSON model file cannot hold', () => {
+  it('writeModelFile refuses a model over 512 MiB as JSON before building it, naming safetensors', async () => {
+    // Stand-in arrays: only their lengths are read before the refusal.
+    const huge = { length: 2 ** 28 } as unknown as Float32Array;
+    const state = { ...classifier.state, params: { ...classifier.state.params, expertParams: huge } };
+    const path = join(dir, 'huge.moe');
+    const err = await writeModelFile(path, state, 'js').then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelFormatError);
+    expect((err as Error).message).toMatch(/MiB as a JSON model file.*safetensors/);
+    expect(existsSync(path)).toBe(false);
+  });
+
+  it('save() to a path ending in .safetensors writes the safetensors file, and load() reads it back exactly', async () => {
+    const path = join(dir, 'vowels.SafeTensors');
+    await classifier.save(path);
+    const bytes = await readFile(path);
+    expect(isSafetensors(bytes)).toBe(true);
+    const back = await Mixture.load(path);
+    for (const k of PARAM_ARRAYS) expect(same(back.params[k], classifier.params[k]), k).toBe(true);
+    expect(back.training).toEqual(classifier.training);
+  });
+});
+
+describe("Adam's second moment", () => {
+  it('a negative value in an edited safetensors file → ModelFormatError naming it', async () => {
+    const bytes = new Uint8Array(await classifier.toSafetensors());
+    const layout = safetensorsLayout(classifier.config, 'adam');
+    const v = layout.find((t) => t.name.includes('exp_avg_sq'));
+    expect(v, 'an exp_avg_sq tensor').toBeDefined();
+    const headerLen = Number(Buffer.from(bytes).readBigUInt64LE(0));
+    const header = JSON.parse(Buffer.from(bytes.subarray(8, 8 + headerLen)).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+    const at = 8 + headerLen + header[v!.name]!.data_offsets[0];
+    new DataView(bytes.buffer, bytes.byteOffset).setFloat32(at, -1, true);
+    const path = join(dir, 'negative-v.safetensors');
+    await writeFile(path, bytes);
+    await expectLoadError(path, ModelFormatError, 'MODEL_FORMAT', "Adam's second moment is -1");
   });
 });
 

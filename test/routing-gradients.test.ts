@@ -63,8 +63,9 @@ const CASES: Case[] = [
   { routing: 'expert-choice:2', loss: 'cooperative', task: 'regression' },
   { routing: 'topk:2', loss: 'gaussian', task: 'regression', balanceLoss: 0.3, zLoss: 0.05 },
   { routing: 'switch', loss: 'cooperative', task: 'regression', balanceLoss: 0.5, zLoss: 0.1 },
-  { routing: 'expert-choice:1', loss: 'competitive', task: 'regression', balanceLoss: 0.2, zLoss: 0.1 },
-  { routing: 'dense', loss: 'gaussian', task: 'regression', balanceLoss: 0.2, zLoss: 0.1 },
+  { routing: 'expert-choice:1', loss: 'competitive', task: 'regression', zLoss: 0.1 },
+  { routing: 'topk:2', loss: 'gaussian', task: 'regression', noise: true, zLoss: 0.1, expert: 'mlp:4' },
+  { routing: 'topk:3', loss: 'cooperative', task: 'regression', noise: true, balanceLoss: 0.3, zLoss: 0.05 },
 ];
 
 const D = 3, E = 4, B = 8;

@@ -14,6 +14,7 @@ import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
 import { OptionError } from '../src/errors.js';
 import { kernelSetFromEnv } from '../src/kernels/index.js';
 import { Mixture, type CreateOptions } from '../src/mixture.js';
+import { CTRL } from '../src/memory/layout.js';
 import { trainingData } from '../src/train/data.js';
 import { TrainingSession } from '../src/train/session.js';
 import { fitStandardizer } from '../src/data/standardize.js';
@@ -91,7 +92,7 @@ describe('bit-identical for any worker count, with and without splitting', () =>
       try {
         await s.step.run(Int32Array.from({ length: 48 }, (_, r) => r), 1e-9, 1);
         const v = s.views, byExpert = Array.from({ length: E }, () => new Set<number>());
-        for (let b = 0; b < Atomics.load(v.control, 6); b++) byExpert[v.blockExpert[b]!]!.add(v.blockWorker[b]!);
+        for (let b = 0; b < Atomics.load(v.control, CTRL.BLOCKS); b++) byExpert[v.blockExpert[b]!]!.add(v.blockWorker[b]!);
         expect(v.expertLoad[0]).toBe(48);
         return byExpert;
       } finally {
@@ -225,6 +226,12 @@ describe('options', () => {
     [{ routing: 'switch', loss: 'cooperative', noise: true }, 'noise'],
     [{ routing: 'topk:2', balanceLoss: -1 }, 'balanceLoss'],
     [{ routing: 'banana' }, 'routing'],
+    [{ routing: 'topk:1', loss: 'cooperative', noise: true }, 'noise'],
+    [{ routing: 'dense', noise: true }, 'noise'],
+    [{ routing: 'dense', balanceLoss: 0.1 }, 'balanceLoss'],
+    [{ routing: 'expert-choice:1', balanceLoss: 0.1 }, 'balanceLoss'],
+    [{ routing: 'dense', blockRows: 8 }, 'blockRows'],
+    [{ routing: 7 }, 'routing'],
   ] as const)('%j is an OptionError naming %s', async (extra, option) => {
     const err = await Mixture.create({ task: 'regression', inputs: 2, outputs: 1, experts: 4, ...extra } as CreateOptions).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OptionError);

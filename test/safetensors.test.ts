@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import { ModelFormatError } from '../src/errors.js';
 import { Mixture } from '../src/mixture.js';
 import { regionSlots } from '../src/io/export-state.js';
-import { cloneState, type ModelState } from '../src/model/state.js';
+import { cloneState, noiseSeed, type ModelState } from '../src/model/state.js';
+import { Rng } from '../src/rng.js';
 import { toModelDocument } from '../src/io/model-file.js';
 import { mixtureToOnnx } from '../src/io/onnx/export.js';
 import { decodeSafetensors, encodeSafetensors, isSafetensors, MAX_HEADER_BYTES } from '../src/io/safetensors.js';
@@ -55,7 +56,7 @@ function errorOf(f: () => unknown): ModelFormatError {
 
 describe('round trip JS → safetensors → JS', () => {
   it.each(['sgd', 'momentum', 'adam'] as OptimizerName[])('%s: identical state bit for bit, identical predictions', async (opt) => {
-    for (const c of [EXPORT_CASES[1]!, EXPORT_CASES[5]!]) {
+    for (const c of [EXPORT_CASES[1]!, EXPORT_CASES[5]!, EXPORT_CASES[7]!, EXPORT_CASES[8]!]) {
       const { m, inputs } = await trainCase({ ...c, optimizer: opt }, 2);
       m.state.training.batch = 3; // a mid-epoch position travels too
       m.state.training.batchSize = 32;
@@ -73,6 +74,20 @@ describe('round trip JS → safetensors → JS', () => {
       // and again: the file written from the rebuilt mixture is the same file
       expect(Buffer.from(stateToSafetensors(cloneState(rebuilt.state))).equals(Buffer.from(bytes))).toBe(true);
     }
+  });
+
+  it("a noisy top-k file without the noise generator's state (written elsewhere) draws from the stream its seed starts", async () => {
+    const { m } = await trainCase(EXPORT_CASES[7]!, 2);
+    expect(m.state.training.noiseRng).toBeDefined();
+    const { header, data } = split(stateToSafetensors(cloneState(m.state)));
+    const training = JSON.parse(header.__metadata__.training as string) as Record<string, unknown>;
+    delete training.noiseRng;
+    header.__metadata__.training = JSON.stringify(training);
+    const back = stateFromSafetensors(join(header, data), FILE).state;
+    expect(back.training.noiseRng).toEqual(new Rng(noiseSeed(m.state.training.seed)).state());
+    // The noise network's parameters and optimiser state travel as tensors.
+    expectSame('noiseParams', m.state.params.noiseParams, back.params.noiseParams);
+    expectSame('noiseOpt', m.state.params.noiseOpt, back.params.noiseOpt);
   });
 
   it('metadata holds the configuration, optimiser, standardisation, names and position as JSON strings', async () => {

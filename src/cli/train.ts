@@ -15,7 +15,7 @@ import { formatNetSpec, parseNetSpec, resolveLoss, type Task } from '../model/co
 import { OPTIMIZERS, type OptimizerName } from '../optim/config.js';
 import { checkWorkerCount } from '../engine/plan.js';
 import type { EpochInfo, FitResult, RoutingMetrics } from '../train/options.js';
-import { formatRouting } from '../model/routing.js';
+import { formatRouting, parseRoutingSpec } from '../model/routing.js';
 import { renderTrainingPlot, type PlotEpoch } from '../plot/training-plot.js';
 import {
   EXIT,
@@ -29,6 +29,7 @@ import {
   intArg,
   jsonLine,
   listArg,
+  columnsOf,
   loadCsvForModel,
   netSpecArg,
   nonNegativeArg,
@@ -175,7 +176,10 @@ function checkResumeConflicts(m: ModelInfo, o: TrainOptions, cmd: Command): void
   if (given(cmd, 'optimizer') && o.optimizer !== m.optimizer.name) conflict('--optimizer', o.optimizer, `optimizer ${m.optimizer.name}`);
   if (given(cmd, 'lr') && o.lr !== m.optimizer.lr) conflict('--lr', String(o.lr), `learning rate ${m.optimizer.lr}`);
   if (given(cmd, 'seed') && o.seed !== m.training.seed) conflict('--seed', String(o.seed), `seed ${m.training.seed}`);
-  if (given(cmd, 'routing') && o.routing.trim() !== formatRouting(c.routing)) conflict('--routing', o.routing, `routing ${formatRouting(c.routing)}`);
+  if (given(cmd, 'routing')) {
+    const r = parseRoutingSpec(o.routing, c.experts);
+    if (r.kind !== c.routing.kind || r.k !== c.routing.k) conflict('--routing', o.routing, `routing ${formatRouting(c.routing)}`);
+  }
   const routingFlags: [string, keyof TrainOptions, number | boolean][] = [
     ['--noise', 'noise', c.routing.noise],
     ['--balance-loss', 'balanceLoss', c.routing.balanceLoss],
@@ -199,6 +203,11 @@ function checkResumeConflicts(m: ModelInfo, o: TrainOptions, cmd: Command): void
  */
 async function checkFlags(o: TrainOptions): Promise<void> {
   if (o.data === undefined && o.dataset === undefined) throw new OptionError('--data', 'give training data: --data FILE or --dataset vowels');
+  if (o.workers === 0) {
+    // Both act on worker threads; with none they would be silently ignored.
+    if (o.stallTimeout !== undefined) throw new OptionError('--stall-timeout', 'watches worker threads; --workers 0 trains on the main thread (give --workers 1 or more, or auto)');
+    if (!o.split) throw new OptionError('--no-split', 'places blocks on worker threads; --workers 0 trains on the main thread (give --workers 1 or more, or auto)');
+  }
   if (o.dataset === 'vowels') {
     if (o.target) throw new OptionError('--target', 'cannot be used with --dataset vowels (its target is the vowel)');
     if (o.task !== undefined && o.task !== 'classification') throw new OptionError('--task', `--dataset vowels is a classification task, not ${o.task}`);
@@ -246,7 +255,7 @@ async function loadTrainData(o: TrainOptions, m: ModelView | undefined, seed: nu
   }
   const path = o.data!;
   const all = m
-    ? await loadCsvForModel(m, path)
+    ? await loadCsvForModel(m, path, columnsOf(o))
     : await loadCsv(path, { target: o.target!, task: o.task!, ...(o.features ? { features: o.features } : {}) });
   let test: Dataset | undefined;
   if (o.testData !== undefined) {
@@ -472,7 +481,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     c.task === 'classification'
       ? `  accuracy   train ${pct(evTrain.accuracy)}${evVal ? `, validation ${pct(evVal.accuracy)}` : ''}${evTest ? `, test ${pct(evTest.accuracy)}` : ''}`
       : `  mse        train ${fmt(evTrain.mse)}${evVal ? `, validation ${fmt(evVal.mse)}` : ''}${evTest ? `, test ${fmt(evTest.mse)}` : ''}`,
-    `  gate share ${evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
+    `  mean combination weight ${evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
     ...(sparse && lastRouting
       ? [
           `  routing    ${formatRouting(c.routing)}: last epoch's rows per expert ${lastRouting.rowsPerExpert.join(', ')}; load CV ${fmt(lastRouting.loadCv)}; ${lastRouting.droppedRows} dropped, ${lastRouting.unusedExperts} unused; gate entropy ${fmt(lastRouting.gateEntropy)}`,

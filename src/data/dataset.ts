@@ -3,7 +3,7 @@
  * real targets (regression) or integer labels (classification). Checked once by
  * {@link validateDataset} so that nothing downstream sees NaN, Inf or a label out of range.
  */
-import { DataError, OptionError } from '../errors.js';
+import { DataError, OptionError, quoteValue } from '../errors.js';
 import { Rng } from '../rng.js';
 import type { Task } from '../model/config.js';
 
@@ -110,39 +110,61 @@ export function datasetFromArrays(
   ys: readonly (readonly number[])[] | readonly number[],
   classes?: number,
 ): Dataset {
+  if (!Array.isArray(xs)) throw new DataError('inputs (xs) must be an array of rows', {}, 'DATA_SHAPE');
+  if (!Array.isArray(ys)) throw new DataError(`${task === 'classification' ? 'labels' : 'targets'} (ys) must be an array`, {}, 'DATA_SHAPE');
   const n = xs.length;
-  const D = xs[0]?.length ?? 0;
+  const D = Array.isArray(xs[0]) ? xs[0].length : 0;
   const x = new Float32Array(n * D);
+  // Plain loops and a type check per value: forEach would skip the holes of a sparse
+  // array, and Float32Array.set would read null as 0, true as 1 and "3" as 3.
   for (let r = 0; r < n; r++) {
-    const row = xs[r]!;
-    if (row?.length !== D) throw new DataError(`has ${row?.length ?? 'no'} inputs, row 1 has ${D}`, { row: r + 1 }, 'DATA_SHAPE');
-    x.set(row, r * D);
+    const row: unknown = xs[r];
+    if (!Array.isArray(row) || row.length !== D) throw new DataError(`has ${Array.isArray(row) ? row.length : 'no'} inputs, row 1 has ${D}`, { row: r + 1 }, 'DATA_SHAPE');
+    copyNumbers(row, x, r * D, r, 'input');
   }
   if (ys.length !== n) throw new DataError(`${ys.length} ${task === 'classification' ? 'labels' : 'target rows'} for ${n} input rows`, {}, 'DATA_SHAPE');
   if (task === 'classification') {
     const labels = new Int32Array(n);
     let top = -1;
     for (let r = 0; r < n; r++) {
-      const l = ys[r];
+      const l: unknown = ys[r];
       if (typeof l !== 'number' || !Number.isInteger(l) || l < 0) {
-        throw new DataError(`label ${typeof l === 'number' ? l : JSON.stringify(l)?.slice(0, 80)} is not an integer ≥ 0`, { row: r + 1 });
+        throw new DataError(`label ${describe(l)} is not an integer ≥ 0`, { row: r + 1 });
       }
       labels[r] = l;
       if (l > top) top = l;
     }
     return { task, n, inputs: D, x, outputs: classes ?? top + 1, labels };
   }
-  const rows = ys as readonly (readonly number[])[];
-  const K = rows[0]?.length ?? 0;
+  const rows = ys as readonly unknown[];
+  const K = Array.isArray(rows[0]) ? rows[0].length : 0;
+  if (n > 0 && !Array.isArray(rows[0])) throw new DataError(`targets must be arrays of numbers, got ${describe(rows[0])}`, { row: 1 }, 'DATA_SHAPE');
   const y = new Float32Array(n * K);
   for (let r = 0; r < n; r++) {
     const row = rows[r];
     if (!Array.isArray(row) || row.length !== K) {
       throw new DataError(`has ${Array.isArray(row) ? row.length : 'no'} targets, row 1 has ${K}`, { row: r + 1 }, 'DATA_SHAPE');
     }
-    y.set(row, r * K);
+    copyNumbers(row, y, r * K, r, 'target');
   }
   return { task, n, inputs: D, x, outputs: K, y };
+}
+
+/** A value as a message quotes it. */
+function describe(v: unknown): string {
+  if (v === undefined) return 'missing';
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  if (typeof v === 'string') return quoteValue(v);
+  return Array.isArray(v) ? 'an array' : typeof v;
+}
+
+/** Copy one row of numbers, refusing anything that is not a number. */
+function copyNumbers(row: readonly unknown[], out: Float32Array, at: number, r: number, what: 'input' | 'target'): void {
+  for (let j = 0; j < row.length; j++) {
+    const v = row[j];
+    if (typeof v !== 'number') throw new DataError(`${what} ${describe(v)} is not a number`, { row: r + 1, column: `#${j + 1}` });
+    out[at + j] = v;
+  }
 }
 
 /**

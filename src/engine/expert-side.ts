@@ -89,11 +89,6 @@ export class ExpertSide {
     return optimizerViews(this.v.expertParams, this.v.expertGrads, this.v.expertOpt, this.v.expertParams.length, first * this.P, (first + count) * this.P);
   }
 
-  /** Replace the optimiser settings (between steps). */
-  setOptimizer(cfg: Required<OptimizerConfig>): void {
-    this.optimizer = cfg;
-  }
-
   private views(b: number): BlockViews {
     const v = this.v;
     const start = v.blockStart[b]!, rows = v.blockRows[b]!, expert = v.blockExpert[b]!;

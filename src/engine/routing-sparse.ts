@@ -250,8 +250,10 @@ export class SparseRouter implements Router {
         }
       }
     }
-    addBalanceGradients(v, this.s.config.routing, rows, E);
+    // h = u + noise enters the loss only through ĝ: the noise network's gradient is the
+    // loss's ∂E/∂h alone, taken before the balancing terms (functions of u, not h) join.
     if (this.s.config.routing.noise && this.s.noiseRng) this.noiseBackward(rows);
+    addBalanceGradients(v, this.s.config.routing, rows, E);
   }
 
   /** ∂E/∂(x·Wn + bn) = ∂E/∂h · ε · sigmoid(x·Wn + bn), then the noise network's gradients. */

@@ -79,11 +79,6 @@ export class MixtureStep {
     this.gateHiddenFor(0);
   }
 
-  /** Replace the optimiser settings (between steps). */
-  setOptimizer(cfg: Required<OptimizerConfig>): void {
-    this.optimizer = cfg;
-  }
-
   private hiddenRows = -1;
   /** Views of the gate's hidden activations for `rows` rows (layer l at rows·offset_l). */
   private gateHiddenFor(rows: number): void {
@@ -132,11 +127,14 @@ export class MixtureStep {
       }
       return;
     }
+    // A few entries of K values per row: a plain loop (the same float32 products and
+    // sums as the kernel's) costs less than a kernel call and three views per entry.
+    const mix = v.mix, out = v.entryOut, w = v.entryGateWeight;
     for (let q = 0; q < rows; q++) {
-      const y = v.mix.subarray(q * K, (q + 1) * K);
+      const y = q * K;
       for (let j = v.rowStart[q]!; j < v.rowStart[q + 1]!; j++) {
-        const e = v.rowEntries[j]!;
-        this.k.mixAccumulate(y, v.entryOut.subarray(e * K, (e + 1) * K), v.entryGateWeight.subarray(e, e + 1), 1, 0, 1, K);
+        const e = v.rowEntries[j]!, g = w[e]!, o = e * K;
+        for (let k = 0; k < K; k++) mix[y + k] = Math.fround(mix[y + k]! + Math.fround(g * out[o + k]!));
       }
     }
   }

@@ -8,7 +8,7 @@ import type { Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { lstat, open, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { OptionError } from '../errors.js';
+import { OptionError, quoteValue } from '../errors.js';
 
 /** Options of {@link writeFileAtomic} and the checks. */
 export interface WriteOptions {
@@ -82,6 +82,7 @@ function writeError(option: string, path: string, err: unknown): Error {
  */
 export async function resolveOutputPath(path: string, opts: WriteOptions = {}): Promise<OutputTarget> {
   const option = opts.option ?? 'path';
+  if (typeof path !== 'string' || path.trim() === '') throw new OptionError(option, `needs a file name, got ${typeof path === 'string' ? quoteValue(path) : String(path)}`);
   let p = resolve(path);
   const seen = new Set<string>();
   for (;;) {
@@ -142,6 +143,7 @@ export async function checkWritable(path: string, opts: WriteOptions = {}): Prom
  */
 export async function checkWritableDir(dir: string, names: readonly string[], opts: WriteOptions = {}): Promise<void> {
   const option = opts.option ?? 'path';
+  if (typeof dir !== 'string' || dir.trim() === '') throw new OptionError(option, `needs a directory name, got ${typeof dir === 'string' ? quoteValue(dir) : String(dir)}`);
   let d = resolve(dir);
   for (;;) {
     let st: Stats | undefined;

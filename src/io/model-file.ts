@@ -13,7 +13,8 @@
  * (planar optimiser state, whole-document checksum). A newer version is refused.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import type { Standardizer } from '../data/standardize.js';
 import { DataError, ModelFormatError } from '../errors.js';
 import type { MixtureConfig } from '../model/config.js';
@@ -27,8 +28,10 @@ import { checkFinite, configOf, paramsFor, stateFromFields } from './state-field
 export const MODEL_FORMAT = 'local-experts-model';
 /** The newest format version this library writes and reads. */
 export const MODEL_FORMAT_VERSION = 2;
-/** Largest model file read (a JSON document is one string: V8 caps strings near 512 MiB). */
+/** Largest JSON model file read or written (a JSON document is one string: V8 caps strings near 512 MiB). */
 export const MAX_MODEL_FILE_BYTES = 512 * 2 ** 20;
+/** Largest safetensors file read (one Buffer: Node caps them at 4 GiB). */
+export const MAX_SAFETENSORS_FILE_BYTES = 2 ** 32 - 1;
 
 /** The JSON document, as written. */
 export interface ModelDocument {
@@ -119,6 +122,15 @@ export function toModelDocument(state: ModelState, backend: string, kernels?: st
 
 /** Write a model file atomically (temporary file, fsync, rename). */
 export async function writeModelFile(path: string, state: ModelState, backend: string, kernels?: string, option = 'path'): Promise<void> {
+  // Base64 holds 4 characters per 3 bytes; the rest of the document is small. Refuse
+  // before building a string V8 cannot hold.
+  let bytes = 64 * 1024;
+  for (const k of PARAM_ARRAYS) bytes += Math.ceil((state.params[k].length * 4) / 3) * 4;
+  if (bytes > MAX_MODEL_FILE_BYTES) {
+    throw new ModelFormatError(
+      `${path}: this model is ${(bytes / 2 ** 20).toFixed(0)} MiB as a JSON model file, over the ${MAX_MODEL_FILE_BYTES / 2 ** 20} MiB the format holds; save it as safetensors (a path ending in .safetensors)`,
+    );
+  }
   await writeFileAtomic(path, JSON.stringify(toModelDocument(state, backend, kernels)), { option });
 }
 
@@ -168,31 +180,54 @@ export function fromModelDocument(raw: unknown, where: string): { state: ModelSt
   } else if (documentChecksum(raw) !== doc.checksum) {
     throw new ModelFormatError(`${where}: checksum: mismatch, the file was edited or is corrupt`);
   }
-  checkFinite(params, where);
+  checkFinite(params, where, optimizer.name as OptimizerName);
   return { state: stateFromFields(doc, params), info: { version, backend: doc.backend, kernels: doc.kernels, writer: doc.writer } };
 }
 
 /**
  * Read a file the user named as a model, refusing what is not a regular file or is too
- * large to be one, with one DataError naming the path.
+ * large to be one, with one DataError naming the path. The path is checked with stat()
+ * before it is opened: opening a FIFO for reading would wait for a writer forever.
  */
 export async function readModelBytes(path: string): Promise<Buffer> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
+  const opened = (err: unknown): never => {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new DataError('file not found', { file: path }, 'FILE_NOT_FOUND');
     if (code === 'EISDIR') throw new DataError('is a directory, not a model file', { file: path }, 'INVALID_DATA');
     if (code === 'EACCES' || code === 'EPERM') throw new DataError('permission denied', { file: path }, 'INVALID_DATA');
+    if (code === 'ELOOP') throw new DataError('symbolic link loop', { file: path }, 'INVALID_DATA');
     throw new DataError(`cannot open: ${(err as Error).message}`, { file: path }, 'INVALID_DATA');
-  }
-  try {
-    const st = await fh.stat();
+  };
+  const checkKind = (st: { isDirectory(): boolean; isFile(): boolean }): void => {
     if (st.isDirectory()) throw new DataError('is a directory, not a model file', { file: path }, 'INVALID_DATA');
     if (!st.isFile()) throw new DataError('is not a regular file (a device, pipe or socket cannot be a model file)', { file: path }, 'INVALID_DATA');
-    if (st.size > MAX_MODEL_FILE_BYTES) throw new ModelFormatError(`${path}: ${(st.size / 2 ** 20).toFixed(0)} MiB is larger than any model file this library reads (${MAX_MODEL_FILE_BYTES / 2 ** 20} MiB)`);
-    return await fh.readFile();
+  };
+  checkKind(await stat(path).catch(opened));
+  // O_NONBLOCK: should the path be swapped for a FIFO between stat() and open(), the
+  // open returns at once and the fstat below refuses it.
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK).catch(opened);
+  try {
+    const st = await fh.stat();
+    checkKind(st);
+    const head = Buffer.alloc(Math.min(16, st.size));
+    await fh.read(head, 0, head.length, 0);
+    const safetensors = head.length >= 9 && head[8] === 0x7b;
+    const limit = safetensors ? MAX_SAFETENSORS_FILE_BYTES : MAX_MODEL_FILE_BYTES;
+    if (st.size > limit) {
+      throw new ModelFormatError(
+        `${path}: ${(st.size / 2 ** 20).toFixed(0)} MiB is larger than any ${safetensors ? 'safetensors' : 'JSON model'} file this library reads (${(limit / 2 ** 20).toFixed(0)} MiB)`,
+      );
+    }
+    // Read in chunks into one buffer: readFile() stops at 2 GiB; a file that grows while
+    // it is read is cut at the size stat() gave (the checksum or header then refuses it).
+    const out = Buffer.allocUnsafe(st.size);
+    let at = 0;
+    while (at < st.size) {
+      const { bytesRead } = await fh.read(out, at, Math.min(st.size - at, 64 * 2 ** 20), at);
+      if (bytesRead === 0) break;
+      at += bytesRead;
+    }
+    return at === st.size ? out : out.subarray(0, at);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw new DataError('is a directory, not a model file', { file: path }, 'INVALID_DATA');
     throw err;

@@ -52,9 +52,16 @@ const config = z
       const r = c.routing as RoutingConfig;
       try {
         const spelled = r.kind === 'topk' || r.kind === 'expert-choice' ? `${r.kind}:${r.k}` : r.kind;
-        const again = resolveRouting({ routing: spelled, noise: r.noise, balanceLoss: r.balanceLoss, zLoss: r.zLoss, balanceBias: r.balanceBias, blockRows: r.blockRows }, c.experts, c.loss as LossName);
-        if (r.kind === 'dense' && r.k !== c.experts) ctx.addIssue({ code: 'custom', path: ['routing', 'k'], message: `dense routing takes all ${c.experts} experts` });
-        void again;
+        const again = resolveRouting(
+          { routing: spelled, noise: r.noise, balanceLoss: r.balanceLoss, zLoss: r.zLoss, balanceBias: r.balanceBias, ...(r.kind === 'dense' ? {} : { blockRows: r.blockRows }) },
+          c.experts,
+          c.loss as LossName,
+        );
+        // Every field as a new mixture would have it (a switch with k 3 would route as top-3).
+        for (const key of Object.keys(again) as (keyof RoutingConfig)[]) {
+          if (key === 'blockRows' && r.kind === 'dense') continue;
+          if (again[key] !== r[key]) ctx.addIssue({ code: 'custom', path: ['routing', key], message: `is ${String(r[key])}; ${spelled} has ${String(again[key])}` });
+        }
       } catch (err) {
         if (!(err instanceof OptionError)) throw err;
         ctx.addIssue({ code: 'custom', path: ['routing', err.option === 'loss' ? 'kind' : err.option === 'routing' ? 'k' : err.option], message: err.message.slice(err.option.length + 2) });
@@ -167,7 +174,21 @@ export const modelDocumentSchema = z
     }),
     checksum: z.string().regex(/^[0-9a-f]{64}$/, { message: 'must be 64 hex digits' }),
   })
-  .superRefine(refineState);
+  .superRefine((d, ctx) => {
+    refineState(d, ctx);
+    // Version 1 (0.1.0) had none of these; its checksum would not cover them.
+    if (d.version === 1) {
+      const late: [unknown, (string | number)[]][] = [
+        [d.config.routing, ['config', 'routing']],
+        [d.kernels, ['kernels']],
+        [d.training.noiseRng, ['training', 'noiseRng']],
+        [d.params.noiseParams, ['params', 'noiseParams']],
+        [d.params.noiseOpt, ['params', 'noiseOpt']],
+        [d.params.routerBias, ['params', 'routerBias']],
+      ];
+      for (const [v, path] of late) if (v !== undefined) ctx.addIssue({ code: 'custom', path, message: 'is not part of a version 1 model file' });
+    }
+  });
 
 /** A parsed, schema-checked model document. */
 export type ModelDocumentData = z.infer<typeof modelDocumentSchema>;

@@ -20,11 +20,12 @@
 import { ModelFormatError } from '../errors.js';
 import { expertShape, gateShape, type MixtureConfig } from '../model/config.js';
 import { mlpParamCount, type MlpShape } from '../model/mlp.js';
-import { allocateParams, type MixtureParams, type ModelState } from '../model/state.js';
+import { allocateParams, noiseSeed, type MixtureParams, type ModelState } from '../model/state.js';
+import { Rng } from '../rng.js';
 import type { OptimizerConfig, OptimizerName } from '../optim/config.js';
 import { checkArrays, regionSlots, slotNames, type RegionSlots } from './export-state.js';
 import { decodeSafetensors, encodeSafetensors, type F32Tensor } from './safetensors.js';
-import { checkFinite, paramsFor, parseStateFields, stateFromFields } from './state-fields.js';
+import { checkFinite, configOf, paramsFor, parseStateFields, stateFromFields } from './state-fields.js';
 
 /** `__metadata__.format` of a local-experts safetensors file. */
 export const SAFETENSORS_FORMAT = 'local-experts';
@@ -119,7 +120,7 @@ const json = (v: unknown): string => JSON.stringify(v);
 /**
  * The state as a safetensors file (parameters and optimiser state as F32 tensors, the
  * rest as `__metadata__` JSON strings). Checked first: a state that does not fit its
- * configuration, or a routing other than dense, is a ModelFormatError.
+ * configuration is a ModelFormatError.
  */
 export function stateToSafetensors(state: ModelState): Uint8Array {
   checkArrays(state, 'safetensors export');
@@ -195,12 +196,19 @@ export function stateFromSafetensors(bytes: Uint8Array, where: string): Safetens
       return fail(`__metadata__.${key} is not valid JSON`);
     }
   };
-  // The metadata's fields, checked by the same schema as the JSON model file.
+  // The metadata's fields, checked by the same schema as the JSON model file. A file
+  // written elsewhere (PyTorch) may lack the noise generator's state: a noisy top-k model
+  // then draws from the stream its seed starts.
+  const config = parse('config', true) as { routing?: { noise?: unknown } } | null;
+  const training = parse('training', true) as { seed?: unknown; noiseRng?: unknown } | null;
+  if (config?.routing?.noise === true && training && typeof training === 'object' && training.noiseRng === undefined && typeof training.seed === 'number') {
+    training.noiseRng = new Rng(noiseSeed(training.seed)).state();
+  }
   const fields = parseStateFields(
     {
-      config: parse('config', true),
+      config,
       optimizer: parse('optimizer', true),
-      training: parse('training', true),
+      training,
       inputScaler: parse('input_scaler', false),
       targetScaler: parse('target_scaler', false),
       featureNames: parse('feature_names', false),
@@ -209,9 +217,10 @@ export function stateFromSafetensors(bytes: Uint8Array, where: string): Safetens
     },
     `${where}: __metadata__`,
   );
-  const state = stateFromFields(fields, paramsFor(fields.config as MixtureConfig, fields.optimizer as Required<OptimizerConfig>, where));
-  const { config, optimizer } = state;
-  const nets = networks(config, state.params, regionSlots(config, optimizer.name, state.params));
+  const state = stateFromFields(fields, paramsFor(configOf(fields), fields.optimizer as Required<OptimizerConfig>, where));
+  const { optimizer } = state;
+  const cfg = state.config;
+  const nets = networks(cfg, state.params, regionSlots(cfg, optimizer.name, state.params));
   const used = new Set<string>();
   const take = (name: string, shape: number[], optional: boolean): F32Tensor | undefined => {
     const t = tensors.get(name);
@@ -240,16 +249,21 @@ export function stateFromSafetensors(bytes: Uint8Array, where: string): Safetens
       fail(
         name.startsWith('optimizer.')
           ? `tensor ${name} is not part of ${hasOptimizerState ? 'a' : 'this weights-only'} ${optimizer.name} checkpoint of this configuration`
-          : `tensor ${name} is not part of this configuration (${config.experts} experts, gate ${gateShape(config).sizes.join('→')}, experts ${expertShape(config).sizes.join('→')})`,
+          : `tensor ${name} is not part of this configuration (${cfg.experts} experts, gate ${gateShape(cfg).sizes.join('→')}, experts ${expertShape(cfg).sizes.join('→')})`,
       );
     }
   }
-  checkFinite(state.params, where);
+  checkFinite(state.params, where, state.optimizer.name);
   return { state, hasOptimizerState, version };
 }
 
 /** The training position with a fixed key order. */
 function trainingJson(state: ModelState): Record<string, unknown> {
   const t = state.training;
-  return { seed: t.seed, step: t.step, epoch: t.epoch, rng: [...t.rng], ...(t.batch !== undefined ? { batch: t.batch } : {}), ...(t.batchSize !== undefined ? { batchSize: t.batchSize } : {}) };
+  return {
+    seed: t.seed, step: t.step, epoch: t.epoch, rng: [...t.rng],
+    ...(t.batch !== undefined ? { batch: t.batch } : {}),
+    ...(t.batchSize !== undefined ? { batchSize: t.batchSize } : {}),
+    ...(t.noiseRng !== undefined ? { noiseRng: [...t.noiseRng] } : {}),
+  };
 }

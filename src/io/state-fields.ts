@@ -7,7 +7,7 @@
 import { ModelFormatError, OptionError } from '../errors.js';
 import type { MixtureConfig } from '../model/config.js';
 import { allocateParams, PARAM_ARRAYS, type MixtureParams, type ModelState, type TrainingState } from '../model/state.js';
-import type { OptimizerConfig } from '../optim/config.js';
+import type { OptimizerConfig, OptimizerName } from '../optim/config.js';
 import { firstIssue, routingOf, stateFieldsSchema, type StateFieldsData } from './model-schema.js';
 
 /** A checked configuration, with the dense routing filled in where the file has none. */
@@ -26,11 +26,21 @@ export function paramsFor(config: MixtureConfig, optimizer: Required<OptimizerCo
 }
 
 /** Throw a ModelFormatError naming the first parameter or optimiser value that is not finite. */
-export function checkFinite(params: MixtureParams, where: string): void {
+export function checkFinite(params: MixtureParams, where: string, optimizer: OptimizerName): void {
   for (const k of PARAM_ARRAYS) {
     const a = params[k];
     for (let j = 0; j < a.length; j++) {
       if (!Number.isFinite(a[j]!)) throw new ModelFormatError(`${where}: params.${k}[${j}]: is ${a[j]}, not a finite number`);
+    }
+  }
+  if (optimizer === 'adam') {
+    // Adam's second moment v (the second planar slot) is a running mean of squares: a
+    // negative one would make √v NaN at the first step.
+    for (const k of ['gateOpt', 'expertOpt', 'noiseOpt'] as const) {
+      const a = params[k], half = a.length / 2;
+      for (let j = half; j < a.length; j++) {
+        if (a[j]! < 0) throw new ModelFormatError(`${where}: params.${k}[${j}]: Adam's second moment is ${a[j]}, it cannot be negative`);
+      }
     }
   }
 }

@@ -2,7 +2,7 @@
  * What a mixture is: task, widths, the gate and expert architectures and the error
  * function. Checked once here, at the boundary; everything past it may trust it.
  */
-import { OptionError } from '../errors.js';
+import { OptionError, quoteValue } from '../errors.js';
 import { ACTIVATIONS, type Activation, type MlpShape } from './mlp.js';
 import { resolveRouting, type RoutingConfig, type RoutingOptions } from './routing.js';
 
@@ -66,13 +66,36 @@ export interface MixtureOptions extends RoutingOptions {
 export function parseNetSpec(value: NetSpec | string | undefined, option: string): NetSpec {
   if (value === undefined || value === 'linear') return { kind: 'linear', hidden: [], activation: 'tanh' };
   if (typeof value !== 'string') {
-    if (value.kind === 'linear') return { kind: 'linear', hidden: [], activation: value.activation ?? 'tanh' };
-    return checkMlp(value.hidden, value.activation ?? 'tanh', option, JSON.stringify(value));
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+      throw new OptionError(option, `expected linear, mlp:H1,H2[:activation] or { kind, hidden, activation }, got ${quote(value)}`);
+    }
+    const activation = value.activation ?? 'tanh';
+    if (value.kind === 'linear') {
+      if (!ACTIVATIONS.includes(activation)) throw new OptionError(option, `unknown activation ${quote(activation)} (expected ${ACTIVATIONS.join(', ')})`);
+      if (value.hidden !== undefined && (!Array.isArray(value.hidden) || value.hidden.length > 0)) {
+        throw new OptionError(option, `a linear network has no hidden layers, got hidden ${quote(value.hidden)}`);
+      }
+      return { kind: 'linear', hidden: [], activation };
+    }
+    if (value.kind !== 'mlp') throw new OptionError(option, `kind must be linear or mlp, got ${quote(value.kind)}`);
+    return checkMlp(value.hidden, activation, option, quote(value));
   }
   const m = /^mlp:([0-9,\s]+)(?::(\w+))?$/.exec(value.trim());
-  if (!m) throw new OptionError(option, `expected linear or mlp:H1,H2[:activation], got ${JSON.stringify(value)}`);
+  if (!m) throw new OptionError(option, `expected linear or mlp:H1,H2[:activation], got ${quote(value)}`);
   const hidden = m[1]!.split(',').map((s) => Number(s.trim()));
   return checkMlp(hidden, (m[2] ?? 'tanh') as Activation, option, value);
+}
+
+/** A value as it should appear in a one-line message, whatever it is (JSON.stringify throws on BigInt and cycles). */
+function quote(v: unknown): string {
+  if (typeof v === 'string') return quoteValue(v);
+  try {
+    const s = JSON.stringify(v);
+    if (s !== undefined) return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  } catch {
+    // fall through
+  }
+  return String(v);
 }
 
 function checkMlp(hidden: number[] | undefined, activation: Activation, option: string, text: string): NetSpec {
@@ -80,7 +103,7 @@ function checkMlp(hidden: number[] | undefined, activation: Activation, option: 
     throw new OptionError(option, `mlp needs positive integer hidden widths, got ${text}`);
   }
   if (!ACTIVATIONS.includes(activation)) {
-    throw new OptionError(option, `unknown activation ${JSON.stringify(activation)} (expected ${ACTIVATIONS.join(', ')})`);
+    throw new OptionError(option, `unknown activation ${quote(activation)} (expected ${ACTIVATIONS.join(', ')})`);
   }
   return { kind: 'mlp', hidden: [...hidden], activation };
 }

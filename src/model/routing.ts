@@ -13,7 +13,7 @@
  * Balancing (weights ≥ 0, 0 = off): the Switch loss E·Σ_i f_i·P_i, the router z-loss
  * mean (logsumexp u)², and DeepSeek-V3's auxiliary-loss-free bias (step γ).
  */
-import { OptionError } from '../errors.js';
+import { OptionError, quoteValue } from '../errors.js';
 import type { LossName } from './config.js';
 
 /** The routing rules. */
@@ -86,27 +86,34 @@ function weight(v: unknown, option: string): number {
   return v;
 }
 
-/** Validate routing options for E experts and an error function. */
-export function resolveRouting(o: RoutingOptions, experts: number, loss: LossName): RoutingConfig {
-  const text = o.routing ?? 'dense';
-  if (typeof text !== 'string') throw new OptionError('routing', `expected dense, topk:K, switch or expert-choice:C, got ${JSON.stringify(text)}`);
+/** Parse a routing's spelling (`dense`, `topk:K`, `switch`, `expert-choice:C`) for E experts. */
+export function parseRoutingSpec(text: unknown, experts: number): { kind: RoutingKind; k: number } {
+  if (typeof text !== 'string') throw new OptionError('routing', `expected dense, topk:K, switch or expert-choice:C, got ${quoteValue(String(text))}`);
   const m = /^(dense|switch|topk|expert-choice)(?::(\S+))?$/.exec(text.trim());
-  if (!m) throw new OptionError('routing', `expected dense, topk:K, switch or expert-choice:C, got ${JSON.stringify(text).slice(0, 80)}`);
+  if (!m) throw new OptionError('routing', `expected dense, topk:K, switch or expert-choice:C, got ${quoteValue(text)}`);
   const kind = m[1] as RoutingKind;
   let k: number;
   if (kind === 'topk') {
     k = Number(m[2]);
-    if (m[2] === undefined || !Number.isInteger(k) || k < 1 || k > experts) throw new OptionError('routing', `topk:K needs an integer K in 1..${experts} (the experts), got ${JSON.stringify(text)}`);
+    if (m[2] === undefined || !Number.isInteger(k) || k < 1 || k > experts) throw new OptionError('routing', `topk:K needs an integer K in 1..${experts} (the experts), got ${quoteValue(text)}`);
   } else if (kind === 'expert-choice') {
     k = Number(m[2]);
-    if (m[2] === undefined || !Number.isFinite(k) || k <= 0 || k > experts) throw new OptionError('routing', `expert-choice:C needs a capacity factor C in (0, ${experts}], got ${JSON.stringify(text)}`);
+    if (m[2] === undefined || !Number.isFinite(k) || k <= 0 || k > experts) throw new OptionError('routing', `expert-choice:C needs a capacity factor C in (0, ${experts}], got ${quoteValue(text)}`);
   } else {
-    if (m[2] !== undefined) throw new OptionError('routing', `${kind} takes no parameter, got ${JSON.stringify(text)}`);
+    if (m[2] !== undefined) throw new OptionError('routing', `${kind} takes no parameter, got ${quoteValue(text)}`);
     k = kind === 'switch' ? 1 : experts;
   }
+  return { kind, k };
+}
+
+/** Validate routing options for E experts and an error function. */
+export function resolveRouting(o: RoutingOptions, experts: number, loss: LossName): RoutingConfig {
+  const { kind, k } = parseRoutingSpec(o.routing ?? 'dense', experts);
   const noise = o.noise ?? false;
   if (typeof noise !== 'boolean') throw new OptionError('noise', `must be true or false, got ${String(noise)}`);
-  if (noise && kind !== 'topk') throw new OptionError('noise', `learned noise is part of the noisy top-k gate: use it with topk:K, not ${kind}`);
+  if (noise && !(kind === 'topk' && k > 1)) {
+    throw new OptionError('noise', `learned noise is part of the noisy top-k gate: use it with topk:K, K ≥ 2 (the weights are a softmax over the kept noisy logits), not ${kind === 'topk' ? 'topk:1' : kind}`);
+  }
   const r: RoutingConfig = {
     kind,
     k,
@@ -117,6 +124,10 @@ export function resolveRouting(o: RoutingOptions, experts: number, loss: LossNam
     blockRows: o.blockRows ?? DEFAULT_BLOCK_ROWS,
   };
   if (!Number.isInteger(r.blockRows) || r.blockRows < 1 || r.blockRows > 1 << 20) throw new OptionError('blockRows', `must be an integer in 1..${1 << 20}, got ${String(o.blockRows)}`);
+  if (r.balanceLoss > 0 && (kind === 'dense' || kind === 'expert-choice')) {
+    throw new OptionError('balanceLoss', `under ${kind} routing every expert's load is fixed (${kind === 'dense' ? 'all rows' : 'its capacity'}), so the balance loss would be a constant; use it with topk or switch`);
+  }
+  if (o.blockRows !== undefined && kind === 'dense') throw new OptionError('blockRows', 'dense routing computes each expert on the whole batch; blocks are for sparse routing');
   if (r.balanceBias > 0 && (kind === 'dense' || kind === 'expert-choice')) {
     throw new OptionError('balanceBias', `the balancing bias changes which experts a row chooses: it needs topk or switch, not ${kind}`);
   }

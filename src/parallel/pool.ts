@@ -324,7 +324,14 @@ export class ParallelPool implements ExpertPool {
       // close() lets the phase in flight finish before it stops the shards; once it has
       // stopped them, this phase can no longer complete.
       if (this.stopped) {
-        throw new MoeError('ABORTED', `training stopped: the mixture was closed during fit; parameters are those of step ${this.step - 1}`);
+        // The phase outlasted close()'s grace period. Any phase but UPDATE leaves every
+        // parameter at the previous step; an UPDATE cut short leaves some experts updated.
+        throw new MoeError(
+          'ABORTED',
+          this.phase === CMD.UPDATE
+            ? `training stopped: the mixture was closed during fit while step ${this.step} updated the experts, and some shards had not finished it within ${CLOSE_GRACE_MS} ms; the gate and the finished shards are at step ${this.step}, the experts of the unfinished shards may be partly updated (save a checkpoint from onEpoch for a consistent state)`
+            : `training stopped: the mixture was closed during fit; parameters are those of step ${this.step - 1}`,
+        );
       }
       // waitAsync, never Atomics.wait: a worker's death reaches this thread as its piscina
       // task rejecting, on this event loop; a blocking wait would hang instead of failing.

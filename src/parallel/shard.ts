@@ -49,8 +49,6 @@ export type ShardResult = 'stopped' | { initError: WireError };
 export interface ShardApi {
   /** Load the provider and kernels and start the step loop; resolves to the provider actually loaded. */
   init(): Promise<{ backend: BackendName; detail: string } | { error: WireError }>;
-  /** Replace the optimiser settings (between steps). */
-  setOptimizer(cfg: Required<OptimizerConfig>): void;
   /** A copy of this shard's experts' parameters. */
   snapshot(): Float32Array;
 }
@@ -81,9 +79,6 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
         initDone(false);
         return { error: initError };
       }
-    },
-    setOptimizer(cfg) {
-      side?.setOptimizer(cfg);
     },
     snapshot() {
       const P = views.expertParams.length / task.config.experts;

@@ -12,7 +12,7 @@ import { constantColumns, fitStandardizer, identityStandardizer } from '../data/
 import type { TrainingData } from '../engine/step.js';
 import { trainingData } from './data.js';
 import { checkWorkerCount } from '../engine/plan.js';
-import { BackendError, listValues, MoeError, OptionError } from '../errors.js';
+import { BackendError, DataError, listValues, MoeError, OptionError } from '../errors.js';
 import { kernelSetFromEnv } from '../kernels/index.js';
 import { expertShape, type MixtureConfig } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
@@ -148,6 +148,14 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   let skip = state.training.batch ?? 0;
   if (skip > 0 && state.training.batchSize !== batchSize) {
     throw new OptionError('batchSize', `the model stopped mid-epoch after ${skip} batches of ${state.training.batchSize}; resume with batch size ${state.training.batchSize} to finish that epoch exactly`);
+  }
+  if (skip > 0 && skip * batchSize >= train.n) {
+    // The same data with the same split has more rows than the batches already done.
+    throw new DataError(
+      `the model stopped mid-epoch ${state.training.epoch + 1} after ${skip} batches of ${batchSize} (${skip * batchSize} rows), but this training set has ${train.n} rows; resume on the data (and validation split) it was trained on`,
+      {},
+      'DATA_SHAPE',
+    );
   }
   const [workers, workersNote] = chooseWorkers(c, o.workers, batchSize);
   // Fitted on the first training set only; undone if this fit is refused before training.

@@ -133,8 +133,8 @@ function unstandardize(g: OnnxGraphBuilder, v: string, s: { mean: number[]; std:
  * outputs `output` [N, K], `gate` [N, E], `experts` [E, N, K] as {@link Mixture.predict}
  * returns them. Refuses a mixture that has not been trained (no standardisation) or whose
  * weights exceed what one protobuf holds ({@link ONNX_MAX_INITIALIZER_BYTES}): an
- * OptionError naming `format`; a state that does not fit its configuration or a routing
- * other than dense: a ModelFormatError.
+ * OptionError naming `format`, as is expert-choice routing (not exported); a state that
+ * does not fit its configuration: a ModelFormatError.
  */
 export function mixtureToOnnx(state: ModelState): Uint8Array {
   const c = state.config;
