@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OptionError } from '../src/errors.js';
 import { checkWritable, checkWritableDir, resolveOutputPath, writeFileAtomic } from '../src/io/atomic.js';
 import { isRoot, makeCharDevice, makeFifo, makeUnwritableDir, unwritableDirWorks } from './helpers/files.js';
+import { rejection } from './helpers/rejection.js';
 
 let dir: string;
 let n = 0;
@@ -35,16 +36,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-/** The error `p` rejects with (it must reject). */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'expected a rejection').toBeInstanceOf(Error);
-  return err as Error;
-}
 
 /** Refused with one line: an OptionError naming the option and the path. */
 function expectRefusal(err: Error, option: string, path: string, says: RegExp): void {

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { columnIndices, ColumnNotFoundError, loadCsv } from '../src/data/csv.js';
 import { datasetFromArrays, validateDataset } from '../src/data/dataset.js';
 import { cutValue, DataError, listValues, OptionError, quoteValue } from '../src/errors.js';
+import { rejection } from './helpers/rejection.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -20,15 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(Error);
-  return err as Error;
-}
 
 describe('datasetFromArrays', () => {
   it('takes 300 000 classification rows without `classes` (no spread of the labels into arguments)', () => {

@@ -4,7 +4,6 @@
  * and saving is atomic (no partial file, no temporary files left behind).
  */
 import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +19,7 @@ import { safetensorsLayout } from '../src/io/safetensors-state.js';
 import { PARAM_ARRAYS } from '../src/model/state.js';
 import { Mixture } from '../src/mixture.js';
 import { testRandom } from './helpers/backends.js';
+import { makeFifo } from './helpers/files.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 
@@ -216,8 +216,7 @@ describe('damaged and foreign files → typed errors', () => {
 
   it('a named pipe (FIFO) with no writer → refused at once, not waited on', async () => {
     const fifo = join(dir, 'model.fifo');
-    const made = spawnSync('mkfifo', [fifo]);
-    expect(made.status, 'mkfifo').toBe(0);
+    expect(makeFifo(fifo), 'mkfifo').toBe(true);
     await expectLoadError(fifo, DataError, 'INVALID_DATA', 'not a regular file');
     // Through a symbolic link too.
     const link = join(dir, 'model-link.moe');

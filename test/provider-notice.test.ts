@@ -30,7 +30,12 @@ afterAll(async () => {
 });
 
 function run(script: string, env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  return spawnNode([script], ROOT, env);
+}
+
+/** Run node with `args` in `cwd`; its exit code and whole output. */
+function spawnNode(args: string[], cwd: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let stdout = '', stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
@@ -126,14 +131,7 @@ if (isMainThread) {
     expect(notices[0]).toMatch(/^moe: warning: OpenBLAS did not load; using wasm/);
   });
 
-  async function runArgs(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, FORCE_COLOR: '0', ...hidden } });
-    let stdout = '', stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    return new Promise((res, rej) => {
-      child.on('error', rej);
-      child.on('close', (code) => res({ code, stdout, stderr }));
-    });
+  function runArgs(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return spawnNode(args, dir, { FORCE_COLOR: '0', ...hidden });
   }
 });

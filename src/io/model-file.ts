@@ -15,10 +15,8 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import type { Standardizer } from '../data/standardize.js';
 import { DataError, ModelFormatError } from '../errors.js';
-import type { MixtureConfig } from '../model/config.js';
-import { PARAM_ARRAYS, type MixtureParams, type ModelState, type TrainingState } from '../model/state.js';
+import { PARAM_ARRAYS, type MixtureParams, type ModelState } from '../model/state.js';
 import { optimizerStateSize, type OptimizerConfig, type OptimizerName } from '../optim/config.js';
 import { writeFileAtomic } from './atomic.js';
 import { firstIssue, modelDocumentSchema, type ModelDocumentData } from './model-schema.js';
@@ -33,30 +31,18 @@ export const MAX_MODEL_FILE_BYTES = 512 * 2 ** 20;
 /** Largest safetensors file read (one Buffer: Node caps them at 4 GiB). */
 export const MAX_SAFETENSORS_FILE_BYTES = 2 ** 32 - 1;
 
-/** The JSON document, as written. */
-export interface ModelDocument {
+/**
+ * The JSON document, as written: the {@link ModelState}'s fields (configuration,
+ * optimiser, standardisation, names, training position) with its arrays as base64, and
+ * the format's own fields.
+ */
+export interface ModelDocument extends Omit<ModelState, 'params'> {
   /** Always {@link MODEL_FORMAT}. */
   format: typeof MODEL_FORMAT;
   /** Format version, 1..{@link MODEL_FORMAT_VERSION}. */
   version: number;
   /** Program that wrote the file. */
   writer: string;
-  /** The mixture's resolved configuration. */
-  config: MixtureConfig;
-  /** Optimiser and hyper-parameters, defaults filled in. */
-  optimizer: Required<OptimizerConfig>;
-  /** Input standardisation (D columns); absent before the first fit. */
-  inputScaler?: Standardizer;
-  /** Target standardisation (K columns); absent before the first fit. */
-  targetScaler?: Standardizer;
-  /** Input column names (D), if known. */
-  featureNames?: string[];
-  /** Regression target column names (K), if known. */
-  targetNames?: string[];
-  /** Classification: class names indexed by label, if known. */
-  classNames?: string[];
-  /** Step, epoch and RNG state, so a fit can resume from the file. */
-  training: TrainingState;
   /** Provider the model was trained on (informational). */
   backend: string;
   /** Kernel set the model was trained with (informational). */
