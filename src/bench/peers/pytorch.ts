@@ -103,7 +103,7 @@ export interface PytorchPeerOptions {
   timeSeconds?: number;
   /** Untimed steps before timing; default 3. */
   warmupSteps?: number;
-  /** Expert form; default the script's, the faster one here (`bmm`). */
+  /** Expert form; default the script's, the faster one here: `bmm` for linear experts (small), `linear` for MLP experts (medium, large). */
   impl?: PytorchExpertImpl;
   /** Adam's learning rate; default the script's (0.01). Speed does not depend on it. */
   lr?: number;
