@@ -1,28 +1,38 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import {
-  detectPytorch,
-  formatPeersMarkdown,
-  peerProblem,
-  runPeerBenchmark,
-  tfjsBatches,
-  tfjsMixtureFor,
-  useTfjsBackend,
-  type PeerReport,
-  type TfjsExpertLayout,
-} from '../src/bench/peers.js';
-import type { SizeSpec } from '../src/bench/scaling.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { SizeSpec } from '../src/bench/harness.js';
+import { PEER_EXPERTS, PEER_SYSTEMS, runPeerBenchmark, type PeerReport } from '../src/bench/peers.js';
+import { formatPeersMarkdown } from '../src/bench/peers-report.js';
+import { tfjsBatches, tfjsMixtureFor, useTfjsBackend, type TfjsExpertLayout } from '../src/bench/peers/tfjs.js';
+import { benchProblem } from '../src/bench/problem.js';
 import { OptionError } from '../src/errors.js';
 import { kernelSetFromEnv } from '../src/kernels/index.js';
+import { findTorchPython } from '../src/python/find-torch.js';
 import { trainingData } from '../src/train/data.js';
 import { TrainingSession } from '../src/train/session.js';
 import { benchCli, positiveFinite } from './helpers/bench-cli.js';
 
 // Functional checks only: the numbers depend on the machine and its load, never asserted.
-const TINY = { steps: 3, warmupSteps: 1 };
+const TINY = { steps: 3, warmupSteps: 1, rounds: 1 };
+
+let torch: Awaited<ReturnType<typeof findTorchPython>>;
+let dir: string;
+/** An environment in which no interpreter imports torch: a torch.py that raises, first on PYTHONPATH. */
+let noTorchEnv: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  torch = await findTorchPython();
+  dir = await mkdtemp(join(tmpdir(), 'moe-peers-test-'));
+  await writeFile(join(dir, 'torch.py'), 'raise ImportError("torch blocked by the test")\n');
+  noTorchEnv = { ...process.env, PYTHONPATH: dir, MOE_PYTHON: join(dir, 'no-such-python') };
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -47,7 +57,7 @@ function maxAbsDiff(a: Float32Array, b: Float32Array): number {
  * agree (float32 sums in different orders: a relative 1e-4).
  */
 async function checkLikeForLike(spec: SizeSpec, layout: TfjsExpertLayout): Promise<void> {
-  const p = await peerProblem(spec, { seed: 3 });
+  const p = await benchProblem(spec, { experts: PEER_EXPERTS, seed: 3 });
   const m = p.mixture;
   try {
     await useTfjsBackend(tf, 'wasm');
@@ -98,82 +108,131 @@ describe('the tfjs peer computes what this library computes', () => {
   });
 });
 
+/** The keys the JSON of `moe bench peers` promises. */
+const SIZE_KEYS = ['size', 'inputs', 'outputs', 'expert', 'activation', 'experts', 'batch', 'gemmShare', 'gemmGflops'];
+const ROW_KEYS = ['size', 'system', 'threads', 'blasThreads', 'samplesPerSecond', 'cpuPerWall'];
+
 describe('runPeerBenchmark', () => {
-  it('measures every system side by side on the small size, with no tfjs tensor leaked', async () => {
+  it('measures every system on the small size, interleaved, with the breakdown adding up to the step', async () => {
     const lines: string[] = [];
-    const report: PeerReport = await runPeerBenchmark({ sizes: ['small'], ...TINY, onProgress: (l) => lines.push(l) });
-    expect(report.experts).toBe(8);
-    expect(report.workers).toBe(2);
+    const report: PeerReport = await runPeerBenchmark({ sizes: ['small'], ...TINY, timeMs: 50, pytorchConfigs: ['torch1-blas1', 'torch1-blas2'], onProgress: (l) => lines.push(l) });
+    expect(report).toMatchObject({ experts: 8, rounds: 1, steps: 3 });
+    expect(report.workers).toBe(Math.min(availableParallelism(), 8));
     expect(report.backend).not.toBe('');
-    expect(report.machine).toMatch(/^[a-z0-9-]+$/);
+    expect(report.blasThreads).toBe(1);
     expect(report.tfjsVersion).toBe(tf.version_core);
-    expect(report.sizes.map((s) => s.size)).toEqual(['small']);
-    expect(report.rows.map((r) => r.system)).toEqual(['in-process', 'workers', 'tfjs-wasm', 'tfjs-cpu']);
+    const systems = report.rows.map((r) => r.system);
+    const expected = ['in-process', 'workers', 'tfjs-wasm', 'tfjs-cpu', ...(torch.python ? ['pytorch', 'pytorch'] : [])];
+    expect(systems).toEqual(expected);
     for (const r of report.rows) {
-      expect(r.size).toBe('small');
-      expect(r.batch).toBe(32);
-      expect(r.steps).toBe(TINY.steps);
-      for (const key of ['stepMicros', 'samplesPerSecond', 'vsTfjsWasm', 'vsTfjsCpu'] as const) expect(positiveFinite(r[key]), `${r.system} ${key} = ${r[key]}`).toBe(true);
-      expect(r.samplesPerSecond).toBeCloseTo((r.batch * 1e6) / r.stepMicros, 6);
+      expect(r).toMatchObject({ size: 'small', batch: 32, rounds: 1, steps: 3 });
+      for (const key of ['stepMicros', 'samplesPerSecond', 'cpuPerWall'] as const) expect(positiveFinite(r[key]), `${r.system} ${key} = ${r[key]}`).toBe(true);
+      expect(r.samplesPerSecond).toBeCloseTo(r.roundSamplesPerSecond[0]!, 6);
+      expect(r.valid).toBe(r.cpuPerWall <= r.cores + 0.2);
       expect(r.compute).not.toBe('');
-      expect(r.threads).toBe(r.system === 'workers' ? 2 : 1);
     }
+    expect(report.rows.find((r) => r.system === 'workers')!.threads).toBe(report.workers);
+    // Ratios against a peer only where its measurement is valid (a short window can show a compiler or GC thread's CPU).
     const wasm = report.rows.find((r) => r.system === 'tfjs-wasm')!;
     const inProcess = report.rows.find((r) => r.system === 'in-process')!;
-    expect(wasm.vsTfjsWasm).toBe(1);
-    expect(inProcess.vsTfjsWasm).toBeCloseTo(inProcess.samplesPerSecond / wasm.samplesPerSecond, 9);
+    if (wasm.valid) expect(inProcess.vsTfjsWasm).toBeCloseTo(inProcess.samplesPerSecond / wasm.samplesPerSecond, 9);
+    else expect(inProcess.vsTfjsWasm).toBeUndefined();
     for (const r of report.rows) expect(r.tensorsLeaked).toBe(r.system.startsWith('tfjs') ? 0 : undefined);
-    // PyTorch is reported either way, never skipped silently.
-    const torch = await detectPytorch();
-    expect(report.pytorch).toEqual(torch);
-    expect(report.skipped.some((s) => s.system === 'pytorch' && (torch.available || s.reason.startsWith('not available')))).toBe(true);
-    // One progress line per system; where OpenBLAS did not load, one fall-back notice too.
-    const notices = lines.filter((l) => l.startsWith('local-experts:'));
-    expect(lines.length - notices.length).toBe(4);
-    expect(notices.length).toBe(report.backend === 'blas' ? 0 : 1);
+    if (torch.python) {
+      expect(report.pytorch.available).toBe(true);
+      expect(report.rows.filter((r) => r.system === 'pytorch').map((r) => [r.config, r.threads, r.blasThreads, r.cores])).toEqual([
+        ['torch1-blas1', 1, 1, 1],
+        ['torch1-blas2', 1, 2, 2],
+      ]);
+    } else {
+      expect(report.skipped).toContainEqual({ size: 'all', system: 'pytorch', reason: expect.stringContaining('no Python imports torch') as unknown as string });
+    }
+
+    // Where the time goes: gemmShare, and a breakdown of each trainer that adds up to its step within 5%.
+    const s = report.sizes[0]!;
+    expect(s).toMatchObject({ size: 'small', inputs: 2, outputs: 4, expert: 'linear', experts: 8, batch: 32 });
+    expect(positiveFinite(s.gemmShare)).toBe(true);
+    expect(positiveFinite(s.gemmGflops)).toBe(true);
+    expect(s.gemmReplay!.calls).toBeGreaterThanOrEqual(8 * 2 + 2); // every expert forward and backward, and the gate's
+    expect(s.breakdown.map((b) => b.system)).toEqual(['in-process', 'workers']);
+    for (const b of s.breakdown) {
+      const parts = b.gemmMicros + b.elementwiseMicros + b.optimiserMicros + b.gateMicros + b.syncMicros + b.otherMicros;
+      expect(b.sumMicros).toBeCloseTo(parts, 6);
+      expect(Math.abs(parts / b.stepMicros - 1), `${b.system}: ${parts} µs of parts against a ${b.stepMicros} µs step`).toBeLessThanOrEqual(0.05);
+      for (const key of ['gemmMicros', 'elementwiseMicros', 'optimiserMicros', 'gateMicros', 'stepMicros'] as const) expect(positiveFinite(b[key]), `${b.system} ${key}`).toBe(true);
+      expect(b.otherMicros).toBeGreaterThanOrEqual(0);
+    }
+    const [inProc, workers] = s.breakdown;
+    expect(inProc!.syncMicros).toBe(0);
+    expect(inProc!.apportioned).toBe(false);
+    expect(Object.keys(inProc!.kernelMicros!)).toEqual(expect.arrayContaining(['adam', 'biasRows', 'sqErrRows', 'weightedDiffRows', 'colSums']));
+    expect(workers!.apportioned).toBe(true);
+    expect(workers!.syncMicros).toBeGreaterThan(0);
 
     const md = formatPeersMarkdown(report);
-    expect(md).toContain('plain tfjs, wasm backend');
-    expect(md).toContain(`PyTorch: ${torch.available ? torch.detail : 'not available'}`);
+    expect(md).toContain('| local-experts, in-process |');
+    expect(md).toMatch(/gemmShare \d\.\d\d: one in-process step's \d+ sgemm calls/);
+    expect(md).toMatch(/^\| in-process \| [\d.,]+ \| /m);
+    expect(md).toContain(torch.python ? `PyTorch: torch ${torch.python ? torch.torch : ''}` : 'PyTorch: not available');
+  });
+
+  it('says PyTorch is not available, without failing, where no interpreter imports torch', async () => {
+    const report = await runPeerBenchmark({ sizes: ['small'], ...TINY, tfjsBackends: [], breakdown: false, pythonEnv: noTorchEnv });
+    expect(report.rows.map((r) => r.system)).toEqual(['in-process', 'workers']);
+    expect(report.pytorch.available).toBe(false);
+    expect(report.skipped).toContainEqual({ size: 'all', system: 'pytorch', reason: expect.stringContaining('torch blocked by the test') as unknown as string });
+    expect(report.sizes[0]).toMatchObject({ gemmShare: null, gemmGflops: null, breakdown: [] });
+    expect(formatPeersMarkdown(report)).toMatch(/PyTorch: not available \(no Python imports torch/);
   });
 
   it('skips tfjs cpu where a step is too slow for it, saying why', async () => {
-    const report = await runPeerBenchmark({ sizes: ['medium'], steps: 1, warmupSteps: 0, tfjsBackends: ['cpu'] });
+    const report = await runPeerBenchmark({ sizes: ['medium'], steps: 1, warmupSteps: 0, rounds: 1, tfjsBackends: ['cpu'], pytorch: false, breakdown: false });
     expect(report.rows.map((r) => r.system)).toEqual(['in-process', 'workers']);
     expect(report.rows[0]!.vsTfjsWasm).toBeUndefined();
     expect(report.skipped).toContainEqual({ size: 'medium', system: 'tfjs-cpu', reason: expect.stringMatching(/GFLOP/) as unknown as string });
     expect(formatPeersMarkdown(report)).toMatch(/Not run: tfjs-cpu: tfjs cpu runs about/);
   });
 
-  it('rejects unknown sizes and bad step counts', async () => {
-    await expect(runPeerBenchmark({ sizes: ['large' as 'small'] })).rejects.toBeInstanceOf(OptionError);
+  it('rejects unknown sizes, bad step and round counts', async () => {
+    await expect(runPeerBenchmark({ sizes: ['huge' as 'small'] })).rejects.toBeInstanceOf(OptionError);
     await expect(runPeerBenchmark({ sizes: ['small'], steps: 0 })).rejects.toThrow(/steps/);
+    await expect(runPeerBenchmark({ sizes: ['small'], rounds: 0 })).rejects.toThrow(/rounds/);
     await expect(runPeerBenchmark({ sizes: ['small'], workers: 9 })).rejects.toBeInstanceOf(OptionError);
+    await expect(runPeerBenchmark({ sizes: ['small'], pytorchConfigs: ['torch3-blas1' as 'torch1-blas1'] })).rejects.toThrow(/pytorchConfigs: unknown configuration/);
   });
 });
 
 describe('moe bench peers', () => {
-  it('prints one JSON line and writes peers-<machine>.json and .md', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'moe-peers-'));
-    try {
-      const out = await benchCli(['peers', '--sizes', 'small', '--steps', '2', '--json', '--out', dir, '--machine', 'test-box']);
-      const last = out.trim().split('\n').pop()!;
-      const report = JSON.parse(last) as PeerReport;
-      expect(report.machine).toBe('test-box');
-      expect(report.command).toBe(`moe bench peers --json --sizes small --steps 2 --out ${dir} --machine test-box`);
-      expect(report.rows.length).toBeGreaterThanOrEqual(3);
-      const saved = JSON.parse(await readFile(join(dir, 'peers-test-box.json'), 'utf8')) as PeerReport;
-      expect(saved.rows).toEqual(report.rows);
-      const md = await readFile(join(dir, 'peers-test-box.md'), 'utf8');
-      expect(md).toMatch(/^# Peers/);
-      expect(md).toContain('| local-experts, in-process |');
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+  it('ends with one JSON object of sizes and rows in the promised shape, and writes peers-<machine>.json and .md', async () => {
+    const out = await benchCli(['peers', '--sizes', 'small', '--steps', '2', '--rounds', '1', '--pytorch-configs', 'torch1-blas1', '--json', '--out', dir, '--machine', 'test-box']);
+    const last = out.trim().split('\n').pop()!;
+    const report = JSON.parse(last) as { machine: string; command: string; sizes: Record<string, unknown>[]; rows: Record<string, unknown>[] };
+    expect(report.machine).toBe('test-box');
+    expect(report.command).toBe(`moe bench peers --json --sizes small --rounds 1 --steps 2 --pytorch-configs torch1-blas1 --out ${dir} --machine test-box`);
+    expect(Array.isArray(report.sizes)).toBe(true);
+    for (const s of report.sizes) {
+      expect(Object.keys(s)).toEqual(expect.arrayContaining(SIZE_KEYS));
+      expect(s).toMatchObject({ size: 'small', inputs: 2, outputs: 4, expert: 'linear', activation: 'tanh', experts: 8, batch: 32 });
+      expect(typeof s.gemmShare).toBe('number');
+      expect(typeof s.gemmGflops).toBe('number');
     }
+    expect(report.rows.length).toBeGreaterThanOrEqual(4);
+    for (const r of report.rows) {
+      expect(Object.keys(r)).toEqual(expect.arrayContaining(ROW_KEYS));
+      expect(PEER_SYSTEMS).toContain(r.system);
+      for (const k of ['threads', 'blasThreads', 'samplesPerSecond', 'cpuPerWall']) expect(positiveFinite(r[k]), `${String(r.system)} ${k}`).toBe(true);
+    }
+    expect(report.rows.some((r) => r.system === 'pytorch')).toBe(torch.python !== undefined);
+    const saved = JSON.parse(await readFile(join(dir, 'peers-test-box.json'), 'utf8')) as PeerReport;
+    expect(saved.rows).toEqual(report.rows);
+    const md = await readFile(join(dir, 'peers-test-box.md'), 'utf8');
+    expect(md).toMatch(/^# Peers/);
+    expect(md).toContain('- Command: `moe bench peers --json --sizes small');
   });
 
-  it('rejects an unknown size and --steps with --time', async () => {
+  it('rejects an unknown size, --steps with --time, and an unknown PyTorch configuration', async () => {
     await expect(benchCli(['peers', '--sizes', 'huge'])).rejects.toThrow(/unknown size "huge"/);
     await expect(benchCli(['peers', '--steps', '2', '--time', '10'])).rejects.toThrow(/cannot be used with/);
+    await expect(benchCli(['peers', '--pytorch-configs', 'torch9-blas9'])).rejects.toMatchObject({ option: '--pytorch-configs' });
   });
 });

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { formatScalingMarkdown } from '../src/bench/report.js';
-import { defaultWorkerCounts, machineSlug, runScalingBenchmark, type ScalingReport } from '../src/bench/scaling.js';
+import { machineSlug } from '../src/bench/harness.js';
+import { defaultWorkerCounts, runScalingBenchmark, type ScalingReport } from '../src/bench/scaling.js';
 import { OptionError } from '../src/errors.js';
 import { benchCli, positiveFinite } from './helpers/bench-cli.js';
 

@@ -5,17 +5,16 @@
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { Bench } from 'tinybench';
 import type { BackendRequest } from '../compute/provider.js';
 import { loadCsv } from '../data/csv.js';
-import { OptionError } from '../errors.js';
 import { Mixture } from '../mixture.js';
 import { Rng } from '../rng.js';
 import type { CsvParseReport } from './report.js';
-import { machineSlug } from './scaling.js';
+import { benchHeader, checkNonNegativeInt, checkPositiveInt, endLoad, startLoad } from './harness.js';
 
 /** Options of {@link runCsvParseBenchmark}. */
 export interface CsvParseOptions {
@@ -104,11 +103,12 @@ export async function runCsvParseBenchmark(o: CsvParseOptions = {}): Promise<Csv
   const features = o.features ?? 32;
   const runs = o.runs ?? 3;
   const wideColumns = o.wideColumns ?? 100_000;
-  for (const [name, v, min] of [['rows', rows, 1], ['features', features, 1], ['runs', runs, 1], ['workers', o.workers ?? 0, 0], ['wideColumns', wideColumns, 0]] as const) {
-    if (!(Number.isInteger(v) && v >= min)) throw new OptionError(name, `must be an integer ≥ ${min}, got ${v}`);
-  }
+  for (const [name, v] of [['rows', rows], ['features', features], ['runs', runs]] as const) checkPositiveInt(v, name);
+  checkNonNegativeInt(o.workers ?? 0, 'workers');
+  checkNonNegativeInt(wideColumns, 'wideColumns');
   const say = o.onProgress ?? (() => {});
-  const loadStart = loadavg()[0]!;
+  const header = benchHeader(o.machine);
+  const load = startLoad();
   const rssBefore = process.resourceUsage().maxRSS / 1024;
   const dir = await mkdtemp(join(tmpdir(), 'moe-bench-csv-'));
   try {
@@ -155,17 +155,14 @@ export async function runCsvParseBenchmark(o: CsvParseOptions = {}): Promise<Csv
       wideHeader = await timeWideHeader(dir, Math.max(2, wideColumns));
     }
     const parseEpochs = parseSeconds / epoch.seconds;
+    endLoad(load);
     // A one-off cost is more than 10% of a run of n epochs while n < 9 × parseEpochs.
     const verdict =
       parseEpochs < 1
         ? `Parsing is not the bottleneck: loading the file once takes ${(parseEpochs * 100).toFixed(0)}% of one training epoch on the same data.`
         : `Parsing the file once costs as much as ${parseEpochs.toFixed(1)} epochs of training: it is more than 10% of a run shorter than ${Math.ceil(9 * parseEpochs)} epochs, and negligible for long runs.`;
     return {
-      machine: o.machine ?? machineSlug(),
-      cpuModel: cpus()[0]?.model ?? 'unknown',
-      cores: availableParallelism(),
-      node: process.version,
-      date: new Date().toISOString(),
+      ...header,
       rows,
       features,
       fileBytes: bytes,
@@ -180,7 +177,7 @@ export async function runCsvParseBenchmark(o: CsvParseOptions = {}): Promise<Csv
       training: { backend: fit.backend, workers: fit.workers, experts, expert, batch, epochSeconds: epoch.seconds, samplesPerSecond: epoch.samplesPerSecond },
       parseEpochs,
       ...(wideHeader ? { wideHeader } : {}),
-      loadAverage: { start: loadStart, end: loadavg()[0]! },
+      loadAverage: load,
       verdict,
     };
   } finally {

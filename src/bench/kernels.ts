@@ -10,7 +10,6 @@
  * would drift (activations, derivatives) are restored before every iteration, outside the
  * timed call.
  */
-import { availableParallelism, cpus, loadavg } from 'node:os';
 import { Bench } from 'tinybench';
 import { loadExactProvider } from '../compute/load.js';
 import type { Sgemm } from '../compute/provider.js';
@@ -21,8 +20,7 @@ import { wasmApi, type WasmMemory } from '../kernels/wasm-api.js';
 import { wasmKernels } from '../kernels/wasm.js';
 import { Rng } from '../rng.js';
 import * as old from './kernels-baseline.js';
-import type { BenchHeader } from './report.js';
-import { machineSlug } from './scaling.js';
+import { benchHeader, checkChoices, checkMillis, endLoad, formatJson, startLoad, type BenchHeader, type LoadAverage } from './harness.js';
 
 /** The sets measured: the kernels' two implementations and the 0.1.0 loops. */
 export const KERNEL_BENCH_SETS = ['js-old', 'js', 'wasm'] as const;
@@ -52,7 +50,7 @@ export interface KernelBenchReport extends BenchHeader {
   /** Timed budget per (kernel, set), ms. */
   timeMs: number;
   /** The 1-minute load average at the start and the end. */
-  loadAverage: { start: number; end: number };
+  loadAverage: LoadAverage;
   /** Shapes of each kernel's call, e.g. `512×512`. */
   shapes: Record<string, string>;
   /** Targets for the wasm set, ns per element (kernels without a target are absent). */
@@ -268,19 +266,13 @@ function floatsNeeded(): number {
  * thread, one task per (kernel, set).
  */
 export async function runKernelBenchmark(opts: KernelBenchOptions = {}): Promise<KernelBenchReport> {
-  const timeMs = opts.timeMs ?? 300;
-  if (!(timeMs >= 0 && Number.isFinite(timeMs))) throw new OptionError('timeMs', `must be a number of milliseconds ≥ 0, got ${timeMs}`);
-  const sets = opts.sets ?? [...KERNEL_BENCH_SETS];
-  for (const s of sets) if (!(KERNEL_BENCH_SETS as readonly string[]).includes(s)) throw new OptionError('sets', `unknown set ${JSON.stringify(s)} (expected ${KERNEL_BENCH_SETS.join(', ')})`);
+  const timeMs = checkMillis(opts.timeMs ?? 300, 'timeMs');
+  const sets = checkChoices(opts.sets ?? [...KERNEL_BENCH_SETS], KERNEL_BENCH_SETS, 'sets', 'set');
   const progress = opts.onProgress ?? (() => {});
   const report: KernelBenchReport = {
-    machine: opts.machine ?? machineSlug(),
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    cores: availableParallelism(),
-    node: process.version,
-    date: new Date().toISOString(),
+    ...benchHeader(opts.machine),
     timeMs,
-    loadAverage: { start: loadavg()[0]!, end: 0 },
+    loadAverage: startLoad(),
     shapes: {},
     targets: { ...TARGETS },
     rows: [],
@@ -330,13 +322,13 @@ export async function runKernelBenchmark(opts: KernelBenchOptions = {}): Promise
       progress(`${c.name} ${row.set}: ${row.nsPerElement.toPrecision(3)} ns/element (±${row.rmePercent.toFixed(1)}%, ${row.samples} calls)`);
     }
   }
-  report.loadAverage.end = loadavg()[0]!;
+  endLoad(report.loadAverage);
   return report;
 }
 
 /** The kernel report as one JSON line (or indented, for files). */
 export function formatKernelJson(report: KernelBenchReport, pretty = false): string {
-  return JSON.stringify(report, null, pretty ? 2 : undefined);
+  return formatJson(report, pretty);
 }
 
 function ns(v: number | undefined): string {

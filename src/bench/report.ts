@@ -2,25 +2,10 @@
  * Benchmark reports as markdown (for people and the repository's bench/results) and JSON
  * (for tools). Formatting only: the numbers come from the benchmark runners.
  */
+import { formatJson, num, pct, type BenchHeader, type LoadAverage } from './harness.js';
 import { IDLE_GAP_MS, type ScalingReport, type ScalingRow } from './scaling.js';
 
-/** Where and when a benchmark ran: the header every report starts with. */
-export interface BenchHeader {
-  /** Stable machine name (slug of CPU model and cores, or the `machine` option). */
-  machine: string;
-  /** CPU model as the OS reports it. */
-  cpuModel: string;
-  /** Cores available to this process. */
-  cores: number;
-  /** Node.js version (`process.version`). */
-  node: string;
-  /** ISO 8601. */
-  date: string;
-  /** The command that produced it (set by the CLI). */
-  command?: string;
-  /** Free-form remarks printed with the report. */
-  notes?: string[];
-}
+export type { BenchHeader };
 
 /** What the CSV parsing benchmark measures (see `moe bench csv`). */
 export interface CsvParseReport extends BenchHeader {
@@ -80,30 +65,14 @@ export interface CsvParseReport extends BenchHeader {
     runs: number;
   };
   /** The 1-minute load average at the start and the end of the run. */
-  loadAverage: {
-    /** At the start of the run. */
-    start: number;
-    /** At the end of the run. */
-    end: number;
-  };
+  loadAverage: LoadAverage;
   /** One sentence: whether parsing is the bottleneck. */
   verdict: string;
 }
 
 /** The scaling report as one JSON line (or indented, for files). */
 export function formatScalingJson(report: ScalingReport, pretty = false): string {
-  return JSON.stringify(report, null, pretty ? 2 : undefined);
-}
-
-function num(v: number | undefined, digits = 3): string {
-  if (v === undefined || !Number.isFinite(v)) return '–';
-  if (Math.abs(v) >= 1000) return Math.round(v).toLocaleString('en-US');
-  if (Math.abs(v) >= 100) return v.toFixed(0);
-  return v.toPrecision(digits);
-}
-
-function pct(v: number): string {
-  return `${(v * 100).toFixed(0)}%`;
+  return formatJson(report, pretty);
 }
 
 /** The scaling report as markdown: a short header, the table, definitions and the in-process comparison. */
@@ -175,7 +144,7 @@ function inProcessComparison(rows: ScalingRow[]): string[] {
 
 /** The CSV parsing report as one JSON line (or indented, for files). */
 export function formatCsvJson(report: CsvParseReport, pretty = false): string {
-  return JSON.stringify(report, null, pretty ? 2 : undefined);
+  return formatJson(report, pretty);
 }
 
 /** The CSV parsing report as markdown. */

@@ -8,58 +8,43 @@
  * warm-up that each task runs itself (tinybench warms every task before running any, which
  * would keep every task's pool and memory alive at once).
  */
-import { availableParallelism, cpus, loadavg } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Bench } from 'tinybench';
 import type { BackendRequest } from '../compute/provider.js';
-import type { Dataset } from '../data/dataset.js';
-import { fitStandardizer } from '../data/standardize.js';
-import { OptionError } from '../errors.js';
 import { BUSY_SLOTS, CMD } from '../memory/layout.js';
-import { Mixture } from '../mixture.js';
-import { expertShape, gateShape } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
+import { expertShape, gateShape } from '../model/config.js';
 import { checkWorkerCount } from '../engine/plan.js';
 import type { ParallelPool } from '../parallel/pool.js';
-import { Rng } from '../rng.js';
 import type { ExpertPool } from '../engine/pool.js';
-import { kernelSetFromEnv } from '../kernels/index.js';
-import { trainingData } from '../train/data.js';
-import { TrainingSession } from '../train/session.js';
-import type { BenchHeader } from './report.js';
+import type { TrainingSession } from '../train/session.js';
+import {
+  BENCH_SIZES,
+  benchHeader,
+  checkChoices,
+  checkMillis,
+  checkNonNegativeInt,
+  checkPositiveInt,
+  defaultExperts,
+  endLoad,
+  num,
+  SIZE_SPECS,
+  startLoad,
+  type BenchHeader,
+  type BenchSize,
+  type LoadAverage,
+  type SizeSpec,
+} from './harness.js';
+import { benchProblem, startSession, stepper } from './problem.js';
 
-/** The benchmark's problem sizes. */
-export const SCALING_SIZES = ['small', 'medium', 'large'] as const;
+export { SIZE_SPECS, type SizeSpec };
+
+/** The benchmark's problem sizes (see {@link SIZE_SPECS}). */
+export const SCALING_SIZES = BENCH_SIZES;
 /** One of {@link SCALING_SIZES}; see {@link SIZE_SPECS} for what each is. */
-export type ScalingSize = (typeof SCALING_SIZES)[number];
+export type ScalingSize = BenchSize;
 
-/** One size: a regression mixture of `expert` nets D → … → K, trained on batches of `batch` rows. */
-export interface SizeSpec {
-  /** Input width D. */
-  inputs: number;
-  /** Output width K. */
-  outputs: number;
-  /** Expert net as the CLI spells it. */
-  expert: string;
-  /** Rows per training step. */
-  batch: number;
-  /** What it stands for. */
-  note: string;
-}
-
-/**
- * small: the paper's shape (2 formants in, 4 outputs, linear experts and gate), batch 32;
- * medium and large: MLP experts heavy enough for the threads to matter. Every size is a
- * regression on random data with the Gaussian-mixture NLL and Adam.
- */
-export const SIZE_SPECS: Record<ScalingSize, SizeSpec> = {
-  small: { inputs: 2, outputs: 4, expert: 'linear', batch: 32, note: 'linear 2→4, the paper’s vowel shape' },
-  medium: { inputs: 256, outputs: 256, expert: 'mlp:512', batch: 512, note: 'MLP 256→512→256' },
-  large: { inputs: 1024, outputs: 1024, expert: 'mlp:1024', batch: 256, note: 'MLP 1024→1024→1024' },
-};
-
-/** Batches of distinct rows held in memory per size: the steps cycle over them. */
-const BATCHES = 8;
 /** Idle time before each of the "idle" pings, ms (of the order of a medium phase). */
 export const IDLE_GAP_MS = 20;
 
@@ -155,12 +140,7 @@ export interface ScalingReport extends BenchHeader {
   /** Experts E in every mixture. */
   experts: number;
   /** The system's 1-minute load average when the run started and ended (other processes compete for the cores). */
-  loadAverage: {
-    /** At the start of the run. */
-    start: number;
-    /** At the end of the run. */
-    end: number;
-  };
+  loadAverage: LoadAverage;
   /** Each size measured, with its parameter counts. */
   sizes: ({
     /** Size name. */
@@ -174,16 +154,6 @@ export interface ScalingReport extends BenchHeader {
   } & SizeSpec)[];
   /** One measurement per (size, workers). */
   rows: ScalingRow[];
-}
-
-/** `AMD EPYC 7B13` on 2 cores → `amd-epyc-7b13-2c`. */
-export function machineSlug(model = cpus()[0]?.model ?? 'unknown-cpu', cores = availableParallelism()): string {
-  const s = `${model}-${cores}c`
-    .toLowerCase()
-    .replace(/\(r\)|\(tm\)/g, '')
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '');
-  return s || `machine-${cores}c`;
 }
 
 /** 1, 2, 4, … up to min(cores, experts), then `cores` itself when it fits. */
@@ -286,23 +256,6 @@ class PhaseClock implements ExpertPool {
   }
 }
 
-/** Random regression data: inputs N(0,1), each target a noisy copy of one input. */
-/** Random regression rows for a size: standard normal inputs, targets a noisy copy of them. */
-export function randomData(spec: SizeSpec, rows: number, rng: Rng): Dataset {
-  const { inputs: D, outputs: K } = spec;
-  const x = new Float32Array(rows * D);
-  for (let i = 0; i < x.length; i++) x[i] = rng.normal();
-  const y = new Float32Array(rows * K);
-  for (let r = 0; r < rows; r++) for (let k = 0; k < K; k++) y[r * K + k] = x[r * D + (k % D)]! + 0.1 * rng.normal();
-  return { task: 'regression', n: rows, inputs: D, x, outputs: K, y, source: 'random' };
-}
-
-/** The option as a positive integer, or OptionError naming it. */
-export function checkPositiveInt(v: unknown, option: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new OptionError(option, `must be a positive integer, got ${String(v)}`);
-  return v;
-}
-
 /** What one timed measurement leaves behind. */
 interface Measured {
   steps: number;
@@ -322,72 +275,46 @@ interface Measured {
  */
 export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<ScalingReport> {
   const cores = availableParallelism();
-  const experts = opts.experts === undefined ? (cores > 8 ? 16 : 8) : checkPositiveInt(opts.experts, 'experts');
-  const sizes = opts.sizes ?? [...SCALING_SIZES];
-  if (sizes.length === 0) throw new OptionError('sizes', 'no size given');
-  for (const s of sizes) {
-    if (!(SCALING_SIZES as readonly string[]).includes(s)) throw new OptionError('sizes', `unknown size ${JSON.stringify(s)} (expected ${SCALING_SIZES.join(', ')})`);
-  }
+  const experts = opts.experts === undefined ? defaultExperts(cores) : checkPositiveInt(opts.experts, 'experts');
+  const sizes = checkChoices(opts.sizes ?? [...SCALING_SIZES], SCALING_SIZES, 'sizes', 'size');
   const requested = opts.workers ?? defaultWorkerCounts(cores, experts);
   for (const w of requested) {
     checkWorkerCount(w, experts);
   }
   const workerCounts = [...new Set([1, ...requested])].sort((a, b) => a - b);
-  const timeMs = opts.timeMs ?? 3000;
-  if (!(timeMs >= 0)) throw new OptionError('timeMs', `must be ≥ 0, got ${timeMs}`);
+  const timeMs = checkMillis(opts.timeMs ?? 3000, 'timeMs');
   const minSteps = checkPositiveInt(opts.minSteps ?? 5, 'minSteps');
-  const warmupSteps = opts.warmupSteps ?? 3;
-  if (!Number.isInteger(warmupSteps) || warmupSteps < 0) throw new OptionError('warmupSteps', `must be an integer ≥ 0, got ${warmupSteps}`);
+  const warmupSteps = checkNonNegativeInt(opts.warmupSteps ?? 3, 'warmupSteps');
   const pings = checkPositiveInt(opts.pings ?? 500, 'pings');
   const seed = opts.seed ?? 1;
   const progress = opts.onProgress ?? (() => {});
 
   const report: ScalingReport = {
-    machine: opts.machine ?? machineSlug(),
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    cores,
+    ...benchHeader(opts.machine),
     backend: '',
     backendDetail: '',
     experts,
-    node: process.version,
-    date: new Date().toISOString(),
-    loadAverage: { start: loadavg()[0]!, end: NaN },
+    loadAverage: startLoad(),
     sizes: [],
     rows: [],
   };
 
   for (const size of sizes) {
     const spec = SIZE_SPECS[size];
-    const m = await Mixture.create({
-      task: 'regression',
-      inputs: spec.inputs,
-      outputs: spec.outputs,
+    const p = await benchProblem(spec, {
       experts,
-      expert: spec.expert,
-      gate: 'linear',
-      loss: 'gaussian',
-      optimizer: 'adam',
-      // A modest rate: thousands of steps revisit the same 8 batches.
-      lr: 1e-3,
       seed,
-      backend: opts.backend ?? 'auto',
+      ...(opts.backend ? { backend: opts.backend } : {}),
       ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
       onWarning: progress,
     });
+    const m = p.mixture;
     report.backend = m.provider.name;
     report.backendDetail = m.provider.detail;
     const c = m.config;
     const P = mlpParamCount(expertShape(c));
     report.sizes.push({ size, ...spec, expertParams: P, gateParams: mlpParamCount(gateShape(c)), flopsPerStep: 6 * spec.batch * P * experts });
-
     const B = spec.batch;
-    const data = randomData(spec, B * BATCHES, new Rng(seed));
-    m.state.inputScaler = fitStandardizer(data.x, data.n, c.inputs);
-    m.state.targetScaler = fitStandardizer(data.y!, data.n, c.outputs);
-    const standardised = trainingData(m.state, data);
-    const kernels = kernelSetFromEnv();
-    // Every step trains on one of BATCHES fixed, disjoint row lists: no allocation per step.
-    const batches = Array.from({ length: BATCHES }, (_, i) => Int32Array.from({ length: B }, (_, r) => i * B + r));
 
     const measured = new Map<number, Measured>();
     // Everything a task's hooks set up, torn down in afterAll.
@@ -395,14 +322,6 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
     let clock: PhaseClock | undefined;
     let pool: ParallelPool | undefined;
     let session: TrainingSession | undefined;
-
-    const stepper = (s: TrainingSession): (() => Promise<number>) => {
-      let t = 0;
-      return () => {
-        t++;
-        return s.step.run(batches[t % BATCHES]!, m.optimizer.lr, t);
-      };
-    };
 
     const bench = new Bench({
       name: `scaling ${size}`,
@@ -420,8 +339,8 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       bench.add('in-process', fn, {
         async: true,
         beforeAll: async () => {
-          session = await TrainingSession.start(m.state, m.provider, standardised, { maxBatch: B, workers: 0, kernels });
-          run = stepper(session);
+          session = await startSession(p, { workers: 0 });
+          run = stepper(p, session);
           for (let i = 0; i < warmupSteps; i++) await run();
         },
         afterAll: async () => {
@@ -435,47 +354,45 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       bench.add(`${workers} worker${workers === 1 ? '' : 's'}`, fn, {
         async: true,
         beforeAll: async () => {
-          const s = await TrainingSession.start(m.state, m.provider, standardised, {
-            maxBatch: B,
+          const s = await startSession(p, {
             workers,
-            kernels,
             wrapPool: (inner, views) => {
               pool = inner as ParallelPool;
               return (clock = new PhaseClock(pool, views.busy));
             },
           });
-          const p = pool!;
+          const started = pool!;
           const timer = clock!;
-          run = stepper(s);
+          run = stepper(p, s);
           try {
             for (let i = 0; i < warmupSteps; i++) await run();
           } catch (err) {
             // afterAll does not run when beforeAll throws.
             pool = undefined;
-            await p.close();
+            await started.close();
             throw err;
           }
           timer.reset();
         },
         afterAll: async () => {
-          const p = pool, k = clock;
+          const started = pool, k = clock;
           run = undefined;
           pool = undefined;
           clock = undefined;
-          if (!p) return;
+          if (!started) return;
           try {
             if (k && k.phases[CMD.UPDATE]! > 0) {
               // The bare round trip, on the same pool right after its steps.
-              for (let i = 0; i < Math.min(50, pings); i++) await p.ping();
+              for (let i = 0; i < Math.min(50, pings); i++) await started.ping();
               const t0 = performance.now();
-              for (let i = 0; i < pings; i++) await p.ping();
+              for (let i = 0; i < pings; i++) await started.ping();
               const hot = ((performance.now() - t0) * 1000) / pings;
               let idle = 0;
               const idlePings = Math.min(20, pings);
               for (let i = 0; i < idlePings; i++) {
                 await sleep(IDLE_GAP_MS);
                 const t = performance.now();
-                await p.ping();
+                await started.ping();
                 idle += performance.now() - t;
               }
               const byPhase = (of: Float64Array): PhaseMicros => ({ forward: k.micros(of, CMD.FORWARD), backward: k.micros(of, CMD.BACKWARD), update: k.micros(of, CMD.UPDATE) });
@@ -489,7 +406,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
               });
             }
           } finally {
-            await p.close();
+            await started.close();
           }
         },
       });
@@ -503,11 +420,15 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       const out: Measured = { steps: t.runs, stepMicros: r.period * 1000, rmePercent: r.latency.rme, ...poolSide.get(w) };
       measured.set(w, out);
       progress(
-        `${size} ${t.name}: ${fmt((B * 1e6) / out.stepMicros)} samples/s over ${out.steps} steps (${fmt(out.stepMicros)} µs/step ±${out.rmePercent.toFixed(1)}%)` +
-          (out.syncMicros !== undefined ? `, sync ${fmt(out.syncMicros)} µs/phase, ping ${fmt(out.atomicsRoundTripMicros!)} µs (${fmt(out.idleRoundTripMicros!)} after idling)` : ''),
+        `${size} ${t.name}: ${num((B * 1e6) / out.stepMicros)} samples/s over ${out.steps} steps (${num(out.stepMicros)} µs/step ±${out.rmePercent.toFixed(1)}%)` +
+          (out.syncMicros !== undefined ? `, sync ${num(out.syncMicros)} µs/phase, ping ${num(out.atomicsRoundTripMicros!)} µs (${num(out.idleRoundTripMicros!)} after idling)` : ''),
       );
     });
-    await bench.run();
+    try {
+      await bench.run();
+    } finally {
+      await m.close();
+    }
 
     const base = measured.get(1);
     if (!base) throw new Error(`the 1-worker measurement of ${size} is missing`);
@@ -538,10 +459,6 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       report.rows.push(row);
     }
   }
-  report.loadAverage.end = loadavg()[0]!;
+  endLoad(report.loadAverage);
   return report;
-}
-
-function fmt(v: number): string {
-  return v >= 100 ? Math.round(v).toLocaleString('en-US') : v.toPrecision(3);
 }

@@ -1,18 +1,22 @@
 /**
  * `moe bench`: the scaling benchmark (`moe bench scaling`), the CSV parsing benchmark
- * (`moe bench csv`), the peer benchmark against plain tfjs (`moe bench peers`) and the
- * element-wise kernel benchmark (`moe bench kernels`). Reports go to stdout (markdown, or one JSON line with --json),
+ * (`moe bench csv`), the peer benchmark against plain tfjs and PyTorch (`moe bench peers`),
+ * the sparse-routing benchmark (`moe bench sparse`) and the element-wise kernel benchmark
+ * (`moe bench kernels`). Reports go to stdout (markdown, or one JSON line with --json),
  * progress to stderr, and with --out to `<dir>/<name>.json` and `.md`, written atomically.
  */
 import { mkdir } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { runCsvParseBenchmark } from '../bench/csv.js';
 import { formatKernelJson, formatKernelMarkdown, runKernelBenchmark, type KernelBenchOptions } from '../bench/kernels.js';
-import { formatPeersJson, formatPeersMarkdown, PEER_EXPERTS, PEER_SIZES, runPeerBenchmark, type PeerOptions, type PeerSize } from '../bench/peers.js';
+import { BENCH_SIZES, checkChoices, defaultExperts, defaultWorkers, machineSlug, type BenchSize } from '../bench/harness.js';
+import { PEER_EXPERTS, runPeerBenchmark, type PeerOptions } from '../bench/peers.js';
+import { formatPeersJson, formatPeersMarkdown } from '../bench/peers-report.js';
+import { PYTORCH_CONFIGS, type PytorchConfigName } from '../bench/peers/pytorch.js';
 import { formatCsvJson, formatCsvMarkdown, formatScalingJson, formatScalingMarkdown } from '../bench/report.js';
-import { machineSlug, runScalingBenchmark, SCALING_SIZES, type ScalingOptions, type ScalingSize } from '../bench/scaling.js';
+import { runScalingBenchmark, type ScalingOptions } from '../bench/scaling.js';
+import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUTINGS, type SparseOptions } from '../bench/sparse.js';
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWorkerCount } from '../engine/plan.js';
@@ -27,20 +31,22 @@ function intList(text: string, option: string): number[] {
   }
 }
 
-function sizeList(text: string): ScalingSize[] {
-  const parts = text.split(',').map((s) => s.trim());
-  for (const p of parts) {
-    if (!(SCALING_SIZES as readonly string[]).includes(p)) throw new OptionError('--sizes', `unknown size ${JSON.stringify(p)} (expected a comma-separated list of ${SCALING_SIZES.join(', ')})`);
-  }
-  return parts as ScalingSize[];
+/** `--sizes`: a comma-separated list of benchmark sizes. */
+function sizeList(text: string): BenchSize[] {
+  return checkChoices(
+    text.split(',').map((s) => s.trim()),
+    BENCH_SIZES,
+    '--sizes',
+    'size',
+  );
 }
 
-function peerSizeList(text: string): PeerSize[] {
+/** A comma-separated list of names, none empty or repeated. */
+function nameList(text: string, option: string): string[] {
   const parts = text.split(',').map((s) => s.trim());
-  for (const p of parts) {
-    if (!(PEER_SIZES as readonly string[]).includes(p)) throw new OptionError('--sizes', `unknown size ${JSON.stringify(p)} (expected a comma-separated list of ${PEER_SIZES.join(', ')})`);
-  }
-  return parts as PeerSize[];
+  if (parts.some((p) => p === '')) throw new OptionError(option, `expected a comma-separated list, got ${JSON.stringify(text)}`);
+  if (new Set(parts).size !== parts.length) throw new OptionError(option, `a value is given twice in ${JSON.stringify(text)}`);
+  return parts;
 }
 
 /** `--time`: milliseconds ≥ 0. */
@@ -71,7 +77,7 @@ function commandLine(cmd: Command): string {
     if (key === 'note' || key === 'verbose' || cmd.getOptionValueSource(key) !== 'cli') continue;
     const v: unknown = cmd.getOptionValue(key);
     const flag = o.long ?? o.short ?? key;
-    if (v === true) parts.push(flag);
+    if (typeof v === 'boolean') parts.push(flag);
     else if (Array.isArray(v)) for (const x of v) parts.push(flag, quote(String(x)));
     else parts.push(flag, quote(String(v)));
   }
@@ -135,9 +141,30 @@ interface CsvCliOptions {
 interface PeersCliOptions {
   json?: boolean;
   sizes: string;
+  rounds: number;
   steps?: number;
   time?: string;
   workers: number;
+  pytorch: boolean;
+  pytorchConfigs?: string;
+  breakdown: boolean;
+  backend: string;
+  out?: string;
+  machine?: string;
+  note?: string[];
+}
+
+interface SparseCliOptions {
+  json?: boolean;
+  routing?: string;
+  experts: number;
+  size: string;
+  batch?: number;
+  workers?: number;
+  rounds: number;
+  steps?: number;
+  time?: string;
+  skew: boolean;
   backend: string;
   out?: string;
   machine?: string;
@@ -152,15 +179,15 @@ interface KernelsCliOptions {
   note?: string[];
 }
 
-/** The `bench` command with its `scaling`, `csv`, `peers` and `kernels` subcommands (commander 14). */
+/** The `bench` command with its `scaling`, `csv`, `peers`, `sparse` and `kernels` subcommands (commander 14). */
 export function benchCommand(): Command {
-  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, element-wise kernels');
+  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, sparse routing, element-wise kernels');
 
   bench
     .command('scaling')
     .description('samples/s, speedup, efficiency and synchronisation cost of the parallel trainer at 1…W workers')
     .option('--json', 'print one JSON object (the last line of stdout) instead of the markdown table')
-    .option('--sizes <list>', `comma-separated sizes among ${SCALING_SIZES.join(', ')}`, SCALING_SIZES.join(','))
+    .option('--sizes <list>', `comma-separated sizes among ${BENCH_SIZES.join(', ')}`, BENCH_SIZES.join(','))
     .option('--workers <list>', 'comma-separated worker counts (default 1, 2, 4, … up to min(cores, experts), and cores)')
     .addOption(new Option('--experts <n>', 'experts per mixture (default 8; 16 on machines with more than 8 cores)').argParser(intArg(1)))
     .addOption(backendOption())
@@ -173,7 +200,7 @@ export function benchCommand(): Command {
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async function (this: Command, o: ScalingCliOptions) {
       const opts: ScalingOptions = {
-        sizes: sizeList(o.sizes ?? SCALING_SIZES.join(',')),
+        sizes: sizeList(o.sizes ?? BENCH_SIZES.join(',')),
         backend: backendOf(o.backend),
         onProgress: progress,
         ...(o.quick ? { timeMs: 300, minSteps: 3, warmupSteps: 1, pings: 100 } : {}),
@@ -185,7 +212,7 @@ export function benchCommand(): Command {
       await checkReportDir(o.out, opts.machine ?? machineSlug());
       if (opts.workers) {
         // As runScalingBenchmark checks them (its default experts), before the notice.
-        for (const w of opts.workers) checkWorkerCount(w, opts.experts ?? (availableParallelism() > 8 ? 16 : 8));
+        for (const w of opts.workers) checkWorkerCount(w, opts.experts ?? defaultExperts());
         noteWorkers('--workers', Math.max(...opts.workers));
       }
       const report = await runScalingBenchmark(opts);
@@ -241,12 +268,16 @@ export function benchCommand(): Command {
 
   bench
     .command('peers')
-    .description('the same mixture on identical shapes in one run: this library in-process and with workers against plain tfjs on one thread (wasm; cpu where a step is cheap)')
+    .description('the same mixture on identical shapes in one run, interleaved: this library in-process and with workers against plain tfjs (wasm; cpu where a step is cheap) and PyTorch; gemmShare and where the step goes')
     .option('--json', 'print one JSON object (the last line of stdout) instead of markdown')
-    .option('--sizes <list>', `comma-separated sizes among ${PEER_SIZES.join(', ')}`, PEER_SIZES.join(','))
-    .option('--time <ms>', 'timed budget per system in milliseconds (default 3000; at least 5 steps)')
-    .addOption(new Option('--steps <n>', 'exactly this many timed steps for every system (instead of --time)').argParser(intArg(1)).conflicts('time'))
-    .addOption(new Option('--workers <n>', "worker threads of this library's parallel system").argParser(intArg(1)).default(2))
+    .option('--sizes <list>', `comma-separated sizes among ${BENCH_SIZES.join(', ')}`, BENCH_SIZES.join(','))
+    .addOption(new Option('--rounds <n>', 'interleaved rounds: every system once per round, the median reported').argParser(intArg(1)).default(3))
+    .option('--time <ms>', 'timed budget per measurement in milliseconds (default 3000; at least 3 steps)')
+    .addOption(new Option('--steps <n>', 'exactly this many timed steps per measurement (instead of --time)').argParser(intArg(1)).conflicts('time'))
+    .addOption(new Option('--workers <n>', "worker threads of this library's parallel system (default min(cores, 8))").argParser(intArg(1)).default(Math.min(defaultWorkers(), PEER_EXPERTS)))
+    .option('--no-pytorch', 'do not run the PyTorch peer')
+    .option('--pytorch-configs <list>', `PyTorch thread configurations among ${PYTORCH_CONFIGS.map((c) => c.config).join(', ')} (default all)`)
+    .option('--no-breakdown', 'do not measure where the step goes (gemmShare, breakdown)')
     .addOption(backendOption())
     .option('--out <dir>', 'also write <dir>/peers-<machine>.json and <dir>/peers-<machine>.md')
     .option('--machine <name>', 'name of this machine in the report and file names (default: CPU model and cores)')
@@ -255,11 +286,22 @@ export function benchCommand(): Command {
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async function (this: Command, o: PeersCliOptions) {
       const opts: PeerOptions = {
-        sizes: peerSizeList(o.sizes),
+        sizes: sizeList(o.sizes),
+        rounds: o.rounds,
         workers: o.workers,
+        pytorch: o.pytorch,
+        breakdown: o.breakdown,
         backend: backendOf(o.backend),
         onProgress: progress,
       };
+      if (o.pytorchConfigs !== undefined) {
+        opts.pytorchConfigs = checkChoices(
+          nameList(o.pytorchConfigs, '--pytorch-configs'),
+          PYTORCH_CONFIGS.map((c) => c.config),
+          '--pytorch-configs',
+          'configuration',
+        ) as PytorchConfigName[];
+      }
       if (o.steps !== undefined) opts.steps = o.steps;
       if (o.time !== undefined) opts.timeMs = timeOf(o.time);
       if (o.machine !== undefined) opts.machine = machineOf(o.machine);
@@ -275,6 +317,56 @@ export function benchCommand(): Command {
         progress(`wrote ${files.join(', ')}`);
       }
       process.stdout.write(o.json ? formatPeersJson(report) + '\n' : md);
+    });
+
+  bench
+    .command('sparse')
+    .description('samples/s of full training steps under every routing (dense, topk, switch, expert-choice) with workers = cores, and the cost of a skewed load with and without splitting')
+    .option('--json', 'print one JSON object (the last line of stdout) instead of markdown')
+    .option('--routing <list>', `comma-separated routings (default ${SPARSE_ROUTINGS.join(',')})`)
+    .addOption(new Option('--experts <n>', 'experts').argParser(intArg(1)).default(16))
+    .option('--size <name>', `expert shape and batch: one of ${BENCH_SIZES.join(', ')}`, 'medium')
+    .addOption(new Option('--batch <n>', "rows per step (default the size's)").argParser(intArg(1)))
+    .addOption(new Option('--workers <n>', 'worker threads (default min(cores, experts))').argParser(intArg(1)))
+    .addOption(new Option('--rounds <n>', 'interleaved rounds, the median reported').argParser(intArg(1)).default(3))
+    .option('--time <ms>', 'timed budget per measurement in milliseconds (default 3000; at least 3 steps)')
+    .addOption(new Option('--steps <n>', 'exactly this many timed steps per measurement (instead of --time)').argParser(intArg(1)).conflicts('time'))
+    .option('--no-skew', 'do not measure the skewed-load case')
+    .addOption(backendOption())
+    .option('--out <dir>', 'also write <dir>/sparse-<machine>.json and <dir>/sparse-<machine>.md')
+    .option('--machine <name>', 'name of this machine in the report and file names (default: CPU model and cores)')
+    .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
+    .addOption(verboseOption())
+    .addHelpText('after', EXIT_CODES_HELP)
+    .action(async function (this: Command, o: SparseCliOptions) {
+      const opts: SparseOptions = {
+        experts: o.experts,
+        size: checkChoices([o.size], BENCH_SIZES, '--size', 'size')[0]!,
+        rounds: o.rounds,
+        skew: o.skew,
+        backend: backendOf(o.backend),
+        onProgress: progress,
+      };
+      if (o.routing !== undefined) opts.routings = nameList(o.routing, '--routing');
+      if (o.batch !== undefined) opts.batch = o.batch;
+      if (o.workers !== undefined) {
+        checkWorkerCount(o.workers, o.experts);
+        opts.workers = o.workers;
+      }
+      if (o.steps !== undefined) opts.steps = o.steps;
+      if (o.time !== undefined) opts.timeMs = timeOf(o.time);
+      if (o.machine !== undefined) opts.machine = machineOf(o.machine);
+      await checkReportDir(o.out, `sparse-${opts.machine ?? machineSlug()}`);
+      if (o.workers !== undefined) noteWorkers('--workers', o.workers);
+      const report = await runSparseBenchmark(opts);
+      report.command = commandLine(this);
+      if (o.note?.length) report.notes = o.note;
+      const md = formatSparseMarkdown(report);
+      if (o.out !== undefined) {
+        const files = await writeReport(o.out, `sparse-${report.machine}`, formatSparseJson(report, true), md);
+        progress(`wrote ${files.join(', ')}`);
+      }
+      process.stdout.write(o.json ? formatSparseJson(report) + '\n' : md);
     });
 
   bench

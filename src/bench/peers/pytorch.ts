@@ -20,7 +20,9 @@ import { fileURLToPath } from 'node:url';
 import { OptionError } from '../../errors.js';
 import { findTorchPython, type TorchPython } from '../../python/find-torch.js';
 import { median } from '../../reproduce/stats.js';
-import { checkPositiveInt, SCALING_SIZES, type ScalingSize } from '../scaling.js';
+import { BENCH_SIZES, checkPositiveInt, CPU_PER_WALL_TOLERANCE, withinCores, type BenchSize } from '../harness.js';
+
+export { CPU_PER_WALL_TOLERANCE, withinCores };
 
 /** The thread configurations: torch's own threads (`torch.set_num_threads`, OpenMP) and OpenBLAS's. */
 export const PYTORCH_CONFIGS = [
@@ -36,13 +38,10 @@ export type PytorchConfigName = (typeof PYTORCH_CONFIGS)[number]['config'];
 /** How the script holds the experts: one batched [E, n_in, n_out] tensor per layer (`torch.baddbmm`), or E `nn.Linear` stacks. */
 export type PytorchExpertImpl = 'bmm' | 'linear';
 
-/** How far process CPU time ÷ wall time may exceed a configuration's core count before its row is invalid. */
-export const CPU_PER_WALL_TOLERANCE = 0.2;
-
 /** One configuration's measurement. */
 export interface PytorchRow {
   /** Problem size (`SIZE_SPECS`). */
-  size: ScalingSize;
+  size: BenchSize;
   system: 'pytorch';
   /** Which thread configuration. */
   config: PytorchConfigName;
@@ -136,11 +135,6 @@ export function torchPeerScript(): string {
   throw new Error(`python/torch_peer.py not found in any directory above ${start}`);
 }
 
-/** Is a run of `cores` cores that measured `cpuPerWall` within its cores (≤ cores + tolerance)? False for a non-finite ratio. */
-export function withinCores(cpuPerWall: number, cores: number, tolerance = CPU_PER_WALL_TOLERANCE): boolean {
-  return Number.isFinite(cpuPerWall) && cpuPerWall <= cores + tolerance;
-}
-
 /**
  * The environment of one configuration's process: `OPENBLAS_NUM_THREADS` and
  * `MKL_NUM_THREADS` = blasThreads, `OMP_NUM_THREADS` = threads (torch's OpenMP pool, which
@@ -226,8 +220,8 @@ function runScript(python: string, args: string[], env: NodeJS.ProcessEnv, timeo
  * One call is one round of every configuration: to compare with other systems, call it
  * once per round between theirs and take medians ({@link medianPytorchRows}).
  */
-export async function runPytorchPeer(size: ScalingSize, opts: PytorchPeerOptions = {}): Promise<PytorchPeerResult> {
-  if (!(SCALING_SIZES as readonly string[]).includes(size)) throw new OptionError('size', `must be one of ${SCALING_SIZES.join(', ')}, got ${String(size)}`);
+export async function runPytorchPeer(size: BenchSize, opts: PytorchPeerOptions = {}): Promise<PytorchPeerResult> {
+  if (!(BENCH_SIZES as readonly string[]).includes(size)) throw new OptionError('size', `must be one of ${BENCH_SIZES.join(', ')}, got ${String(size)}`);
   if (opts.steps !== undefined) checkPositiveInt(opts.steps, 'steps');
   if (opts.warmupSteps !== undefined && !(Number.isInteger(opts.warmupSteps) && opts.warmupSteps >= 0)) {
     throw new OptionError('warmupSteps', `must be an integer ≥ 0, got ${String(opts.warmupSteps)}`);
