@@ -86,7 +86,7 @@ export interface GemmReplay {
   reps: number;
   /** flopsPerStep ÷ replay time, GFLOP/s. */
   gflops: number;
-  /** The in-process step's mean wall time with the timers off, same session, µs. */
+  /** The in-process step's median wall time with the timers off, same session, µs. */
   stepMicros: number;
   /** replayMicros ÷ stepMicros. */
   share: number;
@@ -362,14 +362,16 @@ export async function breakdownInProcess(p: BenchProblem, o: { warmupSteps: numb
   const s = await timedSession(p, 0);
   try {
     for (let i = 0; i < o.warmupSteps; i++) await s.run();
-    // The step with the timers off (one branch per wrapped call).
+    // The step with the timers off (one branch per wrapped call): the median step, which
+    // another process taking the core for a moment moves least.
     const t0 = performance.now();
-    let plain = 0;
+    const plain: number[] = [];
     do {
+      const a = performance.now();
       await s.run();
-      plain++;
-    } while (!windowDone(o.plan, plain, t0));
-    const plainMicros = ((performance.now() - t0) * 1000) / plain;
+      plain.push(performance.now() - a);
+    } while (!windowDone(o.plan, plain.length, t0));
+    const plainMicros = median(plain) * 1000;
 
     await timedSteps(s, o.plan);
     const t = s.timer, n = t.steps, us = (ms: number): number => (ms * 1000) / n;
