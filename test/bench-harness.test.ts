@@ -22,7 +22,8 @@ import {
   type Contender,
   type Window,
 } from '../src/bench/harness.js';
-import { addRatios, type PeerRow } from '../src/bench/peers.js';
+import { addRatios, type PeerReport, type PeerRow } from '../src/bench/peers.js';
+import { peerTargets } from '../src/bench/peers-report.js';
 import { OptionError } from '../src/errors.js';
 
 describe('interleaved rounds', () => {
@@ -108,6 +109,28 @@ describe('summarising rounds', () => {
     const noValidOneCore = [row('in-process', 600, true), row('pytorch', 400, false, 'torch1-blas1')];
     expect(addRatios(noValidOneCore).oneCore).toBeUndefined();
     expect(noValidOneCore[0]!.vsPytorchOneCore).toBeUndefined();
+  });
+});
+
+describe('the per-core targets', () => {
+  it('are checked per size from the rows\' ratios and gemmShare, and "not measured" where a number is missing', () => {
+    const entry = (size: 'small' | 'medium', gemmShare: number | null, gemmGflops: number | null) => ({ size, gemmShare, gemmGflops }) as PeerReport['sizes'][number];
+    const r = {
+      workers: 2,
+      sizes: [entry('small', 0.1, 2), entry('medium', 0.9, 85)],
+      rows: [
+        { size: 'small', system: 'in-process', vsPytorchOneCore: 3.5 },
+        { size: 'medium', system: 'in-process', vsPytorchOneCore: 1.2 },
+        { size: 'medium', system: 'workers' },
+      ],
+    } as unknown as PeerReport;
+    expect(peerTargets(r).map((t) => [t.size, t.target, t.measured, t.met])).toEqual([
+      ['small', 'in-process ≥ 3× PyTorch one core', '3.50×', true],
+      ['medium', "2 workers ≥ 1.5× PyTorch's best two-core", '–', undefined],
+      ['medium', 'in-process ≥ 1.25× PyTorch one core', '1.20×', false],
+      ['medium', 'gemmShare ≥ 0.85', '0.90', true],
+      ['medium', 'gemmGflops ≥ 90', '85.0 GFLOP/s', false],
+    ]);
   });
 });
 

@@ -46,6 +46,44 @@ function breakdownCells(b: StepBreakdown): string[] {
   ];
 }
 
+/** One of the per-core speed targets, checked against a report. */
+export interface PeerTarget {
+  /** Size it applies to. */
+  size: string;
+  /** What is asked for. */
+  target: string;
+  /** What was measured. */
+  measured: string;
+  /** Met, not met, or undefined where a number is missing (PyTorch not run, a row invalid). */
+  met: boolean | undefined;
+}
+
+/**
+ * The per-core speed targets: small in-process ≥ 3× PyTorch on one core; medium and large
+ * in-process ≥ 1.25× PyTorch on one core, the workers ≥ 1.5× PyTorch's best two-core
+ * configuration, gemmShare ≥ 0.85 and gemmGflops ≥ 90.
+ */
+export function peerTargets(r: PeerReport): PeerTarget[] {
+  const out: PeerTarget[] = [];
+  const check = (size: string, target: string, v: number | null | undefined, min: number, unit = '×'): void => {
+    const has = v !== undefined && v !== null && Number.isFinite(v);
+    out.push({ size, target, measured: has ? (unit === '×' ? ratio(v) : `${v.toFixed(unit === '' ? 2 : 1)}${unit}`) : '–', met: has ? v >= min : undefined });
+  };
+  for (const s of r.sizes) {
+    const row = (system: string): PeerRow | undefined => r.rows.find((x) => x.size === s.size && x.system === system);
+    const inProc = row('in-process'), workers = row('workers');
+    if (s.size === 'small') {
+      check(s.size, 'in-process ≥ 3× PyTorch one core', inProc?.vsPytorchOneCore, 3);
+      continue;
+    }
+    check(s.size, `${r.workers} workers ≥ 1.5× PyTorch's best two-core`, workers?.vsPytorchBestTwoCore, 1.5);
+    check(s.size, 'in-process ≥ 1.25× PyTorch one core', inProc?.vsPytorchOneCore, 1.25);
+    check(s.size, 'gemmShare ≥ 0.85', s.gemmShare, 0.85, '');
+    check(s.size, 'gemmGflops ≥ 90', s.gemmGflops, 90, ' GFLOP/s');
+  }
+  return out;
+}
+
 /** The report as markdown: per size the systems side by side, the ratios, gemmShare and where the time goes. */
 export function formatPeersMarkdown(r: PeerReport): string {
   const lines: string[] = [];
@@ -94,6 +132,12 @@ export function formatPeersMarkdown(r: PeerReport): string {
         lines.push(`The in-process experts' kernels, µs per step: ${top.map(([name, v]) => `${name} ${num(v)}`).join(', ')}.`, '');
       }
     }
+  }
+  const targets = peerTargets(r);
+  if (targets.length) {
+    lines.push('## Targets (measured, not asserted)', '');
+    lines.push(...markdownTable(['size', 'target', 'measured', ''], targets.map((t) => [t.size, t.target, t.measured, t.met === undefined ? 'not measured' : t.met ? 'met' : 'not met']), ['l', 'l', 'r', 'l']));
+    lines.push('');
   }
   const allSkipped = r.skipped.filter((k) => k.size === 'all');
   for (const x of allSkipped) lines.push(`Not run anywhere: ${x.system}: ${x.reason}.`);
