@@ -45,11 +45,11 @@ describe('a checkpoint taken mid-epoch resumes exactly', () => {
     const resumed = await Mixture.load(file);
     expect(resumed.training.batch).toBe(3);
     await expect(resumed.fit(ds, { epochs: 2, batchSize: 8, workers })).rejects.toMatchObject({ code: 'INVALID_OPTION' });
-    // Fewer rows than the 3 × 16 already done this epoch: refused, naming the position.
-    const short: Dataset = { ...ds, n: 40, x: ds.x.slice(0, 80), y: ds.y!.slice(0, 40) };
+    // Fewer batches than the 3 of 16 already done this epoch: refused, naming the position.
+    const short: Dataset = { ...ds, n: 30, x: ds.x.slice(0, 60), y: ds.y!.slice(0, 30) };
     await expect(resumed.fit(short, { epochs: 2, batchSize: 16, workers })).rejects.toMatchObject({
       code: 'DATA_SHAPE',
-      message: expect.stringContaining('after 3 batches of 16 (48 rows), but this training set has 40 rows') as unknown,
+      message: expect.stringContaining('after 3 batches of 16 (48 rows), but this training set has 30 rows, 2 batches') as unknown,
     });
     const r = await resumed.fit(ds, { epochs: 3 - resumed.training.epoch, batchSize: 16, workers });
     expect(r.epochs).toBe(2);

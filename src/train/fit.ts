@@ -149,10 +149,11 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   if (skip > 0 && state.training.batchSize !== batchSize) {
     throw new OptionError('batchSize', `the model stopped mid-epoch after ${skip} batches of ${state.training.batchSize}; resume with batch size ${state.training.batchSize} to finish that epoch exactly`);
   }
-  if (skip > 0 && skip * batchSize >= train.n) {
-    // The same data with the same split has more rows than the batches already done.
+  if (skip > Math.ceil(train.n / batchSize)) {
+    // The same data with the same split has at least the batches already done (a snapshot
+    // taken after an epoch's last batch has done all of them).
     throw new DataError(
-      `the model stopped mid-epoch ${state.training.epoch + 1} after ${skip} batches of ${batchSize} (${skip * batchSize} rows), but this training set has ${train.n} rows; resume on the data (and validation split) it was trained on`,
+      `the model stopped mid-epoch ${state.training.epoch + 1} after ${skip} batches of ${batchSize} (${skip * batchSize} rows), but this training set has ${train.n} rows, ${Math.ceil(train.n / batchSize)} batches; resume on the data (and validation split) it was trained on`,
       {},
       'DATA_SHAPE',
     );
