@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { pinBlasThreads } from '../compute/blas.js';
+import { loadProvider } from '../compute/load.js';
 import type { BackendRequest } from '../compute/provider.js';
 import { errorFromWire, OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
@@ -151,14 +152,21 @@ export async function reproduceJacobs1991(o: ReproduceOptions = {}): Promise<Jac
   const split = await vowelSplit(seed);
   const classes = split.train.classNames ?? [];
 
+  // Each worker thread is one thread of compute: OpenBLAS must not spawn its own.
+  pinBlasThreads();
+  // The provider is chosen once, here, and every worker loads exactly it. A worker that
+  // probed a missing OpenBLAS itself could be terminated in the middle of that load (when
+  // another run fails and the pool is destroyed), and koffi aborts the whole process when
+  // it cannot throw its load error into a terminating thread.
+  const provider = await loadProvider(o.backend ?? 'auto');
+  const runSettings: TrainSettings = { ...settings, backend: provider.name };
+
   // Run-major order, so that a partial picture is balanced across systems while it runs.
   const tasks: RunTask[] = [];
   for (let r = 0; r < runs; r++) {
-    for (const system of systems) tasks.push({ system, run: r, seed: seeds[r]!, settings, figure: system.key === FIGURE_SYSTEM && r === 0 });
+    for (const system of systems) tasks.push({ system, run: r, seed: seeds[r]!, settings: runSettings, figure: system.key === FIGURE_SYSTEM && r === 0 });
   }
 
-  // Each worker thread is one thread of compute: OpenBLAS must not spawn its own.
-  pinBlasThreads();
   const pool = new Piscina({ filename: workerFile('reproduce-run'), minThreads: Math.min(jobs, tasks.length), maxThreads: jobs });
   const results: RunResult[] = [];
   try {
