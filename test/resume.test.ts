@@ -59,3 +59,29 @@ describe('a checkpoint taken mid-epoch resumes exactly', () => {
     expect(Array.from(resumed.params.expertOpt)).toEqual(Array.from(whole.params.expertOpt));
   });
 });
+
+describe('a file that recorded every batch of an epoch done, but not the epoch', () => {
+  it('finishes that epoch without training and resumes bit for bit, every epoch reported with a finite loss', async () => {
+    const ds = data();
+    const whole = await create();
+    await whole.fit(ds, { epochs: 3, batchSize: 16 });
+
+    const m = await create();
+    const startRng = [...m.training.rng];
+    await m.fit(ds, { epochs: 1, batchSize: 16 });
+    expect(m.training).toMatchObject({ step: 7, epoch: 1, batch: 0 });
+    const file = join(dir, 'epoch-end.moe');
+    await m.save(file);
+    // The same point as 0.2 pre-release snapshots could hold it (a save served at the
+    // boundary after an epoch's last step): 7 of 7 batches done, epoch 0, its start's rng.
+    const legacy = await Mixture.load(file);
+    legacy.state.training.epoch = 0;
+    legacy.state.training.batch = 7;
+    legacy.state.training.rng = startRng;
+    const r = await legacy.fit(ds, { epochs: 2, batchSize: 16 });
+    expect(r.history.map((h) => h.epoch)).toEqual([2, 3]);
+    expect(r.history.every((h) => Number.isFinite(h.loss) && h.samplesPerSecond > 0)).toBe(true);
+    expect(Array.from(legacy.params.expertParams)).toEqual(Array.from(whole.params.expertParams));
+    expect(Array.from(legacy.params.gateParams)).toEqual(Array.from(whole.params.gateParams));
+  });
+});

@@ -149,6 +149,16 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   if (skip > 0 && state.training.batchSize !== batchSize) {
     throw new OptionError('batchSize', `the model stopped mid-epoch after ${skip} batches of ${state.training.batchSize}; resume with batch size ${state.training.batchSize} to finish that epoch exactly`);
   }
+  if (skip > 0 && skip === Math.ceil(train.n / batchSize)) {
+    // Every batch of the epoch done, its bookkeeping not (a snapshot that an earlier
+    // 0.2 pre-release took after an epoch's last batch): finish it without training.
+    const r = new Rng(state.training.rng);
+    if (o.shuffle ?? true) r.shuffle(Int32Array.from({ length: train.n }, (_, i) => i));
+    state.training.rng = r.state();
+    state.training.epoch++;
+    state.training.batch = 0;
+    skip = 0;
+  }
   if (skip > Math.ceil(train.n / batchSize)) {
     // The same data with the same split has at least the batches already done (a snapshot
     // taken after an epoch's last batch has done all of them).
@@ -213,8 +223,16 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
         run.inStep = true;
         sum += await session.step.run(batch, lr, t);
         state.training.step = t;
-        state.training.batch = (state.training.batch ?? 0) + 1;
         if (session.noiseRng) state.training.noiseRng = session.noiseRng.state();
+        if (start + batchSize >= train.n) {
+          // The epoch's last batch: its bookkeeping comes before the step boundary, so a
+          // snapshot taken there is an epoch end (never "every batch done, epoch not").
+          state.training.epoch++;
+          state.training.batch = 0;
+          state.training.rng = rng.state();
+        } else {
+          state.training.batch = (state.training.batch ?? 0) + 1;
+        }
         run.boundary();
         batches++;
         if (workers === 0 && performance.now() - yieldedAt > 50) {
@@ -224,9 +242,6 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
       }
       const rowsDone = train.n - skip * batchSize;
       skip = 0;
-      state.training.epoch++;
-      state.training.batch = 0;
-      state.training.rng = rng.state();
       const seconds = (performance.now() - te) / 1000;
       const info: EpochInfo = { epoch: state.training.epoch, loss: sum / batches, lr, step: state.training.step, seconds, samplesPerSecond: rowsDone / seconds, routing: routingMetrics(session, busyAtStart, Math.max(1, workers)) };
       if (val) {
