@@ -28,6 +28,8 @@ export { BACKENDS } from './compute/provider.js';
 export type { BackendName, BackendRequest, ComputeProvider, Sgemm } from './compute/provider.js';
 
 export { datasetFromArrays, splitRows, subset, validateDataset } from './data/dataset.js';
+// A seeded generator (sfc32) with a saveable state, for reproducible synthetic data.
+export { Rng } from './rng.js';
 export type { Dataset } from './data/dataset.js';
 export type { Standardizer } from './data/standardize.js';
 export { loadCsv } from './data/csv.js';

@@ -90,9 +90,11 @@ export interface Evaluation {
   /** Regression: mean squared error in original units, averaged over outputs. */
   mse?: number;
   /**
-   * Each expert's mean combination weight over the rows, in [0, 1], summing to 1: the
-   * mean gate probability under dense routing; under sparse routing the mean of
-   * {@link Prediction.gate}, which is 0 on the rows an expert did not get.
+   * Each expert's mean combination weight over the rows, in [0, 1]: the mean of
+   * {@link Prediction.gate}. Dense routing: the mean gate probability (the shares sum to
+   * 1). Sparse routing: 0 on the rows an expert did not get; the shares sum to 1 under
+   * topk with K ≥ 2 (weights renormalised over the chosen), to less under switch, topk:1
+   * and expert-choice (each chosen expert weighted by its probability over all E).
    */
   gateShare: number[];
 }

@@ -86,7 +86,7 @@ describe('moe train', () => {
       '--epochs', '8', '--val-split', '0.25', '--test-data', REGRESSION,
     ]);
     expect(r.code, r.stderr).toBe(0);
-    for (const s of ['backend', 'workers 0', 'epochs 8', 'mse', 'train', 'validation', 'test', 'mean combination weight', 'expert 0', 'expert 1', ' s']) {
+    for (const s of ['backend', 'workers 0', 'epochs 8', 'mse', 'train', 'validation', 'test', 'gate weight', 'expert 0', 'expert 1', ' s']) {
       expect(r.stdout).toContain(s);
     }
     const j = lastJson((await moe([

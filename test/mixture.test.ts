@@ -246,6 +246,13 @@ describe('bad input: typed errors, parameters untouched', () => {
     expect((e as OptionError).option).toBe('expert');
   });
 
+  it('create: an expert spec without kind is an mlp when it names hidden widths, else linear', async () => {
+    const a = await Mixture.create({ task: 'regression', inputs: 2, outputs: 1, experts: 2, expert: { hidden: [3] } as never });
+    expect(a.config.expert).toEqual({ kind: 'mlp', hidden: [3], activation: 'tanh' });
+    const b = await Mixture.create({ task: 'regression', inputs: 2, outputs: 1, experts: 2, expert: { activation: 'relu' } as never });
+    expect(b.config.expert.kind).toBe('linear');
+  });
+
   it('raw inputs at 1e6 scale still train to finite weights (standardised inside)', async () => {
     const t = await Mixture.create({ task: 'regression', inputs: 2, outputs: 1, experts: 2, lr: 0.05 });
     const x: number[] = [], y: number[] = [];

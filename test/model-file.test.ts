@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datasetFromArrays } from '../src/data/dataset.js';
 import { loadVowels } from '../src/data/vowels.js';
-import { DataError, ModelFormatError, type MoeError, type MoeErrorCode } from '../src/errors.js';
-import { canonicalJson, MODEL_FORMAT_VERSION, writeModelFile } from '../src/io/model-file.js';
+import { DataError, ModelFormatError, OptionError, type MoeError, type MoeErrorCode } from '../src/errors.js';
+import { canonicalJson, jsonModelFileBytes, MODEL_FORMAT_VERSION, writeModelFile } from '../src/io/model-file.js';
 import { isSafetensors } from '../src/io/safetensors.js';
 import { safetensorsLayout } from '../src/io/safetensors-state.js';
 import { PARAM_ARRAYS } from '../src/model/state.js';
@@ -225,24 +225,29 @@ describe('damaged and foreign files → typed errors', () => {
   });
 
   it('a binary file that is not JSON gets the safetensors reader\'s precise error', async () => {
-    const bytes = Buffer.alloc(64, 0);
-    bytes.writeBigUInt64LE(40n, 0);
-    bytes.write('{"__metadata__":', 8, 'utf8'); // a header cut short
+    // A header that says 1000 bytes in a 64-byte file: a safetensors file cut short.
+    const bytes = Buffer.alloc(64, 0x20);
+    bytes.writeBigUInt64LE(1000n, 0);
+    bytes.write('{"__metadata__":', 8, 'utf8');
     const path = join(dir, 'cut.safetensors.bin');
     await writeFile(path, bytes);
-    await expectLoadError(path, ModelFormatError, 'MODEL_FORMAT', 'header is not valid JSON');
+    await expectLoadError(path, ModelFormatError, 'MODEL_FORMAT', 'truncated header');
   });
 });
 
 describe('sizes the JSON model file cannot hold', () => {
-  it('writeModelFile refuses a model over 512 MiB as JSON before building it, naming safetensors', async () => {
+  it('writeModelFile refuses a model over 512 MiB as JSON before building it: an OptionError naming the path option and safetensors', async () => {
     // Stand-in arrays: only their lengths are read before the refusal.
     const huge = { length: 2 ** 28 } as unknown as Float32Array;
     const state = { ...classifier.state, params: { ...classifier.state.params, expertParams: huge } };
     const path = join(dir, 'huge.moe');
     const err = await writeModelFile(path, state, 'js').then(() => undefined, (e: unknown) => e);
-    expect(err).toBeInstanceOf(ModelFormatError);
+    expect(err).toBeInstanceOf(OptionError);
+    expect((err as OptionError).option).toBe('path');
     expect((err as Error).message).toMatch(/MiB as a JSON model file.*safetensors/);
+    // The estimate bounds the real size: a small model's file is within it.
+    expect(classifierText.length).toBeLessThanOrEqual(jsonModelFileBytes(classifier.state.params));
+    expect(classifierText.length).toBeGreaterThan(jsonModelFileBytes(classifier.state.params) - 64 * 1024);
     expect(existsSync(path)).toBe(false);
   });
 

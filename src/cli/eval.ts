@@ -44,7 +44,7 @@ ignored. A class label the model never saw in training is an error.`;
 /** The `eval` command. */
 export function evalCommand(): Command {
   const cmd = new Command('eval')
-    .description("evaluate a trained model on labelled data: loss, accuracy or MSE, each expert's mean combination weight")
+    .description("evaluate a trained model on labelled data: loss, accuracy or MSE, each expert's mean gate weight")
     .addOption(new Option('--model <file>', 'model file written by moe train').makeOptionMandatory())
     .addOption(new Option('--data <file>', 'labelled CSV with the model\'s columns').conflicts('dataset'))
     .addOption(new Option('--dataset <name>', "a built-in data set's test split (the model's seed picks the speakers)").choices(['vowels']));
@@ -99,7 +99,7 @@ async function runEval(o: EvalOptions): Promise<number> {
       `${o.model} on ${source}: ${ev.n} rows`,
       `  loss       ${fmt(ev.loss)}`,
       ev.accuracy !== undefined ? `  accuracy   ${pct(ev.accuracy)}` : `  mse        ${fmt(ev.mse)}`,
-      `  mean combination weight ${ev.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
+      `  gate weight ${ev.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
       `  backend    ${m.backend}`,
     ].join('\n') + '\n',
   );

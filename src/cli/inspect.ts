@@ -136,7 +136,7 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
   if (utilisation) {
     lines.push(`  utilisation  on ${o.data} (${utilisation.rows} rows):`);
     for (let i = 0; i < c.experts; i++) {
-      lines.push(`    expert ${i}   gate share ${pct(utilisation.gateShare[i])}, wins ${pct(utilisation.winShare[i])} of rows, computes ${utilisation.rowsPerExpert[i]} rows`);
+      lines.push(`    expert ${i}   gate weight ${pct(utilisation.gateShare[i])}, wins ${pct(utilisation.winShare[i])} of rows, computes ${utilisation.rowsPerExpert[i]} rows`);
     }
   }
   await writeStdout(lines.join('\n') + '\n');

@@ -9,6 +9,7 @@ import { subset, type Dataset } from '../data/dataset.js';
 import { loadVowels } from '../data/vowels.js';
 import { MoeError, OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
+import { checkJsonModelSize } from '../io/model-file.js';
 import { LOSSES, type LossName } from '../model/config.js';
 import { Mixture, type Evaluation } from '../mixture.js';
 import { formatNetSpec, parseNetSpec, resolveLoss, type Task } from '../model/config.js';
@@ -205,8 +206,8 @@ async function checkFlags(o: TrainOptions): Promise<void> {
   if (o.data === undefined && o.dataset === undefined) throw new OptionError('--data', 'give training data: --data FILE or --dataset vowels');
   if (o.workers === 0) {
     // Both act on worker threads; with none they would be silently ignored.
-    if (o.stallTimeout !== undefined) throw new OptionError('--stall-timeout', 'watches worker threads; --workers 0 trains on the main thread (give --workers 1 or more, or auto)');
-    if (!o.split) throw new OptionError('--no-split', 'places blocks on worker threads; --workers 0 trains on the main thread (give --workers 1 or more, or auto)');
+    if (o.stallTimeout !== undefined) throw new OptionError('--stall-timeout', 'watches worker threads; --workers 0 (the default) trains on the main thread: give --workers N or auto');
+    if (!o.split) throw new OptionError('--no-split', 'places blocks on worker threads; --workers 0 (the default) trains on the main thread: give --workers N or auto');
   }
   if (o.dataset === 'vowels') {
     if (o.target) throw new OptionError('--target', 'cannot be used with --dataset vowels (its target is the vowel)');
@@ -344,6 +345,8 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     });
   }
   const model = m;
+  // A model too large for a JSON model file is refused now, not after the training.
+  if (o.save !== undefined && !/\.safetensors$/i.test(o.save)) checkJsonModelSize(model.params, '--save');
   const startEpoch = model.training.epoch;
   const remaining = o.epochs - startEpoch;
 
@@ -481,7 +484,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     c.task === 'classification'
       ? `  accuracy   train ${pct(evTrain.accuracy)}${evVal ? `, validation ${pct(evVal.accuracy)}` : ''}${evTest ? `, test ${pct(evTest.accuracy)}` : ''}`
       : `  mse        train ${fmt(evTrain.mse)}${evVal ? `, validation ${fmt(evVal.mse)}` : ''}${evTest ? `, test ${fmt(evTest.mse)}` : ''}`,
-    `  mean combination weight ${evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
+    `  gate weight ${evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
     ...(sparse && lastRouting
       ? [
           `  routing    ${formatRouting(c.routing)}: last epoch's rows per expert ${lastRouting.rowsPerExpert.join(', ')}; load CV ${fmt(lastRouting.loadCv)}; ${lastRouting.droppedRows} dropped, ${lastRouting.unusedExperts} unused; gate entropy ${fmt(lastRouting.gateEntropy)}`,

@@ -15,10 +15,11 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
-import { DataError, ModelFormatError } from '../errors.js';
+import { DataError, ModelFormatError, OptionError } from '../errors.js';
 import { PARAM_ARRAYS, type MixtureParams, type ModelState } from '../model/state.js';
 import { optimizerStateSize, type OptimizerConfig, type OptimizerName } from '../optim/config.js';
 import { writeFileAtomic } from './atomic.js';
+import { startsLikeSafetensors } from './safetensors.js';
 import { firstIssue, modelDocumentSchema, type ModelDocumentData } from './model-schema.js';
 import { checkFinite, configOf, paramsFor, stateFromFields } from './state-fields.js';
 
@@ -26,8 +27,8 @@ import { checkFinite, configOf, paramsFor, stateFromFields } from './state-field
 export const MODEL_FORMAT = 'local-experts-model';
 /** The newest format version this library writes and reads. */
 export const MODEL_FORMAT_VERSION = 2;
-/** Largest JSON model file read or written (a JSON document is one string: V8 caps strings near 512 MiB). */
-export const MAX_MODEL_FILE_BYTES = 512 * 2 ** 20;
+/** Largest JSON model file read or written: the document is one string, and V8 caps strings at 2²⁹ − 24 characters. */
+export const MAX_MODEL_FILE_BYTES = 2 ** 29 - 24;
 /** Largest safetensors file read (one Buffer: Node caps them at 4 GiB). */
 export const MAX_SAFETENSORS_FILE_BYTES = 2 ** 32 - 1;
 
@@ -106,17 +107,34 @@ export function toModelDocument(state: ModelState, backend: string, kernels?: st
   return doc as ModelDocument;
 }
 
-/** Write a model file atomically (temporary file, fsync, rename). */
-export async function writeModelFile(path: string, state: ModelState, backend: string, kernels?: string, option = 'path'): Promise<void> {
-  // Base64 holds 4 characters per 3 bytes; the rest of the document is small. Refuse
-  // before building a string V8 cannot hold.
+/**
+ * An upper bound of a model's JSON model file size in bytes: base64 holds 4 characters
+ * per 3 bytes; the rest of the document is small (64 KiB is ample).
+ */
+export function jsonModelFileBytes(params: MixtureParams): number {
   let bytes = 64 * 1024;
-  for (const k of PARAM_ARRAYS) bytes += Math.ceil((state.params[k].length * 4) / 3) * 4;
+  for (const k of PARAM_ARRAYS) bytes += Math.ceil((params[k].length * 4) / 3) * 4;
+  return bytes;
+}
+
+/**
+ * Refuse, as an OptionError naming `option` (the path's option), a model too large for
+ * a JSON model file; the message points to safetensors.
+ */
+export function checkJsonModelSize(params: MixtureParams, option: string): void {
+  const bytes = jsonModelFileBytes(params);
   if (bytes > MAX_MODEL_FILE_BYTES) {
-    throw new ModelFormatError(
-      `${path}: this model is ${(bytes / 2 ** 20).toFixed(0)} MiB as a JSON model file, over the ${MAX_MODEL_FILE_BYTES / 2 ** 20} MiB the format holds; save it as safetensors (a path ending in .safetensors)`,
+    throw new OptionError(
+      option,
+      `this model is ${(bytes / 2 ** 20).toFixed(0)} MiB as a JSON model file, over the ${Math.floor(MAX_MODEL_FILE_BYTES / 2 ** 20)} MiB the format holds; save it as safetensors (a path ending in .safetensors)`,
     );
   }
+}
+
+/** Write a model file atomically (temporary file, fsync, rename). */
+export async function writeModelFile(path: string, state: ModelState, backend: string, kernels?: string, option = 'path'): Promise<void> {
+  // Refuse before building a string V8 cannot hold.
+  checkJsonModelSize(state.params, option);
   await writeFileAtomic(path, JSON.stringify(toModelDocument(state, backend, kernels)), { option });
 }
 
@@ -197,7 +215,7 @@ export async function readModelBytes(path: string): Promise<Buffer> {
     checkKind(st);
     const head = Buffer.alloc(Math.min(16, st.size));
     await fh.read(head, 0, head.length, 0);
-    const safetensors = head.length >= 9 && head[8] === 0x7b;
+    const safetensors = startsLikeSafetensors(head);
     const limit = safetensors ? MAX_SAFETENSORS_FILE_BYTES : MAX_MODEL_FILE_BYTES;
     if (st.size > limit) {
       throw new ModelFormatError(

@@ -6,7 +6,7 @@
  */
 import type { ModelState } from '../model/state.js';
 import { parseModelBytes, readModelBytes } from './model-file.js';
-import { isSafetensors } from './safetensors.js';
+import { isSafetensors, startsLikeSafetensors } from './safetensors.js';
 import { stateFromSafetensors } from './safetensors-state.js';
 
 /** A model file, read and checked. */
@@ -29,7 +29,7 @@ export interface ReadModel {
 /** Read and check a model file; typed errors name the path (and the field). */
 export async function readModel(path: string): Promise<ReadModel> {
   const bytes = await readModelBytes(path);
-  if (isSafetensors(bytes) || looksBinary(bytes)) {
+  if (isSafetensors(bytes) || startsLikeSafetensors(bytes)) {
     // A file that starts like safetensors is read as one, so that a truncated or damaged
     // one gets the safetensors reader's precise error, not "not valid JSON".
     const { state, hasOptimizerState, version } = stateFromSafetensors(bytes, path);
@@ -44,14 +44,6 @@ export async function readModel(path: string): Promise<ReadModel> {
   }
   const { state, info } = parseModelBytes(bytes, path);
   return { state, format: 'json', version: info.version, backend: info.backend, weightsOnly: false };
-}
-
-/**
- * Starts with a little-endian length whose high bytes are 0, as every safetensors file
- * does (its header is under 100 MB): NUL bytes never occur in JSON text.
- */
-function looksBinary(bytes: Uint8Array): boolean {
-  return bytes.length >= 8 && bytes[5] === 0 && bytes[6] === 0 && bytes[7] === 0;
 }
 
 /** The one line that says a weights-only file restarts its optimiser. */

@@ -90,6 +90,16 @@ export function encodeSafetensors(tensors: readonly (readonly [string, F32Tensor
 }
 
 /**
+ * Starts with a little-endian header length whose high bytes are 0, as every safetensors
+ * file does (its header is under 100 MB); NUL bytes never occur in JSON text. Weaker than
+ * {@link isSafetensors}: true for a truncated or damaged safetensors file too, which the
+ * safetensors reader then refuses with a precise error.
+ */
+export function startsLikeSafetensors(bytes: Uint8Array): boolean {
+  return bytes.length >= 8 && bytes[5] === 0 && bytes[6] === 0 && bytes[7] === 0;
+}
+
+/**
  * Whether `bytes` start like a safetensors file: a header length that fits the file and
  * the limit, and a header that begins with `{`. Reads the header's first byte only.
  */

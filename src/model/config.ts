@@ -18,7 +18,7 @@ export type Task = 'regression' | 'classification';
 export interface NetSpec {
   /** `linear`: one affine layer; `mlp`: hidden layers then an affine output layer. */
   kind: 'linear' | 'mlp';
-  /** Hidden widths for `mlp` (non-empty); ignored for `linear`. */
+  /** Hidden widths for `mlp` (non-empty); empty (or left out) for `linear`. */
   hidden: number[];
   /** Hidden nonlinearity for `mlp` (default tanh). */
   activation: Activation;
@@ -70,14 +70,16 @@ export function parseNetSpec(value: NetSpec | string | undefined, option: string
       throw new OptionError(option, `expected linear, mlp:H1,H2[:activation] or { kind, hidden, activation }, got ${quote(value)}`);
     }
     const activation = value.activation ?? 'tanh';
-    if (value.kind === 'linear') {
+    // A spec without `kind` (JavaScript callers) is an mlp when it names hidden widths.
+    const kind: unknown = value.kind ?? (Array.isArray(value.hidden) && value.hidden.length > 0 ? 'mlp' : 'linear');
+    if (kind === 'linear') {
       if (!ACTIVATIONS.includes(activation)) throw new OptionError(option, `unknown activation ${quote(activation)} (expected ${ACTIVATIONS.join(', ')})`);
       if (value.hidden !== undefined && (!Array.isArray(value.hidden) || value.hidden.length > 0)) {
         throw new OptionError(option, `a linear network has no hidden layers, got hidden ${quote(value.hidden)}`);
       }
       return { kind: 'linear', hidden: [], activation };
     }
-    if (value.kind !== 'mlp') throw new OptionError(option, `kind must be linear or mlp, got ${quote(value.kind)}`);
+    if (kind !== 'mlp') throw new OptionError(option, `kind must be linear or mlp, got ${quote(kind)}`);
     return checkMlp(value.hidden, activation, option, quote(value));
   }
   const m = /^mlp:([0-9,\s]+)(?::(\w+))?$/.exec(value.trim());

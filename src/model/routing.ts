@@ -88,7 +88,7 @@ function weight(v: unknown, option: string): number {
 
 /** Parse a routing's spelling (`dense`, `topk:K`, `switch`, `expert-choice:C`) for E experts. */
 export function parseRoutingSpec(text: unknown, experts: number): { kind: RoutingKind; k: number } {
-  if (typeof text !== 'string') throw new OptionError('routing', `expected dense, topk:K, switch or expert-choice:C, got ${quoteValue(String(text))}`);
+  if (typeof text !== 'string') throw new OptionError('routing', `expected dense, topk:K, switch or expert-choice:C, got ${String(text)}`);
   const m = /^(dense|switch|topk|expert-choice)(?::(\S+))?$/.exec(text.trim());
   if (!m) throw new OptionError('routing', `expected dense, topk:K, switch or expert-choice:C, got ${quoteValue(text)}`);
   const kind = m[1] as RoutingKind;
