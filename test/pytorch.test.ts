@@ -10,19 +10,15 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Dataset } from '../src/data/dataset.js';
 import { cloneState } from '../src/model/state.js';
-import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors.js';
 import { stateFromSafetensors, stateToSafetensors } from '../src/io/safetensors-state.js';
 import { Mixture } from '../src/mixture.js';
-import { adamLayoutMismatch, compare, EXPORT_CASES, regressionData, scaleOf, trainCase, type ExportCase } from './helpers/export-models.js';
+import { compare, EXPORT_CASES, regressionData, scaleOf, trainCase, type ExportCase } from './helpers/export-models.js';
 import { findTorchPython } from '../src/python/find-torch.js';
 
 const SCRIPT = fileURLToPath(new URL('../examples/pytorch/local_experts.py', import.meta.url));
 const torch = await findTorchPython();
 if (!torch.python) console.log(`PyTorch tests skipped: no interpreter can import torch (${'reason' in torch ? torch.reason : ''})`);
 const dir = await mkdtemp(join(tmpdir(), 'moe-pytorch-'));
-// Adam state crosses to PyTorch only once the trainer keeps it planar (test/safetensors.test.ts).
-const adamMismatch = torch.python ? await adamLayoutMismatch() : undefined;
-if (adamMismatch) console.log(`PyTorch tests: Adam state is not planar yet, so it is withheld from PyTorch and its continuation test skipped (${adamMismatch})`);
 const measured: string[] = [];
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
@@ -89,15 +85,7 @@ describe.skipIf(!torch.python)('trained in PyTorch, back here', () => {
     async (_name, c) => {
       const { m, train, inputs } = await trainCase(c);
       const model = path('safetensors'), trained = path('safetensors'), weightsOnly = path('safetensors');
-      let file = stateToSafetensors(cloneState(m.state));
-      if (adamMismatch) {
-        // The trainer's Adam state is not yet planar (see test/safetensors.test.ts): hand
-        // PyTorch the weights only, so that its Adam starts afresh instead of from garbage.
-        measured.push(`  (Adam state withheld from PyTorch for ${c.name}: the trainer's layout is not planar yet)`);
-        const { tensors, metadata } = decodeSafetensors(file, model);
-        file = encodeSafetensors([...tensors].filter(([name]) => !name.startsWith('optimizer.')), metadata);
-      }
-      await writeFile(model, file);
+      await writeFile(model, stateToSafetensors(cloneState(m.state)));
       const trainCsv = path('csv');
       await writeCsv(trainCsv, m, train.x, train);
       const { stderr } = await python([model, trainCsv, '--train', '5', '--out', trained]);
@@ -145,8 +133,7 @@ describe.skipIf(!torch.python)("our optimisers are torch.optim's (same data, sam
     ['adam (weight decay 0.01), from the start', { name: 'adam', lr: 0.01, weightDecay: 0.01 }, 0],
     ['adam (weight decay 0.01), continuing from saved moments', { name: 'adam', lr: 0.01, weightDecay: 0.01 }, 3],
   ];
-  it.for(optimisers)('%s', { timeout: 120_000 }, async ([name, optimizer, warmup], ctx) => {
-    if (optimizer.name === 'adam' && warmup > 0 && adamMismatch) ctx.skip("the trainer's Adam state is not planar yet");
+  it.for(optimisers)('%s', { timeout: 120_000 }, async ([name, optimizer, warmup]) => {
     const m = await Mixture.create({
       task: 'regression', inputs: 3, outputs: 2, experts: 2, expert: 'mlp:4', gate: 'linear', loss: 'gaussian', seed: 9,
       optimizer: { ...optimizer }, featureNames: data.featureNames!, targetNames: data.targetNames!,
