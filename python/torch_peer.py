@@ -66,43 +66,31 @@ def fail(message):
     sys.exit(2)
 
 
-def positive_int(name):
+def number_arg(name, convert, ok, what):
+    """An argparse type: `convert` the text, then require `ok` of it; else one message naming the flag."""
+
     def parse(text):
         try:
-            v = int(text)
+            v = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"--{name} must be a positive integer, got {text!r}")
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"--{name} must be a positive integer, got {text!r}")
+            v = None
+        if v is None or not ok(v):
+            raise argparse.ArgumentTypeError(f"--{name} must be {what}, got {text!r}")
         return v
 
     return parse
+
+
+def positive_int(name):
+    return number_arg(name, int, lambda v: v >= 1, "a positive integer")
 
 
 def non_negative_int(name):
-    def parse(text):
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--{name} must be an integer >= 0, got {text!r}")
-        if v < 0:
-            raise argparse.ArgumentTypeError(f"--{name} must be an integer >= 0, got {text!r}")
-        return v
-
-    return parse
+    return number_arg(name, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def positive_float(name):
-    def parse(text):
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--{name} must be a positive number, got {text!r}")
-        if not (v > 0 and math.isfinite(v)):
-            raise argparse.ArgumentTypeError(f"--{name} must be a positive number, got {text!r}")
-        return v
-
-    return parse
+    return number_arg(name, float, lambda v: v > 0 and math.isfinite(v), "a positive number")
 
 
 def hidden_list(text):

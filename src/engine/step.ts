@@ -34,6 +34,21 @@ interface Widths {
   K: number;
 }
 
+/** Rows of `width` floats below which a plain loop copies faster than a view and a memcpy. */
+const NARROW_ROW = 16;
+
+/** dst row r ← src row batch[r], r < rows. */
+function copyRows(src: Float32Array, dst: Float32Array, width: number, batch: ArrayLike<number>, rows: number): void {
+  if (width < NARROW_ROW) {
+    for (let r = 0; r < rows; r++) {
+      const from = batch[r]! * width, to = r * width;
+      for (let c = 0; c < width; c++) dst[to + c] = src[from + c]!;
+    }
+    return;
+  }
+  for (let r = 0; r < rows; r++) dst.set(src.subarray(batch[r]! * width, (batch[r]! + 1) * width), r * width);
+}
+
 /** The main thread's side of every step of a session. */
 export class MixtureStep {
   private readonly ef: ErrorFunction;
@@ -93,16 +108,17 @@ export class MixtureStep {
     }
   }
 
-  /** Gather the batch's rows from the dataset into the session's memory. */
+  /**
+   * Gather the batch's rows from the dataset into the session's memory (bits copied
+   * unchanged). The dataset may live outside the kernels' memory, so this is JS: a view
+   * and a memcpy per row for wide rows, a plain loop for narrow ones (the paper's 2
+   * inputs), where the view would cost more than the copy.
+   */
   private gather(batch: ArrayLike<number>, rows: number): void {
     const { D, K } = this.w, v = this.v, d = this.data;
-    const labels = this.config.task === 'classification';
-    for (let r = 0; r < rows; r++) {
-      const src = batch[r]!;
-      v.batchX.set(d.x.subarray(src * D, src * D + D), r * D);
-      v.batchT.set(d.t.subarray(src * K, src * K + K), r * K);
-      if (labels) v.batchLabels[r] = d.labels[src]!;
-    }
+    copyRows(d.x, v.batchX, D, batch, rows);
+    copyRows(d.t, v.batchT, K, batch, rows);
+    if (this.config.task === 'classification') for (let r = 0; r < rows; r++) v.batchLabels[r] = d.labels[batch[r]!]!;
   }
 
   /** Gate forward: logits, log-softmax and softmax of the batch's rows. */

@@ -126,6 +126,9 @@ export const squaredErrorExpertSide: Pick<ErrorFunction, 'readsTargets' | 'exper
   },
 };
 
+/** One row's a_j (float64), grown to the most entries a row has had; shared by every caller on this thread. */
+let rowLogs = new Float64Array(16);
+
 /**
  * The joint log-score NLLs (gaussian, categorical): per row, a_j = log ĝ_j + log s_j,
  * E = −logsumexp_j a_j, h_j = exp(a_j − E'), weight h/B, ∂E/∂log ĝ_j = −h_j/B. Float64.
@@ -136,22 +139,22 @@ export function combineLogScores(v: MainLossViews, logScore: (score: number) => 
   for (let r = 0; r < v.rows; r++) {
     const a = v.rowStart[r]!, b = v.rowStart[r + 1]!;
     if (a === b) continue; // a row no expert took contributes nothing
+    // a_j once per entry (the score's callback and the sum are the per-entry cost).
+    if (rowLogs.length < b - a) rowLogs = new Float64Array(2 * (b - a));
     let m = -Infinity;
     for (let j = a; j < b; j++) {
       const e = v.rowEntries[j]!;
       const s = v.logWeight[e]! + logScore(v.score[e]!);
+      rowLogs[j - a] = s;
       if (s > m) m = s;
     }
     let sum = 0;
-    for (let j = a; j < b; j++) {
-      const e = v.rowEntries[j]!;
-      sum += Math.exp(v.logWeight[e]! + logScore(v.score[e]!) - m);
-    }
+    for (let j = a; j < b; j++) sum += Math.exp(rowLogs[j - a]! - m);
     const lse = m + Math.log(sum);
     total -= lse;
     for (let j = a; j < b; j++) {
       const e = v.rowEntries[j]!;
-      const h = Math.exp(v.logWeight[e]! + logScore(v.score[e]!) - lse);
+      const h = Math.exp(rowLogs[j - a]! - lse);
       v.weight[e] = h * inv;
       v.dLogWeight[e] = -h * inv;
     }
