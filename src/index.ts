@@ -25,6 +25,8 @@ export { OPTIMIZERS, stepDecay, cosineDecay } from './optim/config.js';
 export type { LrSchedule, OptimizerConfig, OptimizerName } from './optim/config.js';
 
 export { BACKENDS } from './compute/provider.js';
+export { DENORMAL_MODES, FLUSH_PLATFORMS } from './compute/float-mode.js';
+export type { DenormalMode } from './compute/float-mode.js';
 export type { BackendName, BackendRequest, ComputeProvider, Sgemm } from './compute/provider.js';
 
 export { datasetFromArrays, splitRows, subset, validateDataset } from './data/dataset.js';

@@ -5,6 +5,7 @@
  * training sessions (in-process, or with the experts sharded over worker threads; same
  * math, same numbers) and inference on the calling thread.
  */
+import { effectiveMode, FloatMode } from './compute/float-mode.js';
 import { loadProvider } from './compute/load.js';
 import type { BackendName, BackendRequest, ComputeProvider } from './compute/provider.js';
 import { validateDataset, type Dataset } from './data/dataset.js';
@@ -272,6 +273,14 @@ export class Mixture implements FitHost {
     return engine;
   }
 
+  /**
+   * The float mode of predict and evaluate: the one the model was trained in (flush for
+   * files from before it was recorded), IEEE where flushing is not supported.
+   */
+  private floatMode(): FloatMode {
+    return new FloatMode(effectiveMode(this.#state.training.denormals ?? 'flush', (m) => this.warn(m)));
+  }
+
   /** Raw inputs as a checked n×D row-major array. */
   private inputMatrix(x: Float32Array | readonly (readonly number[])[]): Float32Array {
     const D = this.config.inputs;
@@ -336,7 +345,9 @@ export class Mixture implements FitHost {
     this.requireScalers();
     const flat = this.inputMatrix(x);
     const n = flat.length / this.config.inputs;
-    return this.toPrediction(this.engine().forward(standardize(this.inputScaler!, flat, n), n));
+    // Standardised outside the float mode: a subnormal float32 input keeps its value.
+    const xs = standardize(this.inputScaler!, flat, n);
+    return this.toPrediction(this.floatMode().run(() => this.engine().forward(xs, n)));
   }
 
   /**
@@ -349,7 +360,9 @@ export class Mixture implements FitHost {
     this.requireScalers();
     const { outputs: K, experts: E } = this.config;
     const n = data.n;
-    const f = this.engine().forward(standardize(this.inputScaler!, data.x, n), n, { t: targetMatrix(this.#state, data), labels: data.labels ?? new Int32Array(n) });
+    const xs = standardize(this.inputScaler!, data.x, n);
+    const targets = { t: targetMatrix(this.#state, data), labels: data.labels ?? new Int32Array(n) };
+    const f = this.floatMode().run(() => this.engine().forward(xs, n, targets));
     const p = this.toPrediction(f);
     const gateShare = new Array<number>(E).fill(0);
     for (let r = 0; r < n; r++) for (let i = 0; i < E; i++) gateShare[i]! += p.gate[r * E + i]! / n;

@@ -102,6 +102,7 @@ const FLAG_OF: Record<string, string> = {
   blockRows: '--block-rows',
   stallTimeout: '--stall-timeout',
   splitExperts: '--no-split',
+  denormals: '--denormals',
 };
 
 /** One line for stderr (the stack as well with `verbose`). */

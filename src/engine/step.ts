@@ -5,6 +5,7 @@
  * gate. Three phases (FORWARD, BACKWARD, UPDATE) so parameters change only in UPDATE. The
  * step branches on no loss name: the error function's object says what it needs.
  */
+import { FloatMode } from '../compute/float-mode.js';
 import type { Sgemm } from '../compute/provider.js';
 import { MoeError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
@@ -67,6 +68,8 @@ export class MixtureStep {
     private readonly router: Router,
     private readonly pool: ExpertPool,
     private readonly data: TrainingData,
+    /** The session's float mode: set for the step's compute, put back around every await. */
+    private readonly fm: FloatMode = new FloatMode('ieee'),
   ) {
     this.ef = errorFunction(config.loss);
     const shape = gateShape(config);
@@ -161,46 +164,70 @@ export class MixtureStep {
    * parameter changes when the loss is not finite.
    */
   async run(batch: ArrayLike<number>, lr: number, step: number): Promise<number> {
-    const rows = batch.length;
-    const ef = this.ef, router = this.router, pool = this.pool;
-    this.gather(batch, rows);
-    if (router.routesBeforeGate) {
-      router.route(rows);
-      pool.beginForward(rows, step);
-      // The gate's forward overlaps the experts'.
-      this.gateForward(rows);
-      router.weigh(rows);
-    } else {
-      // Which experts compute a row depends on the gate: it runs first.
-      this.gateForward(rows);
-      router.route(rows);
-      router.weigh(rows);
-      pool.beginForward(rows, step);
-    }
-    await pool.finishForward();
+    // The body runs synchronously up to its first await (in-process, to its end): the
+    // mode is put back before the caller's await of this promise can run anything else.
+    this.fm.enter();
+    try {
+      const rows = batch.length;
+      const ef = this.ef, router = this.router, pool = this.pool;
+      this.gather(batch, rows);
+      if (router.routesBeforeGate) {
+        router.route(rows);
+        pool.beginForward(rows, step);
+        // The gate's forward overlaps the experts'.
+        this.gateForward(rows);
+        router.weigh(rows);
+      } else {
+        // Which experts compute a row depends on the gate: it runs first.
+        this.gateForward(rows);
+        router.route(rows);
+        router.weigh(rows);
+        pool.beginForward(rows, step);
+      }
+      const forward = pool.finishForward();
+      if (forward) await this.outside(forward);
 
-    this.main.rows = rows;
-    if (ef.mixesOutputs) this.mixOutputs(rows);
-    const value = ef.combine(this.main) + router.auxLoss(rows);
-    if (!Number.isFinite(value)) {
-      throw new MoeError('DIVERGED', `loss is ${value} at step ${step}; parameters are left at step ${step - 1} (lower the learning rate, or check the data's scale)`);
-    }
+      this.main.rows = rows;
+      if (ef.mixesOutputs) this.mixOutputs(rows);
+      const value = ef.combine(this.main) + router.auxLoss(rows);
+      if (!Number.isFinite(value)) {
+        throw new MoeError('DIVERGED', `loss is ${value} at step ${step}; parameters are left at step ${step - 1} (lower the learning rate, or check the data's scale)`);
+      }
 
-    pool.beginBackward(rows, step);
-    // The gate's backward overlaps the experts' (cooperative needs their dots first).
-    if (!ef.gateGradAfterBackward) this.gateBackward(rows);
-    await pool.finishBackward();
-    if (ef.gateGradAfterBackward) {
-      ef.gateGrad!(this.main);
-      this.gateBackward(rows);
-    }
+      pool.beginBackward(rows, step);
+      // The gate's backward overlaps the experts' (cooperative needs their dots first).
+      if (!ef.gateGradAfterBackward) this.gateBackward(rows);
+      const backward = pool.finishBackward();
+      if (backward) await this.outside(backward);
+      if (ef.gateGradAfterBackward) {
+        ef.gateGrad!(this.main);
+        this.gateBackward(rows);
+      }
 
-    pool.beginUpdate(lr, step);
-    optimizerStep(this.k, this.optimizer, this.gateUpdate, lr, step);
-    optimizerStep(this.k, this.optimizer, this.noiseUpdate, lr, step);
-    await pool.finishUpdate();
-    router.afterStep(rows);
-    return value;
+      pool.beginUpdate(lr, step);
+      optimizerStep(this.k, this.optimizer, this.gateUpdate, lr, step);
+      optimizerStep(this.k, this.optimizer, this.noiseUpdate, lr, step);
+      const update = pool.finishUpdate();
+      if (update) await this.outside(update);
+      router.afterStep(rows);
+      return value;
+    } finally {
+      this.fm.leave();
+    }
+  }
+
+  /**
+   * Wait for a phase of the expert pool outside the float mode: while this thread waits,
+   * its event loop may run the user's callbacks and timers, which must see the mode the
+   * user has. An in-process pool returns nothing to wait for: no await, no yield.
+   */
+  private async outside(wait: Promise<void> | void): Promise<void> {
+    this.fm.leave();
+    try {
+      await wait;
+    } finally {
+      this.fm.enter();
+    }
   }
 
   private gateBackward(rows: number): void {

@@ -101,6 +101,7 @@ const training = z.object({
   batch: z.number().int().min(0).optional(),
   batchSize: z.number().int().min(1).optional(),
   noiseRng: z.array(uint32).length(4).optional(),
+  denormals: z.enum(['flush', 'ieee']).optional(),
 });
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, { message: 'must be base64' });

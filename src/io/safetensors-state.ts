@@ -265,5 +265,6 @@ function trainingJson(state: ModelState): Record<string, unknown> {
     ...(t.batch !== undefined ? { batch: t.batch } : {}),
     ...(t.batchSize !== undefined ? { batchSize: t.batchSize } : {}),
     ...(t.noiseRng !== undefined ? { noiseRng: [...t.noiseRng] } : {}),
+    ...(t.denormals !== undefined ? { denormals: t.denormals } : {}),
   };
 }

@@ -4,6 +4,7 @@
  * or bench. Parameters live in memory of the model's own (plain ArrayBuffers), never in a
  * session's shared memory: a session copies them in when it starts and back when it ends.
  */
+import type { DenormalMode } from '../compute/float-mode.js';
 import type { Standardizer } from '../data/standardize.js';
 import { OptionError } from '../errors.js';
 import { Rng } from '../rng.js';
@@ -68,6 +69,11 @@ export interface TrainingState {
   batchSize?: number;
   /** Noisy top-k: the state of the generator of the gate's noise (its own stream, checkpointed). */
   noiseRng?: number[];
+  /**
+   * The float mode the model was trained in (absent in files before 0.3.0: "flush" is
+   * then assumed). A resumed fit, predict and evaluate use it unless told otherwise.
+   */
+  denormals?: DenormalMode;
 }
 
 /** Everything a model is: configuration, parameters, standardisation, names, training state. */

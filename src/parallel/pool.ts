@@ -6,6 +6,7 @@
  * control plane by comlink, which never rejects pending calls when a worker dies
  * (comlink#601): liveness is this class's job, and a shard task rejecting is the signal.
  */
+import type { DenormalMode } from '../compute/float-mode.js';
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import * as Comlink from 'comlink';
 import { availableParallelism } from 'node:os';
@@ -48,6 +49,8 @@ export interface ParallelPoolOptions {
   stallTimeoutMs?: number | undefined;
   /** The worker entry file (tests substitute a fixture that wraps the real one). */
   entry?: string | undefined;
+  /** Float mode every shard thread sets at the start of its task (default flush). */
+  denormals?: DenormalMode | undefined;
 }
 
 /**
@@ -148,6 +151,7 @@ export class ParallelPool implements ExpertPool {
         optimizer: opts.optimizer,
         backend: opts.backend,
         kernels: opts.kernels,
+        denormals: opts.denormals ?? 'flush',
         pollMicros,
         port: port2,
         ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),

@@ -10,6 +10,7 @@ import * as Comlink from 'comlink';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { MessagePort } from 'node:worker_threads';
+import { setThreadMode, type DenormalMode } from '../compute/float-mode.js';
 import { loadExactProvider } from '../compute/load.js';
 import type { BackendName } from '../compute/provider.js';
 import { ExpertSide } from '../engine/expert-side.js';
@@ -33,6 +34,8 @@ export interface ShardTask {
   backend: BackendName;
   blasLibrary?: string;
   kernels: KernelSetName;
+  /** Float mode of this thread for the task (a pooled thread may serve fits of either). */
+  denormals: DenormalMode;
   port: MessagePort;
   /**
    * Microseconds to poll for the next command before parking in Atomics.waitAsync; 0
@@ -55,6 +58,9 @@ export interface ShardApi {
 
 /** Run one shard until STOP; rejects if the step loop throws (the trainer reports it). */
 export async function runShard(task: ShardTask): Promise<ShardResult> {
+  // Set before the provider loads (threads a library starts inherit it), and kept: this
+  // thread runs nothing but the library's compute until the task ends.
+  setThreadMode(task.denormals);
   const views = mapViews(task.memory.buffer, task.layout);
   const ctrl = views.control;
   let side: ExpertSide | undefined;

@@ -5,6 +5,7 @@
  * parallel training.
  */
 import { availableParallelism } from 'node:os';
+import { effectiveMode, type DenormalMode } from '../compute/float-mode.js';
 import { loadProvider } from '../compute/load.js';
 import { BACKENDS, type ComputeProvider } from '../compute/provider.js';
 import { splitRows, subset, validateDataset, type Dataset } from '../data/dataset.js';
@@ -18,7 +19,7 @@ import { expertShape, type MixtureConfig } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
 import { cloneState, copyParams, setParams, type MixtureParams, type ModelState } from '../model/state.js';
 import { Rng } from '../rng.js';
-import { SHARD_ENTRY, type InternalFitOptions } from './internal.js';
+import { SHARD_ENTRY, WRAP_POOL, type InternalFitOptions } from './internal.js';
 import { BUSY_SLOTS, CMD } from '../memory/layout.js';
 import { checkFitOptions, type EpochInfo, type FitOptions, type FitResult, type RoutingMetrics, type StopReason } from './options.js';
 import { TrainingSession } from './session.js';
@@ -100,12 +101,12 @@ export class FitRun {
 }
 
 /** Start the session, moving to the next provider where the workers cannot load this one. */
-async function startSession(host: FitHost, data: TrainingData, batchSize: number, workers: number, o: FitOptions): Promise<TrainingSession> {
-  const entry = (o as InternalFitOptions)[SHARD_ENTRY];
+async function startSession(host: FitHost, data: TrainingData, batchSize: number, workers: number, o: FitOptions, denormals: DenormalMode): Promise<TrainingSession> {
+  const entry = (o as InternalFitOptions)[SHARD_ENTRY], wrapPool = (o as InternalFitOptions)[WRAP_POOL];
   const kernels = kernelSetFromEnv();
   for (;;) {
     try {
-      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry, split: o.splitExperts });
+      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry, split: o.splitExperts, denormals, wrapPool });
     } catch (err) {
       const next = BACKENDS[BACKENDS.indexOf(host.provider.name) + 1];
       if (!(err instanceof BackendError) || workers === 0 || next === undefined || process.env.MOE_REQUIRE_BACKEND === host.provider.name) throw err;
@@ -169,6 +170,8 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
     );
   }
   const [workers, workersNote] = chooseWorkers(c, o.workers, batchSize);
+  // The recorded mode of a resumed model, unless the caller chose one.
+  const denormals = effectiveMode(o.denormals ?? state.training.denormals ?? 'flush', (m) => host.warn(m));
   // Fitted on the first training set only; undone if this fit is refused before training.
   const fittedHere = !state.inputScaler;
   if (fittedHere) {
@@ -182,12 +185,13 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   }
   let session: TrainingSession;
   try {
-    session = await startSession(host, trainingData(state, train), batchSize, workers, o);
+    session = await startSession(host, trainingData(state, train), batchSize, workers, o, denormals);
   } catch (err) {
     if (fittedHere) state.inputScaler = state.targetScaler = undefined;
     throw err;
   }
   run.session = session;
+  state.training.denormals = denormals;
   const views = session.params;
 
   const rng = new Rng(state.training.rng);
@@ -281,6 +285,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
     backend: host.provider.name,
     workers,
     seconds: (performance.now() - t0) / 1000,
+    denormals,
   };
   if (workersNote) result.workersNote = workersNote;
   if (best && stopReason === 'early-stopping' && (o.earlyStopping?.restoreBest ?? true)) {

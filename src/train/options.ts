@@ -1,3 +1,4 @@
+import { isDenormalMode, type DenormalMode } from '../compute/float-mode.js';
 import type { BackendName } from '../compute/provider.js';
 import type { Dataset } from '../data/dataset.js';
 import { OptionError } from '../errors.js';
@@ -99,6 +100,15 @@ export interface FitOptions {
    * its own worker. The parameters are the same either way, bit for bit.
    */
   splitExperts?: boolean;
+  /**
+   * Float mode of every thread that computes this fit: `flush` (default) sets
+   * flush-to-zero and denormals-are-zero, so values below 2⁻¹²⁶ become 0 instead of
+   * slowing each operation on them (up to ~100× on Intel CPUs); `ieee` keeps gradual
+   * underflow. A resumed model keeps the mode it was trained in unless this is given.
+   * Where flushing is not supported (see the README) the fit runs `ieee` and says so once.
+   * Parameters are bit-identical across worker counts in either mode, not across modes.
+   */
+  denormals?: DenormalMode;
 }
 
 /** Why a fit stopped. */
@@ -124,6 +134,8 @@ export interface FitResult {
   workersNote?: string;
   /** Wall time of the whole fit, in seconds. */
   seconds: number;
+  /** The float mode the fit ran in (also recorded in the model's training state). */
+  denormals: DenormalMode;
 }
 
 export function checkFitOptions(o: FitOptions): void {
@@ -141,6 +153,7 @@ export function checkFitOptions(o: FitOptions): void {
   if (o.workers !== undefined && o.workers !== 'auto') posInt(o.workers, 'workers', 0);
   if (o.earlyStopping) posInt(o.earlyStopping.patience, 'earlyStopping.patience', 1);
   if (o.splitExperts !== undefined && typeof o.splitExperts !== 'boolean') throw new OptionError('splitExperts', `must be true or false, got ${String(o.splitExperts)}`);
+  if (o.denormals !== undefined && !isDenormalMode(o.denormals)) throw new OptionError('denormals', `must be 'flush' or 'ieee', got ${JSON.stringify(o.denormals)}`);
   if (o.stallTimeout !== undefined && !(typeof o.stallTimeout === 'number' && o.stallTimeout > 0 && Number.isFinite(o.stallTimeout))) {
     throw new OptionError('stallTimeout', `must be a positive number of milliseconds, got ${String(o.stallTimeout)}`);
   }

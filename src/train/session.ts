@@ -6,6 +6,7 @@
  * own memory and lets go of everything (the dataset included).
  */
 import type { WasmMemory } from '../kernels/wasm-api.js';
+import { FloatMode, type DenormalMode } from '../compute/float-mode.js';
 import type { ComputeProvider } from '../compute/provider.js';
 import { MixtureStep, type TrainingData } from '../engine/step.js';
 import { denseSizes, shardExperts, sparseSizes } from '../engine/plan.js';
@@ -41,6 +42,8 @@ export interface SessionOptions {
    * (default true), or keep every block with its expert's owner. Results are the same.
    */
   split?: boolean | undefined;
+  /** Float mode of every thread that computes (default flush). */
+  denormals?: DenormalMode | undefined;
 }
 
 export class TrainingSession {
@@ -62,6 +65,7 @@ export class TrainingSession {
    */
   static async start(state: ModelState, provider: ComputeProvider, data: TrainingData, o: SessionOptions): Promise<TrainingSession> {
     const c = state.config;
+    const denormals = o.denormals ?? 'flush';
     const shards = Math.max(1, o.workers);
     const dense = c.routing.kind === 'dense';
     const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, shards) : sparseSizes(c, state.optimizer, o.maxBatch, shards));
@@ -84,6 +88,7 @@ export class TrainingSession {
             kernels: o.kernels,
             stallTimeoutMs: o.stallTimeoutMs,
             entry: o.shardEntry,
+            denormals,
           });
     const pool = o.wrapPool ? o.wrapPool(inner, views) : inner;
     const groups = shardExperts(c.experts, shards);
@@ -91,7 +96,7 @@ export class TrainingSession {
     const router: Router = dense
       ? new DenseRouter(views, c.experts, o.maxBatch, groups, c.routing)
       : new SparseRouter(views, { config: c, maxBatch: o.maxBatch, blockRows: layout.sizes.maxBlockRows, groups, split: o.split ?? true, noiseRng, gemm: provider.sgemm, kernels: k });
-    const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data);
+    const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data, new FloatMode(denormals));
     return new TrainingSession(memory, layout, views, pool, step, router, noiseRng);
   }
 
