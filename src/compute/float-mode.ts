@@ -155,26 +155,44 @@ export function threadFlushes(): boolean {
 /**
  * A compute section's float mode on the caller's thread: `enter()` sets it, `leave()`
  * puts back what the thread had (IEEE, unless the thread already flushed on its own).
- * Both are free when there is nothing to change.
+ * Sections nest: only the outermost pair switches, so a caller may hold the mode across
+ * many sections (the in-process fit loop holds it across consecutive steps) and pay one
+ * `fesetenv` per switch instead of two per step. `suspend()` puts the thread's mode back
+ * whatever the depth, for an await; `resume()` returns to the section.
  */
 export class FloatMode {
-  private entered = false;
+  private depth = 0;
   private restore = false;
   constructor(readonly mode: DenormalMode) {}
 
-  /** Set the mode for a synchronous compute section. */
+  /** Set the mode for a synchronous compute section (nested calls only count). */
   enter(): void {
-    if (this.entered) return;
-    this.entered = true;
+    if (this.depth++ > 0) return;
     this.restore = flushing;
     setThreadMode(this.mode);
   }
 
-  /** Put back the thread's mode: before an await, a user callback, and in finally. */
+  /** End a section: the outermost one puts back the thread's mode (before an await, a user callback, and in finally). */
   leave(): void {
-    if (!this.entered) return;
-    this.entered = false;
+    if (this.depth === 0 || --this.depth > 0) return;
     setThreadMode(this.restore ? 'flush' : 'ieee');
+  }
+
+  /** Leave every open section (before an await or a user callback); returns what {@link resume} needs. */
+  suspend(): number {
+    const d = this.depth;
+    if (d > 0) {
+      this.depth = 1;
+      this.leave();
+    }
+    return d;
+  }
+
+  /** Re-open the sections {@link suspend} closed. */
+  resume(depth: number): void {
+    if (depth <= 0) return;
+    this.enter();
+    this.depth = depth;
   }
 
   /** Run `f` in this mode. */
@@ -184,6 +202,16 @@ export class FloatMode {
       return f();
     } finally {
       this.leave();
+    }
+  }
+
+  /** Run the user's `f` outside the mode (a callback inside a held section). */
+  outside<T>(f: () => T): T {
+    const d = this.suspend();
+    try {
+      return f();
+    } finally {
+      this.resume(d);
     }
   }
 }

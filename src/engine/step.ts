@@ -69,7 +69,7 @@ export class MixtureStep {
     private readonly pool: ExpertPool,
     private readonly data: TrainingData,
     /** The session's float mode: set for the step's compute, put back around every await. */
-    private readonly fm: FloatMode = new FloatMode('ieee'),
+    readonly fm: FloatMode = new FloatMode('ieee'),
   ) {
     this.ef = errorFunction(config.loss);
     const shape = gateShape(config);
@@ -160,74 +160,98 @@ export class MixtureStep {
 
   /**
    * Train on the dataset rows `batch` with learning rate `lr` as optimisation step `step`
-   * (1-based). Returns the batch's mean loss. Throws MoeError('DIVERGED') before any
-   * parameter changes when the loss is not finite.
+   * (1-based). Returns the batch's mean loss: at once where the expert pool runs in
+   * process (no await, so nothing else runs in between and the float mode can stay set
+   * across steps), else as a promise. Throws (or rejects with) MoeError('DIVERGED') before
+   * any parameter changes when the loss is not finite.
    */
-  async run(batch: ArrayLike<number>, lr: number, step: number): Promise<number> {
-    // The body runs synchronously up to its first await (in-process, to its end): the
-    // mode is put back before the caller's await of this promise can run anything else.
-    this.fm.enter();
+  run(batch: ArrayLike<number>, lr: number, step: number): number | Promise<number> {
+    const fm = this.fm;
+    fm.enter();
+    let async = false;
     try {
-      const rows = batch.length;
-      const ef = this.ef, router = this.router, pool = this.pool;
-      this.gather(batch, rows);
-      if (router.routesBeforeGate) {
-        router.route(rows);
-        pool.beginForward(rows, step);
-        // The gate's forward overlaps the experts'.
-        this.gateForward(rows);
-        router.weigh(rows);
-      } else {
-        // Which experts compute a row depends on the gate: it runs first.
-        this.gateForward(rows);
-        router.route(rows);
-        router.weigh(rows);
-        pool.beginForward(rows, step);
+      const phases = this.phases(batch, lr, step);
+      for (let r = phases.next(); ; r = phases.next()) {
+        if (r.done) return r.value;
+        if (r.value) {
+          async = true;
+          return this.drive(phases, r.value);
+        }
       }
-      const forward = pool.finishForward();
-      if (forward) await this.outside(forward);
-
-      this.main.rows = rows;
-      if (ef.mixesOutputs) this.mixOutputs(rows);
-      const value = ef.combine(this.main) + router.auxLoss(rows);
-      if (!Number.isFinite(value)) {
-        throw new MoeError('DIVERGED', `loss is ${value} at step ${step}; parameters are left at step ${step - 1} (lower the learning rate, or check the data's scale)`);
-      }
-
-      pool.beginBackward(rows, step);
-      // The gate's backward overlaps the experts' (cooperative needs their dots first).
-      if (!ef.gateGradAfterBackward) this.gateBackward(rows);
-      const backward = pool.finishBackward();
-      if (backward) await this.outside(backward);
-      if (ef.gateGradAfterBackward) {
-        ef.gateGrad!(this.main);
-        this.gateBackward(rows);
-      }
-
-      pool.beginUpdate(lr, step);
-      optimizerStep(this.k, this.optimizer, this.gateUpdate, lr, step);
-      optimizerStep(this.k, this.optimizer, this.noiseUpdate, lr, step);
-      const update = pool.finishUpdate();
-      if (update) await this.outside(update);
-      router.afterStep(rows);
-      return value;
     } finally {
-      this.fm.leave();
+      if (!async) fm.leave();
     }
   }
 
   /**
-   * Wait for a phase of the expert pool outside the float mode: while this thread waits,
-   * its event loop may run the user's callbacks and timers, which must see the mode the
-   * user has. An in-process pool returns nothing to wait for: no await, no yield.
+   * The rest of a step whose pool runs on threads: each wait outside the float mode (the
+   * event loop may run the user's callbacks and timers meanwhile, which must see the mode
+   * the user has), each phase of the main thread's work inside it.
    */
-  private async outside(wait: Promise<void> | void): Promise<void> {
-    this.fm.leave();
+  private async drive(phases: Generator<Promise<void> | void, number, void>, first: Promise<void>): Promise<number> {
+    const fm = this.fm;
     try {
-      await wait;
+      let wait: Promise<void> | void = first;
+      for (;;) {
+        if (wait) {
+          const depth = fm.suspend();
+          try {
+            await wait;
+          } finally {
+            fm.resume(depth);
+          }
+        }
+        const r = phases.next();
+        if (r.done) return r.value;
+        wait = r.value;
+      }
     } finally {
-      this.fm.enter();
+      fm.leave();
     }
+  }
+
+  /** One step's work in order; yields what each phase of the pool gives to wait for. */
+  private *phases(batch: ArrayLike<number>, lr: number, step: number): Generator<Promise<void> | void, number, void> {
+    const rows = batch.length;
+    const ef = this.ef, router = this.router, pool = this.pool;
+    this.gather(batch, rows);
+    if (router.routesBeforeGate) {
+      router.route(rows);
+      pool.beginForward(rows, step);
+      // The gate's forward overlaps the experts'.
+      this.gateForward(rows);
+      router.weigh(rows);
+    } else {
+      // Which experts compute a row depends on the gate: it runs first.
+      this.gateForward(rows);
+      router.route(rows);
+      router.weigh(rows);
+      pool.beginForward(rows, step);
+    }
+    yield pool.finishForward();
+
+    this.main.rows = rows;
+    if (ef.mixesOutputs) this.mixOutputs(rows);
+    const value = ef.combine(this.main) + router.auxLoss(rows);
+    if (!Number.isFinite(value)) {
+      throw new MoeError('DIVERGED', `loss is ${value} at step ${step}; parameters are left at step ${step - 1} (lower the learning rate, or check the data's scale)`);
+    }
+
+    pool.beginBackward(rows, step);
+    // The gate's backward overlaps the experts' (cooperative needs their dots first).
+    if (!ef.gateGradAfterBackward) this.gateBackward(rows);
+    yield pool.finishBackward();
+    if (ef.gateGradAfterBackward) {
+      ef.gateGrad!(this.main);
+      this.gateBackward(rows);
+    }
+
+    pool.beginUpdate(lr, step);
+    optimizerStep(this.k, this.optimizer, this.gateUpdate, lr, step);
+    optimizerStep(this.k, this.optimizer, this.noiseUpdate, lr, step);
+    yield pool.finishUpdate();
+    router.afterStep(rows);
+    return value;
   }
 
   private gateBackward(rows: number): void {

@@ -206,6 +206,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   // The in-process pool resolves every phase synchronously: without yielding now and then,
   // a long epoch never lets signal handlers (Ctrl-C) or timers run.
   let yieldedAt = performance.now();
+  const fm = session.step.fm, hold = workers === 0;
   try {
     for (let e = 0; e < epochs; e++) {
       const te = performance.now();
@@ -219,30 +220,45 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
       state.training.batchSize = batchSize;
       session.router.stats.reset();
       const busyAtStart = session.views.busy.slice();
-      for (let start = skip * batchSize; start < train.n; start += batchSize) {
-        if (o.signal?.aborted || run.closed) throw new MoeError('ABORTED', `training aborted at step ${state.training.step} (epoch ${state.training.epoch + 1}); parameters are those of step ${state.training.step}`);
-        const batch = order.subarray(start, Math.min(start + batchSize, train.n));
-        const t = state.training.step + 1;
-        lr = o.schedule ? o.schedule({ epoch: state.training.epoch, step: t, baseLr }) : baseLr;
-        run.inStep = true;
-        sum += await session.step.run(batch, lr, t);
-        state.training.step = t;
-        if (session.noiseRng) state.training.noiseRng = session.noiseRng.state();
-        if (start + batchSize >= train.n) {
-          // The epoch's last batch: its bookkeeping comes before the step boundary, so a
-          // snapshot taken there is an epoch end (never "every batch done, epoch not").
-          state.training.epoch++;
-          state.training.batch = 0;
-          state.training.rng = rng.state();
-        } else {
-          state.training.batch = (state.training.batch ?? 0) + 1;
+      // In-process, the float mode stays set across the epoch's steps (a switch costs a C
+      // call; a small step is ~45 µs) and is put back wherever the user's code can run:
+      // the schedule, the yields to the event loop, and the end of the epoch.
+      if (hold) fm.enter();
+      try {
+        for (let start = skip * batchSize; start < train.n; start += batchSize) {
+          if (o.signal?.aborted || run.closed) throw new MoeError('ABORTED', `training aborted at step ${state.training.step} (epoch ${state.training.epoch + 1}); parameters are those of step ${state.training.step}`);
+          const batch = order.subarray(start, Math.min(start + batchSize, train.n));
+          const t = state.training.step + 1;
+          lr = o.schedule ? fm.outside(() => o.schedule!({ epoch: state.training.epoch, step: t, baseLr })) : baseLr;
+          run.inStep = true;
+          const loss = session.step.run(batch, lr, t);
+          // In-process the step is done already: no await, so no other code runs in the mode.
+          sum += typeof loss === 'number' ? loss : await loss;
+          state.training.step = t;
+          if (session.noiseRng) state.training.noiseRng = session.noiseRng.state();
+          if (start + batchSize >= train.n) {
+            // The epoch's last batch: its bookkeeping comes before the step boundary, so a
+            // snapshot taken there is an epoch end (never "every batch done, epoch not").
+            state.training.epoch++;
+            state.training.batch = 0;
+            state.training.rng = rng.state();
+          } else {
+            state.training.batch = (state.training.batch ?? 0) + 1;
+          }
+          run.boundary();
+          batches++;
+          if (workers === 0 && performance.now() - yieldedAt > 50) {
+            const depth = fm.suspend();
+            try {
+              await new Promise((r) => setImmediate(r));
+            } finally {
+              fm.resume(depth);
+            }
+            yieldedAt = performance.now();
+          }
         }
-        run.boundary();
-        batches++;
-        if (workers === 0 && performance.now() - yieldedAt > 50) {
-          await new Promise((r) => setImmediate(r));
-          yieldedAt = performance.now();
-        }
+      } finally {
+        if (hold) fm.leave();
       }
       const rowsDone = train.n - skip * batchSize;
       skip = 0;
