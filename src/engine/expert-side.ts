@@ -7,6 +7,7 @@
  * is computed on its own rows and parameters alone, so its numbers do not depend on which
  * shard computed it: that is what makes every worker count bit-identical.
  */
+import { committable } from './finite.js';
 import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
 import { errorFunction, type ErrorFunction, type ExpertLossBlock } from '../losses/index.js';
@@ -44,6 +45,8 @@ export class ExpertSide {
   private readonly ef: ErrorFunction;
   private readonly P: number;
   private readonly params: LayerViews[];
+  /** One float for the finite-step check's squared norm. */
+  private readonly norm = new Float32Array(1);
   private readonly ownGrads: LayerViews[];
   private readonly slotGrads: LayerViews[];
   private readonly hiddenOffsets: number[];
@@ -161,6 +164,8 @@ export class ExpertSide {
       const slot = v.blockSlot[b]!;
       bv.pass.grads = slot < 0 ? this.ownGrads[bv.expert]! : this.slotGrads[slot]!;
       mlpBackward(this.gemm, this.k, bv.pass, bv.x, bv.rows, this.gradOut);
+      const g = slot < 0 ? v.expertGrads.subarray(bv.expert * this.P, (bv.expert + 1) * this.P) : v.blockGrads.subarray(slot * this.P, (slot + 1) * this.P);
+      if (!committable(this.gemm, g, this.P, this.norm)) Atomics.add(v.control, CTRL.BAD_GRADS, 1);
     }
   }
 

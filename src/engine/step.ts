@@ -5,6 +5,8 @@
  * gate. Three phases (FORWARD, BACKWARD, UPDATE) so parameters change only in UPDATE. The
  * step branches on no loss name: the error function's object says what it needs.
  */
+import { committable } from './finite.js';
+import { CTRL } from '../memory/layout.js';
 import { FloatMode } from '../compute/float-mode.js';
 import type { Sgemm } from '../compute/provider.js';
 import { MoeError } from '../errors.js';
@@ -97,6 +99,8 @@ export class MixtureStep {
     this.gateHiddenFor(0);
   }
 
+  /** One float for the finite-step check's squared norm. */
+  private readonly norm = new Float32Array(1);
   private hiddenRows = -1;
   /** Views of the gate's hidden activations for `rows` rows (layer l at rows·offset_l). */
   private gateHiddenFor(rows: number): void {
@@ -237,6 +241,7 @@ export class MixtureStep {
       throw new MoeError('DIVERGED', `loss is ${value} at step ${step}; parameters are left at step ${step - 1} (lower the learning rate, or check the data's scale)`);
     }
 
+    Atomics.store(this.v.control, CTRL.BAD_GRADS, 0);
     pool.beginBackward(rows, step);
     // The gate's backward overlaps the experts' (cooperative needs their dots first).
     if (!ef.gateGradAfterBackward) this.gateBackward(rows);
@@ -246,12 +251,25 @@ export class MixtureStep {
       this.gateBackward(rows);
     }
 
+    this.checkCommittable(step);
     pool.beginUpdate(lr, step);
     optimizerStep(this.k, this.optimizer, this.gateUpdate, lr, step);
     optimizerStep(this.k, this.optimizer, this.noiseUpdate, lr, step);
     yield pool.finishUpdate();
     router.afterStep(rows);
     return value;
+  }
+
+  /** Commit only finite steps: refuse the UPDATE when any gradient failed its check (engine/finite.ts). */
+  private checkCommittable(step: number): void {
+    const v = this.v, bad = Atomics.load(v.control, CTRL.BAD_GRADS);
+    const what =
+      bad > 0 ? `the gradient of ${bad} expert block${bad > 1 ? 's' : ''}`
+      : !committable(this.gemm, v.gateGrads, v.gateGrads.length, this.norm) ? "the gate's gradient"
+      : !committable(this.gemm, v.noiseGrads, v.noiseGrads.length, this.norm) ? "the gate noise's gradient"
+      : undefined;
+    if (what === undefined) return;
+    throw new MoeError('DIVERGED', `${what} is not finite (or its norm is over 1e15) at step ${step}; parameters and optimiser state are left at step ${step - 1} (lower the learning rate or the loss weights, or check the data's scale)`);
   }
 
   private gateBackward(rows: number): void {

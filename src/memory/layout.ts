@@ -27,6 +27,12 @@ export const CTRL = {
   ABORT: 5,
   /** Blocks in the current step's block list. */
   BLOCKS: 6,
+  /**
+   * Blocks whose gradient failed the finite-step check in BACKWARD (see
+   * engine/finite.ts); the main thread zeroes it before BACKWARD and refuses to UPDATE
+   * when it is not 0 after.
+   */
+  BAD_GRADS: 7,
   /** Slots 8.. : per-shard sequence number of its last finished command. */
   SHARD_DONE_BASE: 8,
 } as const;

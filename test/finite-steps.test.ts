@@ -1,0 +1,89 @@
+/**
+ * Commit only finite steps: a step whose gradients are not finite (or whose norm would
+ * overflow the optimiser's state) is refused before its UPDATE, with the parameters and
+ * optimiser state of the step before, in-process and with workers; the model then saves
+ * and loads. Workers start from dist/.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
+import { MAX_GRAD_SQNORM, squaredNorm } from '../src/engine/finite.js';
+import { MoeError } from '../src/errors.js';
+import { Mixture } from '../src/mixture.js';
+import { copyParams, expectIdentical } from './helpers/params.js';
+
+function regression(n = 120): Dataset {
+  const xs: number[][] = [], ys: number[][] = [];
+  for (let i = 0; i < n; i++) {
+    const a = Math.sin(i * 1.37), b = Math.cos(i * 0.71), c = Math.sin(i * 0.29);
+    xs.push([a, b, c]);
+    ys.push([2 * a - b + (c > 0 ? 0.5 : -0.5)]);
+  }
+  return datasetFromArrays('regression', xs, ys);
+}
+
+async function rejection(p: Promise<unknown>): Promise<MoeError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(MoeError);
+    return err as MoeError;
+  }
+  throw new Error('the fit did not reject');
+}
+
+describe('commit only finite steps', () => {
+  it('squaredNorm: NaN and ±∞ propagate, overflow gives +∞', async () => {
+    const m = await Mixture.create({ task: 'regression', inputs: 1, outputs: 1, experts: 1 });
+    const gemm = m.provider.sgemm, out = new Float32Array(1);
+    expect(squaredNorm(gemm, new Float32Array([3, 4]), 2, out)).toBe(25);
+    expect(squaredNorm(gemm, new Float32Array([1, NaN, 2]), 3, out)).toBeNaN();
+    expect(squaredNorm(gemm, new Float32Array([1, -Infinity]), 2, out)).toBe(Infinity);
+    expect(squaredNorm(gemm, new Float32Array([3e19, 1]), 2, out)).toBe(Infinity);
+    expect(squaredNorm(gemm, new Float32Array([1e15, 0]), 2, out)).toBeLessThanOrEqual(MAX_GRAD_SQNORM * 1.0000001);
+    await m.close();
+  });
+
+  for (const workers of [0, 2]) {
+    it(`a z-loss that blows up the gate's gradient is refused before its update, the model still saves and loads (${workers} workers)`, async () => {
+      // The issue's reproduction: --z-loss 1e20 used to write Infinity into Adam's state.
+      const m = await Mixture.create({ task: 'regression', inputs: 3, outputs: 1, experts: 4, zLoss: 1e20, seed: 4 });
+      await m.fit(regression(), { epochs: 0 }); // fits the scalers only
+      const before = copyParams(m.params);
+      const err = await rejection(m.fit(regression(), { epochs: 3, workers }));
+      expect(err.code).toBe('DIVERGED');
+      expect(err.message).toMatch(/gate's gradient is not finite .* at step 1; parameters and optimiser state are left at step 0/);
+      expectIdentical(m.params, before);
+      const dir = await mkdtemp(join(tmpdir(), 'moe-finite-'));
+      try {
+        await m.save(join(dir, 'z.moe'));
+        const back = await Mixture.load(join(dir, 'z.moe'));
+        expectIdentical(back.params, before);
+        await back.close();
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+      await m.close();
+    });
+
+    it(`an expert whose gradient overflows is refused before its update, parameters at the step before (${workers} workers)`, async () => {
+      // The competitive error passes every expert a gradient (the Gaussian NLL's posterior
+      // of a hopeless expert would be 0).
+      const m = await Mixture.create({ task: 'regression', inputs: 3, outputs: 1, experts: 4, loss: 'competitive', seed: 6 });
+      await m.fit(regression(), { epochs: 1, workers });
+      // Expert 2's output ~1e16: its error e ~ 1e32 keeps the loss finite (float32), its
+      // gradient's squared norm does not fit the bound.
+      const P = m.params.expertParams.length / 4;
+      for (let j = 0; j < P; j++) m.params.expertParams[2 * P + j] = 1e16;
+      const before = copyParams(m.params);
+      const step = m.training.step;
+      const err = await rejection(m.fit(regression(), { epochs: 1, workers }));
+      expect(err.code).toBe('DIVERGED');
+      expect(err.message).toMatch(new RegExp(`gradient of \\d+ expert blocks? is not finite .* at step ${step + 1}; parameters and optimiser state are left at step ${step}`));
+      expectIdentical(m.params, before);
+      await m.close();
+    });
+  }
+});
