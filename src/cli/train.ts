@@ -47,6 +47,7 @@ import {
   writeStdout,
   type ModelView,
 } from './common.js';
+import { metricsJson, summaryLines } from './metrics-text.js';
 import { openModel, readModelFile, type ModelFile, type ModelInfo } from './model-input.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -433,10 +434,8 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   const seconds = result?.seconds ?? 0;
   const samples = (result?.epochs ?? 0) * train.n;
 
-  const metric = (prefix: string, ev: Evaluation | undefined): Record<string, number> =>
-    ev === undefined
-      ? {}
-      : { [`${prefix}Loss`]: ev.loss, ...(ev.accuracy !== undefined ? { [`${prefix}Accuracy`]: ev.accuracy } : {}), ...(ev.mse !== undefined ? { [`${prefix}Mse`]: ev.mse } : {}) };
+  // Loss and every metric of Evaluation per set: trainAccuracy, valConfusionMatrix, testR2, testBaseline, …
+  const metric = (prefix: string, ev: Evaluation | undefined): Record<string, unknown> => (ev === undefined ? {} : { [`${prefix}Loss`]: ev.loss, ...metricsJson(ev, prefix) });
   const report = {
     command: 'train',
     task: model.config.task,
@@ -484,6 +483,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     c.task === 'classification'
       ? `  accuracy   train ${pct(evTrain.accuracy)}${evVal ? `, validation ${pct(evVal.accuracy)}` : ''}${evTest ? `, test ${pct(evTest.accuracy)}` : ''}`
       : `  mse        train ${fmt(evTrain.mse)}${evVal ? `, validation ${fmt(evVal.mse)}` : ''}${evTest ? `, test ${fmt(evTest.mse)}` : ''}`,
+    ...summaryLines([{ name: 'train', ev: evTrain }, ...(evVal ? [{ name: 'validation', ev: evVal }] : []), ...(evTest ? [{ name: 'test', ev: evTest }] : [])], model.classNames),
     `  gate weight ${evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
     ...(sparse && lastRouting
       ? [
