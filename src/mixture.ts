@@ -23,6 +23,7 @@ import { initialState, type MixtureParams, type ModelState, type TrainingState }
 import { resolveOptimizer, type OptimizerConfig, type OptimizerName } from './optim/config.js';
 import { accuracyScore, confusionMatrix, logLoss, precisionScore, recallScore } from './metrics/classification.js';
 import { meanBaselineScores, regressionScores, type RegressionScores } from './metrics/regression.js';
+import { weightsSumToOne } from './model/routing.js';
 import { targetMatrix } from './train/data.js';
 import { FitRun, runFit, type FitHost } from './train/fit.js';
 import type { FitOptions, FitResult } from './train/options.js';
@@ -112,9 +113,11 @@ export interface Evaluation {
     mean: number[];
   };
   /**
-   * Classification with the categorical loss (the output is a probability vector): the
-   * log-loss of the mixture's class probabilities in nats per row (`log_loss`,
-   * probabilities clipped to [2⁻⁵², 1 − 2⁻⁵²]). Undefined for the other losses.
+   * Classification with the categorical loss, where the output is a probability vector
+   * (dense routing, or topk with K ≥ 2, whose weights sum to 1): the log-loss of the
+   * mixture's class probabilities in nats per row (`log_loss`, probabilities clipped to
+   * [2⁻⁵², 1 − 2⁻⁵²]). Undefined for the other losses and for switch, topk:1 and
+   * expert-choice routing (their outputs sum to less than 1).
    */
   logLoss?: number;
   /**
@@ -143,6 +146,11 @@ export interface Evaluation {
    * and expert-choice (each chosen expert weighted by its probability over all E).
    */
   gateShare: number[];
+}
+
+/** Whether a model's output is a vector of class probabilities: categorical loss, weights summing to 1. */
+export function outputIsProbability(config: MixtureConfig): boolean {
+  return config.task === 'classification' && config.loss === 'categorical' && weightsSumToOne(config.routing);
 }
 
 function checkSeed(seed: unknown): number {
@@ -405,7 +413,7 @@ export class Mixture implements FitHost {
     if (this.config.task === 'classification') {
       const classes = Array.from({ length: K }, (_, k) => k);
       ev.accuracy = accuracyScore(data.labels!, p.labels!);
-      if (this.config.loss === 'categorical') ev.logLoss = logLoss(data.labels!, p.output);
+      if (outputIsProbability(this.config)) ev.logLoss = logLoss(data.labels!, p.output);
       ev.confusionMatrix = confusionMatrix(data.labels!, p.labels!, { labels: classes });
       ev.precision = precisionScore(data.labels!, p.labels!, { labels: classes });
       ev.recall = recallScore(data.labels!, p.labels!, { labels: classes });

@@ -290,6 +290,22 @@ describe('Mixture.evaluate and score', () => {
     expect(m.score(test)).toBe(ev.accuracy);
   });
 
+  it('expert-choice routing: the weights sum to less than 1, so no log-loss (and no error)', async () => {
+    const train = classes(90, 1);
+    await using m = await Mixture.create({ task: 'classification', inputs: 2, outputs: 3, experts: 3, routing: 'expert-choice:1', seed: 2, onWarning: () => {} });
+    await m.fit(train, { epochs: 2 });
+    const p = m.predict(train.x);
+    // Each row goes to its best expert, weighted by its gate probability over all 3: the row sums below 1.
+    expect(p.output[0]! + p.output[1]! + p.output[2]!).toBeLessThan(0.999);
+    const ev = m.evaluate(train);
+    expect(ev.logLoss).toBeUndefined();
+    expect(ev.accuracy).toBe(accuracyScore(train.labels!, p.labels!));
+    // topk:2 renormalises over the chosen: probabilities again.
+    await using t = await Mixture.create({ task: 'classification', inputs: 2, outputs: 3, experts: 3, routing: 'topk:2', seed: 2, onWarning: () => {} });
+    await t.fit(train, { epochs: 2 });
+    expect(t.evaluate(train).logLoss).toBe(logLoss(train.labels!, t.predict(train.x).output));
+  });
+
   it('a classifier without the categorical loss has no log-loss (its output is not a probability vector)', async () => {
     const train = classes(90, 1);
     await using m = await Mixture.create({ task: 'classification', inputs: 2, outputs: 3, experts: 2, loss: 'competitive', seed: 2, onWarning: () => {} });

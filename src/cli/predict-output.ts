@@ -3,7 +3,7 @@
  * prediction, a classifier's class probabilities under the class names, the gate's
  * weights and the winning expert.
  */
-import type { Mixture, Prediction } from '../mixture.js';
+import { outputIsProbability, type Mixture, type Prediction } from '../mixture.js';
 import { csvField, csvNumber } from './common.js';
 
 /** A float32 value as the shortest number that reads back as it (for JSON). */
@@ -12,7 +12,7 @@ const short = (v: number): number => Number(csvNumber(v));
 /** Class names (or indices where the model has none) and whether the outputs are probabilities. */
 function classColumns(m: Mixture): { names: string[]; probabilities: boolean } {
   const K = m.config.outputs;
-  return { names: Array.from({ length: K }, (_, k) => m.classNames?.[k] ?? String(k)), probabilities: m.config.loss === 'categorical' };
+  return { names: Array.from({ length: K }, (_, k) => m.classNames?.[k] ?? String(k)), probabilities: outputIsProbability(m.config) };
 }
 
 /** Regression: the target names (the model's, else --target's when it has K, else output_k). */
@@ -23,7 +23,8 @@ function targetColumns(m: Mixture, target: string[] | undefined): string[] {
 
 /**
  * CSV: the prediction column(s); for a classifier `prob_<class>` per class (the
- * mixture's class probabilities; `output_<class>` for a loss other than categorical);
+ * mixture's class probabilities; `output_<class>` where they are not: a loss other than
+ * categorical, or routing whose weights sum to less than 1);
  * gate_0 … gate_E-1; expert.
  */
 export function predictionCsv(m: Mixture, p: Prediction, target: string[] | undefined): string {
@@ -55,9 +56,9 @@ export function predictionCsv(m: Mixture, p: Prediction, target: string[] | unde
 export interface PredictionRow {
   /** Classification: the predicted class's name. */
   label?: string;
-  /** Classification, categorical loss: the probability of each class, by name. */
+  /** Classification, where the output is a probability vector (categorical loss, weights summing to 1): each class's probability, by name. */
   probabilities?: Record<string, number>;
-  /** Classification, other losses: the mixture's output per class, by name (not probabilities). */
+  /** Classification otherwise (other losses; switch, topk:1, expert-choice): the mixture's output per class, by name (not probabilities). */
   outputs?: Record<string, number>;
   /** Regression: the prediction per target, by name, in the target's units. */
   prediction?: Record<string, number>;

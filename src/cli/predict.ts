@@ -43,7 +43,8 @@ Examples:
 Output columns: the prediction (the class label for classification, one column per
 target for regression, named after the training target columns); for a classifier
 prob_<class> per class, named after the classes (the mixture's class probabilities;
-output_<class> for a loss other than categorical, whose outputs are not probabilities);
+output_<class> where the outputs are not probabilities: a loss other than categorical,
+or switch, topk:1 and expert-choice routing, whose gate weights sum to less than 1);
 gate_0 … gate_E-1 (each expert's gate probability) and expert (the expert with the
 largest gate probability). --json prints one JSON object instead: the model's classes or
 targets and, per row, the prediction, the probabilities by class name, the gate and the
