@@ -410,15 +410,17 @@ export class Mixture implements FitHost {
     const gateShare = new Array<number>(E).fill(0);
     for (let r = 0; r < n; r++) for (let i = 0; i < E; i++) gateShare[i]! += p.gate[r * E + i]! / n;
     const ev: Evaluation = { n, loss: f.loss!, gateShare };
+    // A diverged model's outputs are not finite: its scores are NaN, not a metric's complaint about yPred.
+    const finite = p.output.every(Number.isFinite);
     if (this.config.task === 'classification') {
       const classes = Array.from({ length: K }, (_, k) => k);
       ev.accuracy = accuracyScore(data.labels!, p.labels!);
-      if (outputIsProbability(this.config)) ev.logLoss = logLoss(data.labels!, p.output);
+      if (outputIsProbability(this.config)) ev.logLoss = finite ? logLoss(data.labels!, p.output) : NaN;
       ev.confusionMatrix = confusionMatrix(data.labels!, p.labels!, { labels: classes });
       ev.precision = precisionScore(data.labels!, p.labels!, { labels: classes });
       ev.recall = recallScore(data.labels!, p.labels!, { labels: classes });
     } else {
-      const { r2, mse, rmse, mae } = regressionScores(data.y!, p.output, K);
+      const { r2, mse, rmse, mae } = finite ? regressionScores(data.y!, p.output, K) : { r2: NaN, mse: NaN, rmse: NaN, mae: NaN };
       Object.assign(ev, { mse, r2, rmse, mae });
       const mean = [...this.targetScaler!.mean];
       ev.baseline = { ...meanBaselineScores(data.y!, mean), mean };

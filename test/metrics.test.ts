@@ -174,6 +174,11 @@ describe('classification metrics: worked examples', () => {
     expect(logLoss([1, 0], [0, 1, 1, 0])).toBeCloseTo(0, 15);
   });
 
+  it('log-loss takes float32 rounding a few ulps outside [0, 1]', () => {
+    // 1 + 2⁻²³ (one float32 ulp above 1) and −1e-7: clipped to 1 − ε and ε, the row then sums to 1.
+    expect(logLoss([0], [1 + 2 ** -23, -1e-7])).toBeCloseTo(0, 12);
+  });
+
   it('log-loss refuses what is not a probability vector', () => {
     expect(() => logLoss([0], [0.5, 0.6])).toThrow(/sum to 1.1/);
     expect(() => logLoss([0], [1.5, -0.5])).toThrow(/outside \[0, 1\]/);
@@ -304,6 +309,26 @@ describe('Mixture.evaluate and score', () => {
     await using t = await Mixture.create({ task: 'classification', inputs: 2, outputs: 3, experts: 3, routing: 'topk:2', seed: 2, onWarning: () => {} });
     await t.fit(train, { epochs: 2 });
     expect(t.evaluate(train).logLoss).toBe(logLoss(train.labels!, t.predict(train.x).output));
+  });
+
+  it('a diverged model (non-finite outputs): NaN scores, not an error about yPred', async () => {
+    const train = regression(50, 1);
+    await using m = await Mixture.create({ task: 'regression', inputs: 1, outputs: 2, experts: 2, seed: 3, onWarning: () => {} });
+    await m.fit(train, { epochs: 1 });
+    m.expertParameters(0).fill(NaN);
+    let ev, err: unknown;
+    try {
+      ev = m.evaluate(train);
+    } catch (e) {
+      err = e;
+    }
+    // Whatever else may refuse non-finite outputs, it is not a metric blaming the caller's yPred.
+    if (err !== undefined) expect(String(err)).not.toMatch(/yPred|yProb/);
+    else {
+      expect(ev!.r2).toBeNaN();
+      expect(ev!.rmse).toBeNaN();
+      expect(ev!.baseline!.r2).toBeCloseTo(0, 6);
+    }
   });
 
   it('a classifier without the categorical loss has no log-loss (its output is not a probability vector)', async () => {

@@ -158,8 +158,8 @@ export function recallScore(yTrue: Values, yPred: Values, o?: PrecisionRecallOpt
 export const LOG_LOSS_EPS = Number.EPSILON;
 
 /**
- * A probability row may differ from summing to 1 by at most this; float32 probabilities
- * (the mixture's) sum to 1 within ~1e-7.
+ * A probability row may differ from summing to 1, and a probability lie outside [0, 1],
+ * by at most this; float32 probabilities (the mixture's) are off by ~1e-7 at most.
  */
 export const LOG_LOSS_SUM_TOLERANCE = 1e-4;
 
@@ -189,7 +189,8 @@ export function logLoss(yTrue: Values, yProb: Values): number {
     let raw = 0, sum = 0;
     for (let k = 0; k < K; k++) {
       const p = yProb[r * K + k]!;
-      if (p < 0 || p > 1) throw new DataError(`probability ${p} is outside [0, 1]`, { row: r + 1, column: 'yProb' });
+      // float32 rounding may put a probability a few ulps outside [0, 1]; the clip takes it back.
+      if (p < -LOG_LOSS_SUM_TOLERANCE || p > 1 + LOG_LOSS_SUM_TOLERANCE) throw new DataError(`probability ${p} is outside [0, 1]`, { row: r + 1, column: 'yProb' });
       raw += p;
       sum += Math.min(Math.max(p, eps), 1 - eps);
     }
