@@ -145,7 +145,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--optimizer <name>', 'optimiser').choices([...OPTIMIZERS]).default('adam'))
     .addOption(new Option('--seed <n>', 'seed of initialisation, splits and shuffles: an integer in [0, 2^32-1]').argParser(seedArg).default(1))
     .addOption(new Option('--val-split <fraction>', 'fraction of the training rows held out for validation').argParser(fractionArg).default(0))
-    .addOption(new Option('--test-data <file>', 'held-out test data (CSV with the same columns)').conflicts('dataset'))
+    .addOption(new Option('--test-data <file>', 'held-out test data (CSV with the same columns), evaluated at the end: its metrics in the summary and --json').conflicts('dataset'))
     .addOption(new Option('--save <file>', 'write the model here at the end (atomically), at checkpoints and on Ctrl-C'))
     .addOption(new Option('--checkpoint-every <n>', 'also save every N epochs (needs --save)').argParser(intArg(1)))
     .addOption(new Option('--resume <file>', 'continue training the model in this file'))
