@@ -17,6 +17,24 @@ export type { MixtureParams, ModelState, TrainingState } from './model/state.js'
 export type { EpochInfo, FitOptions, FitResult, RoutingMetrics, StopReason } from './train/options.js';
 export type { RoutingConfig, RoutingKind, RoutingOptions } from './model/routing.js';
 
+// Metrics with scikit-learn's names and definitions (what Mixture.evaluate reports).
+export {
+  r2Score,
+  meanSquaredError,
+  rootMeanSquaredError,
+  meanAbsoluteError,
+  meanBaselineScores,
+  regressionScores,
+  accuracyScore,
+  logLoss,
+  confusionMatrix,
+  precisionScore,
+  recallScore,
+  LOG_LOSS_EPS,
+  LOG_LOSS_SUM_TOLERANCE,
+} from './metrics/index.js';
+export type { Average, ConfusionMatrixOptions, MultiOutput, PrecisionRecallOptions, R2Options, RegressionMetricOptions, RegressionScores, Values } from './metrics/index.js';
+
 export { LOSSES } from './model/config.js';
 export type { LossName, MixtureConfig, MixtureOptions, NetSpec, Task } from './model/config.js';
 export { ACTIVATIONS } from './model/mlp.js';

@@ -22,6 +22,9 @@ import { expertShape, resolveMixtureConfig, type MixtureConfig, type MixtureOpti
 import { mlpParamCount } from './model/mlp.js';
 import { initialState, type MixtureParams, type ModelState, type TrainingState } from './model/state.js';
 import { resolveOptimizer, type OptimizerConfig, type OptimizerName } from './optim/config.js';
+import { accuracyScore, confusionMatrix, logLoss, precisionScore, recallScore } from './metrics/classification.js';
+import { meanBaselineScores, regressionScores, type RegressionScores } from './metrics/regression.js';
+import { weightsSumToOne } from './model/routing.js';
 import { targetMatrix } from './train/data.js';
 import { FitRun, runFit, type FitHost } from './train/fit.js';
 import type { FitOptions, FitResult } from './train/options.js';
@@ -86,10 +89,56 @@ export interface Evaluation {
   n: number;
   /** Mean loss under the model's error function (standardised units). */
   loss: number;
-  /** Classification: fraction correct. */
+  /** Classification: fraction correct, in [0, 1] (scikit-learn's `accuracy_score`). */
   accuracy?: number;
-  /** Regression: mean squared error in original units, averaged over outputs. */
+  /** Regression: mean squared error in original units, averaged over outputs (`mean_squared_error`). */
   mse?: number;
+  /**
+   * Regression: the coefficient of determination R² (`r2_score`), averaged over outputs:
+   * 1 perfect, 0 no better than predicting the data's own mean, negative worse (no lower
+   * bound). A constant target scores 1 if predicted exactly, else 0; NaN for one row.
+   */
+  r2?: number;
+  /** Regression: root mean squared error in original units (`root_mean_squared_error`: the mean over outputs of each output's RMSE). */
+  rmse?: number;
+  /** Regression: mean absolute error in original units, averaged over outputs (`mean_absolute_error`). */
+  mae?: number;
+  /**
+   * Regression: the same scores for the baseline that predicts the training targets' mean
+   * for every row (scikit-learn's `DummyRegressor(strategy='mean')`); `mean` is that mean
+   * per output, the model's target standardisation mean ({@link Mixture.targetScaler}).
+   * A model whose scores do not beat these has learned nothing from the inputs.
+   */
+  baseline?: RegressionScores & {
+    /** The training mean predicted, one value per output, original units. */
+    mean: number[];
+  };
+  /**
+   * Classification with the categorical loss, where the output is a probability vector
+   * (dense routing, or topk with K ≥ 2, whose weights sum to 1): the log-loss of the
+   * mixture's class probabilities in nats per row (`log_loss`, probabilities clipped to
+   * [2⁻⁵², 1 − 2⁻⁵²]). Undefined for the other losses and for switch, topk:1 and
+   * expert-choice routing (their outputs sum to less than 1).
+   */
+  logLoss?: number;
+  /**
+   * Classification: the K×K confusion matrix (`confusion_matrix` with labels 0..K−1):
+   * entry [i][j] counts the rows of class i predicted as class j (rows true, columns
+   * predicted; {@link Mixture.classNames} names them).
+   */
+  confusionMatrix?: number[][];
+  /**
+   * Classification: precision per class, K values in [0, 1] (`precision_score` with
+   * `average=None`): of the rows predicted as the class, the fraction that are. A class
+   * never predicted scores 0 (scikit-learn's `zero_division` default).
+   */
+  precision?: number[];
+  /**
+   * Classification: recall per class, K values in [0, 1] (`recall_score` with
+   * `average=None`): of the rows of the class, the fraction predicted as it. A class absent
+   * from the data scores 0 (scikit-learn's `zero_division` default).
+   */
+  recall?: number[];
   /**
    * Each expert's mean combination weight over the rows, in [0, 1]: the mean of
    * {@link Prediction.gate}. Dense routing: the mean gate probability (the shares sum to
@@ -98,6 +147,11 @@ export interface Evaluation {
    * and expert-choice (each chosen expert weighted by its probability over all E).
    */
   gateShare: number[];
+}
+
+/** Whether a model's output is a vector of class probabilities: categorical loss, weights summing to 1. */
+export function outputIsProbability(config: MixtureConfig): boolean {
+  return config.task === 'classification' && config.loss === 'categorical' && weightsSumToOne(config.routing);
 }
 
 function checkSeed(seed: unknown): number {
@@ -351,8 +405,10 @@ export class Mixture implements FitHost {
   }
 
   /**
-   * Loss, accuracy (classification) or MSE (regression), and each expert's mean
-   * combination weight on `data`. During a fit it reads the live parameters, as
+   * Metrics on labelled `data`, as scikit-learn's `sklearn.metrics` define them: the loss
+   * and each expert's mean combination weight; for classification accuracy, log-loss
+   * (categorical loss), the confusion matrix and per-class precision and recall; for
+   * regression MSE, RMSE, MAE and R², and the same for the training-mean baseline. During a fit it reads the live parameters, as
    * {@link predict} does.
    */
   evaluate(data: Dataset): Evaluation {
@@ -367,16 +423,33 @@ export class Mixture implements FitHost {
     const gateShare = new Array<number>(E).fill(0);
     for (let r = 0; r < n; r++) for (let i = 0; i < E; i++) gateShare[i]! += p.gate[r * E + i]! / n;
     const ev: Evaluation = { n, loss: f.loss!, gateShare };
+    // A diverged model's outputs are not finite: its scores are NaN, not a metric's complaint about yPred.
+    const finite = p.output.every(Number.isFinite);
     if (this.config.task === 'classification') {
-      let ok = 0;
-      for (let r = 0; r < n; r++) if (p.labels![r] === data.labels![r]) ok++;
-      ev.accuracy = ok / n;
+      const classes = Array.from({ length: K }, (_, k) => k);
+      ev.accuracy = accuracyScore(data.labels!, p.labels!);
+      if (outputIsProbability(this.config)) ev.logLoss = finite ? logLoss(data.labels!, p.output) : NaN;
+      ev.confusionMatrix = confusionMatrix(data.labels!, p.labels!, { labels: classes });
+      ev.precision = precisionScore(data.labels!, p.labels!, { labels: classes });
+      ev.recall = recallScore(data.labels!, p.labels!, { labels: classes });
     } else {
-      let se = 0;
-      for (let j = 0; j < n * K; j++) se += (p.output[j]! - data.y![j]!) ** 2;
-      ev.mse = se / (n * K);
+      const { r2, mse, rmse, mae } = finite ? regressionScores(data.y!, p.output, K) : { r2: NaN, mse: NaN, rmse: NaN, mae: NaN };
+      Object.assign(ev, { mse, r2, rmse, mae });
+      const mean = [...this.targetScaler!.mean];
+      ev.baseline = { ...meanBaselineScores(data.y!, mean), mean };
     }
     return ev;
+  }
+
+  /**
+   * The default score on labelled `data`, as scikit-learn's estimators' `score(X, y)`:
+   * R² for regression ({@link Evaluation.r2}: 1 perfect, 0 no better than the data's
+   * mean, negative worse), accuracy for classification ({@link Evaluation.accuracy}, in
+   * [0, 1]). Higher is better in both.
+   */
+  score(data: Dataset): number {
+    const ev = this.evaluate(data);
+    return this.config.task === 'regression' ? ev.r2! : ev.accuracy!;
   }
 
   /** The model as it is now; during a fit, a consistent copy taken at the next step boundary. */

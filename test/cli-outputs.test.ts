@@ -47,7 +47,7 @@ describe('outputs through symbolic links', () => {
     const p = await moe(['predict', '--model', 'current.moe', '--data', CLASSES, '--out', 'predictions.csv'], d);
     expect(p.code, p.stderr).toBe(0);
     expect((await lstat(join(d, 'predictions.csv'))).isSymbolicLink()).toBe(true);
-    expect((await readFile(join(d, 'store', 'p.csv'), 'utf8')).split('\n')[0]).toBe('label,gate_0,gate_1,gate_2,expert');
+    expect((await readFile(join(d, 'store', 'p.csv'), 'utf8')).split('\n')[0]).toBe('label,prob_low,prob_mid,prob_high,gate_0,gate_1,gate_2,expert');
   });
 
   it('--save over an existing file keeps its mode (0600)', async () => {

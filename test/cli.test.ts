@@ -144,12 +144,17 @@ describe('a saved model: eval, predict, inspect', () => {
     const csv = await readFile(out, 'utf8');
     expect(toStdout.stdout).toBe(csv);
     const [header, ...rows] = csv.trimEnd().split('\n');
-    expect(header).toBe('label,gate_0,gate_1,gate_2,expert');
+    expect(header).toBe('label,prob_low,prob_mid,prob_high,gate_0,gate_1,gate_2,expert');
     expect(rows).toHaveLength(90);
     const truth = (await readFile(CLASSES, 'utf8')).trimEnd().split('\n').slice(1).map((l) => l.split(',')[2]);
     let right = 0;
     rows.forEach((row, r) => {
-      const [label, ...rest] = row.split(',');
+      const [label, ...cells] = row.split(',');
+      // The class probabilities sum to 1 and the label is the most probable class.
+      const probs = cells.slice(0, 3).map(Number);
+      expect(probs.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      expect(['low', 'mid', 'high'][probs.indexOf(Math.max(...probs))]).toBe(label);
+      const rest = cells.slice(3);
       const gates = rest.slice(0, 3).map(Number);
       const winner = Number(rest[3]);
       expect(['low', 'mid', 'high']).toContain(label);

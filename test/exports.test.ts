@@ -31,6 +31,9 @@ const PUBLIC_VALUES = [
   'ModelFormatError', 'MoeError', 'OPTIMIZERS', 'OptionError', 'PAPER_VOWELS', 'SCALING_SIZES', 'SIZE_SPECS',
   'Rng', 'ShardCrashError', 'ShardStallError', 'cosineDecay', 'datasetFromArrays', 'formatScalingMarkdown', 'loadCsv',
   'loadVowels', 'runCsvParseBenchmark', 'runScalingBenchmark', 'splitRows', 'stepDecay', 'subset', 'validateDataset',
+  // Metrics (scikit-learn's names, camelCase).
+  'LOG_LOSS_EPS', 'LOG_LOSS_SUM_TOLERANCE', 'accuracyScore', 'confusionMatrix', 'logLoss', 'meanAbsoluteError', 'meanBaselineScores',
+  'meanSquaredError', 'precisionScore', 'r2Score', 'recallScore', 'regressionScores', 'rootMeanSquaredError',
 ];
 
 describe('package entry point', () => {

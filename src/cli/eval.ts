@@ -1,5 +1,7 @@
 /**
- * `moe eval`: a trained model's loss, accuracy or MSE and gate shares on labelled data.
+ * `moe eval`: a trained model's metrics on labelled data (scikit-learn's definitions):
+ * loss and gate shares; accuracy, log-loss, confusion matrix and per-class precision and
+ * recall, or R², RMSE, MAE and MSE with the training-mean baseline's.
  */
 import { Command, Option } from 'commander';
 import type { Dataset } from '../data/dataset.js';
@@ -20,6 +22,7 @@ import {
   warn,
   writeStdout,
 } from './common.js';
+import { classLabels, evaluationLines, metricsJson } from './metrics-text.js';
 import { openModel, readModelFile } from './model-input.js';
 
 interface EvalOptions {
@@ -39,12 +42,21 @@ Examples:
   $ moe eval --model houses.moe --data houses-test.csv --json
 
 The data needs the model's feature and target columns (by name); other columns are
-ignored. A class label the model never saw in training is an error.`;
+ignored. A class label the model never saw in training is an error.
+
+Metrics are scikit-learn's (sklearn.metrics). Classification: accuracy; log-loss of the
+class probabilities (categorical loss only; probabilities clipped to [2^-52, 1-2^-52]);
+the confusion matrix, rows the true class and columns the predicted (printed in full up
+to 20 classes, the largest confusions beyond; --json always has it whole); per-class
+precision and recall (0 where the class is never predicted, or absent: scikit-learn's
+zero_division default). Regression, in the target's units and averaged over targets:
+R² (1 perfect, 0 no better than the mean, negative worse), RMSE, MAE and MSE, each also
+for the baseline that predicts the training mean (stored in the model).`;
 
 /** The `eval` command. */
 export function evalCommand(): Command {
   const cmd = new Command('eval')
-    .description("evaluate a trained model on labelled data: loss, accuracy or MSE, each expert's mean gate weight")
+    .description("evaluate a trained model on labelled data: accuracy, log-loss, confusion matrix, precision/recall, or R², RMSE, MAE against the training-mean baseline; each expert's mean gate weight")
     .addOption(new Option('--model <file>', 'model file written by moe train').makeOptionMandatory())
     .addOption(new Option('--data <file>', 'labelled CSV with the model\'s columns').conflicts('dataset'))
     .addOption(new Option('--dataset <name>', "a built-in data set's test split (the model's seed picks the speakers)").choices(['vowels']));
@@ -86,8 +98,9 @@ async function runEval(o: EvalOptions): Promise<number> {
         task: m.config.task,
         n: ev.n,
         loss: ev.loss,
-        ...(ev.accuracy !== undefined ? { accuracy: ev.accuracy } : {}),
-        ...(ev.mse !== undefined ? { mse: ev.mse } : {}),
+        ...metricsJson(ev),
+        ...(m.config.task === 'classification' ? { classNames: classLabels(m.classNames, m.config.outputs) } : {}),
+        ...(m.config.task === 'regression' && m.targetNames ? { targetNames: m.targetNames } : {}),
         gateShare: ev.gateShare,
         backend: m.backend,
       }) + '\n',
@@ -98,7 +111,7 @@ async function runEval(o: EvalOptions): Promise<number> {
     [
       `${o.model} on ${source}: ${ev.n} rows`,
       `  loss       ${fmt(ev.loss)}`,
-      ev.accuracy !== undefined ? `  accuracy   ${pct(ev.accuracy)}` : `  mse        ${fmt(ev.mse)}`,
+      ...evaluationLines(ev, m.classNames),
       `  gate weight ${ev.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
       `  backend    ${m.backend}`,
     ].join('\n') + '\n',

@@ -11,8 +11,7 @@ import {
   backendOf,
   backendOption,
   checkOutputPath,
-  csvField,
-  csvNumber,
+  jsonLine,
   columnOptions,
   columnsOf,
   loadInputsForModel,
@@ -22,11 +21,13 @@ import {
   writeStdout,
 } from './common.js';
 import { openModel, readModelFile } from './model-input.js';
+import { predictionCsv, predictionJson } from './predict-output.js';
 
 interface PredictOptions {
   model: string;
   data: string;
   out?: string;
+  json?: boolean;
   target?: string[];
   features?: string[];
   backend: string;
@@ -37,11 +38,17 @@ const EXAMPLES = `
 Examples:
   $ moe predict --model vowels.moe --data new-formants.csv --out predictions.csv
   $ moe predict --model houses.moe --data houses.csv | head
+  $ moe predict --model vowels.moe --data new-formants.csv --json --out -
 
 Output columns: the prediction (the class label for classification, one column per
-target for regression, named after the training target columns), gate_0 … gate_E-1
-(each expert's gate probability) and expert (the expert with the largest gate
-probability). The input needs the model's feature columns by name; the target
+target for regression, named after the training target columns); for a classifier
+prob_<class> per class, named after the classes (the mixture's class probabilities;
+output_<class> where the outputs are not probabilities: a loss other than categorical,
+or switch, topk:1 and expert-choice routing, whose gate weights sum to less than 1);
+gate_0 … gate_E-1 (each expert's gate probability) and expert (the expert with the
+largest gate probability). --json prints one JSON object instead: the model's classes or
+targets and, per row, the prediction, the probabilities by class name, the gate and the
+expert. --out - is stdout. The input needs the model's feature columns by name; the target
 column(s), where present, are checked (a label must be a trained class, a regression
 target a finite number) and otherwise ignored.`;
 
@@ -51,7 +58,8 @@ export function predictCommand(): Command {
     .description('predict with a trained model: mixture output, gate probabilities, winning expert')
     .addOption(new Option('--model <file>', 'model file written by moe train').makeOptionMandatory())
     .addOption(new Option('--data <file>', 'CSV with the model\'s feature columns').makeOptionMandatory())
-    .addOption(new Option('--out <file>', 'write the predictions here (atomically) instead of stdout'));
+    .addOption(new Option('--out <file>', 'write the predictions here (atomically); - or none: stdout'))
+    .addOption(new Option('--json', 'print one JSON object (classes or targets, and per row the prediction, probabilities by class, gate, expert)'));
   for (const opt of columnOptions()) cmd.addOption(opt);
   return cmd
     .addOption(backendOption())
@@ -64,6 +72,8 @@ export function predictCommand(): Command {
 
 /** Options, the output path, the model file and the data are checked before the compute provider loads. */
 async function runPredict(o: PredictOptions): Promise<number> {
+  // `--out -` is stdout, as the convention goes (a file named "-" would be ./-).
+  if (o.out === '-') delete o.out;
   if (o.out !== undefined) {
     const target = await checkOutputPath('--out', o.out);
     for (const [flag, p] of [['--data', o.data], ['--model', o.model]] as const) {
@@ -75,29 +85,9 @@ async function runPredict(o: PredictOptions): Promise<number> {
   const input = await loadInputsForModel(file.info, o.data, columnsOf(o));
   const m = await openModel(file, load);
   const p = m.predict(input.x);
-  const { experts: E, outputs: K, task } = m.config;
-  const targets = m.targetNames ?? o.target;
-  const head: string[] =
-    task === 'classification'
-      ? [targets?.[0] ?? 'prediction']
-      : Array.from({ length: K }, (_, k) => (targets?.[k] !== undefined && targets.length === K ? targets[k]! : `output_${k}`));
-  for (let i = 0; i < E; i++) head.push(`gate_${i}`);
-  head.push('expert');
-
-  const lines: string[] = [head.map(csvField).join(',')];
-  for (let r = 0; r < p.n; r++) {
-    const cells: string[] = [];
-    if (task === 'classification') {
-      const l = p.labels![r]!;
-      cells.push(csvField(m.classNames?.[l] ?? String(l)));
-    } else {
-      for (let k = 0; k < K; k++) cells.push(csvNumber(p.output[r * K + k]!));
-    }
-    for (let i = 0; i < E; i++) cells.push(csvNumber(p.gate[r * E + i]!));
-    cells.push(String(p.winner[r]!));
-    lines.push(cells.join(','));
-  }
-  const text = lines.join('\n') + '\n';
+  const text = o.json
+    ? jsonLine({ command: 'predict', model: o.model, data: o.data, ...predictionJson(m, p, o.target) }) + '\n'
+    : predictionCsv(m, p, o.target);
   if (o.out !== undefined) {
     await writeFileAtomic(o.out, text, { option: '--out' });
     process.stderr.write(`moe: wrote ${p.n} predictions to ${o.out}\n`);

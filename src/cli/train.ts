@@ -48,6 +48,7 @@ import {
   writeStdout,
   type ModelView,
 } from './common.js';
+import { metricsJson, summaryLines } from './metrics-text.js';
 import { openModel, readModelFile, type ModelFile, type ModelInfo } from './model-input.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -147,7 +148,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--optimizer <name>', 'optimiser').choices([...OPTIMIZERS]).default('adam'))
     .addOption(new Option('--seed <n>', 'seed of initialisation, splits and shuffles: an integer in [0, 2^32-1]').argParser(seedArg).default(1))
     .addOption(new Option('--val-split <fraction>', 'fraction of the training rows held out for validation').argParser(fractionArg).default(0))
-    .addOption(new Option('--test-data <file>', 'held-out test data (CSV with the same columns)').conflicts('dataset'))
+    .addOption(new Option('--test-data <file>', 'held-out test data (CSV with the same columns), evaluated at the end: its metrics in the summary and --json').conflicts('dataset'))
     .addOption(new Option('--save <file>', 'write the model here at the end (atomically), at checkpoints and on Ctrl-C'))
     .addOption(new Option('--checkpoint-every <n>', 'also save every N epochs (needs --save)').argParser(intArg(1)))
     .addOption(new Option('--resume <file>', 'continue training the model in this file'))
@@ -437,10 +438,8 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   const seconds = result?.seconds ?? 0;
   const samples = (result?.epochs ?? 0) * train.n;
 
-  const metric = (prefix: string, ev: Evaluation | undefined): Record<string, number> =>
-    ev === undefined
-      ? {}
-      : { [`${prefix}Loss`]: ev.loss, ...(ev.accuracy !== undefined ? { [`${prefix}Accuracy`]: ev.accuracy } : {}), ...(ev.mse !== undefined ? { [`${prefix}Mse`]: ev.mse } : {}) };
+  // Loss and every metric of Evaluation per set: trainAccuracy, valConfusionMatrix, testR2, testBaseline, …
+  const metric = (prefix: string, ev: Evaluation | undefined): Record<string, unknown> => (ev === undefined ? {} : { [`${prefix}Loss`]: ev.loss, ...metricsJson(ev, prefix) });
   const report = {
     command: 'train',
     task: model.config.task,
@@ -489,6 +488,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     c.task === 'classification'
       ? `  accuracy   train ${pct(evTrain.accuracy)}${evVal ? `, validation ${pct(evVal.accuracy)}` : ''}${evTest ? `, test ${pct(evTest.accuracy)}` : ''}`
       : `  mse        train ${fmt(evTrain.mse)}${evVal ? `, validation ${fmt(evVal.mse)}` : ''}${evTest ? `, test ${fmt(evTest.mse)}` : ''}`,
+    ...summaryLines([{ name: 'train', ev: evTrain }, ...(evVal ? [{ name: 'validation', ev: evVal }] : []), ...(evTest ? [{ name: 'test', ev: evTest }] : [])], model.classNames),
     `  gate weight ${evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
     ...(sparse && lastRouting
       ? [

@@ -67,6 +67,14 @@ export function renormalises(r: RoutingConfig): boolean {
   return r.kind === 'topk' && r.k > 1;
 }
 
+/**
+ * Whether each row's combination weights sum to 1 (dense, or topk with K ≥ 2): only then
+ * is a categorical mixture's output Σ ĝ_i softmax(z_i) a probability vector.
+ */
+export function weightsSumToOne(r: RoutingConfig): boolean {
+  return r.kind === 'dense' || renormalises(r);
+}
+
 /** Default rows per block. */
 export const DEFAULT_BLOCK_ROWS = 64;
 
