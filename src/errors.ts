@@ -20,6 +20,9 @@ export type MoeErrorCode =
   | 'FIT_IN_PROGRESS'
   | 'ABORTED'
   | 'DIVERGED'
+  | 'MPI_UNAVAILABLE'
+  | 'MPI_MISMATCH'
+  | 'MPI_FAILED'
   | 'INTERNAL';
 
 /** Base class of every error this library throws on purpose. */

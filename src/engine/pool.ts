@@ -9,6 +9,7 @@ import { BUSY_SLOTS, CMD, type MixtureLayout, type MixtureViews } from '../memor
 import type { MixtureConfig } from '../model/config.js';
 import type { OptimizerConfig } from '../optim/config.js';
 import { ExpertSide } from './expert-side.js';
+import type { ExpertRange } from './plan.js';
 
 /** The expert side of a session, behind one interface for every worker count. */
 export interface ExpertPool {
@@ -35,8 +36,17 @@ export class InProcessPool implements ExpertPool {
   readonly workers = 0;
   readonly side: ExpertSide;
   private readonly busy: Float64Array;
-  constructor(gemm: Sgemm, k: Kernels, config: MixtureConfig, optimizer: Required<OptimizerConfig>, layout: MixtureLayout, views: MixtureViews) {
-    this.side = new ExpertSide(gemm, k, { config, optimizer, layout, shard: 0, owns: { first: 0, count: config.experts } }, views);
+  constructor(
+    gemm: Sgemm,
+    k: Kernels,
+    config: MixtureConfig,
+    optimizer: Required<OptimizerConfig>,
+    layout: MixtureLayout,
+    views: MixtureViews,
+    /** The experts this process computes (all of them, but for an MPI rank). */
+    owns: ExpertRange = { first: 0, count: config.experts },
+  ) {
+    this.side = new ExpertSide(gemm, k, { config, optimizer, layout, shard: 0, owns }, views);
     this.busy = views.busy.subarray(0, BUSY_SLOTS);
   }
   private timed(cmd: number, run: () => void): void {

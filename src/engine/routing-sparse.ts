@@ -35,6 +35,8 @@ export interface SparseRouterSpec {
   blockRows: number;
   /** Each shard's own experts (the shard that runs their UPDATE). */
   groups: readonly ExpertRange[];
+  /** Shard index of this process's first shard (MPI ranks; split must then be off): others' blocks get indices outside [0, W). */
+  shardOffset?: number;
   /** Share an expert's blocks among shards to balance their rows (default), or keep them with its owner. */
   split: boolean;
   /** The noise generator (noisy top-k in training), else undefined. */
@@ -217,7 +219,7 @@ export class SparseRouter implements Router {
         this.workerRows[w] = this.workerRows[w]! + v.blockRows[blk]!;
       }
     } else {
-      for (let j = 0; j < nb; j++) v.blockWorker[j] = ownerOf(this.s.groups, v.blockExpert[j]!);
+      for (let j = 0; j < nb; j++) v.blockWorker[j] = ownerOf(this.s.groups, v.blockExpert[j]!) - (this.s.shardOffset ?? 0);
     }
     Atomics.store(v.control, CTRL.BLOCKS, nb);
   }

@@ -50,6 +50,8 @@ export class DenseRouter implements Router {
     private readonly maxBatch: number,
     private readonly groups: readonly ExpertRange[],
     private readonly routing: RoutingConfig,
+    /** Shard index of this process's first shard (MPI ranks): blocks of other processes' shards get indices outside [0, W). */
+    private readonly shardOffset = 0,
   ) {
     this.stats = new RoutingStats(E);
     const { rowStart, rowEntries, entryExpert } = v;
@@ -74,7 +76,7 @@ export class DenseRouter implements Router {
       v.blockStart[i] = i * maxBatch;
       v.blockRows[i] = rows;
       v.blockSlot[i] = -1;
-      v.blockWorker[i] = ownerOf(this.groups, i);
+      v.blockWorker[i] = ownerOf(this.groups, i) - this.shardOffset;
     }
     v.expertStart[E] = E * maxBatch;
     v.expertLoad.fill(rows);

@@ -49,6 +49,8 @@ export interface ParallelPoolOptions {
   stallTimeoutMs?: number | undefined;
   /** The worker entry file (tests substitute a fixture that wraps the real one). */
   entry?: string | undefined;
+  /** The experts of each of the W shards (default: E split in W contiguous groups; an MPI rank's share otherwise). */
+  groups?: ExpertRange[] | undefined;
   /** Float mode every shard thread sets at the start of its task (default flush). */
   denormals?: DenormalMode | undefined;
 }
@@ -116,7 +118,7 @@ export class ParallelPool implements ExpertPool {
     this.ctrl.fill(0);
     this.hyper = v.hyper;
     this.busy = v.busy;
-    this.groups = shardExperts(opts.config.experts, opts.shards);
+    this.groups = opts.groups ?? shardExperts(opts.config.experts, opts.shards);
     this.mainPolls = availableParallelism() > opts.shards;
     this.stallTimeoutMs = opts.stallTimeoutMs;
   }

@@ -4,6 +4,8 @@
  * snapshots at step boundaries. Only the session's pool differs between in-process and
  * parallel training.
  */
+import { Communicator } from '../mpi/communicator.js';
+import { blasCore, compareAcrossRanks, digest, maxAcrossRanks } from '../mpi/lockstep.js';
 import { availableParallelism } from 'node:os';
 import { effectiveMode, type DenormalMode } from '../compute/float-mode.js';
 import { loadProvider } from '../compute/load.js';
@@ -101,15 +103,15 @@ export class FitRun {
 }
 
 /** Start the session, moving to the next provider where the workers cannot load this one. */
-async function startSession(host: FitHost, data: TrainingData, batchSize: number, workers: number, o: FitOptions, denormals: DenormalMode): Promise<TrainingSession> {
+async function startSession(host: FitHost, data: TrainingData, batchSize: number, workers: number, o: FitOptions, denormals: DenormalMode, mpi: Communicator | undefined): Promise<TrainingSession> {
   const entry = (o as InternalFitOptions)[SHARD_ENTRY], wrapPool = (o as InternalFitOptions)[WRAP_POOL];
   const kernels = kernelSetFromEnv();
   for (;;) {
     try {
-      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry, split: o.splitExperts, denormals, wrapPool });
+      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry, split: o.splitExperts, denormals, wrapPool, mpi });
     } catch (err) {
       const next = BACKENDS[BACKENDS.indexOf(host.provider.name) + 1];
-      if (!(err instanceof BackendError) || workers === 0 || next === undefined || process.env.MOE_REQUIRE_BACKEND === host.provider.name) throw err;
+      if (!(err instanceof BackendError) || workers === 0 || mpi || next === undefined || process.env.MOE_REQUIRE_BACKEND === host.provider.name) throw err;
       host.warn(`local-experts: ${err.message}; the run takes the next backend`);
       host.provider = await loadProvider(next, { onWarning: (m) => host.warn(m) });
     }
@@ -126,6 +128,9 @@ function routingMetrics(session: TrainingSession, busyAtStart: Float64Array, sha
   });
   return { rowsPerExpert: Array.from(st.rowsPerExpert), droppedRows: st.dropped, unusedExperts: st.unused, gateEntropy: st.entropy, loadCv: st.loadCv, workerBusyMs };
 }
+
+/** Stop reasons by rank of precedence in an MPI run's agreement (the highest wins). */
+const STOP_REASONS: readonly StopReason[] = ['epochs', 'criterion', 'early-stopping', 'callback'];
 
 /** Train `host`'s model on `data` (see {@link FitOptions}); `run` is the fit's handle for close() and save(). */
 export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOptions): Promise<FitResult> {
@@ -170,6 +175,9 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
     );
   }
   const [workers, workersNote] = chooseWorkers(c, o.workers, batchSize);
+  const epochs = o.epochs ?? 100;
+  // MPI: this process is one rank; MPI is initialised here, never detected.
+  const comm = o.mpi ? Communicator.world() : undefined;
   // The recorded mode of a resumed model, unless the caller chose one.
   const denormals = effectiveMode(o.denormals ?? state.training.denormals ?? 'flush', (m) => host.warn(m));
   // Fitted on the first training set only; undone if this fit is refused before training.
@@ -185,7 +193,18 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   }
   let session: TrainingSession;
   try {
-    session = await startSession(host, trainingData(state, train), batchSize, workers, o, denormals);
+    const data = trainingData(state, train);
+    session = await startSession(host, data, batchSize, workers, o, denormals, comm);
+    if (comm) {
+      await compareAcrossRanks(comm, [
+        ['the training data', digest(data.x, data.t, data.labels)],
+        ['the configuration, optimiser, seed and training position', digest(JSON.stringify([c, state.optimizer, state.training.seed, state.training.step, state.training.epoch, state.training.rng, batchSize, o.shuffle ?? true, epochs]))],
+        ['the Node version', digest(process.version)],
+        ["OpenBLAS's core", digest(blasCore(host.provider))],
+        ['the kernel set', digest(kernelSetFromEnv())],
+        ['the float mode', digest(denormals)],
+      ], 'the start of the fit');
+    }
   } catch (err) {
     if (fittedHere) state.inputScaler = state.targetScaler = undefined;
     throw err;
@@ -197,7 +216,6 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   const rng = new Rng(state.training.rng);
   const order = Int32Array.from({ length: train.n }, (_, i) => i);
   const history: EpochInfo[] = [];
-  const epochs = o.epochs ?? 100;
   let stopReason: StopReason = 'epochs';
   let best: { value: number; epoch: number; params: MixtureParams } | undefined;
   let sinceBest = 0;
@@ -206,7 +224,10 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   // The in-process pool resolves every phase synchronously: without yielding now and then,
   // a long epoch never lets signal handlers (Ctrl-C) or timers run.
   let yieldedAt = performance.now();
-  const fm = session.step.fm, hold = workers === 0;
+  const fm = session.step.fm, hold = workers === 0 && !comm;
+  // MPI: a rank asked to stop tells the others in the step's agreement; all stop together.
+  const mpiPool = session.mpi;
+  if (mpiPool) mpiPool.stopRequested = () => (o.signal?.aborted ?? false) || run.closed;
   try {
     for (let e = 0; e < epochs; e++) {
       const te = performance.now();
@@ -226,7 +247,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
       if (hold) fm.enter();
       try {
         for (let start = skip * batchSize; start < train.n; start += batchSize) {
-          if (o.signal?.aborted || run.closed) throw new MoeError('ABORTED', `training aborted at step ${state.training.step} (epoch ${state.training.epoch + 1}); parameters are those of step ${state.training.step}`);
+          if (!mpiPool && (o.signal?.aborted || run.closed)) throw new MoeError('ABORTED', `training aborted at step ${state.training.step} (epoch ${state.training.epoch + 1}); parameters are those of step ${state.training.step}`);
           const batch = order.subarray(start, Math.min(start + batchSize, train.n));
           const t = state.training.step + 1;
           lr = o.schedule ? fm.outside(() => o.schedule!({ epoch: state.training.epoch, step: t, baseLr })) : baseLr;
@@ -247,7 +268,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
           }
           run.boundary();
           batches++;
-          if (workers === 0 && performance.now() - yieldedAt > 50) {
+          if (hold && performance.now() - yieldedAt > 50) {
             const depth = fm.suspend();
             try {
               await new Promise((r) => setImmediate(r));
@@ -260,6 +281,8 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
       } finally {
         if (hold) fm.leave();
       }
+      // MPI: every expert whole on every rank before validation, callbacks and snapshots.
+      if (mpiPool) await mpiPool.gather();
       const rowsDone = train.n - skip * batchSize;
       skip = 0;
       const seconds = (performance.now() - te) / 1000;
@@ -283,8 +306,20 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
       if (o.stopAtLoss !== undefined && info.loss <= o.stopAtLoss) stopReason = 'criterion';
       if (o.stopWhen?.(info)) stopReason = 'criterion';
       if (o.onEpoch && (await o.onEpoch(info)) === false) stopReason = 'callback';
+      if (comm) {
+        // The ranks agree on the gate and the last routing plan, and stop together.
+        await compareAcrossRanks(comm, [
+          ["the gate's parameters", digest(views.gateParams, views.routerBias)],
+          ['the routing plan', digest(session.views.expertStart, session.views.blockExpert)],
+        ], `the end of epoch ${info.epoch}`);
+        stopReason = STOP_REASONS[await maxAcrossRanks(comm, STOP_REASONS.indexOf(stopReason), 'the stop decision')]!;
+      }
       if (stopReason !== 'epochs') break;
     }
+  } catch (err) {
+    // A stop or divergence every rank agreed on: the others' experts are needed whole.
+    if (mpiPool && err instanceof MoeError && (err.code === 'ABORTED' || err.code === 'DIVERGED')) await mpiPool.gather();
+    throw err;
   } finally {
     await session.close();
     // The parameters move back to the model's own memory; the session's memory (and the

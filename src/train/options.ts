@@ -109,6 +109,15 @@ export interface FitOptions {
    * Parameters are bit-identical across worker counts in either mode, not across modes.
    */
   denormals?: DenormalMode;
+  /**
+   * Run as one rank of an MPI job (start every rank with `mpiexec -n R`, the same data,
+   * options and seed): the experts are partitioned across the ranks, then across each
+   * rank's `workers`; every rank runs the gate and the loss. Parameters are bit-identical
+   * to one process for any ranks × workers (≤ experts). Needs an MPICH-ABI library
+   * (libmpich.so.12, or MOE_MPI_LIBRARY). Snapshots are whole at epoch ends (onEpoch) and
+   * after the fit. Never detected from the environment. Default false.
+   */
+  mpi?: boolean;
 }
 
 /** Why a fit stopped. */
@@ -153,6 +162,7 @@ export function checkFitOptions(o: FitOptions): void {
   if (o.workers !== undefined && o.workers !== 'auto') posInt(o.workers, 'workers', 0);
   if (o.earlyStopping) posInt(o.earlyStopping.patience, 'earlyStopping.patience', 1);
   if (o.splitExperts !== undefined && typeof o.splitExperts !== 'boolean') throw new OptionError('splitExperts', `must be true or false, got ${String(o.splitExperts)}`);
+  if (o.mpi !== undefined && typeof o.mpi !== 'boolean') throw new OptionError('mpi', `must be true or false, got ${String(o.mpi)}`);
   if (o.denormals !== undefined && !isDenormalMode(o.denormals)) throw new OptionError('denormals', `must be 'flush' or 'ieee', got ${JSON.stringify(o.denormals)}`);
   if (o.stallTimeout !== undefined && !(typeof o.stallTimeout === 'number' && o.stallTimeout > 0 && Number.isFinite(o.stallTimeout))) {
     throw new OptionError('stallTimeout', `must be a positive number of milliseconds, got ${String(o.stallTimeout)}`);

@@ -5,6 +5,9 @@
  * receive the memory itself), and at the end copies the parameters back into the model's
  * own memory and lets go of everything (the dataset included).
  */
+import { errorFunction } from '../losses/index.js';
+import type { Communicator } from '../mpi/communicator.js';
+import { checkRankShards, MpiPool } from '../mpi/pool.js';
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import { FloatMode, type DenormalMode } from '../compute/float-mode.js';
 import type { ComputeProvider } from '../compute/provider.js';
@@ -44,6 +47,8 @@ export interface SessionOptions {
   split?: boolean | undefined;
   /** Float mode of every thread that computes (default flush). */
   denormals?: DenormalMode | undefined;
+  /** MPI: this process is one rank of the job; its experts are its share (see src/mpi). */
+  mpi?: Communicator | undefined;
 }
 
 export class TrainingSession {
@@ -57,6 +62,8 @@ export class TrainingSession {
     readonly router: Router,
     /** Noisy top-k: the noise generator, whose state the model's training state records. */
     readonly noiseRng: Rng | undefined,
+    /** MPI: this rank's pool (its exchanges and the gather of every rank's experts). */
+    readonly mpi: MpiPool | undefined,
   ) {}
 
   /**
@@ -66,9 +73,20 @@ export class TrainingSession {
   static async start(state: ModelState, provider: ComputeProvider, data: TrainingData, o: SessionOptions): Promise<TrainingSession> {
     const c = state.config;
     const denormals = o.denormals ?? 'flush';
+    // Shards of this process; with MPI, every rank has as many, and the layout, the
+    // routing and the expert groups count them all (rank r's shards come r-th).
     const shards = Math.max(1, o.workers);
+    const ranks = o.mpi?.size ?? 1, rank = o.mpi?.rank ?? 0;
+    if (o.mpi) checkRankShards(ranks, shards, c.experts);
+    const allShards = ranks * shards, shardOffset = rank * shards;
+    const groups = shardExperts(c.experts, allShards);
+    const localGroups = groups.slice(shardOffset, shardOffset + shards);
+    const rankExperts = Array.from({ length: ranks }, (_, r) => {
+      const mine = groups.slice(r * shards, (r + 1) * shards);
+      return { first: mine[0]!.first, count: mine.reduce((n, g) => n + g.count, 0) };
+    });
     const dense = c.routing.kind === 'dense';
-    const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, shards) : sparseSizes(c, state.optimizer, o.maxBatch, shards));
+    const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, allShards) : sparseSizes(c, state.optimizer, o.maxBatch, allShards));
     const memory = allocateMemory(layout.byteLength, `a training session (batch ${o.maxBatch})`, 'batchSize');
     const views = mapViews(memory.buffer, layout);
     setParams(views, state.params);
@@ -76,7 +94,7 @@ export class TrainingSession {
     const k = o.wrapKernels ? o.wrapKernels(created) : created;
     const inner: ExpertPool =
       o.workers === 0
-        ? new InProcessPool(provider.sgemm, k, c, state.optimizer, layout, views)
+        ? new InProcessPool(provider.sgemm, k, c, state.optimizer, layout, views, rankExperts[rank])
         : await ParallelPool.start({
             memory,
             layout,
@@ -89,15 +107,17 @@ export class TrainingSession {
             stallTimeoutMs: o.stallTimeoutMs,
             entry: o.shardEntry,
             denormals,
+            groups: localGroups,
           });
-    const pool = o.wrapPool ? o.wrapPool(inner, views) : inner;
-    const groups = shardExperts(c.experts, shards);
+    const ef = errorFunction(c.loss);
+    const local = o.mpi ? new MpiPool(inner, o.mpi, views, c, rankExperts, ef) : inner;
+    const pool = o.wrapPool ? o.wrapPool(local, views) : local;
     const noiseRng = c.routing.noise ? new Rng(state.training.noiseRng!) : undefined;
     const router: Router = dense
-      ? new DenseRouter(views, c.experts, o.maxBatch, groups, c.routing)
-      : new SparseRouter(views, { config: c, maxBatch: o.maxBatch, blockRows: layout.sizes.maxBlockRows, groups, split: o.split ?? true, noiseRng, gemm: provider.sgemm, kernels: k });
+      ? new DenseRouter(views, c.experts, o.maxBatch, groups, c.routing, shardOffset)
+      : new SparseRouter(views, { config: c, maxBatch: o.maxBatch, blockRows: layout.sizes.maxBlockRows, groups, split: !o.mpi && (o.split ?? true), shardOffset, noiseRng, gemm: provider.sgemm, kernels: k });
     const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data, new FloatMode(denormals));
-    return new TrainingSession(memory, layout, views, pool, step, router, noiseRng);
+    return new TrainingSession(memory, layout, views, pool, step, router, noiseRng, local instanceof MpiPool ? local : undefined);
   }
 
   /** The live parameter views (they change with every step). */

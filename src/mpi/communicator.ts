@@ -1,0 +1,161 @@
+/**
+ * MPI_COMM_WORLD for this process: rank, size, and the few collectives the trainer uses,
+ * all non-blocking and polled from the event loop, so that the main thread never blocks
+ * in MPI (the stall watchdog, the shards' crash reports and signal handlers run on that
+ * loop). MPI is initialised FUNNELED: every call is made from the main thread (koffi's
+ * async calls would run on pool threads, which FUNNELED forbids).
+ *
+ * Collectives work in place on views of the session's memory: each rank contributes its
+ * own range and receives everyone else's. Reductions are used only on integers (flags and
+ * counts), whose sum does not depend on the order: no MPI reduction ever feeds a
+ * parameter, so parameters stay bit-identical for any number of ranks.
+ */
+import { MoeError } from '../errors.js';
+import { loadMpi, MPI, type MpiLibrary } from './library.js';
+
+/** One rank's slice of a collective, in elements of the view. */
+export interface RankSlices {
+  /** counts[r]: elements rank r contributes. */
+  counts: Int32Array;
+  /** displs[r]: where rank r's elements start in the view. */
+  displs: Int32Array;
+}
+
+let world: Communicator | undefined;
+
+/** How long a collective may take before the run is aborted on every rank (ms). */
+export const DEFAULT_EXCHANGE_TIMEOUT_MS = 120_000;
+
+/** Polls spent spinning (setImmediate) before backing off to a 1 ms timer. */
+const SPIN_POLLS = 2_000;
+
+export class Communicator {
+  readonly rank: number;
+  readonly size: number;
+  /** Collectives completed (for reports). */
+  exchanges = 0;
+  /** Bytes this rank received in collectives. */
+  bytesReceived = 0;
+  /** Milliseconds spent waiting in collectives. */
+  waitMs = 0;
+  private busy = false;
+  private readonly request = new Int32Array(1);
+  private readonly flag = new Int32Array(1);
+  private finalized = false;
+
+  private constructor(
+    readonly library: MpiLibrary,
+    /** ms a collective may take before every rank is aborted. */
+    public timeoutMs: number,
+  ) {
+    const c = library.calls, out = new Int32Array(1);
+    c.commRank(MPI.COMM_WORLD, out);
+    this.rank = out[0]!;
+    c.commSize(MPI.COMM_WORLD, out);
+    this.size = out[0]!;
+  }
+
+  /**
+   * The world communicator, initialising MPI on first use (FUNNELED, errors returned, not
+   * fatal, so that they are reported in one line before every rank is aborted).
+   */
+  static world(opts: { library?: string; timeoutMs?: number } = {}): Communicator {
+    if (world) return world;
+    // UCX (MPICH's transport here) traps SIGSEGV by default, and V8 uses SIGSEGV for
+    // WebAssembly bounds checks: with UCX's handler, an out-of-bounds access that V8 turns
+    // into a catchable RuntimeError kills the process instead. UCX reads the setting when
+    // the library loads and at init, so it is set around both and the user's environment
+    // is put back after.
+    const before = process.env.UCX_ERROR_SIGNALS;
+    process.env.UCX_ERROR_SIGNALS = before ?? '';
+    let lib: MpiLibrary;
+    try {
+      lib = loadMpi(opts.library);
+      const c = lib.calls, flag = new Int32Array(1), provided = new Int32Array(1);
+      c.initialized(flag);
+      if (flag[0] === 0) {
+        const rc = c.initThread(null, null, MPI.THREAD_FUNNELED, provided);
+        if (rc !== MPI.SUCCESS) throw new MoeError('MPI_UNAVAILABLE', `MPI_Init_thread failed with code ${rc}`);
+        if (provided[0]! < MPI.THREAD_FUNNELED) throw new MoeError('MPI_UNAVAILABLE', `${lib.path} provides thread level ${provided[0]}, the trainer needs MPI_THREAD_FUNNELED`);
+      }
+    } finally {
+      if (before === undefined) delete process.env.UCX_ERROR_SIGNALS;
+      else process.env.UCX_ERROR_SIGNALS = before;
+    }
+    const c = lib.calls;
+    c.setErrhandler(MPI.COMM_WORLD, MPI.ERRORS_RETURN);
+    world = new Communicator(lib, opts.timeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS);
+    process.once('exit', () => world?.finalize());
+    return world;
+  }
+
+  /** Allgatherv in place: rank r's `slices.counts[r]` elements at `displs[r]` go to every rank. */
+  allgatherv(view: Float32Array | Int32Array, slices: RankSlices, what: string): Promise<void> {
+    const type = view instanceof Float32Array ? MPI.FLOAT : MPI.INT;
+    let bytes = 0;
+    for (let r = 0; r < this.size; r++) if (r !== this.rank) bytes += 4 * slices.counts[r]!;
+    return this.run(what, bytes, (req) => this.library.calls.iallgatherv(MPI.IN_PLACE, 0, type, view, slices.counts, slices.displs, type, MPI.COMM_WORLD, req));
+  }
+
+  /** Allreduce of integers in place (sum or max): flags and counts only, never parameters. */
+  allreduceInts(values: Int32Array, op: 'sum' | 'max', what: string): Promise<void> {
+    return this.run(what, 4 * values.length, (req) => this.library.calls.iallreduce(MPI.IN_PLACE, values, values.length, MPI.INT, op === 'sum' ? MPI.SUM : MPI.MAX, MPI.COMM_WORLD, req));
+  }
+
+  /** Broadcast of bytes from `root`. */
+  bcast(bytes: Uint8Array, root: number, what: string): Promise<void> {
+    return this.run(what, this.rank === root ? 0 : bytes.length, (req) => this.library.calls.ibcast(bytes, bytes.length, MPI.BYTE, root, MPI.COMM_WORLD, req));
+  }
+
+  /** Gather every rank's equal-length ints: out[r·n …] = rank r's `mine` (n ints). */
+  async allgatherInts(mine: Int32Array, what: string): Promise<Int32Array> {
+    const n = mine.length, out = new Int32Array(n * this.size);
+    out.set(mine, this.rank * n);
+    const counts = new Int32Array(this.size).fill(n), displs = Int32Array.from({ length: this.size }, (_, r) => r * n);
+    await this.allgatherv(out, { counts, displs }, what);
+    return out;
+  }
+
+  /** End every rank of the job now (an abnormal exit of any rank). */
+  abort(code = 1): void {
+    if (this.finalized) return;
+    this.library.calls.abort(MPI.COMM_WORLD, code);
+  }
+
+  /** MPI_Finalize, once (at exit). */
+  finalize(): void {
+    if (this.finalized) return;
+    this.finalized = true;
+    const flag = new Int32Array(1);
+    this.library.calls.finalized(flag);
+    if (flag[0] === 0) this.library.calls.finalize();
+    world = undefined;
+  }
+
+  /** Start one non-blocking collective and poll it to completion from the event loop. */
+  private async run(what: string, bytes: number, start: (request: Int32Array) => number): Promise<void> {
+    if (this.busy) throw new MoeError('INTERNAL', `MPI: ${what} started while another collective was in flight`);
+    this.busy = true;
+    const t0 = performance.now();
+    try {
+      const rc = start(this.request);
+      if (rc !== MPI.SUCCESS) throw new MoeError('MPI_FAILED', `MPI: ${what} failed to start on rank ${this.rank} (code ${rc})`);
+      for (let polls = 0; ; polls++) {
+        const tr = this.library.calls.test(this.request, this.flag, MPI.STATUS_IGNORE);
+        if (tr !== MPI.SUCCESS) throw new MoeError('MPI_FAILED', `MPI: ${what} failed on rank ${this.rank} (code ${tr}): another rank has probably died`);
+        if (this.flag[0] !== 0) break;
+        if (performance.now() - t0 > this.timeoutMs) {
+          throw new MoeError('MPI_FAILED', `MPI: ${what} did not complete within ${Math.round(this.timeoutMs / 1000)} s on rank ${this.rank}: another rank is stalled or dead`);
+        }
+        // Spin on the event loop first (an exchange between phases usually completes in
+        // microseconds to a few ms), then back off so a long wait does not take a core.
+        await new Promise<void>((r) => (polls < SPIN_POLLS ? setImmediate(r) : setTimeout(r, 1)));
+      }
+      this.exchanges++;
+      this.bytesReceived += bytes;
+    } finally {
+      this.waitMs += performance.now() - t0;
+      this.busy = false;
+    }
+  }
+}
