@@ -2,6 +2,7 @@
  * `moe train`: load data, create (or resume) a mixture, fit it with progress, checkpoints
  * and Ctrl-C handling, then report metrics as text or one JSON line.
  */
+import { joinMpi, writesFiles } from './mpi.js';
 import type { DenormalMode } from '../compute/float-mode.js';
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
@@ -65,6 +66,7 @@ export interface TrainOptions {
   loss: string;
   workers: number | 'auto';
   denormals?: string;
+  mpi?: boolean;
   epochs: number;
   batchSize: number;
   lr?: number;
@@ -140,6 +142,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--block-rows <n>', 'sparse routing: rows per block of an expert\'s work (default 64; saved with the model)').argParser(intArg(1)))
     .addOption(new Option('--no-split', 'sparse routing with workers: keep each expert\'s blocks on its own worker (same results)'))
     .addOption(new Option('--workers <n>', 'worker threads for the experts: N, auto, or 0 for in-process').argParser(workersArg).default(0))
+    .addOption(new Option('--mpi', 'run as one rank of an MPI job (mpiexec -n R npx moe train … --mpi): experts partitioned across ranks, then --workers threads each; rank 0 prints and writes files; bit-identical to one process'))
     .addOption(new Option('--denormals <mode>', 'float mode: flush (default; subnormals read and written as 0, fast on every CPU) or ieee (gradual underflow, up to 100x slower on Intel when values underflow); a resumed model keeps its mode unless given').choices(['flush', 'ieee']))
     .addOption(new Option('--stall-timeout <ms>', 'workers: give up on a phase after this many ms (default max(60000, 20 x the longest phase))').argParser(positiveArg))
     .addOption(new Option('--epochs <n>', 'TOTAL epochs over the model\'s life: a resumed run continues up to this (the library\'s fit({ epochs }) counts one call)').argParser(intArg(0)).default(100))
@@ -284,6 +287,7 @@ const SIGNAL_EXIT: Record<string, number> = { SIGINT: EXIT.INTERRUPTED, SIGTERM:
 
 /** Save the model where --save names, an unwritable path reported as --save's. */
 async function saveTo(m: Mixture, path: string): Promise<void> {
+  if (!writesFiles()) return;
   try {
     await m.save(path);
   } catch (err) {
@@ -298,6 +302,8 @@ async function saveTo(m: Mixture, path: string): Promise<void> {
  * loads, so bad input gets exactly one line on stderr (no provider notice before it).
  */
 export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
+  // MPI first: the rank decides who prints and writes.
+  if (o.mpi) joinMpi();
   await checkFlags(o);
   const backend = backendOf(o.backend);
   let resumed: ModelFile | undefined;
@@ -416,6 +422,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
         onEpoch,
         splitExperts: o.split,
         ...(o.denormals !== undefined ? { denormals: o.denormals as DenormalMode } : {}),
+        ...(o.mpi ? { mpi: true } : {}),
         ...(o.stallTimeout !== undefined ? { stallTimeout: o.stallTimeout } : {}),
       });
     }
@@ -503,6 +510,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
 }
 
 async function writePlot(path: string, history: PlotEpoch[], m: Mixture, dataName: string): Promise<void> {
+  if (!writesFiles()) return;
   const c = m.config;
   const svg = await renderTrainingPlot(history, {
     title: `${basename(dataName)}: ${c.experts} ${formatNetSpec(c.expert)} experts, gate ${formatNetSpec(c.gate)}, loss ${c.loss}`,

@@ -23,8 +23,12 @@ export interface RankSlices {
 
 let world: Communicator | undefined;
 
-/** How long a collective may take before the run is aborted on every rank (ms). */
-export const DEFAULT_EXCHANGE_TIMEOUT_MS = 120_000;
+/**
+ * The least time a collective may wait before this rank gives up (ms): a collective waits
+ * for the slowest rank to finish its phase, so the limit is the larger of this and 20 ×
+ * the longest wait so far (as the shards' stall watchdog does), unless set.
+ */
+export const MIN_EXCHANGE_TIMEOUT_MS = 15_000;
 
 /** Polls spent spinning (setImmediate) before backing off to a 1 ms timer. */
 const SPIN_POLLS = 2_000;
@@ -42,12 +46,12 @@ export class Communicator {
   private readonly request = new Int32Array(1);
   private readonly flag = new Int32Array(1);
   private finalized = false;
+  /** The longest wait of a collective so far (ms). */
+  private longestMs = 0;
+  /** A fixed limit on a collective's wait (ms), else adaptive. */
+  timeoutMs: number | undefined;
 
-  private constructor(
-    readonly library: MpiLibrary,
-    /** ms a collective may take before every rank is aborted. */
-    public timeoutMs: number,
-  ) {
+  private constructor(readonly library: MpiLibrary) {
     const c = library.calls, out = new Int32Array(1);
     c.commRank(MPI.COMM_WORLD, out);
     this.rank = out[0]!;
@@ -59,7 +63,7 @@ export class Communicator {
    * The world communicator, initialising MPI on first use (FUNNELED, errors returned, not
    * fatal, so that they are reported in one line before every rank is aborted).
    */
-  static world(opts: { library?: string; timeoutMs?: number } = {}): Communicator {
+  static world(opts: { library?: string } = {}): Communicator {
     if (world) return world;
     // UCX (MPICH's transport here) traps SIGSEGV by default, and V8 uses SIGSEGV for
     // WebAssembly bounds checks: with UCX's handler, an out-of-bounds access that V8 turns
@@ -84,7 +88,7 @@ export class Communicator {
     }
     const c = lib.calls;
     c.setErrhandler(MPI.COMM_WORLD, MPI.ERRORS_RETURN);
-    world = new Communicator(lib, opts.timeoutMs ?? DEFAULT_EXCHANGE_TIMEOUT_MS);
+    world = new Communicator(lib);
     process.once('exit', () => world?.finalize());
     return world;
   }
@@ -137,6 +141,7 @@ export class Communicator {
     if (this.busy) throw new MoeError('INTERNAL', `MPI: ${what} started while another collective was in flight`);
     this.busy = true;
     const t0 = performance.now();
+    const limit = this.timeoutMs ?? Math.max(MIN_EXCHANGE_TIMEOUT_MS, 20 * this.longestMs);
     try {
       const rc = start(this.request);
       if (rc !== MPI.SUCCESS) throw new MoeError('MPI_FAILED', `MPI: ${what} failed to start on rank ${this.rank} (code ${rc})`);
@@ -144,8 +149,8 @@ export class Communicator {
         const tr = this.library.calls.test(this.request, this.flag, MPI.STATUS_IGNORE);
         if (tr !== MPI.SUCCESS) throw new MoeError('MPI_FAILED', `MPI: ${what} failed on rank ${this.rank} (code ${tr}): another rank has probably died`);
         if (this.flag[0] !== 0) break;
-        if (performance.now() - t0 > this.timeoutMs) {
-          throw new MoeError('MPI_FAILED', `MPI: ${what} did not complete within ${Math.round(this.timeoutMs / 1000)} s on rank ${this.rank}: another rank is stalled or dead`);
+        if (performance.now() - t0 > limit) {
+          throw new MoeError('MPI_FAILED', `MPI: ${what} did not complete within ${Math.round(limit / 1000)} s on rank ${this.rank}: another rank is stalled or dead`);
         }
         // Spin on the event loop first (an exchange between phases usually completes in
         // microseconds to a few ms), then back off so a long wait does not take a core.
@@ -153,6 +158,7 @@ export class Communicator {
       }
       this.exchanges++;
       this.bytesReceived += bytes;
+      this.longestMs = Math.max(this.longestMs, performance.now() - t0);
     } finally {
       this.waitMs += performance.now() - t0;
       this.busy = false;

@@ -178,6 +178,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   const epochs = o.epochs ?? 100;
   // MPI: this process is one rank; MPI is initialised here, never detected.
   const comm = o.mpi ? Communicator.world() : undefined;
+  if (comm) comm.timeoutMs = o.stallTimeout;
   // The recorded mode of a resumed model, unless the caller chose one.
   const denormals = effectiveMode(o.denormals ?? state.training.denormals ?? 'flush', (m) => host.warn(m));
   // Fitted on the first training set only; undone if this fit is refused before training.
