@@ -41,6 +41,43 @@ describe.skipIf(!available)('MPI ranks', () => {
     });
   }
 
+  it('a checkpoint made by 2 ranks resumes in one process, and one made in one process resumes on 2 ranks, bit-identically', async () => {
+    const { Mixture } = await import('../src/mixture.js');
+    const { datasetFromArrays } = await import('../src/data/dataset.js');
+    const xs: number[][] = [], ys: number[][] = [];
+    for (let i = 0; i < 160; i++) {
+      const a = Math.sin(i * 1.37) * 3, b = Math.cos(i * 0.71) * 2;
+      xs.push([a, b]);
+      ys.push([a > 0 ? 2 * a - b : a * b]);
+    }
+    const data = datasetFromArrays('regression', xs, ys);
+    const fresh = () => Mixture.create({ task: 'regression', inputs: 2, outputs: 1, experts: 4, expert: 'mlp:4', seed: 11 });
+    // The reference: 4 epochs in one process.
+    const ref = await fresh();
+    await ref.fit(data, { epochs: 4, batchSize: 24 });
+    // 2 epochs on 2 ranks × 1 worker, then 2 more in one process.
+    const a = join(dir, 'ranks.moe');
+    const r1 = mpirun(2, 'test/fixtures/mpi/resume.mjs', ['-', a, '2', '1']);
+    expect(r1.status, r1.output).toBe(0);
+    const m1 = await Mixture.load(a);
+    await m1.fit(data, { epochs: 2, batchSize: 24 });
+    // 2 epochs in one process, then 2 more on 2 ranks × 2 workers.
+    const b = join(dir, 'one.moe'), c = join(dir, 'one-then-ranks.moe');
+    const m2 = await fresh();
+    await m2.fit(data, { epochs: 2, batchSize: 24 });
+    await m2.save(b);
+    const r2 = mpirun(2, 'test/fixtures/mpi/resume.mjs', [b, c, '2', '2']);
+    expect(r2.status, r2.output).toBe(0);
+    const m3 = await Mixture.load(c);
+    for (const m of [m1, m3]) {
+      for (const k of ['gateParams', 'expertParams', 'gateOpt', 'expertOpt'] as const) {
+        expect(Buffer.from(m.params[k].buffer, m.params[k].byteOffset, m.params[k].byteLength).equals(Buffer.from(ref.params[k].buffer, ref.params[k].byteOffset, ref.params[k].byteLength)), k).toBe(true);
+      }
+      expect(m.training.step).toBe(ref.training.step);
+    }
+    for (const m of [ref, m1, m2, m3]) await m.close();
+  });
+
   it("keeps V8's WebAssembly traps catchable and the user's UCX setting as it was", () => {
     const out = join(dir, 'trap');
     const r = mpirun(2, 'test/fixtures/mpi/wasm-trap.mjs', [out]);
