@@ -34,6 +34,8 @@ const PUBLIC_VALUES = [
   // Metrics (scikit-learn's names, camelCase).
   'LOG_LOSS_EPS', 'LOG_LOSS_SUM_TOLERANCE', 'accuracyScore', 'confusionMatrix', 'logLoss', 'meanAbsoluteError', 'meanBaselineScores',
   'meanSquaredError', 'precisionScore', 'r2Score', 'recallScore', 'regressionScores', 'rootMeanSquaredError',
+  // The float mode.
+  'DENORMAL_MODES', 'FLUSH_PLATFORMS',
 ];
 
 describe('package entry point', () => {

@@ -78,6 +78,32 @@ describe.skipIf(!available)('MPI ranks', () => {
     for (const m of [ref, m1, m2, m3]) await m.close();
   });
 
+  it('moe train --mpi --resume: rank 0 reads the checkpoint and broadcasts it; rank 0 alone prints and writes', async () => {
+    const { writeFileSync } = await import('node:fs');
+    let csv = 'a,b,y\n';
+    for (let i = 0; i < 120; i++) {
+      const a = Math.sin(i * 1.37), b = Math.cos(i * 0.71);
+      csv += `${a},${b},${a > 0 ? 2 * a - b : a * b}\n`;
+    }
+    const data = join(dir, 'cli.csv'), first = join(dir, 'cli-1.moe'), second = join(dir, 'cli-2.moe');
+    writeFileSync(data, csv);
+    const cli = join(process.cwd(), 'dist/src/cli/main.js');
+    const train = (more: string[]): { status: number | null; output: string } => {
+      const r = spawnSync('mpiexec', ['-n', '2', process.execPath, cli, 'train', '--data', data, '--target', 'y', '--task', 'regression', '--experts', '4', '--mpi', '--json', ...more], { encoding: 'utf8', timeout: 120_000 });
+      return { status: r.status, output: `${r.stdout}${r.stderr}` };
+    };
+    const a = train(['--epochs', '2', '--save', first]);
+    expect(a.status, a.output).toBe(0);
+    // One summary: rank 1 prints nothing but errors.
+    expect(a.output.match(/^\{.*"saved"/gm) ?? [], a.output).toHaveLength(1);
+    const b = train(['--epochs', '4', '--resume', first, '--save', second]);
+    expect(b.status, b.output).toBe(0);
+    const { Mixture } = await import('../src/mixture.js');
+    const m = await Mixture.load(second);
+    expect(m.training.epoch).toBe(4);
+    await m.close();
+  });
+
   it("keeps V8's WebAssembly traps catchable and the user's UCX setting as it was", () => {
     const out = join(dir, 'trap');
     const r = mpirun(2, 'test/fixtures/mpi/wasm-trap.mjs', [out]);

@@ -5,7 +5,7 @@
  * then wraps it in a Mixture, which loads the provider.
  */
 import type { BackendRequest } from '../compute/provider.js';
-import { readModel, weightsOnlyNotice, type ReadModel } from '../io/read-model.js';
+import { readModel, readModelFrom, weightsOnlyNotice, type ReadModel } from '../io/read-model.js';
 import { Mixture } from '../mixture.js';
 import type { ModelState } from '../model/state.js';
 
@@ -25,8 +25,8 @@ export interface ModelFile extends ReadModel {
  * not a model, is corrupt, edited or from a newer version fail here with the library's
  * typed errors, before any compute provider loads.
  */
-export async function readModelFile(path: string): Promise<ModelFile> {
-  const read = await readModel(path);
+export async function readModelFile(path: string, bytes?: Buffer): Promise<ModelFile> {
+  const read = bytes ? readModelFrom(bytes, path) : await readModel(path);
   return { ...read, path, info: read.state };
 }
 

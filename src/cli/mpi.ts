@@ -29,6 +29,32 @@ export function writesFiles(): boolean {
   return comm === undefined || comm.rank === 0;
 }
 
+/**
+ * The bytes of a file that rank 0 reads and broadcasts (a model to resume: the other
+ * ranks' hosts need not have it). Without MPI, or on rank 0, `read` reads it; a failure
+ * there is rank 0's error, and the other ranks stop with one line saying so.
+ */
+export async function readOnRankZero(path: string, read: (path: string) => Promise<Buffer>): Promise<Buffer | undefined> {
+  if (!comm) return undefined;
+  let bytes: Buffer | undefined, failure: unknown;
+  if (comm.rank === 0) {
+    try {
+      bytes = await read(path);
+    } catch (err) {
+      failure = err;
+    }
+  }
+  const length = new Uint8Array(8);
+  if (comm.rank === 0) new DataView(length.buffer).setFloat64(0, bytes ? bytes.length : -1, true);
+  await comm.bcast(length, 0, `the length of ${path}`);
+  const n = new DataView(length.buffer).getFloat64(0, true);
+  if (comm.rank === 0 && failure) throw failure;
+  if (n < 0) throw new MoeError('MPI_FAILED', `rank 0 could not read ${path} (its error is on rank 0's output)`);
+  const out = comm.rank === 0 ? bytes! : Buffer.alloc(n);
+  await comm.bcast(out, 0, `the bytes of ${path}`);
+  return out;
+}
+
 /** After the error line: end every rank, unless every rank stopped at the same point on its own. */
 export function endMpiAfter(err: unknown, code: number): void {
   if (!comm) return;

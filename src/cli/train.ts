@@ -2,7 +2,8 @@
  * `moe train`: load data, create (or resume) a mixture, fit it with progress, checkpoints
  * and Ctrl-C handling, then report metrics as text or one JSON line.
  */
-import { joinMpi, writesFiles } from './mpi.js';
+import { joinMpi, readOnRankZero, writesFiles } from './mpi.js';
+import { readModelBytes } from '../io/model-file.js';
 import type { DenormalMode } from '../compute/float-mode.js';
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
@@ -308,7 +309,8 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   const backend = backendOf(o.backend);
   let resumed: ModelFile | undefined;
   if (o.resume !== undefined) {
-    resumed = await readModelFile(o.resume);
+    // With MPI, rank 0 reads the file and broadcasts it.
+    resumed = await readModelFile(o.resume, await readOnRankZero(o.resume, readModelBytes));
     const info = resumed.info;
     checkResumeConflicts(info, o, cmd);
     if (typeof o.workers === 'number' && o.workers > 0) checkWorkerCount(o.workers, info.config.experts);

@@ -28,7 +28,11 @@ export interface ReadModel {
 
 /** Read and check a model file; typed errors name the path (and the field). */
 export async function readModel(path: string): Promise<ReadModel> {
-  const bytes = await readModelBytes(path);
+  return readModelFrom(await readModelBytes(path), path);
+}
+
+/** Check a model file's bytes (read elsewhere: an MPI rank receives rank 0's); errors name `path`. */
+export function readModelFrom(bytes: Buffer, path: string): ReadModel {
   if (isSafetensors(bytes) || startsLikeSafetensors(bytes)) {
     // A file that starts like safetensors is read as one, so that a truncated or damaged
     // one gets the safetensors reader's precise error, not "not valid JSON".

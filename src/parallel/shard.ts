@@ -2,7 +2,7 @@
  * A shard: the worker-thread side of the parallel trainer. It maps the session's shared
  * kernel memory, loads the run's compute provider and kernel set, and then loops on the
  * control block running FORWARD / BACKWARD / UPDATE for its blocks and experts until
- * STOP. The control plane (init, optimiser settings, snapshot) is a comlink API on a
+ * STOP. The control plane (init, snapshot) is a comlink API on a
  * MessagePort of its own.
  */
 import type { WasmMemory } from '../kernels/wasm-api.js';
