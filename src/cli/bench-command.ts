@@ -181,7 +181,7 @@ interface KernelsCliOptions {
 
 /** The `bench` command with its `scaling`, `csv`, `peers`, `sparse` and `kernels` subcommands (commander 14). */
 export function benchCommand(): Command {
-  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, sparse routing, element-wise kernels');
+  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, sparse routing, element-wise kernels').addHelpText('after', EXIT_CODES_HELP);
 
   bench
     .command('scaling')

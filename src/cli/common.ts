@@ -13,6 +13,7 @@ import { ColumnNotFoundError, loadCsv, parseNumber, type CsvOptions } from '../d
 import { splitRows, subset, type Dataset } from '../data/dataset.js';
 import { cutValue, DataError, listValues, MoeError, OptionError, type MoeErrorCode } from '../errors.js';
 import { checkWritable, checkWritableDir } from '../io/atomic.js';
+import { EX_IOERR, OutputStreamError } from './streams.js';
 import type { MixtureConfig } from '../model/config.js';
 import { parseNetSpec } from '../model/config.js';
 
@@ -29,6 +30,8 @@ export const EXIT = {
   TRAINING: 4,
   /** A bug: an error the program did not expect. */
   INTERNAL: 70,
+  /** stdout or stderr could not be written (a full disk, an I/O error, a closed stdout): EX_IOERR. */
+  IO: EX_IOERR,
   /** Interrupted by Ctrl-C (SIGINT); 143 for SIGTERM. */
   INTERRUPTED: 130,
 } as const;
@@ -42,6 +45,10 @@ Exit codes:
   3    compute backend or shared memory not available
   4    training failed (a worker thread crashed, the loss diverged)
   70   internal error (a bug: please report it with the --verbose output)
+  74   stdout or stderr could not be written (full disk, I/O error, stdout
+       closed with >&-): the rest of the run goes on without that stream, and
+       files such as --save are still written; one line on stderr where it works.
+       A reader that stops early (| head) is not an error
   130  interrupted by Ctrl-C (143 for SIGTERM); a checkpoint is written first
        when --save was given`;
 
@@ -67,6 +74,7 @@ const CODE_EXIT: Record<MoeErrorCode, number> = {
 export function exitCodeOf(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   if (err instanceof MoeError) return CODE_EXIT[err.code] ?? EXIT.INTERNAL;
+  if (err instanceof OutputStreamError) return EXIT.IO;
   // Operating-system errors on files the user named (permissions, a directory given as a file).
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return EXIT.DATA;
@@ -157,10 +165,7 @@ export function noteWorkers(option: string, workers: number): void {
   if (workers > cores) warn(`${option} ${workers} is more than the ${cores} cores here: worker threads will share cores`);
 }
 
-/** Write to stdout and wait until it is handed to the OS (so process.exit loses nothing). */
-export function writeStdout(text: string): Promise<void> {
-  return new Promise((res, rej) => process.stdout.write(text, (err) => (err ? rej(err) : res())));
-}
+export { writeStdout } from './streams.js';
 
 // ---------------------------------------------------------------------------------------
 // Option parsers: they throw InvalidArgumentError, which commander reports as
