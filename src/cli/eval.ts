@@ -20,6 +20,7 @@ import {
   warn,
   writeStdout,
 } from './common.js';
+import { listItems } from './lists.js';
 import { openModel, readModelFile } from './model-input.js';
 
 interface EvalOptions {
@@ -99,7 +100,7 @@ async function runEval(o: EvalOptions): Promise<number> {
       `${o.model} on ${source}: ${ev.n} rows`,
       `  loss       ${fmt(ev.loss)}`,
       ev.accuracy !== undefined ? `  accuracy   ${pct(ev.accuracy)}` : `  mse        ${fmt(ev.mse)}`,
-      `  gate weight ${ev.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
+      `  gate weight ${listItems(ev.gateShare.map((s, i) => `expert ${i} ${pct(s)}`))}`,
       `  backend    ${m.backend}`,
     ].join('\n') + '\n',
   );

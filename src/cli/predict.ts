@@ -15,6 +15,7 @@ import {
   csvNumber,
   columnOptions,
   columnsOf,
+  forceOption,
   loadInputsForModel,
   realFile,
   verboseOption,
@@ -27,6 +28,7 @@ interface PredictOptions {
   model: string;
   data: string;
   out?: string;
+  force?: boolean;
   target?: string[];
   features?: string[];
   backend: string;
@@ -54,6 +56,7 @@ export function predictCommand(): Command {
     .addOption(new Option('--out <file>', 'write the predictions here (atomically) instead of stdout'));
   for (const opt of columnOptions()) cmd.addOption(opt);
   return cmd
+    .addOption(forceOption())
     .addOption(backendOption())
     .addOption(verboseOption())
     .addHelpText('after', EXAMPLES + '\n' + EXIT_CODES_HELP)
@@ -65,7 +68,7 @@ export function predictCommand(): Command {
 /** Options, the output path, the model file and the data are checked before the compute provider loads. */
 async function runPredict(o: PredictOptions): Promise<number> {
   if (o.out !== undefined) {
-    const target = await checkOutputPath('--out', o.out);
+    const target = await checkOutputPath('--out', o.out, o.force === true);
     for (const [flag, p] of [['--data', o.data], ['--model', o.model]] as const) {
       if ((await realFile(p)) === target) throw new OptionError('--out', `would overwrite ${flag} ${p}`);
     }
