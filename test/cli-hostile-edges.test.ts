@@ -12,7 +12,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isRoot } from './helpers/files.js';
 import { FIXTURES, MAIN, finish, lastJson, moe, requireBuild, type RunResult } from './fixtures/cli/harness.js';
 
-const CLASSES = join(FIXTURES, 'classes.csv');
 const REGRESSION = join(FIXTURES, 'regression.csv');
 const TRAIN_REG = ['train', '--data', REGRESSION, '--target', 'y', '--task', 'regression', '--experts', '3', '--epochs', '3'];
 
