@@ -63,6 +63,12 @@ describe('--features in another order than the model\'s: matched by name', () =>
     expect(r.stdout).toBe(plain.stdout);
   });
 
+  it('train --resume: another order is refused (a resumed run keeps the model\'s columns)', async () => {
+    const r = await moe(['train', '--data', REGRESSION, '--resume', model, '--features', 'x2,x1', '--epochs', '4']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe("moe: error: --features: x2,x1 conflicts with the resumed model's features x1,x2; a resumed run keeps the model's configuration (leave the flag out)");
+  });
+
   it('a model feature name at another position (among other names) is refused, exit 2', async () => {
     const data = join(dir, 'mixed.csv');
     const text = await readFile(REGRESSION, 'utf8');

@@ -48,7 +48,7 @@ import {
   writeStdout,
   type ModelView,
 } from './common.js';
-import { listItems } from './lists.js';
+import { columnList, listItems } from './lists.js';
 import { openModel, readModelFile, type ModelFile, type ModelInfo } from './model-input.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -196,9 +196,9 @@ function checkResumeConflicts(m: ModelInfo, o: TrainOptions, cmd: Command): void
     if (given(cmd, key) && o[key] !== value) conflict(flag, String(o[key]), `${flag.slice(2)} ${String(value)}`);
   }
   const same = (a: string[] | undefined, b: string[] | undefined): boolean => a !== undefined && b !== undefined && a.join('\u0000') === b.join('\u0000');
-  if (o.target && m.targetNames && !same(o.target, m.targetNames)) conflict('--target', o.target.join(','), `target ${m.targetNames.join(',')}`);
+  if (o.target && m.targetNames && !same(o.target, m.targetNames)) conflict('--target', columnList(o.target), `target ${columnList(m.targetNames)}`);
   if (o.features && m.featureNames && !same(o.features, m.featureNames)) {
-    conflict('--features', o.features.join(','), `features ${m.featureNames.join(',')}`);
+    conflict('--features', columnList(o.features), `features ${columnList(m.featureNames)}`);
   }
 }
 
