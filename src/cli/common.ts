@@ -43,7 +43,8 @@ Exit codes:
   0    success
   1    bad data or model file (missing, empty, ragged, non-numeric or non-finite
        cell, unseen label, wrong feature count, truncated/corrupt/newer model file)
-  2    bad command line (unknown, invalid, missing or conflicting option or column)
+  2    bad command line (unknown, invalid, missing or conflicting option or column;
+       an output path that cannot be written, or is read-only without --force)
   3    compute backend or shared memory not available
   4    training failed (a worker thread crashed, the loss diverged)
   70   internal error (a bug: please report it with the --verbose output)
