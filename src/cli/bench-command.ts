@@ -20,7 +20,7 @@ import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUT
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWorkerCount } from '../engine/plan.js';
-import { EXIT_CODES_HELP, backendOf, backendOption, checkOutputDir, intArg, noteWorkers, verboseOption, warn } from './common.js';
+import { EXIT_CODES_HELP, backendOf, backendOption, checkOutputDir, forceOption, intArg, noteWorkers, verboseOption, warn } from './common.js';
 
 /** A comma-separated list of positive integers. */
 function intList(text: string, option: string): number[] {
@@ -101,8 +101,8 @@ async function writeReport(dir: string, name: string, json: string, md: string):
  * it does not exist) and the report files `<name>.json` and `.md` in it can be written.
  * Creates nothing.
  */
-async function checkReportDir(dir: string | undefined, name: string): Promise<void> {
-  if (dir !== undefined) await checkOutputDir('--out', dir, [`${name}.json`, `${name}.md`]);
+async function checkReportDir(dir: string | undefined, name: string, force: boolean | undefined): Promise<void> {
+  if (dir !== undefined) await checkOutputDir('--out', dir, [`${name}.json`, `${name}.md`], force === true);
 }
 
 /** Progress lines on stderr; a library's warnings (a provider fall-back) as one `moe: warning:` line each, once. */
@@ -112,6 +112,7 @@ const progress = (line: string): void => {
 };
 
 interface ScalingCliOptions {
+  force?: boolean;
   json?: boolean;
   sizes?: string;
   workers?: string;
@@ -125,6 +126,7 @@ interface ScalingCliOptions {
 }
 
 interface CsvCliOptions {
+  force?: boolean;
   json?: boolean;
   rows: number;
   features: number;
@@ -139,6 +141,7 @@ interface CsvCliOptions {
 }
 
 interface PeersCliOptions {
+  force?: boolean;
   json?: boolean;
   sizes: string;
   rounds: number;
@@ -155,6 +158,7 @@ interface PeersCliOptions {
 }
 
 interface SparseCliOptions {
+  force?: boolean;
   json?: boolean;
   routing?: string;
   experts: number;
@@ -172,6 +176,7 @@ interface SparseCliOptions {
 }
 
 interface KernelsCliOptions {
+  force?: boolean;
   json?: boolean;
   time?: string;
   out?: string;
@@ -181,7 +186,7 @@ interface KernelsCliOptions {
 
 /** The `bench` command with its `scaling`, `csv`, `peers`, `sparse` and `kernels` subcommands (commander 14). */
 export function benchCommand(): Command {
-  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, sparse routing, element-wise kernels');
+  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, sparse routing, element-wise kernels').addHelpText('after', EXIT_CODES_HELP);
 
   bench
     .command('scaling')
@@ -196,6 +201,7 @@ export function benchCommand(): Command {
     .option('--quick', 'short measurements (a smoke run, not for publishing)')
     .option('--time <ms>', 'timed budget per measurement in milliseconds (default 3000, --quick 300)')
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
+    .addOption(forceOption())
     .addOption(verboseOption())
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async function (this: Command, o: ScalingCliOptions) {
@@ -209,7 +215,7 @@ export function benchCommand(): Command {
       if (o.experts !== undefined) opts.experts = o.experts;
       if (o.time !== undefined) opts.timeMs = timeOf(o.time);
       if (o.machine !== undefined) opts.machine = machineOf(o.machine);
-      await checkReportDir(o.out, opts.machine ?? machineSlug());
+      await checkReportDir(o.out, opts.machine ?? machineSlug(), o.force);
       if (opts.workers) {
         // As runScalingBenchmark checks them (its default experts), before the notice.
         for (const w of opts.workers) checkWorkerCount(w, opts.experts ?? defaultExperts());
@@ -240,10 +246,11 @@ export function benchCommand(): Command {
     .option('--machine <name>', 'name of this machine in the report (default: CPU model and cores)')
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
     .option('--keep', 'keep the generated CSV (its path is printed)')
+    .addOption(forceOption())
     .addOption(verboseOption())
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async function (this: Command, o: CsvCliOptions) {
-      await checkReportDir(o.out, 'csv-parse');
+      await checkReportDir(o.out, 'csv-parse', o.force);
       if (o.workers !== undefined) noteWorkers('--workers', o.workers);
       const report = await runCsvParseBenchmark({
         rows: o.rows,
@@ -282,6 +289,7 @@ export function benchCommand(): Command {
     .option('--out <dir>', 'also write <dir>/peers-<machine>.json and <dir>/peers-<machine>.md')
     .option('--machine <name>', 'name of this machine in the report and file names (default: CPU model and cores)')
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
+    .addOption(forceOption())
     .addOption(verboseOption())
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async function (this: Command, o: PeersCliOptions) {
@@ -305,7 +313,7 @@ export function benchCommand(): Command {
       if (o.steps !== undefined) opts.steps = o.steps;
       if (o.time !== undefined) opts.timeMs = timeOf(o.time);
       if (o.machine !== undefined) opts.machine = machineOf(o.machine);
-      await checkReportDir(o.out, `peers-${opts.machine ?? machineSlug()}`);
+      await checkReportDir(o.out, `peers-${opts.machine ?? machineSlug()}`, o.force);
       checkWorkerCount(o.workers, PEER_EXPERTS);
       noteWorkers('--workers', o.workers);
       const report = await runPeerBenchmark(opts);
@@ -336,6 +344,7 @@ export function benchCommand(): Command {
     .option('--out <dir>', 'also write <dir>/sparse-<machine>.json and <dir>/sparse-<machine>.md')
     .option('--machine <name>', 'name of this machine in the report and file names (default: CPU model and cores)')
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
+    .addOption(forceOption())
     .addOption(verboseOption())
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async function (this: Command, o: SparseCliOptions) {
@@ -356,7 +365,7 @@ export function benchCommand(): Command {
       if (o.steps !== undefined) opts.steps = o.steps;
       if (o.time !== undefined) opts.timeMs = timeOf(o.time);
       if (o.machine !== undefined) opts.machine = machineOf(o.machine);
-      await checkReportDir(o.out, `sparse-${opts.machine ?? machineSlug()}`);
+      await checkReportDir(o.out, `sparse-${opts.machine ?? machineSlug()}`, o.force);
       if (o.workers !== undefined) noteWorkers('--workers', o.workers);
       const report = await runSparseBenchmark(opts);
       report.command = commandLine(this);
@@ -377,12 +386,14 @@ export function benchCommand(): Command {
     .option('--out <dir>', 'also write <dir>/kernels-<machine>.json and <dir>/kernels-<machine>.md')
     .option('--machine <name>', 'name of this machine in the report and file names (default: CPU model and cores)')
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
+    .addOption(forceOption())
     .addOption(verboseOption())
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async function (this: Command, o: KernelsCliOptions) {
       const opts: KernelBenchOptions = { onProgress: progress };
       if (o.time !== undefined) opts.timeMs = timeOf(o.time);
       if (o.machine !== undefined) opts.machine = machineOf(o.machine);
+      await checkReportDir(o.out, `kernels-${opts.machine ?? machineSlug()}`, o.force);
       if (o.out !== undefined) await mkdir(o.out, { recursive: true });
       const report = await runKernelBenchmark(opts);
       report.command = commandLine(this);

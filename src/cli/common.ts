@@ -7,12 +7,15 @@ import { realpath } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { parse as parseCsvSync } from 'csv-parse/sync';
 import { lastProviderFallback } from '../compute/load.js';
 import { BACKENDS, type BackendRequest } from '../compute/provider.js';
 import { ColumnNotFoundError, loadCsv, parseNumber, type CsvOptions } from '../data/csv.js';
 import { splitRows, subset, type Dataset } from '../data/dataset.js';
-import { cutValue, DataError, listValues, MoeError, OptionError, type MoeErrorCode } from '../errors.js';
-import { checkWritable, checkWritableDir } from '../io/atomic.js';
+import { cutValue, DataError, listValues, MoeError, OptionError, quoteValue, type MoeErrorCode } from '../errors.js';
+import { checkWritable, checkWritableDir, readOnlyReason, type OutputTarget } from '../io/atomic.js';
+import { columnList } from './lists.js';
+import { EX_IOERR, OutputStreamError } from './streams.js';
 import type { MixtureConfig } from '../model/config.js';
 import { parseNetSpec } from '../model/config.js';
 
@@ -29,6 +32,8 @@ export const EXIT = {
   TRAINING: 4,
   /** A bug: an error the program did not expect. */
   INTERNAL: 70,
+  /** stdout or stderr could not be written (a full disk, an I/O error, a closed stdout): EX_IOERR. */
+  IO: EX_IOERR,
   /** Interrupted by Ctrl-C (SIGINT); 143 for SIGTERM. */
   INTERRUPTED: 130,
 } as const;
@@ -38,10 +43,15 @@ Exit codes:
   0    success
   1    bad data or model file (missing, empty, ragged, non-numeric or non-finite
        cell, unseen label, wrong feature count, truncated/corrupt/newer model file)
-  2    bad command line (unknown, invalid, missing or conflicting option or column)
+  2    bad command line (unknown, invalid, missing or conflicting option or column;
+       an output path that cannot be written, or is read-only without --force)
   3    compute backend or shared memory not available
   4    training failed (a worker thread crashed, the loss diverged)
   70   internal error (a bug: please report it with the --verbose output)
+  74   stdout or stderr could not be written (full disk, I/O error, stdout
+       closed with >&-): the rest of the run goes on without that stream, and
+       files such as --save are still written; one line on stderr where it works.
+       A reader that stops early (| head) is not an error
   130  interrupted by Ctrl-C (143 for SIGTERM); a checkpoint is written first
        when --save was given`;
 
@@ -70,6 +80,7 @@ const CODE_EXIT: Record<MoeErrorCode, number> = {
 export function exitCodeOf(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
   if (err instanceof MoeError) return CODE_EXIT[err.code] ?? EXIT.INTERNAL;
+  if (err instanceof OutputStreamError) return EXIT.IO;
   // Operating-system errors on files the user named (permissions, a directory given as a file).
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return EXIT.DATA;
@@ -161,10 +172,7 @@ export function noteWorkers(option: string, workers: number): void {
   if (workers > cores) warn(`${option} ${workers} is more than the ${cores} cores here: worker threads will share cores`);
 }
 
-/** Write to stdout and wait until it is handed to the OS (so process.exit loses nothing). */
-export function writeStdout(text: string): Promise<void> {
-  return new Promise((res, rej) => process.stdout.write(text, (err) => (err ? rej(err) : res())));
-}
+export { writeStdout } from './streams.js';
 
 // ---------------------------------------------------------------------------------------
 // Option parsers: they throw InvalidArgumentError, which commander reports as
@@ -232,9 +240,21 @@ export function shareArg(value: string): number {
   return v;
 }
 
-/** A comma-separated list of column names, none empty or repeated. */
+/**
+ * A comma-separated list of column names, none empty or repeated, read as one CSV record
+ * with the data files' own rules: spaces around a name are dropped, and a name that holds
+ * a comma (or a quote, or edge spaces) is written in double quotes, `"a,b",c` (a quote
+ * inside doubled, `"say ""hi""",c`).
+ */
 export function listArg(value: string): string[] {
-  const names = value.split(',').map((s) => s.trim());
+  let records: string[][];
+  try {
+    records = parseCsvSync(value, { trim: true, relax_column_count: true }) as string[][];
+  } catch (err) {
+    throw new InvalidArgumentError(`expected comma-separated column names, a name with a comma in double quotes ("a,b",c): ${(err as Error).message}.`);
+  }
+  if (records.length > 1) throw new InvalidArgumentError('expected comma-separated column names on one line (a line break only inside double quotes).');
+  const names = records[0] ?? [''];
   if (names.some((s) => s === '')) throw new InvalidArgumentError('expected comma-separated column names, none empty.');
   if (new Set(names).size !== names.length) throw new InvalidArgumentError('a column is named twice.');
   return names;
@@ -279,8 +299,11 @@ export function verboseOption(): Option {
  */
 export function columnOptions(): Option[] {
   return [
-    new Option('--target <cols>', 'target column(s), where the model does not name them').argParser(listArg),
-    new Option('--features <cols>', 'feature columns, where the model does not name them').argParser(listArg),
+    new Option('--target <cols>', 'target column(s), where the model does not name them; a name with a comma in double quotes: \'"a,b",c\'').argParser(listArg),
+    new Option(
+      '--features <cols>',
+      "feature columns, where the model does not name them (positionally: the i-th feeds the model's i-th input); the model's own names in another order are matched by name, with a notice",
+    ).argParser(listArg),
   ];
 }
 
@@ -314,18 +337,35 @@ export function given(cmd: Command, name: string): boolean {
  * can be created there (tried: permission bits do not stop root, a read-only mount or
  * an immutable directory do), and it is a regular file or absent, through symbolic links
  * (a device, FIFO, socket, directory or link to one is refused). Resolves to the file
- * that will be written (the end of its symbolic links).
+ * that will be written (the end of its symbolic links). An existing file that is
+ * read-only (no write bit, or not writable by this user) is refused unless `force`
+ * (`--force`): an atomic write would replace it silently, as root or not.
  */
-export async function checkOutputPath(option: string, path: string): Promise<string> {
-  return (await checkWritable(path, { option })).target;
+export async function checkOutputPath(option: string, path: string, force = false): Promise<string> {
+  const t = await checkWritable(path, { option });
+  if (!force) await refuseReadOnly(option, path, t);
+  return t.target;
+}
+
+/** An OptionError naming `option` where `t` is an existing read-only file. */
+async function refuseReadOnly(option: string, path: string, t: OutputTarget): Promise<void> {
+  const reason = t.existing ? await readOnlyReason(t.target, t.existing) : undefined;
+  if (reason !== undefined) throw new OptionError(option, `will not replace ${path}: ${reason}; give --force to replace it`);
+}
+
+/** `--force`, for every command that writes files. */
+export function forceOption(): Option {
+  return new Option('--force', 'replace output files that are read-only (they are refused otherwise)');
 }
 
 /**
  * {@link checkOutputPath} for a directory that receives `files` (created later where it
  * does not exist: its nearest existing ancestor must then be writable).
  */
-export async function checkOutputDir(option: string, dir: string, files: readonly string[]): Promise<void> {
-  await checkWritableDir(dir, files, { option });
+export async function checkOutputDir(option: string, dir: string, files: readonly string[], force = false): Promise<void> {
+  const targets = await checkWritableDir(dir, files, { option });
+  if (force) return;
+  for (const [i, t] of targets.entries()) await refuseReadOnly(option, `${dir.replace(/\/+$/, '')}/${files[i]}`, t);
 }
 
 /** The file a path names, symbolic links resolved (itself where it does not exist). */
@@ -353,12 +393,37 @@ function modelTarget(m: ModelView, cols: ColumnChoice): string[] {
   return t;
 }
 
+/**
+ * The columns to read as the model's inputs, in the model's order. `--features` where the
+ * model names its features: the same names in another order are matched by name (one
+ * notice line says so); other names stand in for the model's positionally (the data
+ * names a column differently), but a name the model has may only stand at its own
+ * position, never feed another input.
+ */
 function modelFeatures(m: ModelView, cols: ColumnChoice): string[] | undefined {
   const f = cols.features ?? m.featureNames;
   if (f && f.length !== m.config.inputs) {
     throw new OptionError('--features', `${f.length} columns given, the model takes ${m.config.inputs} inputs`);
   }
-  return f;
+  const named = m.featureNames;
+  if (cols.features === undefined || named === undefined || named.length !== f!.length) return f;
+  const given = cols.features;
+  if (given.every((g, i) => g === named[i])) return given;
+  const position = new Map(named.map((n, i) => [n, i]));
+  if (given.every((g) => position.has(g))) {
+    warn(`--features ${columnList(given)}: the model takes its inputs in the order ${columnList(named)}; the columns are matched by name`);
+    return named;
+  }
+  given.forEach((g, i) => {
+    const at = position.get(g);
+    if (at !== undefined && at !== i) {
+      throw new OptionError(
+        '--features',
+        `${quoteValue(g)} is the model's input ${at + 1} (of ${columnList(named)}), given as input ${i + 1}: give the model's feature names in any order (matched by name), or other names in the model's order (matched by position)`,
+      );
+    }
+  });
+  return given;
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   writeStdout,
 } from './common.js';
 import { classLabels, evaluationLines, metricsJson } from './metrics-text.js';
+import { listItems } from './lists.js';
 import { openModel, readModelFile } from './model-input.js';
 
 interface EvalOptions {
@@ -112,7 +113,7 @@ async function runEval(o: EvalOptions): Promise<number> {
       `${o.model} on ${source}: ${ev.n} rows`,
       `  loss       ${fmt(ev.loss)}`,
       ...evaluationLines(ev, m.classNames),
-      `  gate weight ${ev.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
+      `  gate weight ${listItems(ev.gateShare.map((s, i) => `expert ${i} ${pct(s)}`))}`,
       `  backend    ${m.backend}`,
     ].join('\n') + '\n',
   );

@@ -7,13 +7,14 @@
 import { Command, Option } from 'commander';
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
-import { EXIT, EXIT_CODES_HELP, backendOf, backendOption, checkOutputPath, realFile, verboseOption, warn } from './common.js';
+import { EXIT, EXIT_CODES_HELP, backendOf, backendOption, checkOutputPath, forceOption, realFile, verboseOption, warn } from './common.js';
 import { openModel, readModelFile } from './model-input.js';
 
 interface ExportOptions {
   model: string;
   format: 'onnx' | 'safetensors';
   out: string;
+  force?: boolean;
   backend: string;
   verbose?: boolean;
 }
@@ -39,6 +40,7 @@ export function exportCommand(): Command {
     .addOption(new Option('--model <file>', 'model file (written by moe train, or safetensors)').makeOptionMandatory())
     .addOption(new Option('--format <format>', 'onnx or safetensors').choices(['onnx', 'safetensors']).makeOptionMandatory())
     .addOption(new Option('--out <file>', 'where to write it (atomically)').makeOptionMandatory())
+    .addOption(forceOption())
     .addOption(backendOption())
     .addOption(verboseOption())
     .addHelpText('after', EXAMPLES + '\n' + EXIT_CODES_HELP)
@@ -48,7 +50,7 @@ export function exportCommand(): Command {
 }
 
 async function runExport(o: ExportOptions): Promise<number> {
-  const target = await checkOutputPath('--out', o.out);
+  const target = await checkOutputPath('--out', o.out, o.force === true);
   if ((await realFile(o.model)) === target) throw new OptionError('--out', `would overwrite --model ${o.model}`);
   const file = await readModelFile(o.model);
   if (o.format === 'onnx' && file.state.config.routing.kind === 'expert-choice') {

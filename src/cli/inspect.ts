@@ -23,6 +23,7 @@ import {
   writeStdout,
   type PredictInput,
 } from './common.js';
+import { listItems } from './lists.js';
 import { openModel, readModelFile } from './model-input.js';
 
 interface InspectOptions {
@@ -120,17 +121,17 @@ async function runInspect(path: string, o: InspectOptions): Promise<number> {
     await writeStdout(jsonLine(report) + '\n');
     return EXIT.OK;
   }
-  const names = (xs: string[] | undefined): string => (xs ? ` (${xs.join(', ')})` : '');
+  const names = (xs: string[] | undefined): string => (xs ? ` (${listItems(xs)})` : '');
   const lines = [
     `${path}: local-experts model, ${doc.format === 'safetensors' ? 'safetensors' : 'JSON'} format version ${doc.version}${doc.backend ? `, trained on ${doc.backend} backend` : ''}`,
     `  task         ${c.task}: ${c.inputs} inputs${names(m.featureNames)} -> ${c.outputs} ${c.task === 'classification' ? `classes${names(m.classNames)}` : `targets${names(m.targetNames)}`}`,
     `  mixture      ${c.experts} experts ${formatNetSpec(c.expert)}, gate ${formatNetSpec(c.gate)}, loss ${c.loss}`,
-    `  routing      ${formatRouting(c.routing)}${c.routing.noise ? ' with learned noise' : ''}${c.routing.kind !== 'dense' ? `, blocks of ${c.routing.blockRows} rows` : ''}${c.routing.balanceLoss ? `, balance loss ${c.routing.balanceLoss}` : ''}${c.routing.zLoss ? `, z-loss ${c.routing.zLoss}` : ''}${c.routing.balanceBias ? `, balancing bias step ${c.routing.balanceBias} (bias ${Array.from(m.params.routerBias, (b) => fmt(b)).join(', ')})` : ''}`,
+    `  routing      ${formatRouting(c.routing)}${c.routing.noise ? ' with learned noise' : ''}${c.routing.kind !== 'dense' ? `, blocks of ${c.routing.blockRows} rows` : ''}${c.routing.balanceLoss ? `, balance loss ${c.routing.balanceLoss}` : ''}${c.routing.zLoss ? `, z-loss ${c.routing.zLoss}` : ''}${c.routing.balanceBias ? `, balancing bias step ${c.routing.balanceBias} (bias ${listItems(Array.from(m.params.routerBias, (b) => fmt(b)))})` : ''}`,
     `  parameters   ${totalParams.toLocaleString('en-US')} (gate ${gateParams.toLocaleString('en-US')}, ${expertParams.toLocaleString('en-US')} per expert), optimiser state ${optState.toLocaleString('en-US')}`,
     `  optimiser    ${m.optimizer.name}, lr ${m.optimizer.lr}`,
     `  training     ${m.training.epoch} epochs, ${m.training.step} steps, seed ${m.training.seed}`,
     m.inputScaler
-      ? `  inputs       mean ${m.inputScaler.mean.map((v) => fmt(v)).join(', ')}; std ${m.inputScaler.std.map((v) => fmt(v)).join(', ')}`
+      ? `  inputs       mean ${listItems(m.inputScaler.mean.map((v) => fmt(v)))}; std ${listItems(m.inputScaler.std.map((v) => fmt(v)))}`
       : '  inputs       not standardised yet (the model has not been trained)',
   ];
   if (utilisation) {

@@ -14,6 +14,7 @@ import { exportCommand } from './export.js';
 import { inspectCommand } from './inspect.js';
 import { predictCommand } from './predict.js';
 import { reproduceCommand } from './reproduce-command.js';
+import { OutputStreamError, flushStdio, guardStdio, markReported, settleExitCode } from './streams.js';
 import { trainCommand } from './train.js';
 
 function version(): string {
@@ -62,25 +63,26 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   try {
     process.exitCode = undefined;
     await buildProgram().parseAsync([...argv]);
-    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
+    return settleExitCode(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);
   } catch (err) {
     const code = exitCodeOf(err);
     const silent = code === EXIT.OK || (err as { code?: string }).code === 'commander.help' || (err as { code?: string }).code === 'commander.helpDisplayed';
     if (!silent) process.stderr.write(formatError(err, verbose) + '\n');
+    if (err instanceof OutputStreamError) markReported();
     endMpiAfter(err, code);
-    return code;
+    return settleExitCode(code);
   }
 }
 
-// A reader that stops early (`moe predict … | head`) closes the pipe: that is not an error.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(EXIT.OK);
-  throw err;
-});
+// stdout or stderr failing (a full disk, a closed stdout) costs the run its text, never its
+// files: the run goes on and exits 74. A reader that stops early (`moe predict … | head`)
+// closes the pipe: that is not an error.
+guardStdio();
 
 // No top-level await: require() of the package's ES modules refuses any.
 void main().then((code) => {
   // Wait until stdout is handed over, then exit: a provider or a closed worker pool must
   // not keep the process alive, and the exit code must be the one chosen here.
-  process.stdout.write('', () => process.exit(code));
+  // A write that failed while being handed over still turns exit 0 into 74.
+  flushStdio(() => process.exit(settleExitCode(code)));
 });

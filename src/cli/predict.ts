@@ -14,6 +14,7 @@ import {
   jsonLine,
   columnOptions,
   columnsOf,
+  forceOption,
   loadInputsForModel,
   realFile,
   verboseOption,
@@ -28,6 +29,7 @@ interface PredictOptions {
   data: string;
   out?: string;
   json?: boolean;
+  force?: boolean;
   target?: string[];
   features?: string[];
   backend: string;
@@ -62,6 +64,7 @@ export function predictCommand(): Command {
     .addOption(new Option('--json', 'print one JSON object (classes or targets, and per row the prediction, probabilities by class, gate, expert)'));
   for (const opt of columnOptions()) cmd.addOption(opt);
   return cmd
+    .addOption(forceOption())
     .addOption(backendOption())
     .addOption(verboseOption())
     .addHelpText('after', EXAMPLES + '\n' + EXIT_CODES_HELP)
@@ -75,7 +78,7 @@ async function runPredict(o: PredictOptions): Promise<number> {
   // `--out -` is stdout, as the convention goes (a file named "-" would be ./-).
   if (o.out === '-') delete o.out;
   if (o.out !== undefined) {
-    const target = await checkOutputPath('--out', o.out);
+    const target = await checkOutputPath('--out', o.out, o.force === true);
     for (const [flag, p] of [['--data', o.data], ['--model', o.model]] as const) {
       if ((await realFile(p)) === target) throw new OptionError('--out', `would overwrite ${flag} ${p}`);
     }

@@ -15,6 +15,7 @@ import {
   backendOf,
   backendOption,
   checkOutputDir,
+  forceOption,
   given,
   intArg,
   intOrAutoArg,
@@ -36,6 +37,7 @@ interface Flags {
   jobs: number | 'auto';
   json?: boolean;
   out: string;
+  force?: boolean;
   seed: number;
   epochs: number;
   criterion: number;
@@ -111,13 +113,14 @@ export function reproduceCommand(): Command {
     .option('--batch-size <n>', 'batch size, the same for every system', intArg(1), DEFAULTS.batchSize)
     .addOption(new Option('--bp-activation <name>', 'hidden units of the backprop nets').choices(ACTIVATIONS).default(DEFAULTS.bpActivation))
     .addOption(backendOption())
+    .addOption(forceOption())
     .addOption(verboseOption())
     .addHelpText('after', EXIT_CODES_HELP)
     .action(async (_paper: string, flags: Flags, cmd: Command) => {
       // Only a --backend the user gave goes into the report's command line.
       const backend = given(cmd, 'backend') ? flags.backend : undefined;
       // Before the runs, not after them: the output folder and files can be written.
-      await checkOutputDir('--out', flags.out, OUT_FILES);
+      await checkOutputDir('--out', flags.out, OUT_FILES, flags.force === true);
       if (typeof flags.jobs === 'number') noteWorkers('--jobs', flags.jobs);
       // The runs load their provider in worker threads; loading it here first prints a
       // fall-back notice once, as this command's warning, and the workers stay quiet.

@@ -28,6 +28,7 @@ import {
   backendOption,
   checkOutputPath,
   fmt,
+  forceOption,
   fractionArg,
   given,
   intArg,
@@ -51,6 +52,7 @@ import {
   type ModelView,
 } from './common.js';
 import { metricsJson, summaryLines } from './metrics-text.js';
+import { columnList, listItems } from './lists.js';
 import { openModel, readModelFile, type ModelFile, type ModelInfo } from './model-input.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -88,6 +90,7 @@ export interface TrainOptions {
   split: boolean;
   stallTimeout?: number;
   plot?: string;
+  force?: boolean;
   backend: string;
   logEvery?: number;
   verbose?: boolean;
@@ -128,9 +131,9 @@ export function trainCommand(): Command {
     .description('train a mixture of local experts on a CSV file or the vowel data')
     .addOption(new Option('--data <file>', 'training data: CSV with a header row').conflicts('dataset'))
     .addOption(new Option('--dataset <name>', 'a built-in data set (Peterson & Barney vowels, F1/F2)').choices(['vowels']))
-    .addOption(new Option('--target <cols>', 'target column(s), comma-separated (one for classification)').argParser(listArg))
+    .addOption(new Option('--target <cols>', 'target column(s), comma-separated (one for classification); a name with a comma in double quotes: \'"a,b",c\'').argParser(listArg))
     .addOption(new Option('--task <task>', 'learning task (required with --data)').choices(['regression', 'classification']))
-    .addOption(new Option('--features <cols>', 'input columns, comma-separated (default: every non-target column)').argParser(listArg))
+    .addOption(new Option('--features <cols>', 'input columns, comma-separated (default: every non-target column); quoted as --target').argParser(listArg))
     .addOption(new Option('--experts <n>', 'number of experts').argParser(intArg(1)).default(4))
     .addOption(new Option('--expert <spec>', 'expert network: linear or mlp:H1,H2[:tanh|relu|sigmoid]').argParser(netSpecArg).default('linear'))
     .addOption(new Option('--gate <spec>', 'gating network: linear or mlp:H[:tanh|relu|sigmoid]').argParser(netSpecArg).default('linear'))
@@ -158,6 +161,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--resume <file>', 'continue training the model in this file'))
     .addOption(new Option('--json', 'print one JSON object as the last stdout line'))
     .addOption(new Option('--plot <file>', 'write learning curves and expert utilisation as SVG'))
+    .addOption(forceOption())
     .addOption(backendOption())
     .addOption(new Option('--log-every <n>', 'without a terminal: a progress line every N epochs (default: about 10 lines a run)').argParser(intArg(1)))
     .addOption(verboseOption())
@@ -200,9 +204,9 @@ function checkResumeConflicts(m: ModelInfo, o: TrainOptions, cmd: Command): void
     if (given(cmd, key) && o[key] !== value) conflict(flag, String(o[key]), `${flag.slice(2)} ${String(value)}`);
   }
   const same = (a: string[] | undefined, b: string[] | undefined): boolean => a !== undefined && b !== undefined && a.join('\u0000') === b.join('\u0000');
-  if (o.target && m.targetNames && !same(o.target, m.targetNames)) conflict('--target', o.target.join(','), `target ${m.targetNames.join(',')}`);
+  if (o.target && m.targetNames && !same(o.target, m.targetNames)) conflict('--target', columnList(o.target), `target ${columnList(m.targetNames)}`);
   if (o.features && m.featureNames && !same(o.features, m.featureNames)) {
-    conflict('--features', o.features.join(','), `features ${m.featureNames.join(',')}`);
+    conflict('--features', columnList(o.features), `features ${columnList(m.featureNames)}`);
   }
 }
 
@@ -236,7 +240,7 @@ async function checkFlags(o: TrainOptions): Promise<void> {
   const outputs: [string, string | undefined][] = [['--save', o.save], ['--plot', o.plot]];
   for (const [flag, p] of outputs) {
     if (p === undefined) continue;
-    const target = await checkOutputPath(flag, p);
+    const target = await checkOutputPath(flag, p, o.force === true);
     targets.set(flag, target);
     // --save over --resume is how a run continues in place; anything else over an input loses it.
     const clash = inputs.find((i) => i.real === target && !(flag === '--save' && i.path === o.resume));
@@ -327,6 +331,9 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     throw new OptionError('--batch-size', `${o.resume} stopped mid-epoch after ${stopped.batch} batches of ${stopped.batchSize}; resume with --batch-size ${stopped.batchSize} to finish that epoch exactly`);
   }
   if (typeof o.workers === 'number') noteWorkers('--workers', o.workers);
+  if (!o.split && (resumed?.info.config.routing.kind ?? o.routing.split(':')[0]) === 'dense') {
+    warn('--no-split has no effect with dense routing: every expert computes every row, on its own worker');
+  }
 
   let m: Mixture;
   if (resumed) {
@@ -491,17 +498,17 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   const c = model.config;
   const lines = [
     `Trained ${c.experts} ${formatNetSpec(c.expert)} expert${c.experts === 1 ? '' : 's'} (gate ${formatNetSpec(c.gate)}${sparse ? `, routing ${formatRouting(c.routing)}` : ''}, loss ${c.loss}, ${model.optimizer.name} lr ${model.optimizer.lr}) on ${data.name}`,
-    `  rows       train ${train.n}${val ? `, validation ${val.n}` : ''}${data.test ? `, test ${data.test.n}` : ''}; ${c.inputs} inputs -> ${c.outputs} ${c.task === 'classification' ? `classes (${model.classNames?.join(', ') ?? ''})` : 'targets'}`,
+    `  rows       train ${train.n}${val ? `, validation ${val.n}` : ''}${data.test ? `, test ${data.test.n}` : ''}; ${c.inputs} inputs -> ${c.outputs} ${c.task === 'classification' ? `classes (${listItems(model.classNames ?? [])})` : 'targets'}`,
     `  run        backend ${model.backend}, ${model.training.denormals ?? 'flush'} subnormals, workers ${report.workers}${result?.workersNote ? ` (${result.workersNote})` : ''}, epochs ${model.training.epoch} (${report.epochsRun} this run), ${seconds.toFixed(2)} s${report.samplesPerSecond ? `, ${Math.round(report.samplesPerSecond).toLocaleString('en-US')} samples/s` : ''}`,
     `  loss       final epoch ${fmt(result?.finalLoss)}; train ${fmt(evTrain.loss)}${evVal ? `, validation ${fmt(evVal.loss)}` : ''}${evTest ? `, test ${fmt(evTest.loss)}` : ''}`,
     c.task === 'classification'
       ? `  accuracy   train ${pct(evTrain.accuracy)}${evVal ? `, validation ${pct(evVal.accuracy)}` : ''}${evTest ? `, test ${pct(evTest.accuracy)}` : ''}`
       : `  mse        train ${fmt(evTrain.mse)}${evVal ? `, validation ${fmt(evVal.mse)}` : ''}${evTest ? `, test ${fmt(evTest.mse)}` : ''}`,
     ...summaryLines([{ name: 'train', ev: evTrain }, ...(evVal ? [{ name: 'validation', ev: evVal }] : []), ...(evTest ? [{ name: 'test', ev: evTest }] : [])], model.classNames),
-    `  gate weight ${evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`).join(', ')}`,
+    `  gate weight ${listItems(evTrain.gateShare.map((s, i) => `expert ${i} ${pct(s)}`))}`,
     ...(sparse && lastRouting
       ? [
-          `  routing    ${formatRouting(c.routing)}: last epoch's rows per expert ${lastRouting.rowsPerExpert.join(', ')}; load CV ${fmt(lastRouting.loadCv)}; ${lastRouting.droppedRows} dropped, ${lastRouting.unusedExperts} unused; gate entropy ${fmt(lastRouting.gateEntropy)}`,
+          `  routing    ${formatRouting(c.routing)}: last epoch's rows per expert ${listItems(lastRouting.rowsPerExpert.map(String))}; load CV ${fmt(lastRouting.loadCv)}; ${lastRouting.droppedRows} dropped, ${lastRouting.unusedExperts} unused; gate entropy ${fmt(lastRouting.gateEntropy)}`,
         ]
       : []),
     ...(o.save !== undefined ? [`  saved      ${o.save}`] : []),

@@ -6,7 +6,7 @@
  */
 import type { Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { lstat, open, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { access, constants, lstat, open, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { OptionError, quoteValue } from '../errors.js';
 
@@ -110,6 +110,24 @@ export async function resolveOutputPath(path: string, opts: WriteOptions = {}): 
   }
 }
 
+/**
+ * Why an existing regular file `target` (lstat `st`) is read-only for this process, or
+ * undefined where it is not: no write permission bit at all (which root ignores, so it is
+ * checked from the mode), or write access refused to this user (access(2)). Replacing it
+ * atomically would succeed anyway (a rename needs only the directory), so a caller that
+ * respects read-only files asks this first.
+ */
+export async function readOnlyReason(target: string, st: Stats): Promise<string | undefined> {
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+  if ((st.mode & 0o222) === 0) return `it is read-only (mode ${mode})`;
+  try {
+    await access(target, constants.W_OK);
+    return undefined;
+  } catch (err) {
+    return `it is read-only for this user (mode ${mode}, owner uid ${st.uid}: ${osReason(err)})`;
+  }
+}
+
 /** Create and remove a file in `dir`: the only test of writability that root, ACLs and read-only mounts all answer truly. */
 async function probeDirectory(dir: string, path: string, option: string): Promise<void> {
   const probe = join(dir, `.moe-probe.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
@@ -139,9 +157,10 @@ export async function checkWritable(path: string, opts: WriteOptions = {}): Prom
  * Check before any work that the files `names` can be written into directory `dir`,
  * which is created later where it does not exist yet: its nearest existing ancestor must
  * be a writable directory, and where `dir` exists each file must be writable as for
- * {@link checkWritable}. Creates nothing that stays.
+ * {@link checkWritable}. Creates nothing that stays. Resolves to the files' targets
+ * where `dir` exists (none where it is created later).
  */
-export async function checkWritableDir(dir: string, names: readonly string[], opts: WriteOptions = {}): Promise<void> {
+export async function checkWritableDir(dir: string, names: readonly string[], opts: WriteOptions = {}): Promise<OutputTarget[]> {
   const option = opts.option ?? 'path';
   if (typeof dir !== 'string' || dir.trim() === '') throw new OptionError(option, `needs a directory name, got ${typeof dir === 'string' ? quoteValue(dir) : String(dir)}`);
   let d = resolve(dir);
@@ -163,10 +182,12 @@ export async function checkWritableDir(dir: string, names: readonly string[], op
   }
   if (d !== resolve(dir)) {
     await probeDirectory(d, dir, option);
-    return;
+    return [];
   }
-  for (const name of names) await checkWritable(join(dir, name), opts);
+  const targets: OutputTarget[] = [];
+  for (const name of names) targets.push(await checkWritable(join(dir, name), opts));
   if (names.length === 0) await probeDirectory(d, dir, option);
+  return targets;
 }
 
 /**
