@@ -9,9 +9,11 @@ import { loadProvider } from './compute/load.js';
 import type { BackendName, BackendRequest, ComputeProvider } from './compute/provider.js';
 import { validateDataset, type Dataset } from './data/dataset.js';
 import { standardize, unstandardize } from './data/standardize.js';
+import { checkOutputs } from './engine/check-outputs.js';
 import { InferenceEngine, type MixtureForward } from './engine/inference.js';
 import { DataError, MoeError, OptionError } from './errors.js';
 import { writeFileAtomic } from './io/atomic.js';
+import { checkCreatable, checkLoadable } from './io/loadable.js';
 import { writeModelFile } from './io/model-file.js';
 import { mixtureToOnnx } from './io/onnx/export.js';
 import { readModel, weightsOnlyNotice } from './io/read-model.js';
@@ -23,7 +25,7 @@ import { initialState, type MixtureParams, type ModelState, type TrainingState }
 import { resolveOptimizer, type OptimizerConfig, type OptimizerName } from './optim/config.js';
 import { targetMatrix } from './train/data.js';
 import { FitRun, runFit, type FitHost } from './train/fit.js';
-import type { FitOptions, FitResult } from './train/options.js';
+import { checkCounters, checkedSchedule, type FitOptions, type FitResult } from './train/options.js';
 
 /** Options of {@link Mixture.create}. */
 export interface CreateOptions extends MixtureOptions {
@@ -123,6 +125,8 @@ export class Mixture implements FitHost {
   #run: FitRun | undefined;
   /** The inference engine for the parameters as they are between fits; dropped when they change. */
   #engine: InferenceEngine | undefined;
+  /** A weights-only file's path until the first fit, which restarts its optimiser (and says so). */
+  #freshOptimizer: string | undefined;
 
   private constructor(state: ModelState, provider: ComputeProvider, warn?: (message: string) => void) {
     this.#state = state;
@@ -136,6 +140,8 @@ export class Mixture implements FitHost {
     const opt = typeof o.optimizer === 'string' ? { name: o.optimizer } : { ...(o.optimizer ?? {}) };
     const optimizer = resolveOptimizer({ ...opt, ...(o.lr !== undefined ? { lr: o.lr } : {}) });
     const seed = checkSeed(o.seed ?? 1);
+    // A configuration the loader would refuse is refused now, with the loader's message.
+    checkCreatable(config, optimizer);
     const state = initialState(config, optimizer, seed);
     const names = (v: string[] | undefined, n: number, option: string): void => {
       if (v !== undefined && (!Array.isArray(v) || v.length !== n || v.some((s) => typeof s !== 'string'))) throw new OptionError(option, `expected ${n} names, got ${JSON.stringify(v)?.slice(0, 80)}`);
@@ -163,17 +169,22 @@ export class Mixture implements FitHost {
    */
   static async load(path: string, opts: LoadOptions = {}): Promise<Mixture> {
     const read = await readModel(path);
-    if (read.weightsOnly && read.state.optimizer.name !== 'sgd') (opts.onWarning ?? ((m: string) => console.warn(m)))(weightsOnlyNotice(path, read.state));
-    return Mixture.fromState(read.state, opts);
+    return Mixture.fromState(read.state, opts, read.weightsOnly ? path : undefined);
   }
 
-  /** @internal Wrap a checked state (model files, other formats) with a provider. */
-  static async fromState(state: ModelState, opts: LoadOptions = {}): Promise<Mixture> {
+  /**
+   * @internal Wrap a checked state (model files, other formats) with a provider.
+   * `weightsOnly`: the path of a weights-only file, whose first fit says that it restarts
+   * the optimiser (nothing is said where nothing trains).
+   */
+  static async fromState(state: ModelState, opts: LoadOptions = {}, weightsOnly?: string): Promise<Mixture> {
     const provider = await loadProvider(opts.backend ?? 'auto', {
       ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     });
-    return new Mixture(state, provider, opts.onWarning);
+    const m = new Mixture(state, provider, opts.onWarning);
+    if (weightsOnly !== undefined && state.optimizer.name !== 'sgd') m.#freshOptimizer = weightsOnly;
+    return m;
   }
 
   /** The model's data: configuration, parameters, scalers, names, training state. Treat as read-only. */
@@ -250,6 +261,21 @@ export class Mixture implements FitHost {
    */
   fit(data: Dataset, options: FitOptions = {}): Promise<FitResult> {
     if (this.#run) return Promise.reject(new MoeError('FIT_IN_PROGRESS', 'fit() was called while another fit of this mixture is running; await it (or close() it) first'));
+    try {
+      // Counters a model file cannot hold, and schedule values, are refused before use.
+      if (options.epochs !== undefined && typeof options.epochs !== 'number') throw new OptionError('epochs', `must be an integer ≥ 0, got ${String(options.epochs)}`);
+      if (data !== null && typeof data === 'object' && typeof data.n === 'number') checkCounters(this.#state.training, options, data.n);
+      if (options.schedule !== undefined) {
+        if (typeof options.schedule !== 'function') throw new OptionError('schedule', `must be a function ({ epoch, step, baseLr }) => learning rate, got ${options.schedule === null ? 'null' : typeof options.schedule}`);
+        options = { ...options, schedule: checkedSchedule(options.schedule) };
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#freshOptimizer !== undefined) {
+      this.#warn(weightsOnlyNotice(this.#freshOptimizer, this.#state));
+      this.#freshOptimizer = undefined;
+    }
     const run = new FitRun(this);
     this.#run = run;
     this.#engine = undefined;
@@ -336,7 +362,23 @@ export class Mixture implements FitHost {
     this.requireScalers();
     const flat = this.inputMatrix(x);
     const n = flat.length / this.config.inputs;
-    return this.toPrediction(this.engine().forward(standardize(this.inputScaler!, flat, n), n));
+    const p = this.toPrediction(this.engine().forward(standardize(this.inputScaler!, flat, n), n));
+    this.checkOutputs(p.output, flat);
+    return p;
+  }
+
+  /** No NaN as an answer: a row whose output is not finite is a DataError (see src/engine/check-outputs.ts). */
+  private checkOutputs(output: Float32Array, x: Float32Array): void {
+    const p = this.params;
+    checkOutputs(output, {
+      outputs: this.config.outputs,
+      x,
+      inputs: this.config.inputs,
+      inputScaler: this.inputScaler!,
+      featureNames: this.featureNames,
+      params: { gateParams: p.gateParams, expertParams: p.expertParams, routerBias: p.routerBias },
+      probabilities: this.config.task === 'classification',
+    });
   }
 
   /**
@@ -351,6 +393,7 @@ export class Mixture implements FitHost {
     const n = data.n;
     const f = this.engine().forward(standardize(this.inputScaler!, data.x, n), n, { t: targetMatrix(this.#state, data), labels: data.labels ?? new Int32Array(n) });
     const p = this.toPrediction(f);
+    this.checkOutputs(p.output, data.x);
     const gateShare = new Array<number>(E).fill(0);
     for (let r = 0; r < n; r++) for (let i = 0; i < E; i++) gateShare[i]! += p.gate[r * E + i]! / n;
     const ev: Evaluation = { n, loss: f.loss!, gateShare };
@@ -381,7 +424,7 @@ export class Mixture implements FitHost {
    */
   async save(path: string): Promise<void> {
     const state = await this.snapshot();
-    if (/\.safetensors$/i.test(path)) await writeFileAtomic(path, stateToSafetensors(state), { option: 'path' });
+    if (/\.safetensors$/i.test(path)) await writeFileAtomic(path, stateToSafetensors(state, path), { option: 'path' });
     else await writeModelFile(path, state, this.backend, kernelSetFromEnv());
   }
 
@@ -392,7 +435,9 @@ export class Mixture implements FitHost {
    * untrained model and one whose weights exceed one protobuf (2 GiB).
    */
   async toOnnx(): Promise<Uint8Array> {
-    return mixtureToOnnx(await this.snapshot());
+    const state = await this.snapshot();
+    checkLoadable(state, 'onnx export');
+    return mixtureToOnnx(state);
   }
 
   /**
