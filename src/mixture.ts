@@ -13,7 +13,7 @@ import { checkOutputs } from './engine/check-outputs.js';
 import { InferenceEngine, type MixtureForward } from './engine/inference.js';
 import { DataError, MoeError, OptionError } from './errors.js';
 import { writeFileAtomic } from './io/atomic.js';
-import { checkCreatable, checkLoadable } from './io/loadable.js';
+import { checkCreatable, checkCreatedState, checkLoadable } from './io/loadable.js';
 import { writeModelFile } from './io/model-file.js';
 import { mixtureToOnnx } from './io/onnx/export.js';
 import { readModel, weightsOnlyNotice } from './io/read-model.js';
@@ -152,6 +152,7 @@ export class Mixture implements FitHost {
     if (o.featureNames) state.featureNames = [...o.featureNames];
     if (o.targetNames) state.targetNames = [...o.targetNames];
     if (o.classNames) state.classNames = [...o.classNames];
+    checkCreatedState(state);
     const provider = await loadProvider(o.backend ?? 'auto', {
       ...(o.blasLibrary !== undefined ? { blasLibrary: o.blasLibrary } : {}),
       ...(o.onWarning ? { onWarning: o.onWarning } : {}),

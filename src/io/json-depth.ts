@@ -39,6 +39,6 @@ export function tooDeep(value: unknown, max = MAX_JSON_DEPTH): string | undefine
 
 /** The message for a value nested too deeply at `path` (cut to stay short). */
 export function tooDeepMessage(path: string, max = MAX_JSON_DEPTH): string {
-  const shown = path.length > 60 ? `${path.slice(0, 57)}...` : path;
+  const shown = path.length > 60 ? `${path.slice(0, 57).replace(/\[\d*$/, '')}...` : path;
   return `${shown}: nested more than ${max} levels deep; no model file field is (not a model file, or crafted)`;
 }

@@ -14,6 +14,7 @@
  * The same schema checks a new mixture's configuration when it is created
  * ({@link checkCreatable}), so that a model the loader would refuse is never trained.
  */
+import type { ZodError } from 'zod';
 import { ModelFormatError, MoeError, OptionError } from '../errors.js';
 import type { MixtureConfig } from '../model/config.js';
 import { checkModelSize, type ModelState } from '../model/state.js';
@@ -67,13 +68,29 @@ export function checkLoadable(state: ModelState, where: string): void {
  */
 export function checkCreatable(config: MixtureConfig, optimizer: Required<OptimizerConfig>): void {
   const parsed = configSchema.safeParse(JSON.parse(JSON.stringify(config)));
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const [head, ...rest] = issue.path.map(String);
-    const message = firstIssue(parsed.error);
-    if (head === undefined) throw new OptionError('config', message);
-    const option = head === 'outputs' && config.task === 'classification' ? 'classes' : head;
-    throw new OptionError(option, rest.length > 0 ? message.slice(head.length + 1) : message.slice(head.length + 2));
-  }
+  refuseAsOption(parsed, config);
   checkModelSize(config, optimizer);
+}
+
+/**
+ * Throw an OptionError naming the field (`featureNames`, `classNames`, …) when a new
+ * mixture's state, names included, would make a file the loader refuses.
+ */
+export function checkCreatedState(state: ModelState): void {
+  const parsed = stateFieldsSchema.safeParse(fieldsAsWritten(state));
+  if (!parsed.success && parsed.error.issues[0]!.path[0] === 'config') {
+    refuseAsOption(configSchema.safeParse(JSON.parse(JSON.stringify(state.config))), state.config);
+  }
+  refuseAsOption(parsed, state.config);
+}
+
+function refuseAsOption(parsed: { success: true } | { success: false; error: ZodError }, config: MixtureConfig): void {
+  if (parsed.success) return;
+  const issue = parsed.error.issues[0]!;
+  const [head, ...rest] = issue.path.map(String);
+  const message = firstIssue(parsed.error);
+  if (head === undefined) throw new OptionError('config', message);
+  const option = head === 'outputs' && config.task === 'classification' ? 'classes' : head;
+  // `head.rest: message` (or `head[1]: message`) → `rest: message`; `head: message` → `message`.
+  throw new OptionError(option, rest.length > 0 ? message.slice(head.length).replace(/^\./, '') : message.slice(head.length + 2));
 }
