@@ -401,6 +401,7 @@ describe('rough edges', () => {
     // Within the width limit but too large: the gate, not the experts, is what to change.
     const wide = await rejection(Mixture.create({ ...REG, gate: 'mlp:16000000,20' }));
     expect((wide as OptionError).option).toBe('gate');
+    expect(wide.message).toMatch(/^gate: a gate of [\d,]+ parameters \(3→16000000→20→4\) needs [\d.]+ GiB/);
   });
 
   it('"inference needs … GiB" names what to change', async () => {

@@ -67,9 +67,9 @@ export function checkLoadable(state: ModelState, where: string): void {
  * (`expert: hidden: …`), and when its arrays would pass the size limit.
  */
 export function checkCreatable(config: MixtureConfig, optimizer: Required<OptimizerConfig>): void {
-  const parsed = configSchema.safeParse(JSON.parse(JSON.stringify(config)));
-  refuseAsOption(parsed, config);
+  // The size first: for a billion experts, the GiB they need says more than a width limit.
   checkModelSize(config, optimizer);
+  refuseAsOption(configSchema.safeParse(JSON.parse(JSON.stringify(config))), config);
 }
 
 /**

@@ -113,7 +113,8 @@ export function checkModelSize(config: MixtureConfig, optimizer: Required<Optimi
     const P = mlpParamCount(expertShape(config));
     const perFloat = 2 + optimizerStateSize(optimizer.name);
     // The gate or one expert alone too large: its architecture is the problem; else their number.
-    const gate = mlpParamCount(gateShape(config)) * perFloat > MAX_MODEL_FLOATS / 2;
+    // The gate's own layers (its output layer grows with the experts, which are then to blame).
+    const gate = mlpParamCount(gateShape({ ...config, experts: 1 })) * perFloat > MAX_MODEL_FLOATS / 2;
     const option = gate ? 'gate' : P * perFloat > MAX_MODEL_FLOATS ? 'expert' : 'experts';
     if (gate) {
       throw new OptionError(
