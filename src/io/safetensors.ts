@@ -146,6 +146,59 @@ function show(v: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
+/** Headers larger than this are counted before they are parsed (1 MiB parses in milliseconds). */
+const EARLY_CHECK_BYTES = 1 << 20;
+
+/** The key every tensor entry has; raw in the header text only as a key (inside a string its quotes are escaped). */
+const DATA_OFFSETS_KEY = Buffer.from('"data_offsets"');
+
+/** How often `needle` occurs in `hay` (native search, no parsing). */
+function occurrences(hay: Buffer, needle: Buffer): number {
+  let count = 0;
+  for (let at = hay.indexOf(needle); at >= 0; at = hay.indexOf(needle, at + needle.length)) count++;
+  return count;
+}
+
+/**
+ * The `__metadata__` object of a header, found and parsed without parsing the rest: the
+ * object after the first `"__metadata__":` up to its closing brace (it holds strings
+ * only, so the first brace outside a string closes it). Undefined where there is none
+ * or it is not an object of strings (the full parse then reports it).
+ */
+function metadataBeforeParse(header: Buffer): Record<string, string> | undefined {
+  let at = header.indexOf('"__metadata__"');
+  if (at < 0) return undefined;
+  at += '"__metadata__"'.length;
+  const space = (c: number | undefined): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
+  while (space(header[at])) at++;
+  if (header[at] !== 0x3a) return undefined; // ':'
+  at++;
+  while (space(header[at])) at++;
+  if (header[at] !== 0x7b) return undefined; // '{'
+  const start = at;
+  let inString = false;
+  for (at++; at < header.length; at++) {
+    const c = header[at]!;
+    if (inString) {
+      if (c === 0x5c) at++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      return undefined; // a nested object or array: not an object of strings
+    } else if (c === 0x7d) {
+      try {
+        const value: unknown = JSON.parse(header.subarray(start, at + 1).toString('utf8'));
+        if (typeof value !== 'object' || value === null || !Object.values(value).every((v) => typeof v === 'string')) return undefined;
+        return value as Record<string, string>;
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  return undefined;
+}
+
 interface Entry {
   name: string;
   shape: number[];
@@ -171,9 +224,22 @@ export function decodeSafetensors(bytes: Uint8Array, where: string, plan?: (meta
   const n = Number(n64);
   if (n < 2) fail(`header length ${n} bytes is too small for a JSON header`);
   if (8 + n > bytes.length) fail(`truncated header: it should be ${n} bytes, the file has ${bytes.length - 8} after the length`);
+  const headerBytes = Buffer.from(bytes.buffer, bytes.byteOffset + 8, n);
+  if (plan && n > EARLY_CHECK_BYTES) {
+    // Excess entries in a large header are refused before it is parsed: parsing 100 MB of
+    // a million entries takes gigabytes and seconds. Its metadata and its entry count are
+    // read without parsing the rest. (A small header is parsed, and an entry that is not
+    // part of the model then named.)
+    const early = metadataBeforeParse(headerBytes);
+    if (early) {
+      const max = plan(early, bytes.length - 8 - n).maxTensors;
+      const count = occurrences(headerBytes, DATA_OFFSETS_KEY);
+      if (count > max) fail(`the header lists ${count.toLocaleString('en-US')} tensors; this model has at most ${max.toLocaleString('en-US')}`);
+    }
+  }
   let header: unknown;
   try {
-    header = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset + 8, n).toString('utf8'));
+    header = JSON.parse(headerBytes.toString('utf8'));
   } catch {
     fail('the header is not valid JSON (not a safetensors file, or corrupt)');
   }
