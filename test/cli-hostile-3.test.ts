@@ -11,7 +11,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseModelBytes, toModelDocument } from '../src/io/model-file.js';
 import { decodeSafetensors, encodeSafetensors } from '../src/io/safetensors.js';
-import { stateToSafetensors } from '../src/io/safetensors-state.js';
 import { moe, requireBuild, type RunResult } from './fixtures/cli/harness.js';
 
 let dir: string;
