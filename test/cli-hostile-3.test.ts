@@ -56,10 +56,10 @@ describe('defect 12: no NaN prediction with exit 0', () => {
     const big = at('big.csv');
     await writeFile(big, 'a,b,c\n0.1,0.2,0.3\n3e38,0,0\n');
     const line = oneLine(await moe(['predict', '--model', regModel, '--data', big]), 1);
-    expect(line).toMatch(/^moe: error: .*row 2, column a: the prediction is (NaN|-?Infinity), not a finite number: input 3\.\d+e\+38 is /);
+    expect(line).toMatch(/^moe: error: .*big\.csv, row 2, column a: the prediction is (NaN|-?Infinity), not a finite number: input 3\.\d+e\+38 is /);
     const bigY = at('big-y.csv');
     await writeFile(bigY, 'a,b,c,y\n0.1,0.2,0.3,1\n3e38,0,0,1\n');
-    expect(oneLine(await moe(['eval', '--model', regModel, '--data', bigY]), 1)).toMatch(/row 2, column a: the prediction is/);
+    expect(oneLine(await moe(['eval', '--model', regModel, '--data', bigY]), 1)).toMatch(/big-y\.csv, row 2, column a: the prediction is/);
   });
 
   it('a checksum-valid model whose inputScaler.std is 1e-300 is refused by every command', async () => {

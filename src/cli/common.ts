@@ -133,6 +133,19 @@ export function setVerbose(verbose: boolean): void {
 }
 
 /**
+ * Run `f` (a prediction or an evaluation of the rows of `file`); a DataError it throws
+ * about a row names the file too. `file` undefined (a built-in dataset) leaves it as is.
+ */
+export function locate<T>(f: () => T, file: string | undefined): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof DataError && file !== undefined) throw err.inFile(file);
+    throw err;
+  }
+}
+
+/**
  * A one-line warning on stderr, each distinct message once per process (a provider's
  * fall-back notice reaches the CLI from every mixture a command creates). With
  * `--verbose`, a provider fall-back also lists every library and backend it tried.

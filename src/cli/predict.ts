@@ -20,6 +20,7 @@ import {
   verboseOption,
   warn,
   writeStdout,
+  locate,
 } from './common.js';
 import { openModel, readModelFile } from './model-input.js';
 
@@ -74,7 +75,7 @@ async function runPredict(o: PredictOptions): Promise<number> {
   const file = await readModelFile(o.model);
   const input = await loadInputsForModel(file.info, o.data, columnsOf(o));
   const m = await openModel(file, load);
-  const p = m.predict(input.x);
+  const p = locate(() => m.predict(input.x), o.data);
   const { experts: E, outputs: K, task } = m.config;
   const targets = m.targetNames ?? o.target;
   const head: string[] =
