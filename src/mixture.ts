@@ -166,7 +166,7 @@ export class Mixture implements FitHost {
    * written back by PyTorch), recognised by its header. The file is checked in full before
    * a provider loads; `backend` chooses the provider as in create. A safetensors file with
    * weights only (no optimiser tensors) warm-starts: the optimiser restarts from step 0,
-   * and `onWarning` is told so.
+   * and `onWarning` is told so by the first fit (not before: nothing restarts unless it trains).
    */
   static async load(path: string, opts: LoadOptions = {}): Promise<Mixture> {
     const read = await readModel(path);
