@@ -25,7 +25,7 @@ import { initialState, type MixtureParams, type ModelState, type TrainingState }
 import { resolveOptimizer, type OptimizerConfig, type OptimizerName } from './optim/config.js';
 import { targetMatrix } from './train/data.js';
 import { FitRun, runFit, type FitHost } from './train/fit.js';
-import { checkCounters, checkedSchedule, type FitOptions, type FitResult } from './train/options.js';
+import { guardedFitOptions, type FitOptions, type FitResult } from './train/options.js';
 
 /** Options of {@link Mixture.create}. */
 export interface CreateOptions extends MixtureOptions {
@@ -263,13 +263,8 @@ export class Mixture implements FitHost {
   fit(data: Dataset, options: FitOptions = {}): Promise<FitResult> {
     if (this.#run) return Promise.reject(new MoeError('FIT_IN_PROGRESS', 'fit() was called while another fit of this mixture is running; await it (or close() it) first'));
     try {
-      // Counters a model file cannot hold, and schedule values, are refused before use.
-      if (options.epochs !== undefined && typeof options.epochs !== 'number') throw new OptionError('epochs', `must be an integer ≥ 0, got ${String(options.epochs)}`);
-      if (data !== null && typeof data === 'object' && typeof data.n === 'number') checkCounters(this.#state.training, options, data.n);
-      if (options.schedule !== undefined) {
-        if (typeof options.schedule !== 'function') throw new OptionError('schedule', `must be a function ({ epoch, step, baseLr }) => learning rate, got ${options.schedule === null ? 'null' : typeof options.schedule}`);
-        options = { ...options, schedule: checkedSchedule(options.schedule) };
-      }
+      // Counters a model file cannot hold are refused, and schedule values checked, before use.
+      options = guardedFitOptions(options, this.#state.training, data);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -357,7 +352,9 @@ export class Mixture implements FitHost {
   /**
    * Predict for n rows of raw inputs (n×D row-major, or an array of rows). Called during a
    * fit, it reads the live parameters, which a parallel fit's workers may be updating
-   * mid-step; predict from `onEpoch` (a step boundary) for a consistent answer.
+   * mid-step; predict from `onEpoch` (a step boundary) for a consistent answer. A row
+   * whose prediction is not finite (an input the model overflows float32 on) is a
+   * DataError naming the row and input column; non-finite parameters a MoeError DIVERGED.
    */
   predict(x: Float32Array | readonly (readonly number[])[]): Prediction {
     this.requireScalers();
@@ -421,7 +418,9 @@ export class Mixture implements FitHost {
    * During a fit, the file holds a consistent copy taken at the next step boundary,
    * whatever the worker count. A path ending in `.safetensors` gets the safetensors file
    * {@link toSafetensors} makes (the format for models over the JSON file's 512 MiB);
-   * any other path gets the JSON model file. {@link Mixture.load} reads both.
+   * any other path gets the JSON model file. {@link Mixture.load} reads both. Only what
+   * loads is written: a state the loader would refuse is a ModelFormatError, one with a
+   * NaN or ±Infinity (a diverged fit) a MoeError DIVERGED, and nothing is written.
    */
   async save(path: string): Promise<void> {
     const state = await this.snapshot();
