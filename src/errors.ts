@@ -60,9 +60,18 @@ export interface DataLocation {
 export class DataError extends MoeError {
   /** Where the problem is, as far as known (also prefixed to the message). */
   readonly location: DataLocation;
+  /** The message without its location prefix. */
+  readonly detail: string;
   constructor(message: string, location: DataLocation = {}, code: MoeErrorCode = 'INVALID_DATA') {
     super(code, `${formatLocation(location)}${message}`);
     this.location = location;
+    this.detail = message;
+  }
+
+  /** The same error located in `file` (unchanged where it names a file already). */
+  inFile(file: string): DataError {
+    if (this.location.file !== undefined) return this;
+    return new DataError(this.detail, { file, ...this.location }, this.code);
   }
 }
 

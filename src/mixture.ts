@@ -10,9 +10,11 @@ import { loadProvider } from './compute/load.js';
 import type { BackendName, BackendRequest, ComputeProvider } from './compute/provider.js';
 import { validateDataset, type Dataset } from './data/dataset.js';
 import { standardize, unstandardize } from './data/standardize.js';
+import { checkOutputs } from './engine/check-outputs.js';
 import { InferenceEngine, type MixtureForward } from './engine/inference.js';
 import { DataError, MoeError, OptionError } from './errors.js';
 import { writeFileAtomic } from './io/atomic.js';
+import { checkCreatable, checkCreatedState, checkLoadable } from './io/loadable.js';
 import { writeModelFile } from './io/model-file.js';
 import { mixtureToOnnx } from './io/onnx/export.js';
 import { readModel, weightsOnlyNotice } from './io/read-model.js';
@@ -27,7 +29,7 @@ import { meanBaselineScores, regressionScores, type RegressionScores } from './m
 import { weightsSumToOne } from './model/routing.js';
 import { targetMatrix } from './train/data.js';
 import { FitRun, runFit, type FitHost } from './train/fit.js';
-import type { FitOptions, FitResult } from './train/options.js';
+import { guardedFitOptions, type FitOptions, type FitResult } from './train/options.js';
 
 /** Options of {@link Mixture.create}. */
 export interface CreateOptions extends MixtureOptions {
@@ -178,6 +180,8 @@ export class Mixture implements FitHost {
   #run: FitRun | undefined;
   /** The inference engine for the parameters as they are between fits; dropped when they change. */
   #engine: InferenceEngine | undefined;
+  /** A weights-only file's path until the first fit, which restarts its optimiser (and says so). */
+  #freshOptimizer: string | undefined;
 
   private constructor(state: ModelState, provider: ComputeProvider, warn?: (message: string) => void) {
     this.#state = state;
@@ -191,6 +195,8 @@ export class Mixture implements FitHost {
     const opt = typeof o.optimizer === 'string' ? { name: o.optimizer } : { ...(o.optimizer ?? {}) };
     const optimizer = resolveOptimizer({ ...opt, ...(o.lr !== undefined ? { lr: o.lr } : {}) });
     const seed = checkSeed(o.seed ?? 1);
+    // A configuration the loader would refuse is refused now, with the loader's message.
+    checkCreatable(config, optimizer);
     const state = initialState(config, optimizer, seed);
     const names = (v: string[] | undefined, n: number, option: string): void => {
       if (v !== undefined && (!Array.isArray(v) || v.length !== n || v.some((s) => typeof s !== 'string'))) throw new OptionError(option, `expected ${n} names, got ${JSON.stringify(v)?.slice(0, 80)}`);
@@ -201,6 +207,7 @@ export class Mixture implements FitHost {
     if (o.featureNames) state.featureNames = [...o.featureNames];
     if (o.targetNames) state.targetNames = [...o.targetNames];
     if (o.classNames) state.classNames = [...o.classNames];
+    checkCreatedState(state);
     const provider = await loadProvider(o.backend ?? 'auto', {
       ...(o.blasLibrary !== undefined ? { blasLibrary: o.blasLibrary } : {}),
       ...(o.onWarning ? { onWarning: o.onWarning } : {}),
@@ -214,21 +221,26 @@ export class Mixture implements FitHost {
    * written back by PyTorch), recognised by its header. The file is checked in full before
    * a provider loads; `backend` chooses the provider as in create. A safetensors file with
    * weights only (no optimiser tensors) warm-starts: the optimiser restarts from step 0,
-   * and `onWarning` is told so.
+   * and `onWarning` is told so by the first fit (not before: nothing restarts unless it trains).
    */
   static async load(path: string, opts: LoadOptions = {}): Promise<Mixture> {
     const read = await readModel(path);
-    if (read.weightsOnly && read.state.optimizer.name !== 'sgd') (opts.onWarning ?? ((m: string) => console.warn(m)))(weightsOnlyNotice(path, read.state));
-    return Mixture.fromState(read.state, opts);
+    return Mixture.fromState(read.state, opts, read.weightsOnly ? path : undefined);
   }
 
-  /** @internal Wrap a checked state (model files, other formats) with a provider. */
-  static async fromState(state: ModelState, opts: LoadOptions = {}): Promise<Mixture> {
+  /**
+   * @internal Wrap a checked state (model files, other formats) with a provider.
+   * `weightsOnly`: the path of a weights-only file, whose first fit says that it restarts
+   * the optimiser (nothing is said where nothing trains).
+   */
+  static async fromState(state: ModelState, opts: LoadOptions = {}, weightsOnly?: string): Promise<Mixture> {
     const provider = await loadProvider(opts.backend ?? 'auto', {
       ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     });
-    return new Mixture(state, provider, opts.onWarning);
+    const m = new Mixture(state, provider, opts.onWarning);
+    if (weightsOnly !== undefined && state.optimizer.name !== 'sgd') m.#freshOptimizer = weightsOnly;
+    return m;
   }
 
   /** The model's data: configuration, parameters, scalers, names, training state. Treat as read-only. */
@@ -305,6 +317,16 @@ export class Mixture implements FitHost {
    */
   fit(data: Dataset, options: FitOptions = {}): Promise<FitResult> {
     if (this.#run) return Promise.reject(new MoeError('FIT_IN_PROGRESS', 'fit() was called while another fit of this mixture is running; await it (or close() it) first'));
+    try {
+      // Counters a model file cannot hold are refused, and schedule values checked, before use.
+      options = guardedFitOptions(options, this.#state.training, data);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (this.#freshOptimizer !== undefined) {
+      this.#warn(weightsOnlyNotice(this.#freshOptimizer, this.#state));
+      this.#freshOptimizer = undefined;
+    }
     const run = new FitRun(this);
     this.#run = run;
     this.#engine = undefined;
@@ -393,7 +415,9 @@ export class Mixture implements FitHost {
   /**
    * Predict for n rows of raw inputs (n×D row-major, or an array of rows). Called during a
    * fit, it reads the live parameters, which a parallel fit's workers may be updating
-   * mid-step; predict from `onEpoch` (a step boundary) for a consistent answer.
+   * mid-step; predict from `onEpoch` (a step boundary) for a consistent answer. A row
+   * whose prediction is not finite (an input the model overflows float32 on) is a
+   * DataError naming the row and input column; non-finite parameters a MoeError DIVERGED.
    */
   predict(x: Float32Array | readonly (readonly number[])[]): Prediction {
     this.requireScalers();
@@ -401,7 +425,23 @@ export class Mixture implements FitHost {
     const n = flat.length / this.config.inputs;
     // Standardised outside the float mode: a subnormal float32 input keeps its value.
     const xs = standardize(this.inputScaler!, flat, n);
-    return this.toPrediction(this.floatMode().run(() => this.engine().forward(xs, n)));
+    const p = this.toPrediction(this.floatMode().run(() => this.engine().forward(xs, n)));
+    this.checkOutputs(p.output, flat);
+    return p;
+  }
+
+  /** No NaN as an answer: a row whose output is not finite is a DataError (see src/engine/check-outputs.ts). */
+  private checkOutputs(output: Float32Array, x: Float32Array): void {
+    const p = this.params;
+    checkOutputs(output, {
+      outputs: this.config.outputs,
+      x,
+      inputs: this.config.inputs,
+      inputScaler: this.inputScaler!,
+      featureNames: this.featureNames,
+      params: { gateParams: p.gateParams, expertParams: p.expertParams, routerBias: p.routerBias },
+      probabilities: this.config.task === 'classification',
+    });
   }
 
   /**
@@ -420,6 +460,7 @@ export class Mixture implements FitHost {
     const targets = { t: targetMatrix(this.#state, data), labels: data.labels ?? new Int32Array(n) };
     const f = this.floatMode().run(() => this.engine().forward(xs, n, targets));
     const p = this.toPrediction(f);
+    this.checkOutputs(p.output, data.x);
     const gateShare = new Array<number>(E).fill(0);
     for (let r = 0; r < n; r++) for (let i = 0; i < E; i++) gateShare[i]! += p.gate[r * E + i]! / n;
     const ev: Evaluation = { n, loss: f.loss!, gateShare };
@@ -463,11 +504,13 @@ export class Mixture implements FitHost {
    * During a fit, the file holds a consistent copy taken at the next step boundary,
    * whatever the worker count. A path ending in `.safetensors` gets the safetensors file
    * {@link toSafetensors} makes (the format for models over the JSON file's 512 MiB);
-   * any other path gets the JSON model file. {@link Mixture.load} reads both.
+   * any other path gets the JSON model file. {@link Mixture.load} reads both. Only what
+   * loads is written: a state the loader would refuse is a ModelFormatError, one with a
+   * NaN or ±Infinity (a diverged fit) a MoeError DIVERGED, and nothing is written.
    */
   async save(path: string): Promise<void> {
     const state = await this.snapshot();
-    if (/\.safetensors$/i.test(path)) await writeFileAtomic(path, stateToSafetensors(state), { option: 'path' });
+    if (/\.safetensors$/i.test(path)) await writeFileAtomic(path, stateToSafetensors(state, path), { option: 'path' });
     else await writeModelFile(path, state, this.backend, kernelSetFromEnv());
   }
 
@@ -478,7 +521,9 @@ export class Mixture implements FitHost {
    * untrained model and one whose weights exceed one protobuf (2 GiB).
    */
   async toOnnx(): Promise<Uint8Array> {
-    return mixtureToOnnx(await this.snapshot());
+    const state = await this.snapshot();
+    checkLoadable(state, 'onnx export');
+    return mixtureToOnnx(state);
   }
 
   /**

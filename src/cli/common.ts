@@ -148,6 +148,19 @@ export function setVerbose(verbose: boolean): void {
 }
 
 /**
+ * Run `f` (a prediction or an evaluation of the rows of `file`); a DataError it throws
+ * about a row names the file too. `file` undefined (a built-in dataset) leaves it as is.
+ */
+export function locate<T>(f: () => T, file: string | undefined): T {
+  try {
+    return f();
+  } catch (err) {
+    if (err instanceof DataError && file !== undefined) throw err.inFile(file);
+    throw err;
+  }
+}
+
+/**
  * A one-line warning on stderr, each distinct message once per process (a provider's
  * fall-back notice reaches the CLI from every mixture a command creates). With
  * `--verbose`, a provider fall-back also lists every library and backend it tried.
@@ -183,6 +196,8 @@ export function intArg(min: number): (value: string) => number {
   return (value) => {
     const v = parseNumber(value.trim());
     if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}.`);
+    // Counts beyond 2⁵³ − 1 lose their units digit (and a model file holds none).
+    if (!Number.isSafeInteger(v)) throw new InvalidArgumentError(`expected an integer ≥ ${min}, at most ${Number.MAX_SAFE_INTEGER}.`);
     return v;
   };
 }
@@ -220,10 +235,18 @@ export function nonNegativeArg(value: string): number {
 
 /** `dense`, `topk:K`, `switch` or `expert-choice:C` (checked against the experts later). */
 export function routingArg(value: string): string {
-  if (!/^(dense|switch|topk:\d+|expert-choice:(\d+\.?\d*|\.\d+))$/.test(value.trim())) {
-    throw new InvalidArgumentError('expected dense, topk:K, switch or expert-choice:C.');
+  const v = value.trim();
+  const m = /^(dense|switch|topk|expert-choice)(?::(.*))?$/s.exec(v);
+  if (!m) throw new InvalidArgumentError('expected dense, topk:K, switch or expert-choice:C.');
+  const [, kind, param] = m;
+  if (kind === 'topk' && !(param !== undefined && /^\d+$/.test(param) && Number(param) >= 1)) {
+    throw new InvalidArgumentError(`topk:K needs a whole number K ≥ 1 of experts per row (e.g. topk:2), got ${quoteValue(v)}.`);
   }
-  return value.trim();
+  if (kind === 'expert-choice' && !(param !== undefined && /^(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(param) && Number(param) > 0 && Number.isFinite(Number(param)))) {
+    throw new InvalidArgumentError(`expert-choice:C needs a capacity factor C > 0, a decimal number such as 1, 0.5 or 1e-3, got ${quoteValue(v)}.`);
+  }
+  if ((kind === 'dense' || kind === 'switch') && param !== undefined) throw new InvalidArgumentError(`${kind} takes no parameter, got ${quoteValue(v)}.`);
+  return v;
 }
 
 /** A fraction in [0, 1). */

@@ -21,6 +21,7 @@ import {
   verboseOption,
   warn,
   writeStdout,
+  locate,
 } from './common.js';
 import { classLabels, evaluationLines, metricsJson } from './metrics-text.js';
 import { listItems } from './lists.js';
@@ -88,7 +89,7 @@ async function runEval(o: EvalOptions): Promise<number> {
     data = await loadCsvForModel(info, o.data!, columnsOf(o));
   }
   const m = await openModel(file, load);
-  const ev = m.evaluate(data);
+  const ev = locate(() => m.evaluate(data), o.data);
   const source = o.dataset === 'vowels' ? 'vowels (test speakers)' : o.data!;
   if (o.json) {
     await writeStdout(

@@ -5,7 +5,7 @@
  * then wraps it in a Mixture, which loads the provider.
  */
 import type { BackendRequest } from '../compute/provider.js';
-import { readModel, readModelFrom, weightsOnlyNotice, type ReadModel } from '../io/read-model.js';
+import { readModel, readModelFrom, type ReadModel } from '../io/read-model.js';
 import { Mixture } from '../mixture.js';
 import type { ModelState } from '../model/state.js';
 
@@ -30,8 +30,11 @@ export async function readModelFile(path: string, bytes?: Buffer): Promise<Model
   return { ...read, path, info: read.state };
 }
 
-/** The Mixture of a file read by {@link readModelFile}; the compute provider loads now. */
+/**
+ * The Mixture of a file read by {@link readModelFile}; the compute provider loads now. A
+ * weights-only file says that its optimiser restarts when it trains (its first fit), and
+ * only then: inspect, eval, predict and export train nothing.
+ */
 export async function openModel(file: ModelFile, opts: { backend: BackendRequest; onWarning: (m: string) => void }): Promise<Mixture> {
-  if (file.weightsOnly && file.state.optimizer.name !== 'sgd') opts.onWarning(weightsOnlyNotice(file.path, file.state));
-  return Mixture.fromState(file.state, opts);
+  return Mixture.fromState(file.state, opts, file.weightsOnly ? file.path : undefined);
 }

@@ -20,6 +20,7 @@ import {
   verboseOption,
   warn,
   writeStdout,
+  locate,
 } from './common.js';
 import { openModel, readModelFile } from './model-input.js';
 import { predictionCsv, predictionJson } from './predict-output.js';
@@ -87,7 +88,7 @@ async function runPredict(o: PredictOptions): Promise<number> {
   const file = await readModelFile(o.model);
   const input = await loadInputsForModel(file.info, o.data, columnsOf(o));
   const m = await openModel(file, load);
-  const p = m.predict(input.x);
+  const p = locate(() => m.predict(input.x), o.data);
   const text = o.json
     ? jsonLine({ command: 'predict', model: o.model, data: o.data, ...predictionJson(m, p, o.target) }) + '\n'
     : predictionCsv(m, p, o.target);

@@ -134,6 +134,17 @@ function detailsOf(failures: readonly Failure[]): string[] {
 }
 
 /**
+ * The backend MOE_REQUIRE_BACKEND names, undefined where it is unset or empty; any other
+ * value is an OptionError (one line), never ignored.
+ */
+export function requiredBackend(): BackendName | undefined {
+  const value = process.env.MOE_REQUIRE_BACKEND;
+  if (value === undefined || value === '') return undefined;
+  if ((BACKENDS as readonly string[]).includes(value)) return value as BackendName;
+  throw new OptionError('MOE_REQUIRE_BACKEND', `unknown backend ${JSON.stringify(value.slice(0, 40))} (expected ${BACKENDS.join(', ')}, or unset)`);
+}
+
+/**
  * Choose the provider for a run: the requested one, or for `auto` the first of
  * blas → tensorflow → wasm → cpu that loads. Where the first choice fails, one notice of
  * one line says what did not load, what is used instead and how to get the fast path
@@ -141,12 +152,16 @@ function detailsOf(failures: readonly Failure[]): string[] {
  * every time; without one it is printed with console.warn once per process, worker
  * threads included. {@link lastProviderFallback} has the full list of what was tried.
  * Setting MOE_REQUIRE_BACKEND=<name> turns a fall-back away from that name into an error
- * (CI uses it so that a missing OpenBLAS fails the suite instead of quietly using wasm).
+ * (CI uses it so that a missing OpenBLAS fails the suite instead of quietly using wasm),
+ * and makes `auto` mean that name; an unknown name is an OptionError.
  */
 export async function loadProvider(requested: BackendRequest = 'auto', opts: ProviderOptions = {}): Promise<ComputeProvider> {
-  const request = parseBackend(requested);
+  let request = parseBackend(requested);
+  const required = requiredBackend();
+  // `auto` under a required backend is that backend: auto would otherwise take the first
+  // that loads (blas), and MOE_REQUIRE_BACKEND=tensorflow would quietly run on OpenBLAS.
+  if (request === 'auto' && required !== undefined) request = required;
   const start = request === 'auto' ? 0 : BACKENDS.indexOf(request);
-  const required = process.env.MOE_REQUIRE_BACKEND;
   const failures: Failure[] = [];
   for (let i = start; i < BACKENDS.length; i++) {
     const name = BACKENDS[i]!;

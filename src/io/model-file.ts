@@ -19,9 +19,11 @@ import { DataError, ModelFormatError, OptionError } from '../errors.js';
 import { PARAM_ARRAYS, type MixtureParams, type ModelState } from '../model/state.js';
 import { optimizerStateSize, type OptimizerConfig, type OptimizerName } from '../optim/config.js';
 import { writeFileAtomic } from './atomic.js';
-import { startsLikeSafetensors } from './safetensors.js';
+import { MAX_SAFETENSORS_FILE_BYTES, startsLikeSafetensors } from './safetensors.js';
 import { firstIssue, modelDocumentSchema, type ModelDocumentData } from './model-schema.js';
-import { checkFinite, configOf, paramsFor, stateFromFields } from './state-fields.js';
+import { tooDeep, tooDeepMessage } from './json-depth.js';
+import { checkLoadable } from './loadable.js';
+import { checkFinite, configOf, impliedCounts, paramsFor, stateFromFields } from './state-fields.js';
 
 /** The `format` marker every model file carries. */
 export const MODEL_FORMAT = 'local-experts-model';
@@ -29,8 +31,7 @@ export const MODEL_FORMAT = 'local-experts-model';
 export const MODEL_FORMAT_VERSION = 2;
 /** Largest JSON model file read or written: the document is one string, and V8 caps strings at 2²⁹ − 24 characters. */
 export const MAX_MODEL_FILE_BYTES = 2 ** 29 - 24;
-/** Largest safetensors file read (one Buffer: Node caps them at 4 GiB). */
-export const MAX_SAFETENSORS_FILE_BYTES = 2 ** 32 - 1;
+export { MAX_SAFETENSORS_FILE_BYTES } from './safetensors.js';
 
 /**
  * The JSON document, as written: the {@link ModelState}'s fields (configuration,
@@ -135,7 +136,23 @@ export function checkJsonModelSize(params: MixtureParams, option: string): void 
 export async function writeModelFile(path: string, state: ModelState, backend: string, kernels?: string, option = 'path'): Promise<void> {
   // Refuse before building a string V8 cannot hold.
   checkJsonModelSize(state.params, option);
+  // Write only what loads: the loader's schema and limits, before a byte is written.
+  checkLoadable(state, path);
   await writeFileAtomic(path, JSON.stringify(toModelDocument(state, backend, kernels)), { option });
+}
+
+/** Bytes a (schema-checked) base64 string decodes to, without decoding it. */
+function base64Bytes(text: string): number {
+  const pad = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0;
+  return Math.floor(((text.length - pad) * 3) / 4);
+}
+
+/** Refuse an array whose text cannot hold what the configuration implies, before anything is allocated. */
+function checkArrayText(text: string, expected: number, name: string, where: string): void {
+  const bytes = base64Bytes(text);
+  if (bytes !== expected * 4) {
+    throw new ModelFormatError(`${where}: params.${name} holds ${Math.floor(bytes / 4)} values, the configuration needs ${expected}`);
+  }
 }
 
 function decodeArray(text: string, expected: number, name: string, where: string): Float32Array {
@@ -161,6 +178,9 @@ export function fromModelDocument(raw: unknown, where: string): { state: ModelSt
   if (typeof raw !== 'object' || raw === null || (raw as { format?: unknown }).format !== MODEL_FORMAT) {
     throw new ModelFormatError(`${where}: not a local-experts model file`);
   }
+  // Before any recursive walk (the schema, the checksum's canonical form).
+  const deep = tooDeep(raw);
+  if (deep !== undefined) throw new ModelFormatError(`${where}: ${tooDeepMessage(deep)}`);
   const version = (raw as { version?: unknown }).version;
   if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) throw new ModelFormatError(`${where}: version: model file has no valid version`);
   if (version > MODEL_FORMAT_VERSION) {
@@ -171,6 +191,10 @@ export function fromModelDocument(raw: unknown, where: string): { state: ModelSt
   const doc: ModelDocumentData = parsed.data;
   const config = configOf(doc);
   const optimizer = doc.optimizer as Required<OptimizerConfig>;
+  // The sizes the configuration implies, against the library's limits and the file's own
+  // arrays, before anything is allocated: a small file cannot ask for gigabytes.
+  const counts = impliedCounts(config, optimizer, where);
+  for (const k of PARAM_ARRAYS) checkArrayText(doc.params[k] ?? '', counts[k], k, where);
   const shapes = paramsFor(config, optimizer, where);
   const params = Object.fromEntries(PARAM_ARRAYS.map((k) => [k, decodeArray(doc.params[k] ?? '', shapes[k].length, k, where)])) as unknown as MixtureParams;
   if (version === 1) {

@@ -6,20 +6,18 @@
  */
 import { z } from 'zod';
 import { ACTIVATIONS } from '../model/mlp.js';
-import { LOSSES, type LossName } from '../model/config.js';
+import { LOSSES, MAX_HIDDEN_LAYERS, MAX_WIDTH, tooManyLayers, tooWide, type LossName } from '../model/config.js';
 import { denseRouting, resolveRouting, type RoutingConfig } from '../model/routing.js';
 import { OptionError } from '../errors.js';
 import { OPTIMIZERS } from '../optim/config.js';
 
-/** Largest layer width or count a model file may declare (sizes are checked again in total). */
-const MAX_WIDTH = 1 << 24;
-
-const count = z.number().int().min(1).max(MAX_WIDTH);
+// MAX_WIDTH: largest layer width or count a model file may declare (sizes are checked again in total).
+const count = z.number().int().min(1).max(MAX_WIDTH, { error: (iss) => tooWide(iss.input as number) });
 const finite = z.number().refine(Number.isFinite, { message: 'must be a finite number' });
 
 const netSpec = z.object({
   kind: z.enum(['linear', 'mlp']),
-  hidden: z.array(count).max(64),
+  hidden: z.array(count).max(MAX_HIDDEN_LAYERS, { error: (iss) => tooManyLayers((iss.input as unknown[]).length) }),
   activation: z.enum(ACTIVATIONS as unknown as [string, ...string[]]),
 });
 
@@ -34,7 +32,7 @@ const routing = z.object({
   blockRows: z.number().int().min(1).max(1 << 20),
 });
 
-const config = z
+export const configSchema = z
   .object({
     task: z.enum(['regression', 'classification']),
     inputs: count,
@@ -86,9 +84,22 @@ const optimizer = z.object({
   weightDecay: finite.refine((v) => v >= 0, { message: 'must be ≥ 0' }),
 });
 
+/** Largest float32, the bound of any value a float32 column (and so its mean and spread) has. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+/**
+ * Smallest standard deviation of a column that is not constant: two float32 values differ
+ * by at least 2⁻¹⁴⁹, so n < 2³² rows spread at least 2⁻¹⁴⁹·2⁻¹⁶. A smaller one (1e-300)
+ * was never fitted on float32 data, and would standardise every input to ±Infinity.
+ */
+export const MIN_SCALER_STD = 2 ** -165;
+
 const scaler = z.object({
-  mean: z.array(finite),
-  std: z.array(finite.refine((v) => v > 0, { message: 'must be > 0' })),
+  mean: z.array(finite.refine((v) => Math.abs(v) <= FLOAT32_MAX, { message: 'is outside float32 range (±3.4e38): no float32 column has this mean' })),
+  std: z.array(
+    finite
+      .refine((v) => v > 0, { message: 'must be > 0' })
+      .refine((v) => v >= MIN_SCALER_STD && v <= FLOAT32_MAX, { message: `is outside [${MIN_SCALER_STD.toPrecision(3)}, 3.4e38]: no float32 column has this spread` }),
+  ),
 });
 
 const uint32 = z.number().int().min(0).max(0xffffffff);
@@ -108,7 +119,7 @@ const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, { message: 'must be ba
 
 /** The fields of a model's state, as every file format stores them (besides the arrays). */
 const stateShape = {
-  config,
+  config: configSchema,
   optimizer,
   inputScaler: scaler.optional(),
   targetScaler: scaler.optional(),

@@ -23,9 +23,12 @@ import { mlpParamCount, type MlpShape } from '../model/mlp.js';
 import { allocateParams, noiseSeed, type MixtureParams, type ModelState } from '../model/state.js';
 import { Rng } from '../rng.js';
 import type { OptimizerConfig, OptimizerName } from '../optim/config.js';
-import { checkArrays, regionSlots, slotNames, type RegionSlots } from './export-state.js';
-import { decodeSafetensors, encodeSafetensors, type F32Tensor } from './safetensors.js';
-import { checkFinite, configOf, paramsFor, parseStateFields, stateFromFields } from './state-fields.js';
+import { regionSlots, slotNames, type RegionSlots } from './export-state.js';
+import { tooDeep, tooDeepMessage } from './json-depth.js';
+import { checkLoadable } from './loadable.js';
+import { decodeSafetensors, encodeSafetensors, SafetensorsLimitError, type F32Tensor, type HeaderPlan } from './safetensors.js';
+import type { StateFieldsData } from './model-schema.js';
+import { checkFinite, configOf, impliedCounts, paramsFor, parseStateFields, stateFromFields } from './state-fields.js';
 
 /** `__metadata__.format` of a local-experts safetensors file. */
 export const SAFETENSORS_FORMAT = 'local-experts';
@@ -119,11 +122,22 @@ const json = (v: unknown): string => JSON.stringify(v);
 
 /**
  * The state as a safetensors file (parameters and optimiser state as F32 tensors, the
- * rest as `__metadata__` JSON strings). Checked first: a state that does not fit its
- * configuration is a ModelFormatError.
+ * rest as `__metadata__` JSON strings). Checked first against what the reader accepts
+ * (src/io/loadable.ts; `where` names the file in the error): a state the reader would
+ * refuse is a ModelFormatError (a header over the reader's 100 MB too), a parameter
+ * that is not finite a MoeError DIVERGED.
  */
-export function stateToSafetensors(state: ModelState): Uint8Array {
-  checkArrays(state, 'safetensors export');
+export function stateToSafetensors(state: ModelState, where = 'safetensors export'): Uint8Array {
+  checkLoadable(state, where);
+  try {
+    return encodeState(state);
+  } catch (err) {
+    if (!(err instanceof SafetensorsLimitError)) throw err;
+    throw new ModelFormatError(`${where}: not written: ${err.message}; save this model as a JSON model file (a path not ending in .safetensors)`);
+  }
+}
+
+function encodeState(state: ModelState): Uint8Array {
   const nets = networks(state.config, state.params, regionSlots(state.config, state.optimizer.name, state.params));
   const tensors: [string, F32Tensor][] = [];
   for (const net of nets) for (const t of net.tensors) tensors.push([t.name, { shape: t.shape, data: gather(t, net.params) }]);
@@ -151,6 +165,94 @@ export function stateToSafetensors(state: ModelState): Uint8Array {
   return encodeSafetensors(tensors, metadata);
 }
 
+/** The metadata's format, version and state fields, checked by the same schema as the JSON model file. */
+function checkMetadata(metadata: Record<string, string>, where: string): { fields: StateFieldsData; version: number } {
+  const fail = (msg: string): never => {
+    throw new ModelFormatError(`${where}: ${msg}`);
+  };
+  if (metadata.format !== SAFETENSORS_FORMAT) {
+    fail(`not a local-experts model: __metadata__.format is ${metadata.format === undefined ? 'undefined' : JSON.stringify(metadata.format.slice(0, 80))}, expected "${SAFETENSORS_FORMAT}" (the configuration, standardisation and names travel there)`);
+  }
+  // Exactly as written: a version is digits, nothing else ("0x1", " 1 " and "1.0" are not).
+  const text = metadata.format_version;
+  if (text === undefined || !/^[1-9][0-9]{0,8}$/.test(text)) fail(`__metadata__.format_version ${text === undefined ? 'undefined' : JSON.stringify(text.slice(0, 80))} is not a version number`);
+  const version = Number(text);
+  if (version > SAFETENSORS_FORMAT_VERSION) {
+    throw new ModelFormatError(
+      `${where}: safetensors format version ${version} was written by a newer local-experts; this one reads versions up to ${SAFETENSORS_FORMAT_VERSION}`,
+      'MODEL_VERSION',
+    );
+  }
+  const parse = (key: string, required: boolean): unknown => {
+    const text = metadata[key];
+    if (text === undefined) return required ? fail(`__metadata__.${key} is missing`) : undefined;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return fail(`__metadata__.${key} is not valid JSON`);
+    }
+    const deep = tooDeep(value);
+    if (deep !== undefined) fail(`__metadata__.${key}: ${tooDeepMessage(deep)}`);
+    return value;
+  };
+  // A file written elsewhere (PyTorch) may lack the noise generator's state: a noisy top-k
+  // model then draws from the stream its seed starts.
+  const config = parse('config', true) as { routing?: { noise?: unknown } } | null;
+  const training = parse('training', true) as { seed?: unknown; noiseRng?: unknown } | null;
+  if (config?.routing?.noise === true && training && typeof training === 'object' && training.noiseRng === undefined && typeof training.seed === 'number') {
+    training.noiseRng = new Rng(noiseSeed(training.seed)).state();
+  }
+  const fields = parseStateFields(
+    {
+      config,
+      optimizer: parse('optimizer', true),
+      training,
+      inputScaler: parse('input_scaler', false),
+      targetScaler: parse('target_scaler', false),
+      featureNames: parse('feature_names', false),
+      targetNames: parse('target_names', false),
+      classNames: parse('class_names', false),
+    },
+    `${where}: __metadata__`,
+  );
+  return { fields, version };
+}
+
+const TENSOR_NAME = /^(?:optimizer\.(exp_avg|exp_avg_sq|momentum_buffer)\.)?(?:(gate|gate_noise)|experts\.(0|[1-9][0-9]{0,8}))\.layers\.(0|[1-9][0-9]{0,2})\.(?:weight|bias)$/;
+
+/**
+ * What a configuration's file may hold, known before any tensor is read: its size against
+ * the library's limit and the file's data (a small file cannot ask for gigabytes), the
+ * most tensors it can list, and which names it can have.
+ */
+function headerPlan(config: MixtureConfig, optimizer: Required<OptimizerConfig>, dataBytes: number, where: string): HeaderPlan {
+  const counts = impliedCounts(config, optimizer, where);
+  const weights = counts.gateParams + counts.expertParams + counts.noiseParams + counts.routerBias;
+  if (4 * weights > dataBytes) {
+    throw new ModelFormatError(
+      `${where}: config: ${config.experts.toLocaleString('en-US')} experts (gate ${gateShape(config).sizes.join('→')}, experts ${expertShape(config).sizes.join('→')}) need ${(4 * weights).toLocaleString('en-US')} bytes of parameter tensors; the file holds ${dataBytes.toLocaleString('en-US')}`,
+    );
+  }
+  const layers = { gate: gateShape(config).sizes.length - 1, gate_noise: config.routing.noise ? 1 : 0, experts: expertShape(config).sizes.length - 1 };
+  const tensorsPerCopy = 2 * (layers.gate + layers.gate_noise + config.experts * layers.experts);
+  const slots = slotNames(optimizer.name);
+  const hasBias = counts.routerBias > 0;
+  const describe = `(${config.experts} experts, gate ${gateShape(config).sizes.join('→')}, experts ${expertShape(config).sizes.join('→')})`;
+  return {
+    maxTensors: tensorsPerCopy * (1 + slots.length) + (hasBias ? 1 : 0),
+    checkName(name: string): string | undefined {
+      if (name === 'router_bias') return hasBias ? undefined : `is not part of this configuration ${describe}`;
+      const m = TENSOR_NAME.exec(name);
+      const slot = m?.[1], net = m?.[2], expert = m?.[3], layer = Number(m?.[4]);
+      const known = m !== null && (expert !== undefined ? Number(expert) < config.experts && layer < layers.experts : layer < layers[net as 'gate' | 'gate_noise']);
+      if (!known) return `is not part of this configuration ${describe}`;
+      if (slot !== undefined && !(slots as readonly string[]).includes(slot)) return `is not part of a ${optimizer.name} checkpoint of this configuration`;
+      return undefined;
+    },
+  };
+}
+
 /** What {@link stateFromSafetensors} returns. */
 export interface SafetensorsState {
   /** The model, checked against its configuration. */
@@ -172,51 +274,18 @@ export interface SafetensorsState {
  * wrongly shaped tensor, or optimiser tensors present for some parameters only.
  */
 export function stateFromSafetensors(bytes: Uint8Array, where: string): SafetensorsState {
-  const { tensors, metadata } = decodeSafetensors(bytes, where);
+  let fields: StateFieldsData | undefined;
+  let version = 0;
+  const { tensors } = decodeSafetensors(bytes, where, (metadata, dataBytes) => {
+    const checked = checkMetadata(metadata, where);
+    fields = checked.fields;
+    version = checked.version;
+    return headerPlan(configOf(fields), fields.optimizer as Required<OptimizerConfig>, dataBytes, where);
+  });
   const fail = (msg: string): never => {
     throw new ModelFormatError(`${where}: ${msg}`);
   };
-  if (metadata.format !== SAFETENSORS_FORMAT) {
-    fail(`not a local-experts model: __metadata__.format is ${JSON.stringify(metadata.format)}, expected "${SAFETENSORS_FORMAT}" (the configuration, standardisation and names travel there)`);
-  }
-  const version = Number(metadata.format_version);
-  if (!Number.isInteger(version) || version < 1) fail(`__metadata__.format_version ${JSON.stringify(metadata.format_version)} is not a version number`);
-  if (version > SAFETENSORS_FORMAT_VERSION) {
-    throw new ModelFormatError(
-      `${where}: safetensors format version ${version} was written by a newer local-experts; this one reads versions up to ${SAFETENSORS_FORMAT_VERSION}`,
-      'MODEL_VERSION',
-    );
-  }
-  const parse = (key: string, required: boolean): unknown => {
-    const text = metadata[key];
-    if (text === undefined) return required ? fail(`__metadata__.${key} is missing`) : undefined;
-    try {
-      return JSON.parse(text);
-    } catch {
-      return fail(`__metadata__.${key} is not valid JSON`);
-    }
-  };
-  // The metadata's fields, checked by the same schema as the JSON model file. A file
-  // written elsewhere (PyTorch) may lack the noise generator's state: a noisy top-k model
-  // then draws from the stream its seed starts.
-  const config = parse('config', true) as { routing?: { noise?: unknown } } | null;
-  const training = parse('training', true) as { seed?: unknown; noiseRng?: unknown } | null;
-  if (config?.routing?.noise === true && training && typeof training === 'object' && training.noiseRng === undefined && typeof training.seed === 'number') {
-    training.noiseRng = new Rng(noiseSeed(training.seed)).state();
-  }
-  const fields = parseStateFields(
-    {
-      config,
-      optimizer: parse('optimizer', true),
-      training,
-      inputScaler: parse('input_scaler', false),
-      targetScaler: parse('target_scaler', false),
-      featureNames: parse('feature_names', false),
-      targetNames: parse('target_names', false),
-      classNames: parse('class_names', false),
-    },
-    `${where}: __metadata__`,
-  );
+  if (fields === undefined) return fail('no __metadata__');
   const state = stateFromFields(fields, paramsFor(configOf(fields), fields.optimizer as Required<OptimizerConfig>, where));
   const { optimizer } = state;
   const cfg = state.config;

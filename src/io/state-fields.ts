@@ -6,7 +6,7 @@
  */
 import { ModelFormatError, OptionError } from '../errors.js';
 import type { MixtureConfig } from '../model/config.js';
-import { allocateParams, PARAM_ARRAYS, type MixtureParams, type ModelState, type TrainingState } from '../model/state.js';
+import { allocateParams, checkModelSize, paramCounts, PARAM_ARRAYS, type MixtureParams, type ModelState, type TrainingState } from '../model/state.js';
 import type { OptimizerConfig, OptimizerName } from '../optim/config.js';
 import { firstIssue, routingOf, stateFieldsSchema, type StateFieldsData } from './model-schema.js';
 
@@ -23,6 +23,20 @@ export function paramsFor(config: MixtureConfig, optimizer: Required<OptimizerCo
     if (err instanceof OptionError) throw new ModelFormatError(`${where}: config.${err.option}: ${err.message.slice(err.option.length + 2)}`);
     throw err;
   }
+}
+
+/**
+ * The array lengths a checked configuration implies, refused against the library's size
+ * limit (as a ModelFormatError naming the field) without allocating anything.
+ */
+export function impliedCounts(config: MixtureConfig, optimizer: Required<OptimizerConfig>, where: string): Record<keyof MixtureParams, number> {
+  try {
+    checkModelSize(config, optimizer);
+  } catch (err) {
+    if (err instanceof OptionError) throw new ModelFormatError(`${where}: config.${err.option}: ${err.message.slice(err.option.length + 2)}`);
+    throw err;
+  }
+  return paramCounts(config, optimizer);
 }
 
 /** Throw a ModelFormatError naming the first parameter or optimiser value that is not finite. */

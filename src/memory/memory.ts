@@ -23,6 +23,12 @@ export function memoryLimit(): number {
   return limitBytes;
 }
 
+/** What to change, by the option an allocation names (the flag a user types, the library's option). */
+const LOWER: Record<string, string> = {
+  model: ': the model is too large to run in one memory; train one with fewer experts (--experts) or narrower networks (--expert, --gate)',
+  batchSize: ': lower the batch size (--batch-size), or the model\'s size (--experts, --expert, --gate)',
+};
+
 /**
  * A shared WebAssembly.Memory of at least `byteLength` bytes (fixed size: it never grows,
  * so views made on it stay valid). `option` names what to lower in the error.
@@ -30,7 +36,7 @@ export function memoryLimit(): number {
 export function allocateMemory(byteLength: number, what: string, option: string): WasmMemory {
   if (byteLength > limitBytes) {
     const gib = (n: number): string => (n / 2 ** 30).toFixed(2);
-    throw new OptionError(option, `${what} needs ${gib(byteLength)} GiB of kernel memory; one WebAssembly memory holds at most ${gib(limitBytes)} GiB`);
+    throw new OptionError(option, `${what} needs ${gib(byteLength)} GiB of kernel memory; one WebAssembly memory holds at most ${gib(limitBytes)} GiB${LOWER[option] ?? ''}`);
   }
   if (typeof SharedArrayBuffer !== 'function') {
     throw new MoeError('SHARED_MEMORY_UNAVAILABLE', 'SharedArrayBuffer is not available in this runtime');

@@ -100,10 +100,28 @@ function quote(v: unknown): string {
   return String(v);
 }
 
+/** Most hidden layers a network may have (the loader's limit too). */
+export const MAX_HIDDEN_LAYERS = 64;
+/** Widest layer, and most inputs, outputs or experts, a model may have (the loader's limit too). */
+export const MAX_WIDTH = 1 << 24;
+
+/** The one message for a network deeper than {@link MAX_HIDDEN_LAYERS}, at creation and at load. */
+export function tooManyLayers(n: number): string {
+  return `has ${n} hidden layers; at most ${MAX_HIDDEN_LAYERS} are supported`;
+}
+
+/** The one message for a width over {@link MAX_WIDTH}, at creation and at load. */
+export function tooWide(n: number): string {
+  return `${n} is over ${MAX_WIDTH}, the widest layer a model may have`;
+}
+
 function checkMlp(hidden: number[] | undefined, activation: Activation, option: string, text: string): NetSpec {
   if (!Array.isArray(hidden) || hidden.length === 0 || hidden.some((h) => !Number.isInteger(h) || h < 1)) {
     throw new OptionError(option, `mlp needs positive integer hidden widths, got ${text}`);
   }
+  if (hidden.length > MAX_HIDDEN_LAYERS) throw new OptionError(option, `hidden: ${tooManyLayers(hidden.length)}`);
+  const wide = hidden.findIndex((h) => h > MAX_WIDTH);
+  if (wide >= 0) throw new OptionError(option, `hidden[${wide}]: ${tooWide(hidden[wide]!)}`);
   if (!ACTIVATIONS.includes(activation)) {
     throw new OptionError(option, `unknown activation ${quote(activation)} (expected ${ACTIVATIONS.join(', ')})`);
   }

@@ -88,9 +88,13 @@ export function formatRouting(r: RoutingConfig): string {
   return r.kind === 'topk' || r.kind === 'expert-choice' ? `${r.kind}:${r.k}` : r.kind;
 }
 
+/** Largest float32: the trainer computes in float32, where a larger weight is Infinity. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
 function weight(v: unknown, option: string): number {
   if (v === undefined) return 0;
   if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new OptionError(option, `must be a number ≥ 0, got ${String(v)}`);
+  if (v > FLOAT32_MAX) throw new OptionError(option, `${v} is over 3.4e38, the largest float32: the training computes in float32, where this weight is Infinity`);
   return v;
 }
 

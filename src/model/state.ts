@@ -117,8 +117,17 @@ export function checkModelSize(config: MixtureConfig, optimizer: Required<Optimi
   if (floats > MAX_MODEL_FLOATS) {
     const gib = ((floats * 4) / 2 ** 30).toFixed(1);
     const P = mlpParamCount(expertShape(config));
-    // One expert alone too large: its architecture is the problem; else their number.
-    const option = P * (2 + optimizerStateSize(optimizer.name)) > MAX_MODEL_FLOATS ? 'expert' : 'experts';
+    const perFloat = 2 + optimizerStateSize(optimizer.name);
+    // The gate or one expert alone too large: its architecture is the problem; else their number.
+    // The gate's own layers (its output layer grows with the experts, which are then to blame).
+    const gate = mlpParamCount(gateShape({ ...config, experts: 1 })) * perFloat > MAX_MODEL_FLOATS / 2;
+    const option = gate ? 'gate' : P * perFloat > MAX_MODEL_FLOATS ? 'expert' : 'experts';
+    if (gate) {
+      throw new OptionError(
+        option,
+        `a gate of ${mlpParamCount(gateShape(config)).toLocaleString('en-US')} parameters (${gateShape(config).sizes.join('→')}) needs ${gib} GiB of parameters, gradients and optimiser state with the experts; the limit is 3.5 GiB (one WebAssembly memory)`,
+      );
+    }
     throw new OptionError(
       option,
       `${config.experts} experts of ${P.toLocaleString('en-US')} parameters need ${gib} GiB of parameters, gradients and optimiser state; the limit is 3.5 GiB (one WebAssembly memory)`,
@@ -126,21 +135,38 @@ export function checkModelSize(config: MixtureConfig, optimizer: Required<Optimi
   }
 }
 
-/** Zeroed parameter and optimiser arrays of the right sizes. */
-export function allocateParams(config: MixtureConfig, optimizer: Required<OptimizerConfig>): MixtureParams {
-  checkModelSize(config, optimizer);
+/**
+ * The length of every {@link MixtureParams} array a configuration implies, computed
+ * without allocating anything (readers compare a file's contents with it first).
+ */
+export function paramCounts(config: MixtureConfig, optimizer: Required<OptimizerConfig>): Record<keyof MixtureParams, number> {
   const S = optimizerStateSize(optimizer.name);
   const Pg = mlpParamCount(gateShape(config));
   const Pe = mlpParamCount(expertShape(config));
   const Pn = noiseParamCount(config);
   return {
-    gateParams: new Float32Array(Pg),
-    expertParams: new Float32Array(config.experts * Pe),
-    gateOpt: new Float32Array(Pg * S),
-    expertOpt: new Float32Array(config.experts * Pe * S),
-    noiseParams: new Float32Array(Pn),
-    noiseOpt: new Float32Array(Pn * S),
-    routerBias: new Float32Array(routerBiasCount(config)),
+    gateParams: Pg,
+    expertParams: config.experts * Pe,
+    gateOpt: Pg * S,
+    expertOpt: config.experts * Pe * S,
+    noiseParams: Pn,
+    noiseOpt: Pn * S,
+    routerBias: routerBiasCount(config),
+  };
+}
+
+/** Zeroed parameter and optimiser arrays of the right sizes. */
+export function allocateParams(config: MixtureConfig, optimizer: Required<OptimizerConfig>): MixtureParams {
+  checkModelSize(config, optimizer);
+  const n = paramCounts(config, optimizer);
+  return {
+    gateParams: new Float32Array(n.gateParams),
+    expertParams: new Float32Array(n.expertParams),
+    gateOpt: new Float32Array(n.gateOpt),
+    expertOpt: new Float32Array(n.expertOpt),
+    noiseParams: new Float32Array(n.noiseParams),
+    noiseOpt: new Float32Array(n.noiseOpt),
+    routerBias: new Float32Array(n.routerBias),
   };
 }
 

@@ -68,10 +68,14 @@ export type LrSchedule = (info: { epoch: number; step: number; baseLr: number })
 
 /** Step decay: multiply by `factor` every `every` epochs. */
 export function stepDecay(every: number, factor: number): LrSchedule {
+  if (typeof every !== 'number' || !(every > 0) || !Number.isFinite(every)) throw new OptionError('schedule', `stepDecay needs a positive number of epochs between decays, got ${String(every)}`);
+  if (typeof factor !== 'number' || !(factor >= 0) || !Number.isFinite(factor)) throw new OptionError('schedule', `stepDecay needs a finite factor ≥ 0, got ${String(factor)}`);
   return ({ epoch, baseLr }) => baseLr * Math.pow(factor, Math.floor(epoch / every));
 }
 
 /** Cosine decay from the base rate to `floor`·base over `epochs`. */
 export function cosineDecay(epochs: number, floor = 0): LrSchedule {
+  if (typeof epochs !== 'number' || !(epochs > 0) || !Number.isFinite(epochs)) throw new OptionError('schedule', `cosineDecay needs a positive number of epochs, got ${String(epochs)}`);
+  if (typeof floor !== 'number' || !(floor >= 0) || !Number.isFinite(floor)) throw new OptionError('schedule', `cosineDecay needs a finite floor ≥ 0, got ${String(floor)}`);
   return ({ epoch, baseLr }) => baseLr * (floor + (1 - floor) * 0.5 * (1 + Math.cos((Math.PI * Math.min(epoch, epochs)) / epochs)));
 }

@@ -147,6 +147,7 @@ export interface FitResult {
   denormals: DenormalMode;
 }
 
+/** Check a fit's options (types and ranges); one OptionError naming the option. */
 export function checkFitOptions(o: FitOptions): void {
   const posInt = (v: unknown, name: string, min: number): void => {
     if (v !== undefined && (typeof v !== 'number' || !Number.isInteger(v) || v < min)) {
@@ -161,10 +162,67 @@ export function checkFitOptions(o: FitOptions): void {
   if (o.validationSplit && o.validationData) throw new OptionError('validationSplit', 'give validationSplit or validationData, not both');
   if (o.workers !== undefined && o.workers !== 'auto') posInt(o.workers, 'workers', 0);
   if (o.earlyStopping) posInt(o.earlyStopping.patience, 'earlyStopping.patience', 1);
+  if (o.schedule !== undefined && typeof o.schedule !== 'function') throw new OptionError('schedule', scheduleTypeMessage(o.schedule));
   if (o.splitExperts !== undefined && typeof o.splitExperts !== 'boolean') throw new OptionError('splitExperts', `must be true or false, got ${String(o.splitExperts)}`);
   if (o.mpi !== undefined && typeof o.mpi !== 'boolean') throw new OptionError('mpi', `must be true or false, got ${String(o.mpi)}`);
   if (o.denormals !== undefined && !isDenormalMode(o.denormals)) throw new OptionError('denormals', `must be 'flush' or 'ieee', got ${JSON.stringify(o.denormals)}`);
   if (o.stallTimeout !== undefined && !(typeof o.stallTimeout === 'number' && o.stallTimeout > 0 && Number.isFinite(o.stallTimeout))) {
     throw new OptionError('stallTimeout', `must be a positive number of milliseconds, got ${String(o.stallTimeout)}`);
   }
+}
+
+/**
+ * The learning rate a schedule gives for a step, checked before it is used: a schedule
+ * that is not a function, or returns anything but a finite number ≥ 0 (NaN, ±Infinity,
+ * a negative rate that would train uphill), is an OptionError naming the step.
+ */
+export function scheduledLr(schedule: unknown, info: { epoch: number; step: number; baseLr: number }): number {
+  if (typeof schedule !== 'function') throw new OptionError('schedule', scheduleTypeMessage(schedule));
+  const lr: unknown = (schedule as LrSchedule)(info);
+  if (typeof lr !== 'number' || !Number.isFinite(lr) || lr < 0) {
+    const shown = typeof lr === 'number' ? String(lr) : typeof lr === 'string' ? JSON.stringify(lr.slice(0, 40)) : lr === null ? 'null' : typeof lr;
+    throw new OptionError('schedule', `returned ${shown} for step ${info.step} (epoch ${info.epoch + 1}); a learning rate must be a finite number ≥ 0`);
+  }
+  return lr;
+}
+
+/** A schedule whose every value is checked by {@link scheduledLr} before the trainer uses it. */
+export function checkedSchedule(schedule: unknown): LrSchedule {
+  return (info) => scheduledLr(schedule, info);
+}
+
+/**
+ * Refuse a fit that would carry the model's counters past what a model file holds (step
+ * and epoch are safe integers, ≤ 2⁵³ − 1): checked before training starts, so that a
+ * resumed run never writes a file the loader refuses. `rows` bounds the training rows.
+ */
+export function checkCounters(training: { step: number; epoch: number }, o: FitOptions, rows: number): void {
+  const epochs = o.epochs ?? 100;
+  const max = Number.MAX_SAFE_INTEGER;
+  if (training.epoch + epochs > max) {
+    throw new OptionError('epochs', `${epochs} more epochs after the ${training.epoch} done would pass ${max}, the most epochs a model file holds`);
+  }
+  const perEpoch = Math.max(1, Math.ceil(rows / Math.max(1, o.batchSize ?? 32)));
+  if (training.step + epochs * perEpoch > max) {
+    throw new OptionError('epochs', `${epochs} more epochs of up to ${perEpoch} steps after the ${training.step} steps done would pass ${max}, the most steps a model file holds`);
+  }
+}
+
+/**
+ * A fit's options, guarded before the fit starts: counters a model file cannot hold
+ * refused ({@link checkCounters}), the schedule type-checked and wrapped so that every
+ * value it returns is checked ({@link scheduledLr}). Everything else is checked by
+ * {@link checkFitOptions} as before.
+ */
+export function guardedFitOptions(o: FitOptions, training: { step: number; epoch: number }, data: unknown): FitOptions {
+  if (o.epochs !== undefined && typeof o.epochs !== 'number') throw new OptionError('epochs', `must be an integer ≥ 0, got ${String(o.epochs)}`);
+  const rows = (data as { n?: unknown } | null)?.n;
+  if (typeof rows === 'number') checkCounters(training, o, rows);
+  if (o.schedule === undefined) return o;
+  if (typeof o.schedule !== 'function') throw new OptionError('schedule', scheduleTypeMessage(o.schedule));
+  return { ...o, schedule: checkedSchedule(o.schedule) };
+}
+
+function scheduleTypeMessage(v: unknown): string {
+  return `must be a function ({ epoch, step, baseLr }) => learning rate, got ${v === null ? 'null' : typeof v}`;
 }
