@@ -17,7 +17,7 @@
 # Needs `npm ci` and `npm run build` done. KEEP_PACK_CHECK=1 keeps the temporary
 # directory; it is kept anyway when a step fails. STEP_TIMEOUT (s, default 300) bounds
 # every command that runs the package, so one that leaves a thread running fails
-# instead of hanging.
+# instead of hanging; INSTALL_TIMEOUT (s, default 1200) bounds npm ci and the git install.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,6 +25,8 @@ cd "$repo"
 nodes=("$@")
 (( ${#nodes[@]} )) || nodes=(node)
 limit="${STEP_TIMEOUT:-300}"
+# npm ci / a git install (which builds) take minutes on a busy 2-core machine.
+install_limit="${INSTALL_TIMEOUT:-1200}"
 
 die() { echo "pack-check: $*" >&2; exit 1; }
 [[ -f dist/src/index.js && -f dist/workers/shard.js ]] || die "no build in dist/: run npm run build first"
@@ -211,7 +213,7 @@ if [[ -z "${SKIP_GIT_INSTALL:-}" ]]; then
   git -C "$work/clone" checkout --quiet "$(git -C "$repo" rev-parse HEAD)"
   [[ "$(git -C "$work/clone" ls-files -s bin/moe.js | cut -c1-6)" == 100755 ]] || die "bin/moe.js is not tracked with its run bit"
   cd "$work/clone"
-  bounded node scripts/readme-commands.mjs --readme README.md --cwd "$work/clone" --section "Quick start" --skip '^npm test$'
+  timeout -k 10 "$install_limit" node scripts/readme-commands.mjs --readme README.md --cwd "$work/clone" --section "Quick start" --skip '^npm test$'
   # npm start rebuilt dist/: the command must still run (the launcher keeps its run bit).
   bounded npx --no-install moe --version
   bounded node scripts/readme-commands.mjs --readme README.md --cwd "$work/clone/readme-run" --section "Command line"
@@ -224,7 +226,7 @@ if [[ -z "${SKIP_GIT_INSTALL:-}" ]]; then
 { "name": "git-consumer", "version": "1.0.0", "private": true, "type": "module" }
 JSON
   # npm installs a git dependency's devDependencies and runs its prepare script (the build).
-  bounded npm install --no-audit --no-fund --prefer-offline "git+file://$work/clone"
+  timeout -k 10 "$install_limit" npm install --no-audit --no-fund --prefer-offline "git+file://$work/clone"
   [[ -f node_modules/local-experts/dist/src/index.js && -f node_modules/local-experts/dist/kernels/kernels.wasm ]] || die "the git install has no build in dist/"
   bounded node --input-type=module -e "
     const m = await import('local-experts');

@@ -265,5 +265,7 @@ function trainingJson(state: ModelState): Record<string, unknown> {
     ...(t.batch !== undefined ? { batch: t.batch } : {}),
     ...(t.batchSize !== undefined ? { batchSize: t.batchSize } : {}),
     ...(t.noiseRng !== undefined ? { noiseRng: [...t.noiseRng] } : {}),
+    ...(t.validationSplit !== undefined ? { validationSplit: t.validationSplit } : {}),
+    ...(t.earlyStopping !== undefined ? { earlyStopping: { ...t.earlyStopping } } : {}),
   };
 }

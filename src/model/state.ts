@@ -68,6 +68,27 @@ export interface TrainingState {
   batchSize?: number;
   /** Noisy top-k: the state of the generator of the gate's noise (its own stream, checkpointed). */
   noiseRng?: number[];
+  /**
+   * The `validationSplit` the model was trained with (a fraction in (0, 1), the rows drawn
+   * from `seed`), so that a resumed run holds out the same rows. Absent: none recorded.
+   */
+  validationSplit?: number;
+  /**
+   * Early stopping's position, so that a resumed fit continues it: the best monitored loss
+   * so far, its epoch, and the epochs since it improved. (The best epoch's weights are not
+   * stored: a fit restores them only where that epoch is in the same call.)
+   */
+  earlyStopping?: EarlyStoppingState;
+}
+
+/** Early stopping's counters in {@link TrainingState}. */
+export interface EarlyStoppingState {
+  /** Best monitored loss (validation, else training; standardised units). */
+  best: number;
+  /** Epoch (in the model's life) that reached it. */
+  bestEpoch: number;
+  /** Epochs since it improved. */
+  sinceBest: number;
 }
 
 /** Everything a model is: configuration, parameters, standardisation, names, training state. */
@@ -170,6 +191,7 @@ export function setParams(to: MixtureParams, from: MixtureParams): void {
 export function cloneState(s: ModelState, params: MixtureParams = copyParams(s.params)): ModelState {
   const training: TrainingState = { ...s.training, rng: [...s.training.rng] };
   if (s.training.noiseRng) training.noiseRng = [...s.training.noiseRng];
+  if (s.training.earlyStopping) training.earlyStopping = { ...s.training.earlyStopping };
   const c: ModelState = { config: s.config, optimizer: s.optimizer, params, training };
   if (s.inputScaler) c.inputScaler = { mean: [...s.inputScaler.mean], std: [...s.inputScaler.std] };
   if (s.targetScaler) c.targetScaler = { mean: [...s.targetScaler.mean], std: [...s.targetScaler.std] };
