@@ -253,7 +253,7 @@ describe('signals', () => {
     const m = await Mixture.load(save);
     expect(m.training.epoch).toBeGreaterThanOrEqual(1);
     expect(m.training.step).toBeGreaterThanOrEqual(m.training.epoch * 10);
-    const resumed = await moe(['train', '--dataset', 'vowels', '--resume', save, '--epochs', String(m.training.epoch + 2), '--json']);
+    const resumed = await moe(['train', '--dataset', 'vowels', '--resume', save, '--epochs', String(m.training.epoch + 2), '--save', save, '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(lastJson(resumed.stdout).epochs).toBe(m.training.epoch + 2);
   });
