@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clock, rate, timing } from '../src/cli/progress.js';
 import { lrScheduleArg } from '../src/cli/train.js';
 import { loadCsv } from '../src/data/csv.js';
 import { datasetFromArrays } from '../src/data/dataset.js';
@@ -112,5 +113,21 @@ describe('CLI parsers', () => {
     expect(lrScheduleArg('cosine')).toEqual({ kind: 'cosine', floor: 0 });
     expect(lrScheduleArg('cosine:0.01')).toEqual({ kind: 'cosine', floor: 0.01 });
     for (const bad of ['step:0:0.5', 'step:3:2', 'cosine:1', 'exp', 'step:3']) expect(() => lrScheduleArg(bad)).toThrow();
+  });
+});
+
+describe('progress line pieces', () => {
+  it('elapsed time, ETA and a short pace that leave the metrics room in 80 columns', () => {
+    expect(clock(0)).toBe('0:00');
+    expect(clock(63.4)).toBe('1:03');
+    expect(clock(3723)).toBe('1:02:03');
+    expect(timing(10, 2, 8)).toBe('0:10 (eta 0:40)');
+    expect(timing(0, 0, 8)).toBe('0:00 (eta -:--)');
+    expect(rate(499_639)).toBe('499.6k samples/s');
+    expect(rate(1_234_567)).toBe('1.2M samples/s');
+    expect(rate(850)).toBe('850 samples/s');
+    // epoch, a 12-cell bar, the time and the pace: what comes before the metrics.
+    const head = `epoch 1000/1000 ${'#'.repeat(12)} ${timing(3599, 999, 1)}  ${rate(1e6 - 1)}  `;
+    expect(head.length).toBeLessThanOrEqual(80 - 'loss 0.4941'.length);
   });
 });

@@ -185,3 +185,48 @@ describe('CSV and summary', () => {
     expect(r.stdout).toMatch(/loss {7}cross-entropy: /);
   });
 });
+
+describe('inspect, reproduce, bench', () => {
+  it('inspect takes --model as well as the argument; columns stay aligned past expert 10; --data gives each expert\'s region', async () => {
+    const save = join(dir, 'e12.moe');
+    expect((await moe(['train', '--data', REGRESSION, '--target', 'y', '--task', 'regression', '--experts', '12', '--epochs', '2', '--save', save])).code).toBe(0);
+    const r = await moe(['inspect', '--model', save, '--data', REGRESSION]);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = r.stdout.split('\n').filter((l) => /^ {4}expert \d+ /.test(l));
+    expect(rows).toHaveLength(12);
+    expect(new Set(rows.map((l) => l.indexOf('gate weight'))).size).toBe(1);
+    const regions = r.stdout.split('\n').filter((l) => /^ +region: /.test(l));
+    expect(regions).toHaveLength(12);
+    expect(regions.some((l) => /x1 -?[\d.]+ \[-?[\d.]+, -?[\d.]+\], x2 /.test(l))).toBe(true);
+    const j = await moe(['inspect', save, '--data', REGRESSION, '--json']);
+    const u = lastJson(j.stdout).utilisation as { regions: { rows: number; mean: number[]; min: number[]; max: number[] }[] };
+    expect(u.regions.reduce((a, g) => a + g.rows, 0)).toBe(lastJson(j.stdout).utilisation && (u as unknown as { rows: number }).rows);
+    for (const g of u.regions.filter((x) => x.rows > 0)) for (let k = 0; k < 2; k++) expect(g.min[k]! <= g.mean[k]! && g.mean[k]! <= g.max[k]!).toBe(true);
+    const none = await moe(['inspect']);
+    expect(none.code).toBe(2);
+    expect(oneLine(none.stderr)).toMatch(/--model/);
+  });
+
+  it('reproduce refuses to overwrite its files without --force', async () => {
+    const out = join(dir, 'results');
+    const args = ['reproduce', 'jacobs1991', '--runs', '1', '--epochs', '1', '--jobs', '1', '--out', out, '--json'];
+    expect((await moe(args)).code).toBe(0);
+    const md = await readFile(join(out, 'jacobs1991.md'), 'utf8');
+    const again = await moe(args);
+    expect(again.code).toBe(2);
+    expect(oneLine(again.stderr)).toMatch(/--out: .*jacobs1991\.\w+ and 5 more of its files already exist: give --force/);
+    expect(await readFile(join(out, 'jacobs1991.md'), 'utf8')).toBe(md);
+    const forced = await moe([...args, '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+  });
+
+  it('bench help: no checkpoint on Ctrl-C, and peers --workers states its default once', async () => {
+    const h = await moe(['bench', 'peers', '--help']);
+    expect(h.stdout).toMatch(/130\s+interrupted by Ctrl-C \(143 for SIGTERM\)\n/);
+    expect(h.stdout).not.toContain('--save');
+    expect(h.stdout.match(/default/g)?.length).toBeGreaterThan(0);
+    expect(h.stdout.replace(/\s+/g, ' ')).toMatch(/--workers <n> worker threads of this library's parallel system \(default: min\(cores, 8\): \d+ here\)/);
+    const t = await moe(['train', '--help']);
+    expect(t.stdout).toContain('when --save was given');
+  });
+});

@@ -45,6 +45,9 @@ Exit codes:
   130  interrupted by Ctrl-C (143 for SIGTERM); a checkpoint is written first
        when --save was given`;
 
+/** {@link EXIT_CODES_HELP} for the commands that write no model (bench, reproduce): no checkpoint on Ctrl-C. */
+export const EXIT_CODES_HELP_NO_SAVE = EXIT_CODES_HELP.replace(/; a checkpoint is written first\n\s+when --save was given/, '');
+
 const CODE_EXIT: Record<MoeErrorCode, number> = {
   INVALID_OPTION: EXIT.USAGE,
   INVALID_DATA: EXIT.DATA,
