@@ -280,12 +280,13 @@ export function columnOptions(): Option[] {
   return [
     new Option('--target <cols>', 'target column(s), where the model does not name them').argParser(listArg),
     new Option('--features <cols>', 'feature columns, where the model does not name them').argParser(listArg),
+    new Option('--delimiter <char>', "the CSV's field delimiter (default ,; e.g. ';')"),
   ];
 }
 
 /** The column choice that {@link columnOptions} parsed. */
 export function columnsOf(o: ColumnChoice): ColumnChoice {
-  return { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}) };
+  return { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}), ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}) };
 }
 
 /**
@@ -336,6 +337,8 @@ export async function realFile(path: string): Promise<string> {
 export interface ColumnChoice {
   target?: string[];
   features?: string[];
+  /** The CSV's field delimiter (default `,`). */
+  delimiter?: string;
 }
 
 /** What the data checks need of a model: a Mixture, or a model file read without a provider. */
@@ -373,6 +376,7 @@ async function loadForModel(m: ModelView, path: string, cols: ColumnChoice, requ
     task: m.config.task,
     requireTarget,
     ...(features ? { features } : {}),
+    ...(cols.delimiter !== undefined ? { delimiter: cols.delimiter } : {}),
     ...(m.config.task === 'classification' && m.classNames ? { classNames: m.classNames } : {}),
   };
   let ds: Dataset;
