@@ -21,8 +21,8 @@ const BOUNDS = [
   [/\bmoe bench scaling\b/, '--quick --sizes small --workers 1,2 --experts 4'],
   [/\bmoe bench peers\b/, '--sizes small --rounds 1 --steps 3 --no-pytorch --no-breakdown'],
   [/\bmoe bench sparse\b/, '--size small --experts 4 --rounds 1 --steps 3 --no-skew'],
-  [/\bmoe bench kernels\b/, '--time 10'],
-  [/\bmoe reproduce\b/, '--runs 1 --epochs 5 --jobs 2'],
+  [/\bmoe bench kernels\b/, '--time 1'],
+  [/\bmoe reproduce\b/, '--runs 1 --epochs 1 --jobs 2'],
 ];
 
 function parseArgs(argv) {
