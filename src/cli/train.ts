@@ -288,8 +288,6 @@ async function checkFlags(o: TrainOptions): Promise<void> {
   if (o.resume !== undefined && o.save === undefined) {
     throw new OptionError('--resume', `the continued training would be lost: give --save <file> (--save ${o.resume} continues in place)`);
   }
-  if (o.plot !== undefined) plotFormat(o.plot, '--plot');
-  if (o.plotGate !== undefined) plotFormat(o.plotGate, '--plot-gate');
   // 0 is in-process; 'auto' is resolved (and capped at the experts) by fit.
   if (o.resume === undefined && typeof o.workers === 'number' && o.workers > 0) checkWorkerCount(o.workers, o.experts);
   // Inputs and outputs compared as the files they are (symbolic links resolved).
@@ -306,6 +304,9 @@ async function checkFlags(o: TrainOptions): Promise<void> {
     const clash = inputs.find((i) => i.real === target && !(flag === '--save' && i.path === o.resume));
     if (clash !== undefined) throw new OptionError(flag, `would overwrite the input file ${clash.path}`);
   }
+  // The format by extension, once the paths are known to be files that can be written.
+  if (o.plot !== undefined) plotFormat(o.plot, '--plot');
+  if (o.plotGate !== undefined) plotFormat(o.plotGate, '--plot-gate');
   if (targets.has('--save') && targets.get('--save') === targets.get('--plot')) throw new OptionError('--plot', `is the same file as --save (${o.plot})`);
   if (targets.has('--plot-gate') && [targets.get('--save'), targets.get('--plot')].includes(targets.get('--plot-gate'))) {
     throw new OptionError('--plot-gate', `is the same file as ${targets.get('--save') === targets.get('--plot-gate') ? '--save' : '--plot'} (${o.plotGate})`);
