@@ -166,6 +166,15 @@ describe('training controls', () => {
 });
 
 describe('CSV and summary', () => {
+  it('the progress lines carry the elapsed time and an ETA', async () => {
+    const r = await moe(['train', '--dataset', 'vowels', '--epochs', '3', '--log-every', '1']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('epoch'));
+    expect(lines).toHaveLength(3);
+    for (const l of lines) expect(l).toMatch(/^epoch \d\/3 {2}\d+:\d\d \(eta \d+:\d\d\) {2}loss .* samples\/s$/);
+    expect(lines[2]).toContain('(eta 0:00)');
+  });
+
   it('a semicolon CSV: the error suggests the delimiter; --delimiter reads it', async () => {
     const csv = join(dir, 'semi.csv');
     await writeFile(csv, 'x1;x2;y\n' + Array.from({ length: 30 }, (_, i) => `${i};${i % 7};${(i * 0.3).toFixed(2)}`).join('\n') + '\n');

@@ -106,9 +106,9 @@ describe('moe train', () => {
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     for (const s of ['Learning curves', 'Expert utilisation', 'validation', 'expert 0', 'expert 2', 'epoch']) expect(svg).toContain(s);
-    // One line per loss series and one stacked area per expert.
+    // One line per loss series, one per accuracy series (the task's units), and one stacked area per expert.
     expect(svg.match(/mark-area role-mark/g)?.length).toBe(3);
-    expect(svg.match(/mark-line role-mark/g)?.length).toBe(2);
+    expect(svg.match(/mark-line role-mark/g)?.length).toBe(4);
   });
 });
 

@@ -84,7 +84,7 @@ export function createProgress(o: ProgressOptions): Progress {
       update(e) {
         const first = e.epoch === o.startEpoch + 1;
         if (first || e.epoch === o.totalEpochs || e.epoch % o.every === 0) {
-          stream.write(`epoch ${String(e.epoch).padStart(width)}/${o.totalEpochs}  ${metrics(e)}  ${rate(e.samplesPerSecond)}  ${time(e.epoch)}\n`);
+          stream.write(`epoch ${String(e.epoch).padStart(width)}/${o.totalEpochs}  ${time(e.epoch)}  ${metrics(e)}  ${rate(e.samplesPerSecond)}\n`);
         }
       },
       stop() {},
