@@ -34,7 +34,7 @@ export interface CsvOptions {
   requireTarget?: boolean;
   /**
    * Longest record (the characters of its fields) accepted, default
-   * {@link MAX_RECORD_CHARS}. A longer one is a DataError naming the row: it bounds the
+   * `MAX_RECORD_CHARS` (32 Mi). A longer one is a DataError naming the row: it bounds the
    * memory a file without line breaks (or a device like /dev/zero) can take.
    */
   maxRecordChars?: number;

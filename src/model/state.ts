@@ -13,9 +13,9 @@ import { mlpInit, mlpParamCount } from './mlp.js';
 
 /** Parameters and optimiser state (planar; see optimizerStateSize), as flat float32 vectors. */
 export interface MixtureParams {
-  /** Gate weights and biases, {@link mlpParamCount} of the gate's shape. */
+  /** Gate weights and biases, `mlpParamCount` of the gate's shape. */
   gateParams: Float32Array;
-  /** All experts' parameters: E consecutive blocks of one expert's {@link mlpParamCount}. */
+  /** All experts' parameters: E consecutive blocks of one expert's `mlpParamCount`. */
   expertParams: Float32Array;
   /** Gate optimiser state: optimizerStateSize slots of gateParams.length floats (empty for sgd). */
   gateOpt: Float32Array;
