@@ -165,6 +165,21 @@ describe('training controls', () => {
   });
 });
 
+describe('workers', () => {
+  it('--workers auto says what it chose; 2 workers on the vowels are called a demonstration', async () => {
+    const [auto, two] = await Promise.all([
+      moe(['train', '--dataset', 'vowels', '--epochs', '2', '--workers', 'auto', '--json']),
+      moe(['train', '--dataset', 'vowels', '--epochs', '2', '--workers', '2', '--json']),
+    ]);
+    expect(auto.code, auto.stderr).toBe(0);
+    expect(lastJson(auto.stdout).workers).toBe(0);
+    expect(lastJson(auto.stdout).workersNote).toMatch(/^auto: in-process/);
+    expect(two.code, two.stderr).toBe(0);
+    expect(lastJson(two.stdout).workers).toBe(2);
+    expect(lastJson(two.stdout).workersNote).toMatch(/a demonstration: .*in-process \(--workers auto\) is faster here/);
+  });
+});
+
 describe('CSV and summary', () => {
   it('the progress lines carry the elapsed time and an ETA', async () => {
     const r = await moe(['train', '--dataset', 'vowels', '--epochs', '3', '--log-every', '1']);

@@ -14,6 +14,7 @@ import { Mixture, type Evaluation } from '../mixture.js';
 import { formatNetSpec, parseNetSpec, resolveLoss, type Task } from '../model/config.js';
 import { OPTIMIZERS, type OptimizerName } from '../optim/config.js';
 import { checkWorkerCount } from '../engine/plan.js';
+import { chooseWorkers } from '../train/fit.js';
 import type { EpochInfo, FitResult, RoutingMetrics } from '../train/options.js';
 import { formatRouting, parseRoutingSpec } from '../model/routing.js';
 import { renderTrainingPlot, type PlotEpoch } from '../plot/training-plot.js';
@@ -526,6 +527,12 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   if (o.save !== undefined) await saveTo(model, o.save);
   if (o.plot !== undefined && plotHistory.length > 0) await writePlot(o.plot, plotHistory, model, o.data ?? o.dataset ?? '');
   if (o.plotGate !== undefined) await writeGatePlot(o.plotGate, model, train, o.data ?? o.dataset ?? '');
+  // Workers asked for on a mixture too small for threads: say that it is a demonstration.
+  const batch = Math.min(o.batchSize, train.n);
+  const demo = result && result.workers > 0 && result.workersNote === undefined && chooseWorkers(model.config, 'auto', batch)[0] === 0
+    ? `a demonstration: one step's expert compute is below the cost of synchronising threads, so in-process (--workers auto) is faster here`
+    : undefined;
+  const workersNote = result?.workersNote ?? demo;
   const seconds = result?.seconds ?? 0;
   const samples = (result?.epochs ?? 0) * train.n;
 
@@ -557,7 +564,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     batchSize: Math.min(o.batchSize, train.n),
     seed: model.training.seed,
     workers: result?.workers ?? 0,
-    ...(result?.workersNote ? { workersNote: result.workersNote } : {}),
+    ...(workersNote ? { workersNote } : {}),
     backend: model.backend,
     seconds,
     samplesPerSecond: seconds > 0 ? samples / seconds : null,
@@ -578,7 +585,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   const lines = [
     `Trained ${c.experts} ${formatNetSpec(c.expert)} expert${c.experts === 1 ? '' : 's'} (gate ${formatNetSpec(c.gate)}${sparse ? `, routing ${formatRouting(c.routing)}` : ''}, loss ${c.loss}, ${model.optimizer.name} lr ${model.optimizer.lr}) on ${data.name}`,
     `  rows       train ${train.n}${val ? `, validation ${val.n}` : ''}${data.test ? `, test ${data.test.n}` : ''}; ${plural(c.inputs, 'input')} -> ${c.task === 'classification' ? `${plural(c.outputs, 'class', 'classes')} (${model.classNames?.join(', ') ?? ''})` : plural(c.outputs, 'target')}`,
-    `  run        backend ${model.backend}, workers ${report.workers}${result?.workersNote ? ` (${result.workersNote})` : ''}, epochs ${model.training.epoch} (${report.epochsRun} this run), ${seconds.toFixed(2)} s${report.samplesPerSecond ? `, ${Math.round(report.samplesPerSecond).toLocaleString('en-US')} samples/s` : ''}`,
+    `  run        backend ${model.backend}, workers ${report.workers}${workersNote ? ` (${workersNote})` : ''}, epochs ${model.training.epoch} (${report.epochsRun} this run), ${seconds.toFixed(2)} s${report.samplesPerSecond ? `, ${Math.round(report.samplesPerSecond).toLocaleString('en-US')} samples/s` : ''}`,
     `  loss       ${lossUnits(c)}: last epoch's running mean ${fmt(result?.finalLoss)}; after training: train ${fmt(evTrain.loss)}${evVal ? `, validation ${fmt(evVal.loss)}` : ''}${evTest ? `, test ${fmt(evTest.loss)}` : ''}`,
     ...(result && result.stopReason !== 'epochs' ? [`  stopped    ${stopText(result)}`] : []),
     c.task === 'classification'
