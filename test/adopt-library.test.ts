@@ -131,3 +131,26 @@ describe('progress line pieces', () => {
     expect(head.length).toBeLessThanOrEqual(80 - 'loss 0.4941'.length);
   });
 });
+
+describe('scripts/readme-commands.mjs', () => {
+  it("reads a section's sh commands: continuation lines joined, comments dropped, other blocks ignored", async () => {
+    // @ts-expect-error plain .mjs script without declarations
+    const { sectionCommands } = (await import('../scripts/readme-commands.mjs')) as { sectionCommands: (md: string, s: string) => string[] };
+    const md = ['# T', '## A', '```sh', 'npx moe train --x 1 \\', '    --y 2   # a comment', '', 'npx moe eval  # more', '```', '```ts', 'not.a(command)', '```', '## B', '```sh', 'npx moe b', '```'].join('\n');
+    expect(sectionCommands(md, 'A')).toEqual(['npx moe train --x 1 --y 2', 'npx moe eval']);
+    expect(() => sectionCommands(md, 'C')).toThrow(/no section/);
+  });
+
+  it("finds the README's quick start and Command line commands", async () => {
+    // @ts-expect-error plain .mjs script without declarations
+    const { sectionCommands } = (await import('../scripts/readme-commands.mjs')) as { sectionCommands: (md: string, s: string) => string[] };
+    const { readFile } = await import('node:fs/promises');
+    const md = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+    expect(sectionCommands(md, 'Quick start')[0]).toBe('npm ci && npm start');
+    const cli = sectionCommands(md, 'Command line');
+    expect(cli.length).toBeGreaterThan(10);
+    for (const c of cli) expect(c).toMatch(/^npx moe /);
+    // The resume example keeps its work.
+    expect(cli.find((c) => c.includes('--resume'))).toMatch(/--save /);
+  });
+});
