@@ -198,7 +198,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--early-stopping-patience <n>', 'stop when the validation loss (training loss without --val-split) has not improved for N epochs, and keep the best epoch\'s weights').argParser(intArg(1)))
     .addOption(new Option('--stop-at-loss <loss>', "stop once an epoch's mean training loss (standardised units, as the progress line shows) is at or below this").argParser(anyNumberArg))
     .addOption(new Option('--seed <n>', 'seed of initialisation, splits and shuffles: an integer in [0, 2^32-1]').argParser(seedArg).default(1))
-    .addOption(new Option('--val-split <fraction>', 'fraction of the training rows held out for validation').argParser(fractionArg).default(0))
+    .addOption(new Option('--val-split <fraction>', 'fraction of the training rows held out for validation (recorded in the model: --resume keeps it)').argParser(fractionArg).default(0))
     .addOption(new Option('--test-data <file>', 'held-out test data (CSV with the same columns)').conflicts('dataset'))
     .addOption(new Option('--save <file>', 'write the model here at the end (atomically), at checkpoints and on Ctrl-C'))
     .addOption(new Option('--checkpoint-every <n>', 'also save every N epochs (needs --save)').argParser(intArg(1)))
