@@ -3,6 +3,12 @@
 # a new project outside the repository and use it from there the way a user would: the
 # `moe` CLI (help, training with worker threads, the benchmark), TypeScript type-checking
 # under moduleResolution node16 and bundler, require() from CommonJS, and an example.
+# Then the README as a user meets it: a fresh clone of HEAD runs the README's quick start
+# (`npm ci && npm start`; the suite itself is CI's own step) and every command of its
+# "Command line" section, and a git install of that clone (`npm install git+file://…`)
+# into an empty project imports the package and runs the same commands
+# (scripts/readme-commands.mjs reads them from the README). Commit first: a clone holds
+# HEAD, not the working tree. SKIP_GIT_INSTALL=1 leaves those two steps out.
 #
 #   scripts/pack-check.sh [NODE_BINARY...]
 #
@@ -11,7 +17,7 @@
 # Needs `npm ci` and `npm run build` done. KEEP_PACK_CHECK=1 keeps the temporary
 # directory; it is kept anyway when a step fails. STEP_TIMEOUT (s, default 300) bounds
 # every command that runs the package, so one that leaves a thread running fails
-# instead of hanging.
+# instead of hanging; INSTALL_TIMEOUT (s, default 1200) bounds npm ci and the git install.
 set -euo pipefail
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -19,6 +25,8 @@ cd "$repo"
 nodes=("$@")
 (( ${#nodes[@]} )) || nodes=(node)
 limit="${STEP_TIMEOUT:-300}"
+# npm ci / a git install (which builds) take minutes on a busy 2-core machine.
+install_limit="${INSTALL_TIMEOUT:-1200}"
 
 die() { echo "pack-check: $*" >&2; exit 1; }
 [[ -f dist/src/index.js && -f dist/workers/shard.js ]] || die "no build in dist/: run npm run build first"
@@ -47,16 +55,17 @@ done_step
 
 step "tarball contents"
 mapfile -t files < <(tar -tzf "$tgz" | sed 's#^package/##' | sort)
-required=(package.json README.md LICENSE data/peterson-barney-1952.csv data/README.md dist/kernels/kernels.wasm python/torch_peer.py
+required=(package.json README.md LICENSE bin/moe.js data/peterson-barney-1952.csv data/README.md dist/kernels/kernels.wasm python/torch_peer.py
   dist/src/index.js dist/src/index.d.ts dist/src/cli/main.js dist/workers/shard.js dist/workers/reproduce-run.js)
 for f in "${required[@]}"; do
   printf '%s\n' "${files[@]}" | grep -qxF "$f" || die "the tarball lacks $f"
 done
-extra="$(printf '%s\n' "${files[@]}" | grep -vxE 'package\.json|README\.md|LICENSE|data/peterson-barney-1952\.csv|data/README\.md|dist/kernels/kernels\.wasm|python/torch_peer\.py|dist/(src|workers)/.+\.(js|d\.ts)' || true)"
+extra="$(printf '%s\n' "${files[@]}" | grep -vxE 'package\.json|README\.md|LICENSE|bin/moe\.js|data/peterson-barney-1952\.csv|data/README\.md|dist/kernels/kernels\.wasm|python/torch_peer\.py|dist/(src|workers)/.+\.(js|d\.ts)' || true)"
 [[ -z "$extra" ]] || die "the tarball carries files no user needs:"$'\n'"$extra"
 mkdir "$work/unpacked"
 tar -xzf "$tgz" -C "$work/unpacked"
-head -n1 "$work/unpacked/package/dist/src/cli/main.js" | grep -qx '#!/usr/bin/env node' || die "dist/src/cli/main.js has no '#!/usr/bin/env node' line"
+head -n1 "$work/unpacked/package/bin/moe.js" | grep -qx '#!/usr/bin/env node' || die "bin/moe.js has no '#!/usr/bin/env node' line"
+[[ -x "$work/unpacked/package/bin/moe.js" ]] || die "bin/moe.js is packed without its run bit"
 ! grep -rlE '^//# sourceMappingURL=' "$work/unpacked/package/dist" || die "compiled files point at source maps that are not shipped"
 node scripts/check-no-tla.mjs "$work/unpacked/package"
 done_step
@@ -84,6 +93,7 @@ done_step
 
 step "CLI from the installed package"
 bounded npx --no-install moe --help
+[[ "$(bounded npx --no-install moe --version)" == "$(node -p "require('$repo/package.json').version")" ]] || die "moe --version is not the package's version"
 bounded npx --no-install moe train --dataset vowels --workers 2
 bounded npx --no-install moe bench scaling --quick --sizes small --workers 1,2 --experts 4 --out "$work/consumer/bench-results"
 bounded npx --no-install moe reproduce jacobs1991 --runs 1 --epochs 5 --jobs 2 --out "$work/consumer/results"
@@ -196,5 +206,37 @@ for n in "${nodes[@]}"; do
   done_step
 done
 
+if [[ -z "${SKIP_GIT_INSTALL:-}" ]]; then
+  [[ -z "$(git -C "$repo" status --porcelain --untracked-files=no)" ]] || echo "pack-check: note: uncommitted changes are not in the clone (it holds HEAD)"
+  step "fresh clone of HEAD: the README's quick start and Command line section"
+  git clone --quiet "$repo" "$work/clone"
+  git -C "$work/clone" checkout --quiet "$(git -C "$repo" rev-parse HEAD)"
+  [[ "$(git -C "$work/clone" ls-files -s bin/moe.js | cut -c1-6)" == 100755 ]] || die "bin/moe.js is not tracked with its run bit"
+  cd "$work/clone"
+  timeout -k 10 "$install_limit" node scripts/readme-commands.mjs --readme README.md --cwd "$work/clone" --section "Quick start" --skip '^npm test$'
+  # npm start rebuilt dist/: the command must still run (the launcher keeps its run bit).
+  bounded npx --no-install moe --version
+  bounded node scripts/readme-commands.mjs --readme README.md --cwd "$work/clone/readme-run" --section "Command line"
+  done_step
+
+  step "git install of the clone into an empty project: import, npx moe, the README's Command line section"
+  mkdir "$work/git-consumer"
+  cd "$work/git-consumer"
+  cat >package.json <<'JSON'
+{ "name": "git-consumer", "version": "1.0.0", "private": true, "type": "module" }
+JSON
+  # npm installs a git dependency's devDependencies and runs its prepare script (the build).
+  timeout -k 10 "$install_limit" npm install --no-audit --no-fund --prefer-offline "git+file://$work/clone"
+  [[ -f node_modules/local-experts/dist/src/index.js && -f node_modules/local-experts/dist/kernels/kernels.wasm ]] || die "the git install has no build in dist/"
+  bounded node --input-type=module -e "
+    const m = await import('local-experts');
+    if (typeof m.Mixture?.create !== 'function') throw new Error('no Mixture.create');
+    console.log('import(\'local-experts\'): ok,', Object.keys(m).length, 'exports');"
+  [[ "$(bounded npx --no-install moe --version)" == "$(node -p "require('$repo/package.json').version")" ]] || die "npx moe --version failed in the git install"
+  bounded node "$repo/scripts/readme-commands.mjs" --readme node_modules/local-experts/README.md --cwd "$work/git-consumer" --section "Command line"
+  done_step
+fi
+
 echo
 echo "pack-check: ok: $tgz_name installs outside the repository and works (CLI, types, require, example)"
+[[ -n "${SKIP_GIT_INSTALL:-}" ]] || echo "pack-check: ok: a fresh clone runs the README's quick start and Command line section, and so does a git install into an empty project"

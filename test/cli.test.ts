@@ -106,9 +106,9 @@ describe('moe train', () => {
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
     for (const s of ['Learning curves', 'Expert utilisation', 'validation', 'expert 0', 'expert 2', 'epoch']) expect(svg).toContain(s);
-    // One line per loss series and one stacked area per expert.
+    // One line per loss series, one per accuracy series (the task's units), and one stacked area per expert.
     expect(svg.match(/mark-area role-mark/g)?.length).toBe(3);
-    expect(svg.match(/mark-line role-mark/g)?.length).toBe(2);
+    expect(svg.match(/mark-line role-mark/g)?.length).toBe(4);
   });
 });
 
@@ -258,7 +258,7 @@ describe('signals', () => {
     const m = await Mixture.load(save);
     expect(m.training.epoch).toBeGreaterThanOrEqual(1);
     expect(m.training.step).toBeGreaterThanOrEqual(m.training.epoch * 10);
-    const resumed = await moe(['train', '--dataset', 'vowels', '--resume', save, '--epochs', String(m.training.epoch + 2), '--json']);
+    const resumed = await moe(['train', '--dataset', 'vowels', '--resume', save, '--epochs', String(m.training.epoch + 2), '--save', save, '--json']);
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(lastJson(resumed.stdout).epochs).toBe(m.training.epoch + 2);
   });

@@ -184,6 +184,8 @@ describe('damaged and foreign files → typed errors', () => {
     ['a negative epoch', (d: Record<string, any>) => (d.training.epoch = -2), 'training.epoch'],
     ['a short rng state', (d: Record<string, any>) => (d.training.rng = [1]), 'training.rng'],
     ['a seed beyond 32 bits', (d: Record<string, any>) => (d.training.seed = 2 ** 40), 'training.seed'],
+    ['a validation split of 1.5', (d: Record<string, any>) => (d.training.validationSplit = 1.5), 'training.validationSplit'],
+    ['early stopping counters below zero', (d: Record<string, any>) => (d.training.earlyStopping = { best: 1, bestEpoch: 2, sinceBest: -1 }), 'training.earlyStopping.sinceBest'],
     ['a NaN learning rate (null in JSON)', (d: Record<string, any>) => (d.optimizer.lr = null), 'optimizer.lr'],
     ['a negative weight decay', (d: Record<string, any>) => (d.optimizer.weightDecay = -1), 'optimizer.weightDecay'],
     ['β₁ of 1', (d: Record<string, any>) => (d.optimizer.beta1 = 1), 'optimizer.beta1'],

@@ -25,7 +25,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
 };
 
 /** Files outside dist/ that the package carries: the data the vowel loader reads, its provenance note, the README and licence, the PyTorch peer script. */
-const OTHER_FILES = ['package.json', 'README.md', 'LICENSE', 'data/peterson-barney-1952.csv', 'data/README.md', 'python/torch_peer.py'];
+const OTHER_FILES = ['package.json', 'README.md', 'LICENSE', 'bin/moe.js', 'data/peterson-barney-1952.csv', 'data/README.md', 'python/torch_peer.py'];
 const COMPILED = /^dist\/(src|workers)\/.+\.(js|d\.ts)$/;
 /** Built binaries the package carries: the WebAssembly kernels (`npm run build:kernels`). */
 const BINARIES = ['dist/kernels/kernels.wasm'];
@@ -53,7 +53,7 @@ describe('npm pack', () => {
   });
 
   it('packs output only for sources that exist, each with its declarations', () => {
-    const js = packed.filter((p) => p.endsWith('.js'));
+    const js = packed.filter((p) => p.startsWith('dist/') && p.endsWith('.js'));
     expect(js.length).toBeGreaterThan(10);
     for (const p of js) {
       const source = p.replace(/^dist\//, '').replace(/\.js$/, '.ts');
@@ -84,6 +84,22 @@ describe('npm pack', () => {
     expect(Object.keys(pkg.bin)).toContain('moe');
     const main = readFileSync(join(root, rel(pkg.bin.moe!)), 'utf8');
     expect(main.split('\n')[0]).toBe('#!/usr/bin/env node');
+  });
+
+  it('links `moe` to a launcher tracked in git with its run bit, so that a rebuild of dist/ cannot take it away', () => {
+    expect(pkg.bin.moe).toBe('bin/moe.js');
+    // git keeps the mode of a tracked file: 100755 is executable in every clone and git install.
+    const staged = execFileSync('git', ['ls-files', '-s', 'bin/moe.js'], { cwd: root, encoding: 'utf8' });
+    expect(staged.slice(0, 6)).toBe('100755');
+    expect(readFileSync(join(root, 'bin/moe.js'), 'utf8')).toContain("'../dist/src/cli/main.js'");
+    // npx moe runs it directly; after a rebuild it still prints the version.
+    const version = execFileSync(join(root, 'bin/moe.js'), ['--version'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(version.trim()).toBe((JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version);
+  });
+
+  it('builds on prepare, so that a git install (and npm ci) gets dist/', () => {
+    const scripts = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts['prepare']).toMatch(/npm run build/);
   });
 
   it('has no source maps and no top-level await in any packed module', () => {

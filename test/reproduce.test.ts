@@ -253,7 +253,7 @@ describe('reproduce jacobs1991 end to end (tiny)', () => {
     });
     const err = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      await reproduceCommand().exitOverride().parseAsync(['node', 'moe', 'jacobs1991', '--runs', '1', '--epochs', '3', '--jobs', '1', '--json', '--out', dir]);
+      await reproduceCommand().exitOverride().parseAsync(['node', 'moe', 'jacobs1991', '--runs', '1', '--epochs', '3', '--jobs', '1', '--json', '--out', dir, '--force']);
     } finally {
       write.mockRestore();
       err.mockRestore();

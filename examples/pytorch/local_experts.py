@@ -7,11 +7,13 @@ torch.frombuffer, so neither the safetensors package nor numpy is needed).
         Print the mixture's output for every row of INPUTS.csv (a CSV with a header) as CSV:
         a header output_0,...,output_{K-1}, then one line per row, as local-experts'
         predict returns `output` (class probabilities, or regression in target units).
-        The input columns are the model's feature names when it has them, else all columns.
+        The input columns are the model's feature names when it has them, else all columns;
+        other columns are ignored.
 
     python3 local_experts.py MODEL.safetensors INPUTS.csv --train STEPS --out FILE
-        Train STEPS full-batch steps on INPUTS.csv (targets in the columns named by the
-        model's target names) with the model's error function and optimiser (Adam by
+        Train STEPS full-batch steps on INPUTS.csv (the feature columns, and the targets in
+        the columns named by the model's target names: class labels among the model's class
+        names for classification) with the model's error function and optimiser (Adam by
         default; its state is restored from the file when the file has it), then write
         FILE: weights, optimiser state (unless --weights-only) and the metadata, with
         the training step advanced.
@@ -36,11 +38,28 @@ import math
 import argparse
 import csv
 import json
+import os
 import struct
 import sys
 
-import torch
-from torch import nn
+try:
+    import torch
+    from torch import nn
+except ModuleNotFoundError as missing:
+    # The python3 on PATH (a venv, pyenv) may have no PyTorch while another does: MOE_PYTHON
+    # names that one (as for `moe bench peers` and the tests), and the script runs there.
+    other = os.environ.get("MOE_PYTHON")
+    if other and not os.environ.get("LOCAL_EXPERTS_REEXEC"):
+        os.environ["LOCAL_EXPERTS_REEXEC"] = "1"
+        try:
+            os.execv(other, [other, os.path.abspath(__file__), *sys.argv[1:]])
+        except OSError as e:
+            sys.exit(f"local_experts.py: MOE_PYTHON={other} cannot be run ({e.strerror})")
+    sys.exit(
+        f"local_experts.py: {sys.executable} cannot import torch ({missing}); run this script with a Python "
+        "that has PyTorch (Debian: apt-get install python3-torch, then /usr/bin/python3), or name one in "
+        "MOE_PYTHON (MOE_PYTHON=/path/to/python3 python3 local_experts.py ...)"
+    )
 
 FORMAT = "local-experts"
 FORMAT_VERSION = 1
@@ -348,18 +367,40 @@ def read_csv(path, meta, with_targets):
     if len(features) != config["inputs"]:
         raise ValueError(f"{path}: {len(features)} input columns, the model expects {config['inputs']}")
     fi = [header.index(c) for c in features]
-    x = [[float(r[j]) for j in fi] for r in body]
+
+    def number(row, j):
+        cell = body[row][j].strip() if j < len(body[row]) else ""
+        try:
+            return float(cell)
+        except ValueError:
+            raise ValueError(f"{path}: row {row + 1}, column {header[j]}: {cell!r} is not a number") from None
+
+    x = [[number(i, j) for j in fi] for i in range(len(body))]
     if not with_targets:
         return x, None
     if "target_names" not in meta:
         raise ValueError("the model has no target names: cannot find the target column(s)")
     targets = json.loads(meta["target_names"])
+    missing = [c for c in targets if c not in header]
+    if missing:
+        raise ValueError(f"{path}: --train needs the target column(s) {', '.join(targets)}; {', '.join(missing)} not in the header ({', '.join(header)})")
     ti = [header.index(c) for c in targets]
     if config["task"] == "classification":
         classes = json.loads(meta.get("class_names", "[]"))
-        y = [classes.index(r[ti[0]].strip()) if r[ti[0]].strip() in classes else int(r[ti[0]]) for r in body]
+
+        def label(row):
+            cell = body[row][ti[0]].strip()
+            if cell in classes:
+                return classes.index(cell)
+            # A model without class names takes the labels as indices 0..K-1.
+            if not classes and cell.isdigit() and int(cell) < config["outputs"]:
+                return int(cell)
+            known = ", ".join(classes) if classes else f"0..{config['outputs'] - 1}"
+            raise ValueError(f"{path}: row {row + 1}, column {targets[0]}: label {cell!r} is not one of the model's classes ({known})")
+
+        y = [label(i) for i in range(len(body))]
     else:
-        y = [[float(r[j]) for j in ti] for r in body]
+        y = [[number(i, j) for j in ti] for i in range(len(body))]
     return x, y
 
 

@@ -20,7 +20,7 @@ import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUT
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWorkerCount } from '../engine/plan.js';
-import { EXIT_CODES_HELP, backendOf, backendOption, checkOutputDir, forceOption, intArg, noteWorkers, verboseOption, warn } from './common.js';
+import { EXIT_CODES_HELP_NO_SAVE, backendOf, backendOption, checkOutputDir, forceOption, intArg, noteWorkers, verboseOption, warn } from './common.js';
 
 /** A comma-separated list of positive integers. */
 function intList(text: string, option: string): number[] {
@@ -186,7 +186,7 @@ interface KernelsCliOptions {
 
 /** The `bench` command with its `scaling`, `csv`, `peers`, `sparse` and `kernels` subcommands (commander 14). */
 export function benchCommand(): Command {
-  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, sparse routing, element-wise kernels').addHelpText('after', EXIT_CODES_HELP);
+  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, sparse routing, element-wise kernels').addHelpText('after', EXIT_CODES_HELP_NO_SAVE);
 
   bench
     .command('scaling')
@@ -203,7 +203,7 @@ export function benchCommand(): Command {
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
     .addOption(forceOption())
     .addOption(verboseOption())
-    .addHelpText('after', EXIT_CODES_HELP)
+    .addHelpText('after', EXIT_CODES_HELP_NO_SAVE)
     .action(async function (this: Command, o: ScalingCliOptions) {
       const opts: ScalingOptions = {
         sizes: sizeList(o.sizes ?? BENCH_SIZES.join(',')),
@@ -248,7 +248,7 @@ export function benchCommand(): Command {
     .option('--keep', 'keep the generated CSV (its path is printed)')
     .addOption(forceOption())
     .addOption(verboseOption())
-    .addHelpText('after', EXIT_CODES_HELP)
+    .addHelpText('after', EXIT_CODES_HELP_NO_SAVE)
     .action(async function (this: Command, o: CsvCliOptions) {
       await checkReportDir(o.out, 'csv-parse', o.force);
       if (o.workers !== undefined) noteWorkers('--workers', o.workers);
@@ -281,7 +281,7 @@ export function benchCommand(): Command {
     .addOption(new Option('--rounds <n>', 'interleaved rounds: every system once per round, the median reported').argParser(intArg(1)).default(3))
     .option('--time <ms>', 'timed budget per measurement in milliseconds (default 3000; at least 3 steps)')
     .addOption(new Option('--steps <n>', 'exactly this many timed steps per measurement (instead of --time)').argParser(intArg(1)).conflicts('time'))
-    .addOption(new Option('--workers <n>', "worker threads of this library's parallel system (default min(cores, 8))").argParser(intArg(1)).default(Math.min(defaultWorkers(), PEER_EXPERTS)))
+    .addOption(new Option('--workers <n>', "worker threads of this library's parallel system").argParser(intArg(1)).default(Math.min(defaultWorkers(), PEER_EXPERTS), `min(cores, 8): ${Math.min(defaultWorkers(), PEER_EXPERTS)} here`))
     .option('--no-pytorch', 'do not run the PyTorch peer')
     .option('--pytorch-configs <list>', `PyTorch thread configurations among ${PYTORCH_CONFIGS.map((c) => c.config).join(', ')} (default all)`)
     .option('--no-breakdown', 'do not measure where the step goes (gemmShare, breakdown)')
@@ -291,7 +291,7 @@ export function benchCommand(): Command {
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
     .addOption(forceOption())
     .addOption(verboseOption())
-    .addHelpText('after', EXIT_CODES_HELP)
+    .addHelpText('after', EXIT_CODES_HELP_NO_SAVE)
     .action(async function (this: Command, o: PeersCliOptions) {
       const opts: PeerOptions = {
         sizes: sizeList(o.sizes),
@@ -346,7 +346,7 @@ export function benchCommand(): Command {
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
     .addOption(forceOption())
     .addOption(verboseOption())
-    .addHelpText('after', EXIT_CODES_HELP)
+    .addHelpText('after', EXIT_CODES_HELP_NO_SAVE)
     .action(async function (this: Command, o: SparseCliOptions) {
       const opts: SparseOptions = {
         experts: o.experts,
@@ -388,7 +388,7 @@ export function benchCommand(): Command {
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
     .addOption(forceOption())
     .addOption(verboseOption())
-    .addHelpText('after', EXIT_CODES_HELP)
+    .addHelpText('after', EXIT_CODES_HELP_NO_SAVE)
     .action(async function (this: Command, o: KernelsCliOptions) {
       const opts: KernelBenchOptions = { onProgress: progress };
       if (o.time !== undefined) opts.timeMs = timeOf(o.time);

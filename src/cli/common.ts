@@ -55,6 +55,9 @@ Exit codes:
   130  interrupted by Ctrl-C (143 for SIGTERM); a checkpoint is written first
        when --save was given`;
 
+/** {@link EXIT_CODES_HELP} for the commands that write no model (bench, reproduce): no checkpoint on Ctrl-C. */
+export const EXIT_CODES_HELP_NO_SAVE = EXIT_CODES_HELP.replace(/; a checkpoint is written first\n\s+when --save was given/, '');
+
 const CODE_EXIT: Record<MoeErrorCode, number> = {
   INVALID_OPTION: EXIT.USAGE,
   INVALID_DATA: EXIT.DATA,
@@ -327,12 +330,13 @@ export function columnOptions(): Option[] {
       '--features <cols>',
       "feature columns, where the model does not name them (positionally: the i-th feeds the model's i-th input); the model's own names in another order are matched by name, with a notice",
     ).argParser(listArg),
+    new Option('--delimiter <char>', "the CSV's field delimiter (default ,; e.g. ';')"),
   ];
 }
 
 /** The column choice that {@link columnOptions} parsed. */
 export function columnsOf(o: ColumnChoice): ColumnChoice {
-  return { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}) };
+  return { ...(o.target ? { target: o.target } : {}), ...(o.features ? { features: o.features } : {}), ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}) };
 }
 
 /**
@@ -400,6 +404,8 @@ export async function realFile(path: string): Promise<string> {
 export interface ColumnChoice {
   target?: string[];
   features?: string[];
+  /** The CSV's field delimiter (default `,`). */
+  delimiter?: string;
 }
 
 /** What the data checks need of a model: a Mixture, or a model file read without a provider. */
@@ -462,6 +468,7 @@ async function loadForModel(m: ModelView, path: string, cols: ColumnChoice, requ
     task: m.config.task,
     requireTarget,
     ...(features ? { features } : {}),
+    ...(cols.delimiter !== undefined ? { delimiter: cols.delimiter } : {}),
     ...(m.config.task === 'classification' && m.classNames ? { classNames: m.classNames } : {}),
   };
   let ds: Dataset;

@@ -52,38 +52,58 @@ function metrics(e: EpochLine): string {
   return parts.join('  ');
 }
 
-function rate(sps: number): string {
-  return Number.isFinite(sps) ? `${Math.round(sps).toLocaleString('en-US')} samples/s` : '- samples/s';
+/** Samples per second, short: `850 samples/s`, `47.8k samples/s`, `1.2M samples/s`. */
+export function rate(sps: number): string {
+  if (!Number.isFinite(sps)) return '- samples/s';
+  const n = sps >= 1e6 ? `${(sps / 1e6).toFixed(1)}M` : sps >= 1e4 ? `${(sps / 1e3).toFixed(1)}k` : `${Math.round(sps)}`;
+  return `${n} samples/s`;
+}
+
+/** Seconds as m:ss (h:mm:ss from an hour). */
+export function clock(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '-:--';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${String(r).padStart(2, '0')}` : `${m}:${String(r).padStart(2, '0')}`;
+}
+
+/** `0:12 (eta 1:03)`: the run's wall time so far, and the rest at the run's mean pace. */
+export function timing(elapsedS: number, epochsDone: number, epochsLeft: number): string {
+  const eta = epochsDone > 0 ? (elapsedS / epochsDone) * epochsLeft : NaN;
+  return `${clock(elapsedS)} (eta ${clock(eta)})`;
 }
 
 /** A progress display for a training run. */
 export function createProgress(o: ProgressOptions): Progress {
   const stream = o.stream ?? process.stderr;
+  const t0 = performance.now();
+  const time = (epoch: number): string => timing((performance.now() - t0) / 1000, epoch - o.startEpoch, o.totalEpochs - epoch);
   if (!o.tty) {
     const width = String(o.totalEpochs).length;
     return {
       update(e) {
         const first = e.epoch === o.startEpoch + 1;
         if (first || e.epoch === o.totalEpochs || e.epoch % o.every === 0) {
-          stream.write(`epoch ${String(e.epoch).padStart(width)}/${o.totalEpochs}  ${metrics(e)}  ${rate(e.samplesPerSecond)}\n`);
+          stream.write(`epoch ${String(e.epoch).padStart(width)}/${o.totalEpochs}  ${time(e.epoch)}  ${metrics(e)}  ${rate(e.samplesPerSecond)}\n`);
         }
       },
       stop() {},
     };
   }
+  // On a terminal the line is cut at its width: the position, time and pace come first
+  // (they fit 80 columns), the metrics after them.
   const bar = new SingleBar({
     stream,
-    format: 'epoch {value}/{total} {bar} {metrics}  {rate}  eta {eta_formatted}',
-    barsize: 24,
+    format: 'epoch {value}/{total} {bar} {time}  {rate}  {metrics}',
+    barsize: 12,
     hideCursor: true,
     clearOnComplete: false,
-    etaBuffer: 20,
   });
-  bar.start(o.totalEpochs, o.startEpoch, { metrics: '', rate: '' });
+  bar.start(o.totalEpochs, o.startEpoch, { metrics: '', rate: '', time: '' });
   let stopped = false;
   return {
     update(e) {
-      if (!stopped) bar.update(e.epoch, { metrics: metrics(e), rate: rate(e.samplesPerSecond) });
+      if (!stopped) bar.update(e.epoch, { metrics: metrics(e), rate: rate(e.samplesPerSecond), time: time(e.epoch) });
     },
     stop() {
       if (stopped) return;

@@ -4,14 +4,17 @@
  * stderr (a bar on a terminal, one line per run otherwise); stdout gets the table, or
  * with --json one line of JSON as the last line.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Argument, Command, Option } from 'commander';
+import { OptionError } from '../errors.js';
 import cliProgress from 'cli-progress';
 import { loadProvider } from '../compute/load.js';
 import { ACTIVATIONS, type Activation } from '../model/mlp.js';
 import { commandLine, DEFAULTS, jsonSummary, reproduceJacobs1991, type Jacobs1991Report, type ReproduceOptions } from '../reproduce/jacobs1991.js';
 import type { RunResult } from '../reproduce/run.js';
 import {
-  EXIT_CODES_HELP,
+  EXIT_CODES_HELP_NO_SAVE,
   backendOf,
   backendOption,
   checkOutputDir,
@@ -105,7 +108,7 @@ export function reproduceCommand(): Command {
     .option('--runs <n>', 'independent runs per system', intArg(1), DEFAULTS.runs)
     .option('--jobs <n|auto>', 'runs trained at once, one worker thread each (auto: os.availableParallelism())', intOrAutoArg(1), 'auto' as number | 'auto')
     .option('--json', 'print one line of JSON (the last stdout line) instead of the table')
-    .option('--out <dir>', 'folder for jacobs1991.{md,json,svg,png} and jacobs1991-curves.{svg,png}', 'results/')
+    .option('--out <dir>', 'folder for jacobs1991.{md,json,svg,png} and jacobs1991-curves.{svg,png} (relative to the current directory)', 'results/')
     .option('--seed <s>', 'base seed: the speaker split and every run seed derive from it (an integer in [0, 2^32-1])', seedArg, DEFAULTS.seed)
     .option('--epochs <n>', 'epochs each run trains for, and the criterion cap', intArg(1), DEFAULTS.epochs)
     .option('--criterion <fraction>', 'training accuracy that counts as reaching the criterion', shareArg, DEFAULTS.criterion)
@@ -115,12 +118,17 @@ export function reproduceCommand(): Command {
     .addOption(backendOption())
     .addOption(forceOption())
     .addOption(verboseOption())
-    .addHelpText('after', EXIT_CODES_HELP)
+    .addHelpText('after', EXIT_CODES_HELP_NO_SAVE)
     .action(async (_paper: string, flags: Flags, cmd: Command) => {
       // Only a --backend the user gave goes into the report's command line.
       const backend = given(cmd, 'backend') ? flags.backend : undefined;
       // Before the runs, not after them: the output folder and files can be written.
       await checkOutputDir('--out', flags.out, OUT_FILES, flags.force === true);
+      // A repository's committed results (or an earlier run's) are not replaced by accident.
+      const existing = OUT_FILES.filter((f) => existsSync(join(flags.out, f)));
+      if (existing.length > 0 && !flags.force) {
+        throw new OptionError('--out', `${join(flags.out, existing[0]!)}${existing.length > 1 ? ` and ${existing.length - 1} more of its files` : ''} already exist${existing.length > 1 ? '' : 's'}: give --force to overwrite, or another --out`);
+      }
       if (typeof flags.jobs === 'number') noteWorkers('--jobs', flags.jobs);
       // The runs load their provider in worker threads; loading it here first prints a
       // fall-back notice once, as this command's warning, and the workers stay quiet.

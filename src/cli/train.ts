@@ -11,16 +11,21 @@ import { loadCsv } from '../data/csv.js';
 import { subset, type Dataset } from '../data/dataset.js';
 import { loadVowels } from '../data/vowels.js';
 import { MoeError, OptionError } from '../errors.js';
-import { writeFileAtomic } from '../io/atomic.js';
 import { checkJsonModelSize } from '../io/model-file.js';
 import { LOSSES, type LossName } from '../model/config.js';
 import { Mixture, type Evaluation } from '../mixture.js';
 import { formatNetSpec, parseNetSpec, resolveLoss, type Task } from '../model/config.js';
 import { OPTIMIZERS, type OptimizerName } from '../optim/config.js';
 import { checkWorkerCount } from '../engine/plan.js';
+import { chooseWorkers } from '../train/fit.js';
 import type { EpochInfo, FitResult, RoutingMetrics } from '../train/options.js';
 import { formatRouting, parseRoutingSpec } from '../model/routing.js';
 import { renderTrainingPlot, type PlotEpoch } from '../plot/training-plot.js';
+import { renderGatePlot } from '../plot/gate-plot.js';
+import { plotFormat, writePlot as writePlotFile } from '../plot/output.js';
+import { cosineDecay, stepDecay, type LrSchedule } from '../optim/config.js';
+import { InvalidArgumentError } from 'commander';
+import { parseNumber } from '../data/csv.js';
 import {
   EXIT,
   EXIT_CODES_HELP,
@@ -91,9 +96,43 @@ export interface TrainOptions {
   stallTimeout?: number;
   plot?: string;
   force?: boolean;
+  plotGate?: string;
+  delimiter?: string;
+  earlyStoppingPatience?: number;
+  stopAtLoss?: number;
+  lrSchedule?: LrScheduleSpec;
+  weightDecay?: number;
   backend: string;
   logEvery?: number;
   verbose?: boolean;
+}
+
+/** A parsed `--lr-schedule`. */
+export type LrScheduleSpec = { kind: 'step'; every: number; factor: number } | { kind: 'cosine'; floor: number };
+
+/** `--lr-schedule step:EVERY:FACTOR` (rate × FACTOR every EVERY epochs) or `cosine[:FLOOR]`. */
+export function lrScheduleArg(value: string): LrScheduleSpec {
+  const v = value.trim();
+  const step = /^step:([^:]+):([^:]+)$/.exec(v);
+  if (step) {
+    const every = parseNumber(step[1]!), factor = parseNumber(step[2]!);
+    if (!(Number.isInteger(every) && every >= 1)) throw new InvalidArgumentError('step:EVERY:FACTOR needs EVERY an integer ≥ 1 (epochs).');
+    if (!(factor > 0 && factor <= 1)) throw new InvalidArgumentError('step:EVERY:FACTOR needs FACTOR in (0, 1].');
+    return { kind: 'step', every, factor };
+  }
+  const cos = /^cosine(?::([^:]+))?$/.exec(v);
+  if (cos) {
+    const floor = cos[1] === undefined ? 0 : parseNumber(cos[1]);
+    if (!(floor >= 0 && floor < 1)) throw new InvalidArgumentError('cosine:FLOOR needs FLOOR in [0, 1).');
+    return { kind: 'cosine', floor };
+  }
+  throw new InvalidArgumentError('expected step:EVERY:FACTOR (e.g. step:30:0.5) or cosine[:FLOOR] (e.g. cosine or cosine:0.01).');
+}
+
+/** The library schedule of a `--lr-schedule` over the run's total `epochs` (the model's life, so resume continues it). */
+function scheduleOf(spec: LrScheduleSpec | undefined, epochs: number): LrSchedule | undefined {
+  if (spec === undefined) return undefined;
+  return spec.kind === 'step' ? stepDecay(spec.every, spec.factor) : cosineDecay(epochs, spec.floor);
 }
 
 const EXAMPLES = `
@@ -110,6 +149,14 @@ Examples:
       --save m.moe --checkpoint-every 10
   $ moe train --data d.csv --resume m.moe --epochs 200 --save m.moe
 
+  # the library's training controls: early stopping on the validation loss, a
+  # cosine learning rate over the 300 epochs, L2 weight decay
+  $ moe train --data d.csv --target y --task regression --val-split 0.2 --epochs 300 \\
+      --early-stopping-patience 20 --lr-schedule cosine --weight-decay 1e-4 --save m.moe
+
+  # what the gate learned, on two inputs: each expert's region
+  $ moe train --dataset vowels --plot-gate gate.png
+
   # machine-readable: the last stdout line is one JSON object
   $ moe train --dataset vowels --epochs 50 --json | tail -n 1
 
@@ -117,9 +164,12 @@ Notes:
   --epochs is the total in the model's life: --resume continues from the epoch the
   model file records up to --epochs. The model file's architecture, optimiser and seed
   win on --resume; giving a different --experts, --expert, --gate, --loss, --task,
-  --target, --features, --optimizer, --lr or --seed is an error. The validation split
-  is not stored: give the same --val-split (and --batch-size) again for a resumed run
-  to match an uninterrupted one. A checkpoint written on Ctrl-C holds the last
+  --target, --features, --optimizer, --lr, --weight-decay or --seed is an error. The
+  model records its --val-split, and a resumed run holds out the same rows (a different
+  --val-split is an error); give the same --batch-size, --lr-schedule and
+  --early-stopping-patience again to match an uninterrupted run (early stopping's
+  counters are in the file and continue). --resume needs --save (else the run's work
+  would be lost). A checkpoint written on Ctrl-C holds the last
   completed step and its place in the epoch; resuming finishes that epoch exactly
   (with the same --batch-size, else it is an error).
   Progress goes to stderr (a bar on a terminal, a line every --log-every epochs
@@ -134,6 +184,7 @@ export function trainCommand(): Command {
     .addOption(new Option('--target <cols>', 'target column(s), comma-separated (one for classification); a name with a comma in double quotes: \'"a,b",c\'').argParser(listArg))
     .addOption(new Option('--task <task>', 'learning task (required with --data)').choices(['regression', 'classification']))
     .addOption(new Option('--features <cols>', 'input columns, comma-separated (default: every non-target column); quoted as --target').argParser(listArg))
+    .addOption(new Option('--delimiter <char>', "the CSV's field delimiter (default ,; e.g. ';' or $'\\t')"))
     .addOption(new Option('--experts <n>', 'number of experts').argParser(intArg(1)).default(4))
     .addOption(new Option('--expert <spec>', 'expert network: linear or mlp:H1,H2[:tanh|relu|sigmoid]').argParser(netSpecArg).default('linear'))
     .addOption(new Option('--gate <spec>', 'gating network: linear or mlp:H[:tanh|relu|sigmoid]').argParser(netSpecArg).default('linear'))
@@ -153,14 +204,19 @@ export function trainCommand(): Command {
     .addOption(new Option('--batch-size <n>', 'rows per optimisation step').argParser(intArg(1)).default(32))
     .addOption(new Option('--lr <rate>', 'learning rate (default: 0.01 for adam, 0.1 for sgd and momentum)').argParser(positiveArg))
     .addOption(new Option('--optimizer <name>', 'optimiser').choices([...OPTIMIZERS]).default('adam'))
+    .addOption(new Option('--weight-decay <l>', 'L2 weight decay: l x parameter ADDED TO THE GRADIENT before the optimiser step (torch.optim.Adam(weight_decay=l)), not decoupled decay (AdamW, Keras weight_decay); saved with the model').argParser(nonNegativeArg))
+    .addOption(new Option('--lr-schedule <rule>', 'learning rate by epoch of the model\'s life: step:EVERY:FACTOR (x FACTOR every EVERY epochs) or cosine[:FLOOR] (to FLOOR x lr at --epochs)').argParser(lrScheduleArg))
+    .addOption(new Option('--early-stopping-patience <n>', 'stop when the validation loss (training loss without --val-split) has not improved for N epochs, and keep the best epoch\'s weights').argParser(intArg(1)))
+    .addOption(new Option('--stop-at-loss <loss>', "stop once an epoch's mean training loss (standardised units, as the progress line shows) is at or below this").argParser(anyNumberArg))
     .addOption(new Option('--seed <n>', 'seed of initialisation, splits and shuffles: an integer in [0, 2^32-1]').argParser(seedArg).default(1))
-    .addOption(new Option('--val-split <fraction>', 'fraction of the training rows held out for validation').argParser(fractionArg).default(0))
+    .addOption(new Option('--val-split <fraction>', 'fraction of the training rows held out for validation (recorded in the model: --resume keeps it)').argParser(fractionArg).default(0))
     .addOption(new Option('--test-data <file>', 'held-out test data (CSV with the same columns), evaluated at the end: its metrics in the summary and --json').conflicts('dataset'))
     .addOption(new Option('--save <file>', 'write the model here at the end (atomically), at checkpoints and on Ctrl-C'))
     .addOption(new Option('--checkpoint-every <n>', 'also save every N epochs (needs --save)').argParser(intArg(1)))
     .addOption(new Option('--resume <file>', 'continue training the model in this file'))
     .addOption(new Option('--json', 'print one JSON object as the last stdout line'))
-    .addOption(new Option('--plot <file>', 'write learning curves and expert utilisation as SVG'))
+    .addOption(new Option('--plot <file>', 'write learning curves (loss, and accuracy or MSE) and expert utilisation: .svg or .png by the extension'))
+    .addOption(new Option('--plot-gate <file>', "two inputs: draw each expert's region under the gate over the training rows (.svg or .png); more inputs: moe inspect MODEL --data FILE"))
     .addOption(forceOption())
     .addOption(backendOption())
     .addOption(new Option('--log-every <n>', 'without a terminal: a progress line every N epochs (default: about 10 lines a run)').argParser(intArg(1)))
@@ -169,6 +225,13 @@ export function trainCommand(): Command {
     .action(async (opts: TrainOptions, cmd: Command) => {
       process.exitCode = await runTrain(opts, cmd);
     });
+}
+
+/** Any finite number. */
+function anyNumberArg(value: string): number {
+  const v = parseNumber(value.trim());
+  if (!Number.isFinite(v)) throw new InvalidArgumentError('expected a number.');
+  return v;
 }
 
 /** Architecture and optimiser flags that must agree with a resumed model when given. */
@@ -188,6 +251,11 @@ function checkResumeConflicts(m: ModelInfo, o: TrainOptions, cmd: Command): void
   if (given(cmd, 'loss') && resolveLoss(o.loss, c.task) !== c.loss) conflict('--loss', o.loss, `loss ${c.loss}`);
   if (given(cmd, 'optimizer') && o.optimizer !== m.optimizer.name) conflict('--optimizer', o.optimizer, `optimizer ${m.optimizer.name}`);
   if (given(cmd, 'lr') && o.lr !== m.optimizer.lr) conflict('--lr', String(o.lr), `learning rate ${m.optimizer.lr}`);
+  if (given(cmd, 'weightDecay') && o.weightDecay !== m.optimizer.weightDecay) conflict('--weight-decay', String(o.weightDecay), `weight decay ${m.optimizer.weightDecay}`);
+  const split = m.training.validationSplit;
+  if (given(cmd, 'valSplit') && split !== undefined && o.valSplit !== split) {
+    conflict('--val-split', String(o.valSplit), `validation split ${split} (the same rows stay held out; leave --val-split out)`);
+  }
   if (given(cmd, 'seed') && o.seed !== m.training.seed) conflict('--seed', String(o.seed), `seed ${m.training.seed}`);
   if (given(cmd, 'routing')) {
     const r = parseRoutingSpec(o.routing, c.experts);
@@ -230,6 +298,9 @@ async function checkFlags(o: TrainOptions): Promise<void> {
   }
   if (o.checkpointEvery !== undefined && o.save === undefined) throw new OptionError('--checkpoint-every', 'needs --save FILE');
   if (o.resume === undefined && o.epochs < 1) throw new OptionError('--epochs', 'a new model needs at least 1 epoch');
+  if (o.resume !== undefined && o.save === undefined) {
+    throw new OptionError('--resume', `the continued training would be lost: give --save <file> (--save ${o.resume} continues in place)`);
+  }
   // 0 is in-process; 'auto' is resolved (and capped at the experts) by fit.
   if (o.resume === undefined && typeof o.workers === 'number' && o.workers > 0) checkWorkerCount(o.workers, o.experts);
   // Inputs and outputs compared as the files they are (symbolic links resolved).
@@ -237,7 +308,7 @@ async function checkFlags(o: TrainOptions): Promise<void> {
     [o.data, o.testData, o.resume].filter((p): p is string => p !== undefined).map(async (p) => ({ path: p, real: await realFile(p) })),
   );
   const targets = new Map<string, string>();
-  const outputs: [string, string | undefined][] = [['--save', o.save], ['--plot', o.plot]];
+  const outputs: [string, string | undefined][] = [['--save', o.save], ['--plot', o.plot], ['--plot-gate', o.plotGate]];
   for (const [flag, p] of outputs) {
     if (p === undefined) continue;
     const target = await checkOutputPath(flag, p, o.force === true);
@@ -246,7 +317,13 @@ async function checkFlags(o: TrainOptions): Promise<void> {
     const clash = inputs.find((i) => i.real === target && !(flag === '--save' && i.path === o.resume));
     if (clash !== undefined) throw new OptionError(flag, `would overwrite the input file ${clash.path}`);
   }
+  // The format by extension, once the paths are known to be files that can be written.
+  if (o.plot !== undefined) plotFormat(o.plot, '--plot');
+  if (o.plotGate !== undefined) plotFormat(o.plotGate, '--plot-gate');
   if (targets.has('--save') && targets.get('--save') === targets.get('--plot')) throw new OptionError('--plot', `is the same file as --save (${o.plot})`);
+  if (targets.has('--plot-gate') && [targets.get('--save'), targets.get('--plot')].includes(targets.get('--plot-gate'))) {
+    throw new OptionError('--plot-gate', `is the same file as ${targets.get('--save') === targets.get('--plot-gate') ? '--save' : '--plot'} (${o.plotGate})`);
+  }
 }
 
 interface TrainData {
@@ -269,7 +346,7 @@ async function loadTrainData(o: TrainOptions, m: ModelView | undefined, seed: nu
   const path = o.data!;
   const all = m
     ? await loadCsvForModel(m, path, columnsOf(o))
-    : await loadCsv(path, { target: o.target!, task: o.task!, ...(o.features ? { features: o.features } : {}) });
+    : await loadCsv(path, { target: o.target!, task: o.task!, ...(o.features ? { features: o.features } : {}), ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}), onWarning: warn });
   let test: Dataset | undefined;
   if (o.testData !== undefined) {
     const classNames = m?.classNames ?? all.classNames;
@@ -278,6 +355,7 @@ async function loadTrainData(o: TrainOptions, m: ModelView | undefined, seed: nu
       task: all.task,
       features: all.featureNames!,
       ...(all.task === 'classification' && classNames ? { classNames } : {}),
+      ...(o.delimiter !== undefined ? { delimiter: o.delimiter } : {}),
     });
   }
   return { all, ...(test ? { test } : {}), name: path };
@@ -324,7 +402,12 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   }
   const seed = resumed?.info.training.seed ?? o.seed;
   const data = await loadTrainData(o, resumed?.info, seed);
-  const { train, val } = splitValidation(data.all, o.valSplit, seed);
+  // A resumed model holds out the rows it was trained with holding out.
+  const valSplit = given(cmd, 'valSplit') ? o.valSplit : (resumed?.info.training.validationSplit ?? o.valSplit);
+  const { train, val } = splitValidation(data.all, valSplit, seed);
+  if (o.plotGate !== undefined && data.all.inputs !== 2) {
+    throw new OptionError('--plot-gate', `draws the gate over two inputs; ${data.name} has ${data.all.inputs} (for more, moe inspect MODEL --data FILE summarises each expert's region)`);
+  }
   // A checkpoint taken mid-epoch finishes that epoch with its own batch size (fit checks it too, after the provider).
   const stopped = resumed?.info.training;
   if (stopped?.batch !== undefined && stopped.batch > 0 && stopped.batchSize !== undefined && stopped.batchSize !== Math.min(o.batchSize, train.n)) {
@@ -353,7 +436,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
       ...(o.zLoss !== undefined ? { zLoss: o.zLoss } : {}),
       ...(o.balanceBias !== undefined ? { balanceBias: o.balanceBias } : {}),
       ...(o.blockRows !== undefined ? { blockRows: o.blockRows } : {}),
-      optimizer: o.optimizer,
+      optimizer: o.weightDecay !== undefined ? { name: o.optimizer, weightDecay: o.weightDecay } : o.optimizer,
       ...(o.lr !== undefined ? { lr: o.lr } : {}),
       seed,
       backend,
@@ -401,7 +484,15 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   const onEpoch = async (e: EpochInfo): Promise<void> => {
     lastRouting = e.routing;
     const ev = model.evaluate(sample);
-    plotHistory.push({ epoch: e.epoch, loss: e.loss, ...(e.valLoss !== undefined ? { valLoss: e.valLoss } : {}), gateShare: ev.gateShare });
+    const valMetric = e.valAccuracy ?? e.valMse;
+    plotHistory.push({
+      epoch: e.epoch,
+      loss: e.loss,
+      ...(e.valLoss !== undefined ? { valLoss: e.valLoss } : {}),
+      ...((ev.accuracy ?? ev.mse) !== undefined ? { metric: (ev.accuracy ?? ev.mse)! } : {}),
+      ...(valMetric !== undefined ? { valMetric } : {}),
+      gateShare: ev.gateShare,
+    });
     progress.update({
       epoch: e.epoch,
       loss: e.loss,
@@ -422,11 +513,16 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   let result: FitResult | undefined;
   try {
     if (remaining > 0) {
-      result = await model.fit(train, {
+      const schedule = scheduleOf(o.lrSchedule, o.epochs);
+      // fit draws the same split from the seed (splitRows) and records it in the model.
+      result = await model.fit(valSplit > 0 ? data.all : train, {
         epochs: remaining,
         batchSize: o.batchSize,
         workers: o.workers,
-        ...(val ? { validationData: val } : {}),
+        ...(valSplit > 0 ? { validationSplit: valSplit } : {}),
+        ...(o.earlyStoppingPatience !== undefined ? { earlyStopping: { patience: o.earlyStoppingPatience } } : {}),
+        ...(o.stopAtLoss !== undefined ? { stopAtLoss: o.stopAtLoss } : {}),
+        ...(schedule ? { schedule } : {}),
         signal: controller.signal,
         onEpoch,
         splitExperts: o.split,
@@ -451,6 +547,13 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   const evTest = data.test ? model.evaluate(data.test) : undefined;
   if (o.save !== undefined) await saveTo(model, o.save);
   if (o.plot !== undefined && plotHistory.length > 0) await writePlot(o.plot, plotHistory, model, o.data ?? o.dataset ?? '');
+  if (o.plotGate !== undefined) await writeGatePlot(o.plotGate, model, train, o.data ?? o.dataset ?? '');
+  // Workers asked for on a mixture too small for threads: say that it is a demonstration.
+  const batch = Math.min(o.batchSize, train.n);
+  const demo = result && result.workers > 0 && result.workersNote === undefined && chooseWorkers(model.config, 'auto', batch)[0] === 0
+    ? `a demonstration: one step's expert compute is below the cost of synchronising threads, so in-process (--workers auto) is faster here`
+    : undefined;
+  const workersNote = result?.workersNote ?? demo;
   const seconds = result?.seconds ?? 0;
   const samples = (result?.epochs ?? 0) * train.n;
 
@@ -480,7 +583,7 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     batchSize: Math.min(o.batchSize, train.n),
     seed: model.training.seed,
     workers: result?.workers ?? 0,
-    ...(result?.workersNote ? { workersNote: result.workersNote } : {}),
+    ...(workersNote ? { workersNote } : {}),
     backend: model.backend,
     denormals: model.training.denormals ?? 'flush',
     seconds,
@@ -489,6 +592,9 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
     ...(o.resume !== undefined ? { resumedFrom: o.resume, resumedAtEpoch: startEpoch } : {}),
     ...(o.save !== undefined ? { saved: o.save } : {}),
     ...(o.plot !== undefined ? { plot: o.plot } : {}),
+    ...(o.plotGate !== undefined ? { plotGate: o.plotGate } : {}),
+    ...(result?.bestEpoch !== undefined ? { bestEpoch: result.bestEpoch } : {}),
+    ...(valSplit > 0 ? { valSplit } : {}),
     totalSeconds: (performance.now() - t0) / 1000,
   };
   if (o.json) {
@@ -498,9 +604,10 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
   const c = model.config;
   const lines = [
     `Trained ${c.experts} ${formatNetSpec(c.expert)} expert${c.experts === 1 ? '' : 's'} (gate ${formatNetSpec(c.gate)}${sparse ? `, routing ${formatRouting(c.routing)}` : ''}, loss ${c.loss}, ${model.optimizer.name} lr ${model.optimizer.lr}) on ${data.name}`,
-    `  rows       train ${train.n}${val ? `, validation ${val.n}` : ''}${data.test ? `, test ${data.test.n}` : ''}; ${c.inputs} inputs -> ${c.outputs} ${c.task === 'classification' ? `classes (${listItems(model.classNames ?? [])})` : 'targets'}`,
-    `  run        backend ${model.backend}, ${model.training.denormals ?? 'flush'} subnormals, workers ${report.workers}${result?.workersNote ? ` (${result.workersNote})` : ''}, epochs ${model.training.epoch} (${report.epochsRun} this run), ${seconds.toFixed(2)} s${report.samplesPerSecond ? `, ${Math.round(report.samplesPerSecond).toLocaleString('en-US')} samples/s` : ''}`,
-    `  loss       final epoch ${fmt(result?.finalLoss)}; train ${fmt(evTrain.loss)}${evVal ? `, validation ${fmt(evVal.loss)}` : ''}${evTest ? `, test ${fmt(evTest.loss)}` : ''}`,
+    `  rows       train ${train.n}${val ? `, validation ${val.n}` : ''}${data.test ? `, test ${data.test.n}` : ''}; ${plural(c.inputs, 'input')} -> ${c.task === 'classification' ? `${plural(c.outputs, 'class', 'classes')} (${listItems(model.classNames ?? [])})` : plural(c.outputs, 'target')}`,
+    `  run        backend ${model.backend}, ${model.training.denormals ?? 'flush'} subnormals, workers ${report.workers}${workersNote ? ` (${workersNote})` : ''}, epochs ${model.training.epoch} (${report.epochsRun} this run), ${seconds.toFixed(2)} s${report.samplesPerSecond ? `, ${Math.round(report.samplesPerSecond).toLocaleString('en-US')} samples/s` : ''}`,
+    `  loss       ${lossUnits(c)}: last epoch's running mean ${fmt(result?.finalLoss)}; after training: train ${fmt(evTrain.loss)}${evVal ? `, validation ${fmt(evVal.loss)}` : ''}${evTest ? `, test ${fmt(evTest.loss)}` : ''}`,
+    ...(result && result.stopReason !== 'epochs' ? [`  stopped    ${stopText(result)}`] : []),
     c.task === 'classification'
       ? `  accuracy   train ${pct(evTrain.accuracy)}${evVal ? `, validation ${pct(evVal.accuracy)}` : ''}${evTest ? `, test ${pct(evTest.accuracy)}` : ''}`
       : `  mse        train ${fmt(evTrain.mse)}${evVal ? `, validation ${fmt(evVal.mse)}` : ''}${evTest ? `, test ${fmt(evTest.mse)}` : ''}`,
@@ -513,9 +620,27 @@ export async function runTrain(o: TrainOptions, cmd: Command): Promise<number> {
       : []),
     ...(o.save !== undefined ? [`  saved      ${o.save}`] : []),
     ...(o.plot !== undefined ? [`  plot       ${o.plot}`] : []),
+    ...(o.plotGate !== undefined ? [`  gate plot  ${o.plotGate}`] : []),
   ];
   await writeStdout(lines.join('\n') + '\n');
   return EXIT.OK;
+}
+
+/** `5 inputs`, `1 target`. */
+function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** What the loss is measured in. */
+function lossUnits(c: { task: Task; loss: LossName }): string {
+  if (c.loss === 'categorical') return 'cross-entropy';
+  return c.task === 'classification' ? `${c.loss}, one-hot targets` : `${c.loss}, standardised targets`;
+}
+
+function stopText(r: FitResult): string {
+  if (r.stopReason === 'early-stopping') return `early stopping: no improvement for the patience${r.bestEpoch !== undefined ? `; weights of the best epoch ${r.bestEpoch} kept` : ''}`;
+  if (r.stopReason === 'criterion') return `--stop-at-loss reached after ${r.epochs} epochs`;
+  return 'by the callback';
 }
 
 async function writePlot(path: string, history: PlotEpoch[], m: Mixture, dataName: string): Promise<void> {
@@ -523,8 +648,16 @@ async function writePlot(path: string, history: PlotEpoch[], m: Mixture, dataNam
   const c = m.config;
   const svg = await renderTrainingPlot(history, {
     title: `${basename(dataName)}: ${c.experts} ${formatNetSpec(c.expert)} experts, gate ${formatNetSpec(c.gate)}, loss ${c.loss}`,
+    metric: c.task === 'classification' ? 'accuracy' : 'mse',
+    lossLabel: `mean loss (${lossUnits(c)})`,
   });
-  await writeFileAtomic(path, svg, { option: '--plot' });
+  await writePlotFile(path, svg, '--plot');
+}
+
+async function writeGatePlot(path: string, m: Mixture, train: Dataset, dataName: string): Promise<void> {
+  const c = m.config;
+  const svg = await renderGatePlot(m, train, `${basename(dataName)}: the gate's regions, ${c.experts} ${formatNetSpec(c.expert)} experts, gate ${formatNetSpec(c.gate)}`);
+  await writePlotFile(path, svg, '--plot-gate');
 }
 
 /** After Ctrl-C: write the checkpoint (and plot) when asked, say where things stand, exit 130. */

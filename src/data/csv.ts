@@ -11,10 +11,17 @@ import type { Dataset } from './dataset.js';
 
 /** Options of {@link loadCsv}: which columns are targets and inputs, and the task. */
 export interface CsvOptions {
-  /** Target column(s): one for classification, one or more for regression. */
-  target: string[];
+  /** Target column(s): one for classification, one or more for regression; a single name may be a string. */
+  target: string | string[];
   /** Input columns, in this order; default every column that is not a target. */
   features?: string[];
+  /** Field delimiter, default `,` (e.g. `;` or a tab). */
+  delimiter?: string;
+  /**
+   * Called with one-line warnings about the data (classification: many distinct integer
+   * classes relative to the rows, which suggests a continuous target).
+   */
+  onWarning?: (message: string) => void;
   /** Regression (numeric targets) or classification (target values are class names). */
   task: 'regression' | 'classification';
   /** Fixed label order (e.g. from a trained model); an unseen label is then an error. */
@@ -27,7 +34,7 @@ export interface CsvOptions {
   requireTarget?: boolean;
   /**
    * Longest record (the characters of its fields) accepted, default
-   * {@link MAX_RECORD_CHARS}. A longer one is a DataError naming the row: it bounds the
+   * `MAX_RECORD_CHARS` (32 Mi). A longer one is a DataError naming the row: it bounds the
    * memory a file without line breaks (or a device like /dev/zero) can take.
    */
   maxRecordChars?: number;
@@ -46,10 +53,30 @@ export class ColumnNotFoundError extends OptionError {
   /** The file whose header lacks it. */
   readonly file: string;
   constructor(option: string, column: string, header: readonly string[], file: string) {
-    super(option, `no column ${quoteValue(column)} in ${file}; available: ${listValues(header)}`);
+    super(option, `no column ${quoteValue(column)} in ${file}; available: ${listValues(header)}${delimiterHint(header)}`);
     this.column = column;
     this.file = file;
   }
+}
+
+/**
+ * Where the whole header is one column that holds another common delimiter, the file is
+ * probably not comma-separated: say so (an empty string otherwise).
+ */
+function delimiterHint(header: readonly string[]): string {
+  if (header.length !== 1) return '';
+  const found = [';', '\t', '|'].find((d) => header[0]!.includes(d));
+  if (found === undefined) return '';
+  const shown = found === '\t' ? 'a tab' : `'${found}'`;
+  return ` (the header is one column that holds ${shown}: is the file ${found === ';' ? 'semicolon' : found === '|' ? 'pipe' : 'tab'}-separated? give delimiter ${shown}, --delimiter on the command line)`;
+}
+
+/** A delimiter option: one or more characters, none a quote, a line break or a space. */
+export function checkDelimiter(d: unknown, option = 'delimiter'): string {
+  if (typeof d !== 'string' || d.length === 0 || d.length > 8 || /["\r\n ]/.test(d)) {
+    throw new OptionError(option, `must be 1 to 8 characters, none a quote, space or line break, got ${typeof d === 'string' ? quoteValue(d) : String(d)}`);
+  }
+  return d;
 }
 
 /** One data record of a CSV file: `row` is 1-based (the header is row 0), `line` the file line. */
@@ -76,14 +103,15 @@ export function parseNumber(text: string): number {
  * Stream a CSV file: the header (trimmed names, BOM removed), then its data records.
  * Blank lines are skipped; every error is a {@link DataError} naming the file and row.
  */
-export async function openCsv(path: string, opts: { maxRecordChars?: number } = {}): Promise<{ header: string[]; records: AsyncGenerator<CsvRecord> }> {
+export async function openCsv(path: string, opts: { maxRecordChars?: number; delimiter?: string } = {}): Promise<{ header: string[]; records: AsyncGenerator<CsvRecord> }> {
   const maxRecordChars = opts.maxRecordChars ?? MAX_RECORD_CHARS;
+  const delimiter = opts.delimiter === undefined ? ',' : checkDelimiter(opts.delimiter);
   if (!(Number.isInteger(maxRecordChars) && maxRecordChars >= 1)) throw new OptionError('maxRecordChars', `must be an integer ≥ 1, got ${maxRecordChars}`);
   const input = createReadStream(path);
   const text = textOnly(path);
   // Field counts are checked here, not by csv-parse: its check fires for a whole chunk before
   // earlier records are consumed, so errors would not come in row order, and it lacks the row.
-  const parser = parse({ bom: true, trim: true, skip_empty_lines: true, info: true, relax_column_count: true, max_record_size: maxRecordChars });
+  const parser = parse({ delimiter, bom: true, trim: true, skip_empty_lines: true, info: true, relax_column_count: true, max_record_size: maxRecordChars });
   // pipe() does not forward errors; without this a missing file would leave the loop waiting.
   input.on('error', (err) => parser.destroy(err));
   text.on('error', (err) => parser.destroy(err));
@@ -209,6 +237,26 @@ export function columnIndices(option: string, names: readonly string[], header: 
   });
 }
 
+/**
+ * A classification target that is really continuous (scikit-learn's "continuous" target
+ * type: numbers, some not integers) is refused; integer classes that exceed about a tenth
+ * of the rows get a one-line warning (a count or a measurement read as classes, likely).
+ */
+function checkClassTarget(classNames: readonly string[], n: number, column: string, file: string, onWarning?: (message: string) => void): void {
+  const values = classNames.map(parseNumber);
+  if (!values.every(Number.isFinite)) return;
+  const fractional = classNames.findIndex((_, i) => !Number.isInteger(values[i]));
+  if (fractional >= 0) {
+    throw new OptionError(
+      'task',
+      `classification, but target column ${cutValue(column)} of ${file} holds non-integer numbers (${quoteValue(classNames[fractional]!)}, ${classNames.length} distinct values in ${n} rows): a continuous target; use task regression (--task regression)`,
+    );
+  }
+  if (classNames.length > Math.max(2, 0.1 * n)) {
+    onWarning?.(`target column ${cutValue(column)} of ${file} has ${classNames.length} distinct integer classes in ${n} rows (over 10%): is it a continuous target? (task regression, --task regression)`);
+  }
+}
+
 function grow<T extends Float32Array | Int32Array>(a: T, need: number): T {
   if (need <= a.length) return a;
   const b = new (a.constructor as new (n: number) => T)(Math.max(need, a.length * 2));
@@ -223,8 +271,20 @@ function grow<T extends Float32Array | Int32Array>(a: T, need: number): T {
  * missing. Throws DataError (bad file or cell, with file/row/column) or OptionError (bad
  * column choice).
  */
-export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> {
+export async function loadCsv(path: string, options: CsvOptions): Promise<Dataset> {
+  const names = (v: unknown, option: string): string[] | undefined => {
+    if (v === undefined) return undefined;
+    if (typeof v === 'string') return [v];
+    if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) {
+      throw new OptionError(option, `must be a column name or an array of column names, got ${typeof v === 'object' ? JSON.stringify(v)?.slice(0, 80) : String(v)}`);
+    }
+    return v as string[];
+  };
+  if (options === null || typeof options !== 'object') throw new OptionError('options', 'give { target, task } (the target column and the task)');
+  const features = names(options.features, 'features');
+  const opts = { ...options, target: names(options.target, 'target') ?? [], ...(features ? { features } : {}) };
   const { task } = opts;
+  if (task !== 'regression' && task !== 'classification') throw new OptionError('task', `must be 'regression' or 'classification', got ${String(task)}`);
   const requireTarget = opts.requireTarget ?? true;
   if (requireTarget && opts.target.length === 0) throw new OptionError('target', 'name at least one target column');
   if (task === 'classification' && opts.target.length > 1) {
@@ -244,7 +304,10 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
     if (new Set(fixed).size !== fixed.length) throw new OptionError('classNames', 'a class is named twice');
   }
 
-  const { header, records } = await openCsv(path, opts.maxRecordChars !== undefined ? { maxRecordChars: opts.maxRecordChars } : {});
+  const { header, records } = await openCsv(path, {
+    ...(opts.maxRecordChars !== undefined ? { maxRecordChars: opts.maxRecordChars } : {}),
+    ...(opts.delimiter !== undefined ? { delimiter: opts.delimiter } : {}),
+  });
   try {
     const headerSet = new Set(header);
     const targetSet = new Set(opts.target);
@@ -292,6 +355,7 @@ export async function loadCsv(path: string, opts: CsvOptions): Promise<Dataset> 
     if (classNames && !fixed && requireTarget && classNames.length < 2) {
       throw new DataError(`only one class (${quoteValue(classNames[0]!)}) in column ${cutValue(opts.target[0]!)}; classification needs two or more`, { file: path });
     }
+    if (classNames && !fixed) checkClassTarget(classNames, n, opts.target[0]!, path, opts.onWarning);
     // slice() copies into exact-length buffers so the doubling slack is freed.
     return {
       task,

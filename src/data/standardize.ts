@@ -5,7 +5,7 @@
  *
  * The scale of a column never decides whether it is constant: data in units of 1e-13
  * (or 1e-30) standardises exactly as the same data in units of 1. A column is constant
- * only relative to its own magnitude ({@link CONSTANT_RELATIVE_RANGE}).
+ * only relative to its own magnitude (`CONSTANT_RELATIVE_RANGE` (1e-6)).
  */
 export interface Standardizer {
   /** Per-column mean, one per column. */
@@ -44,7 +44,7 @@ function isConstant(min: number, max: number): boolean {
 
 /**
  * Indices (0-based) of the constant columns of an n×w row-major matrix: every value
- * equal, or a range below {@link CONSTANT_RELATIVE_RANGE} of the column's largest
+ * equal, or a range below `CONSTANT_RELATIVE_RANGE` (1e-6) of the column's largest
  * magnitude. These are the columns {@link fitStandardizer} gives std 1; a caller can warn
  * about them by name (`names[j]`), since a constant input carries no information.
  */

@@ -113,6 +113,10 @@ const training = z.object({
   batchSize: z.number().int().min(1).optional(),
   noiseRng: z.array(uint32).length(4).optional(),
   denormals: z.enum(['flush', 'ieee']).optional(),
+  validationSplit: z.number().gt(0).lt(1).optional(),
+  earlyStopping: z
+    .object({ best: z.number().refine(Number.isFinite, { message: 'must be finite' }), bestEpoch: z.number().int().min(0), sinceBest: z.number().int().min(0) })
+    .optional(),
 });
 
 const base64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, { message: 'must be base64' });

@@ -335,5 +335,7 @@ function trainingJson(state: ModelState): Record<string, unknown> {
     ...(t.batchSize !== undefined ? { batchSize: t.batchSize } : {}),
     ...(t.noiseRng !== undefined ? { noiseRng: [...t.noiseRng] } : {}),
     ...(t.denormals !== undefined ? { denormals: t.denormals } : {}),
+    ...(t.validationSplit !== undefined ? { validationSplit: t.validationSplit } : {}),
+    ...(t.earlyStopping !== undefined ? { earlyStopping: { ...t.earlyStopping } } : {}),
   };
 }

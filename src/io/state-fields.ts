@@ -74,6 +74,8 @@ export function stateFromFields(f: StateFieldsData, params: MixtureParams): Mode
   if (t.batchSize !== undefined) training.batchSize = t.batchSize;
   if (t.noiseRng !== undefined) training.noiseRng = [...t.noiseRng];
   if (t.denormals !== undefined) training.denormals = t.denormals;
+  if (t.validationSplit !== undefined) training.validationSplit = t.validationSplit;
+  if (t.earlyStopping !== undefined) training.earlyStopping = { ...t.earlyStopping };
   const state: ModelState = { config: configOf(f), optimizer: f.optimizer as Required<OptimizerConfig>, params, training };
   if (f.inputScaler) state.inputScaler = f.inputScaler;
   if (f.targetScaler) state.targetScaler = f.targetScaler;

@@ -6,7 +6,7 @@ import { OptionError, quoteValue } from '../errors.js';
 import { ACTIVATIONS, type Activation, type MlpShape } from './mlp.js';
 import { resolveRouting, type RoutingConfig, type RoutingOptions } from './routing.js';
 
-/** An error function's name; `nll` is an alias resolved by {@link resolveLoss}. */
+/** An error function's name; `nll` is an alias resolved by `resolveLoss`. */
 export type LossName = 'cooperative' | 'competitive' | 'gaussian' | 'categorical';
 /** Every {@link LossName} (without the `nll` alias). */
 export const LOSSES: readonly LossName[] = ['cooperative', 'competitive', 'gaussian', 'categorical'];

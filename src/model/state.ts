@@ -14,9 +14,9 @@ import { mlpInit, mlpParamCount } from './mlp.js';
 
 /** Parameters and optimiser state (planar; see optimizerStateSize), as flat float32 vectors. */
 export interface MixtureParams {
-  /** Gate weights and biases, {@link mlpParamCount} of the gate's shape. */
+  /** Gate weights and biases, `mlpParamCount` of the gate's shape. */
   gateParams: Float32Array;
-  /** All experts' parameters: E consecutive blocks of one expert's {@link mlpParamCount}. */
+  /** All experts' parameters: E consecutive blocks of one expert's `mlpParamCount`. */
   expertParams: Float32Array;
   /** Gate optimiser state: optimizerStateSize slots of gateParams.length floats (empty for sgd). */
   gateOpt: Float32Array;
@@ -74,6 +74,27 @@ export interface TrainingState {
    * then assumed). A resumed fit, predict and evaluate use it unless told otherwise.
    */
   denormals?: DenormalMode;
+  /**
+   * The `validationSplit` the model was trained with (a fraction in (0, 1), the rows drawn
+   * from `seed`), so that a resumed run holds out the same rows. Absent: none recorded.
+   */
+  validationSplit?: number;
+  /**
+   * Early stopping's position, so that a resumed fit continues it: the best monitored loss
+   * so far, its epoch, and the epochs since it improved. (The best epoch's weights are not
+   * stored: a fit restores them only where that epoch is in the same call.)
+   */
+  earlyStopping?: EarlyStoppingState;
+}
+
+/** Early stopping's counters in {@link TrainingState}. */
+export interface EarlyStoppingState {
+  /** Best monitored loss (validation, else training; standardised units). */
+  best: number;
+  /** Epoch (in the model's life) that reached it. */
+  bestEpoch: number;
+  /** Epochs since it improved. */
+  sinceBest: number;
 }
 
 /** Everything a model is: configuration, parameters, standardisation, names, training state. */
@@ -202,6 +223,7 @@ export function setParams(to: MixtureParams, from: MixtureParams): void {
 export function cloneState(s: ModelState, params: MixtureParams = copyParams(s.params)): ModelState {
   const training: TrainingState = { ...s.training, rng: [...s.training.rng] };
   if (s.training.noiseRng) training.noiseRng = [...s.training.noiseRng];
+  if (s.training.earlyStopping) training.earlyStopping = { ...s.training.earlyStopping };
   const c: ModelState = { config: s.config, optimizer: s.optimizer, params, training };
   if (s.inputScaler) c.inputScaler = { mean: [...s.inputScaler.mean], std: [...s.inputScaler.std] };
   if (s.targetScaler) c.targetScaler = { mean: [...s.targetScaler.mean], std: [...s.targetScaler.std] };

@@ -76,7 +76,28 @@ export function figureData(
   };
   const box: Box = { x: range((p) => p.f1), y: range((p) => p.f2) };
 
-  // The gate through the model's own predict, so the regions are what the model does.
+  const cells = gateRegions(m, box, grid);
+
+  const casesWon = new Array<number>(c.experts).fill(0);
+  for (const w of m.predict(split.train.x).winner) casesWon[w]!++;
+  const shown = casesWon.flatMap((n, i) => (n > 0 ? [i] : []));
+
+  const gateLines = c.gate.kind === 'linear' ? argmaxBoundaries(affineScores(m.gateParameters(), c.experts, scaler), box) : [];
+  const expertLines: FigureData['expertLines'] = [];
+  if (c.expert.kind === 'linear') {
+    for (const i of shown) {
+      for (const s of argmaxBoundaries(affineScores(m.expertParameters(i), c.outputs, scaler), box)) expertLines.push({ ...s, expert: i });
+    }
+  }
+  return { ...meta, classNames, experts: c.experts, box, points, grid, cells, gateLines, expertLines, shown, casesWon };
+}
+
+/**
+ * The expert the gate weights most (the model's own `predict`, so the regions are what
+ * the model does) on a `grid[0]` × `grid[1]` grid over a two-input `box`, cells merged
+ * along x.
+ */
+export function gateRegions(m: Mixture, box: Box, grid: [number, number]): GateCell[] {
   const [nx, ny] = grid;
   const dx = (box.x[1] - box.x[0]) / nx, dy = (box.y[1] - box.y[0]) / ny;
   const xy = new Float32Array(nx * ny * 2);
@@ -97,17 +118,5 @@ export function figureData(
       }
     }
   }
-
-  const casesWon = new Array<number>(c.experts).fill(0);
-  for (const w of m.predict(split.train.x).winner) casesWon[w]!++;
-  const shown = casesWon.flatMap((n, i) => (n > 0 ? [i] : []));
-
-  const gateLines = c.gate.kind === 'linear' ? argmaxBoundaries(affineScores(m.gateParameters(), c.experts, scaler), box) : [];
-  const expertLines: FigureData['expertLines'] = [];
-  if (c.expert.kind === 'linear') {
-    for (const i of shown) {
-      for (const s of argmaxBoundaries(affineScores(m.expertParameters(i), c.outputs, scaler), box)) expertLines.push({ ...s, expert: i });
-    }
-  }
-  return { ...meta, classNames, experts: c.experts, box, points, grid, cells, gateLines, expertLines, shown, casesWon };
+  return cells;
 }

@@ -14,9 +14,29 @@ const VOWEL_SHAPES = ['circle', 'diamond', 'square', 'triangle-up'];
 
 const expertName = (i: number): string => `expert ${i + 1}`;
 
-/** Vega spec of the Figure-2 analog. */
-export function figureSpec(f: FigureData, title: string): vega.Spec {
+/** Axis titles, subtitle and point legend of {@link figureSpec} (default: the vowels' F1, F2 in Hz). */
+export interface FigureLabels {
+  x: string;
+  y: string;
+  subtitle: string[];
+  /** Legend title of the points (the class). */
+  points: string;
+}
+
+const VOWEL_LABELS: FigureLabels = {
+  x: 'F1 (Hz)',
+  y: 'F2 (Hz)',
+  subtitle: [
+    'Shaded: the expert the gate weights most (GRID grid). Dashed: gate boundaries.',
+    "Coloured lines: where an expert's two largest outputs tie. Filled: training speakers; hollow: test.",
+  ],
+  points: 'vowel',
+};
+
+/** Vega spec of the Figure-2 analog (`labels` for other two-input data than the vowels' formants). */
+export function figureSpec(f: FigureData, title: string, labels: FigureLabels = VOWEL_LABELS): vega.Spec {
   const experts = Array.from({ length: f.experts }, (_, i) => expertName(i));
+  const many = f.classNames.length > VOWEL_COLORS.length;
   return {
     $schema: 'https://vega.github.io/schema/vega/v6.json',
     width: 620,
@@ -25,10 +45,7 @@ export function figureSpec(f: FigureData, title: string): vega.Spec {
     background: 'white',
     title: {
       text: title,
-      subtitle: [
-        `Shaded: the expert the gate weights most (${f.grid[0]}×${f.grid[1]} grid). Dashed: gate boundaries.`,
-        "Coloured lines: where an expert's two largest outputs tie. Filled: training speakers; hollow: test.",
-      ],
+      subtitle: labels.subtitle.map((s) => s.replace('GRID', `${f.grid[0]}×${f.grid[1]}`)),
       anchor: 'start',
       fontSize: 14,
       subtitleFontSize: 11,
@@ -46,15 +63,15 @@ export function figureSpec(f: FigureData, title: string): vega.Spec {
       { name: 'x', type: 'linear', domain: f.box.x, range: 'width', zero: false, nice: false },
       { name: 'y', type: 'linear', domain: f.box.y, range: 'height', zero: false, nice: false },
       { name: 'expert', type: 'ordinal', domain: experts, range: EXPERT_COLORS.slice(0, Math.max(1, f.experts)) },
-      { name: 'vowelColor', type: 'ordinal', domain: f.classNames, range: VOWEL_COLORS },
+      { name: 'vowelColor', type: 'ordinal', domain: f.classNames, range: many ? { scheme: 'tableau20' } : VOWEL_COLORS },
       { name: 'vowelShape', type: 'ordinal', domain: f.classNames, range: VOWEL_SHAPES },
     ],
     axes: [
-      { orient: 'bottom', scale: 'x', title: 'F1 (Hz)', grid: false },
-      { orient: 'left', scale: 'y', title: 'F2 (Hz)', grid: false },
+      { orient: 'bottom', scale: 'x', title: labels.x, grid: false },
+      { orient: 'left', scale: 'y', title: labels.y, grid: false },
     ],
     legends: [
-      { stroke: 'vowelColor', fill: 'vowelColor', shape: 'vowelShape', title: 'vowel', orient: 'right' },
+      { stroke: 'vowelColor', fill: 'vowelColor', shape: 'vowelShape', title: labels.points, orient: 'right' },
       {
         fill: 'expert',
         title: 'gate region',

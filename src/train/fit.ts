@@ -145,6 +145,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   let train = data;
   let val = o.validationData;
   if (o.validationSplit) {
+    state.training.validationSplit = o.validationSplit;
     const [tr, va] = splitRows(data.n, o.validationSplit, state.training.seed);
     train = subset(data, tr);
     val = subset(data, va);
@@ -218,8 +219,12 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   const order = Int32Array.from({ length: train.n }, (_, i) => i);
   const history: EpochInfo[] = [];
   let stopReason: StopReason = 'epochs';
-  let best: { value: number; epoch: number; params: MixtureParams } | undefined;
-  let sinceBest = 0;
+  // Early stopping continues from the model's recorded position (a resumed checkpoint);
+  // the weights of a best epoch before this call are not in the file, so only a best
+  // epoch of this call can be restored.
+  const es = o.earlyStopping ? state.training.earlyStopping : undefined;
+  let best: { value: number; epoch: number; params?: MixtureParams } | undefined = es ? { value: es.best, epoch: es.bestEpoch } : undefined;
+  let sinceBest = es?.sinceBest ?? 0;
   const baseLr = state.optimizer.lr;
   let lr = baseLr;
   // The in-process pool resolves every phase synchronously: without yielding now and then,
@@ -303,6 +308,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
         } else if (++sinceBest >= o.earlyStopping.patience) {
           stopReason = 'early-stopping';
         }
+        state.training.earlyStopping = { best: best.value, bestEpoch: best.epoch, sinceBest };
       }
       if (o.stopAtLoss !== undefined && info.loss <= o.stopAtLoss) stopReason = 'criterion';
       if (o.stopWhen?.(info)) stopReason = 'criterion';
@@ -340,7 +346,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
     denormals,
   };
   if (workersNote) result.workersNote = workersNote;
-  if (best && stopReason === 'early-stopping' && (o.earlyStopping?.restoreBest ?? true)) {
+  if (best?.params && stopReason === 'early-stopping' && (o.earlyStopping?.restoreBest ?? true)) {
     setParams(state.params, best.params);
     result.bestEpoch = best.epoch;
   }

@@ -56,7 +56,11 @@ export interface FitOptions {
   batchSize?: number;
   /** Reshuffle the rows every epoch (default true). */
   shuffle?: boolean;
-  /** Fraction of the rows held out for validation, in [0, 1) (default 0). Drawn from the seed. */
+  /**
+   * Fraction of the rows held out for validation, in [0, 1) (default 0). Drawn from the
+   * seed; recorded in the model's training state (`validationSplit`), so that a resumed
+   * run can hold out the same rows.
+   */
   validationSplit?: number;
   /** A separate validation set (instead of validationSplit). */
   validationData?: Dataset;
@@ -67,6 +71,9 @@ export interface FitOptions {
   /**
    * Stop when the validation loss (training loss without validation) has not improved by
    * `minDelta` for `patience` epochs; restore the best epoch's weights (default true).
+   * The counters (best loss, its epoch, epochs since) are kept in the model's training
+   * state and saved with it, so a fit of a resumed checkpoint continues them; a best epoch
+   * from before this call cannot be restored (its weights are not stored).
    */
   earlyStopping?: {
     /** Epochs without improvement before stopping (integer ≥ 1). */
