@@ -64,7 +64,7 @@ describe('--features in another order than the model\'s: matched by name', () =>
   });
 
   it('train --resume: another order is refused (a resumed run keeps the model\'s columns)', async () => {
-    const r = await moe(['train', '--data', REGRESSION, '--resume', model, '--features', 'x2,x1', '--epochs', '4']);
+    const r = await moe(['train', '--data', REGRESSION, '--resume', model, '--features', 'x2,x1', '--epochs', '4', '--save', join(dir, 'resumed.moe')]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe("moe: error: --features: x2,x1 conflicts with the resumed model's features x1,x2; a resumed run keeps the model's configuration (leave the flag out)");
   });
@@ -123,7 +123,8 @@ describe('a read-only output file is refused unless --force', () => {
     ['export --out', (out) => ['export', '--model', model, '--format', 'onnx', '--out', out], '--out'],
   ];
   it.each(outputs)('%s: exit 2 and the file untouched; with --force replaced (mode kept)', async (name, args, flag) => {
-    const out = join(dir, `ro-${name.replace(/\W+/g, '-')}`);
+    // An extension the command takes (--plot writes .svg or .png by it).
+    const out = join(dir, `ro-${name.replace(/\W+/g, '-')}${flag === '--plot' ? '.svg' : ''}`);
     await writeFile(out, 'keep me');
     await chmod(out, 0o444);
     const r = await moe(args(out));

@@ -56,7 +56,7 @@ Exit codes:
        when --save was given`;
 
 /** {@link EXIT_CODES_HELP} for the commands that write no model (bench, reproduce): no checkpoint on Ctrl-C. */
-export const EXIT_CODES_HELP_NO_SAVE = EXIT_CODES_HELP.replace(/; a checkpoint is written first\n\s+when --save was given/, '');
+export const EXIT_CODES_HELP_NO_SAVE = EXIT_CODES_HELP.replace(/; a checkpoint is written first\n\s+when --save was given/, '').replace('files such as --save are still written', 'its output files are still written');
 
 const CODE_EXIT: Record<MoeErrorCode, number> = {
   INVALID_OPTION: EXIT.USAGE,
