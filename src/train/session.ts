@@ -10,8 +10,8 @@ import type { ComputeProvider } from '../compute/provider.js';
 import { MixtureStep, type TrainingData } from '../engine/step.js';
 import { denseSizes, shardExperts, sparseSizes } from '../engine/plan.js';
 import { InProcessPool, type ExpertPool } from '../engine/pool.js';
-import { DenseRouter, type Router } from '../engine/routing.js';
-import { SparseRouter } from '../engine/routing-sparse.js';
+import { Router } from '../engine/routing.js';
+import { routingRule, type RoutingRule } from '../engine/routing-plan.js';
 import { Rng } from '../rng.js';
 import { createKernels } from '../kernels/index.js';
 import type { KernelSetName, Kernels } from '../kernels/types.js';
@@ -41,6 +41,8 @@ export interface SessionOptions {
    * (default true), or keep every block with its expert's owner. Results are the same.
    */
   split?: boolean | undefined;
+  /** Tests: a routing rule of their own instead of the configuration's (sparse layout). */
+  rule?: RoutingRule | undefined;
 }
 
 export class TrainingSession {
@@ -63,8 +65,11 @@ export class TrainingSession {
   static async start(state: ModelState, provider: ComputeProvider, data: TrainingData, o: SessionOptions): Promise<TrainingSession> {
     const c = state.config;
     const shards = Math.max(1, o.workers);
-    const dense = c.routing.kind === 'dense';
-    const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, shards) : sparseSizes(c, state.optimizer, o.maxBatch, shards));
+    const rule = o.rule ?? routingRule(c.routing);
+    // Dense: every expert computes the whole batch where it lies (no gathering), one block
+    // each, on its owner; sparse: blocks of gathered rows that any shard may compute.
+    const dense = c.routing.kind === 'dense' && !o.rule;
+    const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, shards) : sparseSizes(c, state.optimizer, o.maxBatch, shards, rule));
     const memory = allocateMemory(layout.byteLength, `a training session (batch ${o.maxBatch})`, 'batchSize');
     const views = mapViews(memory.buffer, layout);
     setParams(views, state.params);
@@ -88,9 +93,17 @@ export class TrainingSession {
     const pool = o.wrapPool ? o.wrapPool(inner, views) : inner;
     const groups = shardExperts(c.experts, shards);
     const noiseRng = c.routing.noise ? new Rng(state.training.noiseRng!) : undefined;
-    const router: Router = dense
-      ? new DenseRouter(views, c.experts, o.maxBatch, groups, c.routing)
-      : new SparseRouter(views, { config: c, maxBatch: o.maxBatch, blockRows: layout.sizes.maxBlockRows, groups, split: o.split ?? true, noiseRng, gemm: provider.sgemm, kernels: k });
+    const router = new Router(views, {
+      config: c,
+      rule,
+      maxBatch: o.maxBatch,
+      blockRows: layout.sizes.maxBlockRows,
+      groups,
+      split: !dense && (o.split ?? true),
+      noiseRng,
+      gemm: provider.sgemm,
+      kernels: k,
+    });
     const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data);
     return new TrainingSession(memory, layout, views, pool, step, router, noiseRng);
   }
