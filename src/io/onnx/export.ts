@@ -25,7 +25,7 @@ import { ONNX_IR_VERSION, ONNX_OPSET, OnnxGraphBuilder } from './graph.js';
 /** Every operator the exporter may emit (all of the default `ai.onnx` domain, opset 17). */
 export const ONNX_OPERATORS: readonly string[] = [
   'Cast', 'Sub', 'Div', 'Mul', 'Add', 'MatMul', 'Tanh', 'Relu', 'Sigmoid', 'Softmax', 'Transpose', 'Unsqueeze', 'ReduceSum',
-  'TopK', 'GatherElements', 'ScatterElements',
+  'TopK', 'GatherElements', 'ScatterElements', 'Concat', 'Slice',
 ];
 
 export { ONNX_IR_VERSION, ONNX_OPSET };
@@ -94,20 +94,33 @@ function expertOutputs(g: OnnxGraphBuilder, shape: MlpShape, E: number, params: 
 }
 
 /**
+ * Each row's kept experts [N, K] by the biased score fround(u + b) (ONNX's float32 Add), as
+ * the routing plan chooses them (src/engine/routing-plan.ts): TopK puts the lower index
+ * first among equal values, as the plan breaks ties. ONNX Runtime's TopK dies (SIGFPE) on
+ * an empty tensor, so the scores get one padding row that TopK sees and the Slice drops:
+ * a 0-row batch reaches TopK as 1 row and leaves with 0.
+ */
+function keptExperts(g: OnnxGraphBuilder, state: ModelState, u: string, K: number): string {
+  const E = state.config.experts;
+  const scores = state.params.routerBias.length > 0 ? g.node('Add', [u, g.initializer('router_bias', [E], state.params.routerBias.slice())]) : u;
+  const padded = g.node('Concat', [scores, g.initializer('pad_row', [1, E], new Float32Array(E))], { axis: 0 });
+  const [, kept] = g.nodeN('TopK', [padded, g.ints('k', [K])], 2, { axis: 1, largest: 1, sorted: 1 }) as [string, string];
+  return g.node('Slice', [kept, g.ints('slice_start', [0]), g.ints('slice_end', [-1]), g.ints('slice_axis', [0])]);
+}
+
+/**
  * The combination weights ĝ [N, E] from the gate's logits u, as predict routes (no noise):
  *   dense            ĝ = softmax(u)
- *   topk:K (K ≥ 2)   kept = TopK(u + b, K) (ONNX's TopK puts the lower index first among
- *                    equal values, as the library breaks ties); ĝ = softmax of u over the
- *                    kept, scattered into zeros
- *   switch, topk:1   kept = TopK(u + b, 1); ĝ = softmax(u) at the kept, scattered into zeros
+ *   topk:K (K ≥ 2)   kept = the K best of fround(u + b); ĝ = softmax of u over the kept,
+ *                    scattered into zeros
+ *   switch, topk:1   kept = the best of fround(u + b); ĝ = softmax(u) at the kept, scattered into zeros
  * with b the router bias. expert-choice is refused by the caller.
  */
 function combinationWeights(g: OnnxGraphBuilder, state: ModelState, u: string): string {
-  const r = state.config.routing, E = state.config.experts;
+  const r = state.config.routing;
   const p = g.node('Softmax', [u], { axis: 1 }, r.kind === 'dense' ? 'gate' : undefined);
   if (r.kind === 'dense') return p;
-  const scores = state.params.routerBias.length > 0 ? g.node('Add', [u, g.initializer('router_bias', [E], state.params.routerBias.slice())]) : u;
-  const [, kept] = g.nodeN('TopK', [scores, g.ints('k', [r.k])], 2, { axis: 1, largest: 1, sorted: 1 }) as [string, string];
+  const kept = keptExperts(g, state, u, r.k);
   const picked = renormalises(r) ? g.node('Softmax', [g.node('GatherElements', [u, kept], { axis: 1 })], { axis: 1 }) : g.node('GatherElements', [p, kept], { axis: 1 });
   const zeros = g.node('Mul', [p, g.initializer('zero', [1], Float32Array.of(0))]);
   return g.node('ScatterElements', [zeros, kept, picked], { axis: 1 }, 'gate');
