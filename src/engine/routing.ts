@@ -13,7 +13,7 @@
  */
 import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
-import { CTRL, type MixtureViews } from '../memory/layout.js';
+import { CTRL, groupViews, type GroupRegions, type MixtureViews } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
 import type { Rng } from '../rng.js';
 import { addBalanceGradients, balanceLossValue, RoutingStats } from './balance.js';
@@ -53,6 +53,7 @@ export class Router {
   private readonly plan: RoutingPlan;
   private readonly scores: GateScores;
   private readonly noisy: boolean;
+  private readonly planViews: GroupRegions<'plan'>;
 
   constructor(
     private readonly v: MixtureViews,
@@ -61,7 +62,10 @@ export class Router {
     const E = (this.E = s.config.experts);
     this.normalized = s.rule.normalized;
     this.stats = new RoutingStats(E);
-    this.plan = new RoutingPlan(s.rule, 'training', E, s.maxBatch, v, v.blockExpert.length, s.groups.length);
+    // The plan is handed its own group of regions only (see PHASE_WRITES).
+    const planViews = groupViews(v, 'plan');
+    this.planViews = planViews;
+    this.plan = new RoutingPlan(s.rule, 'training', E, s.maxBatch, planViews, planViews.blockExpert.length, s.groups.length);
     this.noisy = s.config.routing.noise && s.noiseRng !== undefined;
     this.scores = { rows: 0, experts: E, logits: this.noisy ? v.noisyLogits : v.gateLogits, logProb: v.gateLogProb, prob: v.gateProb, bias: v.routerBias };
   }
@@ -86,8 +90,8 @@ export class Router {
     this.scores.rows = rows;
     const plan = this.plan, v = this.v;
     plan.route(this.scores);
-    plan.cut(v, this.s.blockRows);
-    plan.schedule(v, this.s.groups, this.s.split);
+    plan.cut(this.planViews, this.s.blockRows);
+    plan.schedule(this.planViews, this.s.groups, this.s.split);
     Atomics.store(v.control, CTRL.BLOCKS, plan.blocks);
   }
 
