@@ -75,7 +75,7 @@ type IntBuffers = 'labels' | 'el';
 /** A model's forward pass on the calling thread, over a kernel memory of its own. */
 export class InferenceEngine {
   private readonly memory: WasmMemory;
-  private readonly k: Kernels;
+  private readonly kernels: Kernels;
   private readonly eShape: MlpShape;
   private readonly gShape: MlpShape;
   private readonly gatePass: MlpPass;
@@ -141,7 +141,7 @@ export class InferenceEngine {
     };
     this.memory = allocateMemory(a.byteLength, 'inference', 'model');
     const b = this.memory.buffer;
-    this.k = makeKernels(this.memory);
+    this.kernels = makeKernels(this.memory);
     const gp = a.f32(b, ids.gateParams), ep = a.f32(b, ids.expertParams);
     gp.set(gateParams);
     ep.set(expertParams);
@@ -183,7 +183,7 @@ export class InferenceEngine {
    */
   forward(x: Float32Array, n: number, targets?: LossTargets, allExperts = false): MixtureForward {
     const c = this.config, { inputs: D, outputs: K, experts: E } = c;
-    const k = this.k, B = this.buf, o = this.entries;
+    const kernels = this.kernels, B = this.buf, o = this.entries;
     const ef = errorFunction(c.loss);
     const categorical = c.loss === 'categorical';
     const gate = new Float32Array(n * E), routed = new Uint8Array(n * E), mixture = new Float32Array(n * K);
@@ -199,8 +199,8 @@ export class InferenceEngine {
       const rows = Math.min(INFERENCE_CHUNK, n - start);
       B.x.set(x.subarray(start * D, (start + rows) * D));
       this.gatePass.hidden = this.hidden(this.gShape, B.gHidden, rows);
-      mlpForward(this.gemm, k, this.gatePass, B.x, rows, B.u);
-      k.logSoftmaxRows(B.u, rows, E, B.logG, B.g);
+      mlpForward(this.gemm, kernels, this.gatePass, B.x, rows, B.u);
+      kernels.logSoftmaxRows(B.u, rows, E, B.logG, B.g);
       this.scores.rows = rows;
       const N = this.plan.route(this.scores);
       for (let e = 0; e < N; e++) {
@@ -216,11 +216,11 @@ export class InferenceEngine {
         const hidden = this.hidden(this.eShape, B.eHidden, rows);
         for (let i = 0; i < E; i++) {
           const out = B.all.subarray(0, rows * K);
-          mlpForward(this.gemm, k, { shape: this.eShape, params: this.expertParams[i]!, hidden, deltaA: B.x, deltaB: B.x }, B.x, rows, out);
+          mlpForward(this.gemm, kernels, { shape: this.eShape, params: this.expertParams[i]!, hidden, deltaA: B.x, deltaB: B.x }, B.x, rows, out);
           experts.set(out, i * n * K + start * K);
         }
       }
-      k.fill(B.mix, rows * K, 0);
+      kernels.fill(B.mix, rows * K, 0);
       // Experts in order, each adding ĝ·o to its rows: every row's sum runs in expert order.
       for (let i = 0; i < E; i++) {
         const a = o.expertStart[i]!, load = o.expertLoad[i]!;
@@ -241,7 +241,7 @@ export class InferenceEngine {
         let y = out;
         if (categorical) {
           y = B.prob.subarray(0, load * K);
-          k.logSoftmaxRows(out, load, K, B.all, y);
+          kernels.logSoftmaxRows(out, load, K, B.all, y);
         }
         this.accumulate(y, a, load, rows);
       }
@@ -267,33 +267,33 @@ export class InferenceEngine {
 
   /** Expert i on its `load` routed rows (entries a…): outputs, and the loss's per-entry scores. */
   private expertBlock(i: number, a: number, load: number, rows: number, scores: boolean): void {
-    const c = this.config, { inputs: D, outputs: K } = c, k = this.k, B = this.buf, o = this.entries;
+    const c = this.config, { inputs: D, outputs: K } = c, kernels = this.kernels, B = this.buf, o = this.entries;
     // An expert with every row reads the chunk in place (its entries are the rows in order).
     const whole = load === rows;
     const idx = o.entryRow.subarray(a, a + load);
     const x = whole ? B.x : B.ex;
-    if (!whole) k.gatherRows(B.x, D, idx, load, B.ex);
+    if (!whole) kernels.gatherRows(B.x, D, idx, load, B.ex);
     const out = B.out.subarray(a * K, (a + load) * K);
     const hidden = this.hidden(this.eShape, B.eHidden, load);
-    mlpForward(this.gemm, k, { shape: this.eShape, params: this.expertParams[i]!, hidden, deltaA: x, deltaB: x }, x, load, out);
+    mlpForward(this.gemm, kernels, { shape: this.eShape, params: this.expertParams[i]!, hidden, deltaA: x, deltaB: x }, x, load, out);
     if (!scores) return;
     let target = B.t, labels = this.ibuf.labels;
     if (!whole) {
       target = B.et;
       labels = this.ibuf.el;
-      k.gatherRows(B.t, K, idx, load, target);
-      if (c.task === 'classification') k.gatherRowsI32(this.ibuf.labels, idx, load, labels);
+      kernels.gatherRows(B.t, K, idx, load, target);
+      if (c.task === 'classification') kernels.gatherRowsI32(this.ibuf.labels, idx, load, labels);
     }
     const at = (arr: Float32Array): Float32Array => arr.subarray(a, a + load);
     const block: ExpertLossBlock = { rows: load, K, out, target, labels, score: at(B.score), lse: at(B.lse), weight: at(B.w), mix: B.mix, dot: at(B.score), gradOut: B.prob };
-    errorFunction(c.loss).expertScores(k, block);
+    errorFunction(c.loss).expertScores(kernels, block);
   }
 
   /** mix[row] += ĝ·y for expert entries a … a + load (y: load×K). The same float32 products and sums as the kernel's. */
   private accumulate(y: Float32Array, a: number, load: number, rows: number): void {
     const K = this.config.outputs, B = this.buf, o = this.entries, w = o.entryGateWeight;
     if (load === rows) {
-      this.k.mixAccumulate(B.mix, y, w.subarray(a), 1, 0, rows, K);
+      this.kernels.mixAccumulate(B.mix, y, w.subarray(a), 1, 0, rows, K);
       return;
     }
     const mix = B.mix;

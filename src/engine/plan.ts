@@ -31,18 +31,12 @@ export function shardExperts(experts: number, shards: number): ExpertRange[] {
   const base = Math.floor(experts / shards), extra = experts % shards;
   const out: ExpertRange[] = [];
   let first = 0;
-  for (let k = 0; k < shards; k++) {
-    const count = base + (k < extra ? 1 : 0);
+  for (let shard = 0; shard < shards; shard++) {
+    const count = base + (shard < extra ? 1 : 0);
     out.push({ first, count });
     first += count;
   }
   return out;
-}
-
-/** The shard that owns expert i. */
-export function ownerOf(groups: readonly ExpertRange[], i: number): number {
-  for (let k = 0; k < groups.length; k++) if (i < groups[k]!.first + groups[k]!.count) return k;
-  return groups.length - 1;
 }
 
 /** Region sizes of a dense session: one block of the whole batch per expert. */
