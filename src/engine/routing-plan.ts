@@ -152,6 +152,8 @@ const DENSE: RoutingRule = {
 function topk(K: number, name: string): RoutingRule {
   return {
     name,
+    // One kept expert's renormalised weight would be 1 and give the gate no gradient:
+    // as the Switch Transformer, p of the chosen.
     weights: K > 1 ? 'kept-softmax' : 'probability',
     normalized: K > 1,
     maxEntries: (rows, E) => rows * Math.min(K, E),

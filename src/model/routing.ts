@@ -57,16 +57,6 @@ export interface RoutingOptions {
   blockRows?: number;
 }
 
-/**
- * Whether the chosen experts' weights are the softmax of the logits over the chosen only
- * (topk with K ≥ 2, each row's weights summing to 1); otherwise they are the softmax
- * probabilities over all E (switch, expert-choice, and topk:1, whose renormalised weight
- * would be 1 and give the gate no gradient: as the Switch Transformer, p of the chosen).
- */
-export function renormalises(r: RoutingConfig): boolean {
-  return r.kind === 'topk' && r.k > 1;
-}
-
 /** Default rows per block. */
 export const DEFAULT_BLOCK_ROWS = 64;
 

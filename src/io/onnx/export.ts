@@ -17,7 +17,7 @@
 import { OptionError } from '../../errors.js';
 import { expertShape, gateShape, type MixtureConfig } from '../../model/config.js';
 import { mlpParamCount, type Activation, type MlpShape } from '../../model/mlp.js';
-import { renormalises } from '../../model/routing.js';
+import { routingRule } from '../../engine/routing-plan.js';
 import type { ModelState } from '../../model/state.js';
 import { checkArrays } from '../export-state.js';
 import { ONNX_IR_VERSION, ONNX_OPSET, OnnxGraphBuilder } from './graph.js';
@@ -121,7 +121,7 @@ function combinationWeights(g: OnnxGraphBuilder, state: ModelState, u: string): 
   const p = g.node('Softmax', [u], { axis: 1 }, r.kind === 'dense' ? 'gate' : undefined);
   if (r.kind === 'dense') return p;
   const kept = keptExperts(g, state, u, r.k);
-  const picked = renormalises(r) ? g.node('Softmax', [g.node('GatherElements', [u, kept], { axis: 1 })], { axis: 1 }) : g.node('GatherElements', [p, kept], { axis: 1 });
+  const picked = routingRule(r).weights === 'kept-softmax' ? g.node('Softmax', [g.node('GatherElements', [u, kept], { axis: 1 })], { axis: 1 }) : g.node('GatherElements', [p, kept], { axis: 1 });
   const zeros = g.node('Mul', [p, g.initializer('zero', [1], Float32Array.of(0))]);
   return g.node('ScatterElements', [zeros, kept, picked], { axis: 1 }, 'gate');
 }
