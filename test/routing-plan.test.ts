@@ -19,7 +19,7 @@ import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
 import { fitStandardizer } from '../src/data/standardize.js';
 import { InferenceEngine } from '../src/engine/inference.js';
 import { RoutingPlan, routingRule, type GateScores, type PlanBlocks, type PlanEntries, type RoutingRule } from '../src/engine/routing-plan.js';
-import { mixtureToOnnx } from '../src/io/onnx/export.js';
+import { mixtureToOnnx, type OnnxChoice } from '../src/io/onnx/export.js';
 import { stateToSafetensors } from '../src/io/safetensors-state.js';
 import { createKernels, kernelSetFromEnv } from '../src/kernels/index.js';
 import { Mixture, type CreateOptions } from '../src/mixture.js';
@@ -257,7 +257,11 @@ function checkPlan(plan: RoutingPlan, o: PlanEntries, b: PlanBlocks, rows: numbe
   ok(covered === n, 'covered === n');
 }
 
-/** A rule that exists only here: each row takes its best expert by biased score and its worst, ĝ a softmax over the two. */
+/**
+ * A rule that exists only here: each row takes its best and its worst expert by biased
+ * score (ties to the lower index), ĝ a softmax over the two. Its ONNX spelling: TopK of the
+ * largest and of the smallest, side by side.
+ */
 const BEST_AND_WORST: RoutingRule = {
   name: 'best-and-worst',
   weights: 'kept-softmax',
@@ -270,13 +274,19 @@ const BEST_AND_WORST: RoutingRule = {
       for (let i = 1; i < n; i++) {
         const v = Math.fround(s.logits[q * n + i]! + (s.bias[i] ?? 0));
         if (v > Math.fround(s.logits[q * n + best]! + (s.bias[best] ?? 0))) best = i;
-        if (v <= Math.fround(s.logits[q * n + worst]! + (s.bias[worst] ?? 0))) worst = i;
+        if (v < Math.fround(s.logits[q * n + worst]! + (s.bias[worst] ?? 0))) worst = i;
       }
       chosen[q * n + best] = 1;
       chosen[q * n + worst] = 1;
     }
   },
 };
+
+const BEST_AND_WORST_ONNX: OnnxChoice = (g, scores) =>
+  g.node('Concat', [
+    g.nodeN('TopK', [scores, g.ints('one', [1])], 2, { axis: 1, largest: 1, sorted: 1 })[1]!,
+    g.nodeN('TopK', [scores, g.ints('one', [1])], 2, { axis: 1, largest: 0, sorted: 1 })[1]!,
+  ], { axis: 1 });
 
 describe('the plan\'s stages', () => {
   const RULES: RoutingRule[] = [
@@ -338,7 +348,7 @@ function regimes(n = 192): Dataset {
   return datasetFromArrays('regression', xs, ys);
 }
 
-describe('a rule that exists only in this test gets training\'s and predict\'s checks', () => {
+describe('a rule that exists only in this test gets training\'s, predict\'s and export\'s checks', () => {
   it('training: bit-identical in-process and on 2 workers (split and not) after 30 steps', async () => {
     const data = regimes();
     const opts: CreateOptions = { task: 'regression', inputs: 3, outputs: 2, experts: 4, expert: 'mlp:5', loss: 'gaussian', routing: 'topk:2', balanceBias: 0.01, seed: 4, blockRows: 8 };
@@ -377,6 +387,31 @@ describe('a rule that exists only in this test gets training\'s and predict\'s c
     const f = engine.forward(data.x, data.n);
     const all = engine.forward(data.x, data.n, undefined, true);
     checkRoutedForward(f, all, 4, 2, (row) => row.filter(Boolean).length === 2 || row.filter(Boolean).length === 1);
+  });
+
+  it('export: its ONNX spelling, in the builder, chooses and weighs as the plan (and runs on 0 rows)', async () => {
+    const m = await Mixture.create({ task: 'regression', inputs: 3, outputs: 2, experts: 4, expert: 'mlp:5', routing: 'topk:2', seed: 2 });
+    const data = regimes(300);
+    m.state.inputScaler = { mean: [0, 0, 0], std: [1, 1, 1] };
+    m.state.targetScaler = { mean: [0, 0], std: [1, 1] };
+    m.params.routerBias.set([0.5, 0, -0.25, 0]);
+    const k = kernelSetFromEnv();
+    const engine = new InferenceEngine(m.provider.sgemm, (mem) => createKernels(mem, k), m.config, m.params.gateParams, m.params.expertParams, m.params.routerBias, BEST_AND_WORST);
+    const f = engine.forward(data.x, data.n);
+    const session = await ort.InferenceSession.create(mixtureToOnnx(cloneState(m.state), { rule: BEST_AND_WORST, choice: BEST_AND_WORST_ONNX }));
+    try {
+      const got = await session.run({ x: new ort.Tensor('float32', data.x, [data.n, 3]) });
+      const gate = got.gate!.data as Float32Array, output = got.output!.data as Float32Array;
+      for (let j = 0; j < gate.length; j++) {
+        expect(gate[j]! > 0, `gate[${j}]`).toBe(f.routed[j] === 1);
+        expect(Math.abs(gate[j]! - f.gate[j]!)).toBeLessThanOrEqual(1e-6);
+      }
+      for (let j = 0; j < output.length; j++) expect(Math.abs(output[j]! - f.mixture[j]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(f.mixture[j]!)));
+      const empty = await session.run({ x: new ort.Tensor('float32', new Float32Array(0), [0, 3]) });
+      expect(empty.gate!.dims).toEqual([0, 4]);
+    } finally {
+      await session.release();
+    }
   });
 });
 
