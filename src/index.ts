@@ -12,7 +12,7 @@
  * ```
  */
 export { Mixture } from './mixture.js';
-export type { CreateOptions, Evaluation, LoadOptions, Prediction } from './mixture.js';
+export type { CreateOptions, Evaluation, LoadOptions, Prediction, PredictOptions } from './mixture.js';
 export type { MixtureParams, ModelState, TrainingState } from './model/state.js';
 export type { EpochInfo, FitOptions, FitResult, RoutingMetrics, StopReason } from './train/options.js';
 export type { RoutingConfig, RoutingKind, RoutingOptions } from './model/routing.js';

@@ -11,7 +11,7 @@ import type { BackendName, BackendRequest, ComputeProvider } from './compute/pro
 import { validateDataset, type Dataset } from './data/dataset.js';
 import { standardize, unstandardize } from './data/standardize.js';
 import { checkOutputs } from './engine/check-outputs.js';
-import { InferenceEngine, type MixtureForward } from './engine/inference.js';
+import { InferenceEngine, lazy, type MixtureForward } from './engine/inference.js';
 import { DataError, MoeError, OptionError } from './errors.js';
 import { writeFileAtomic } from './io/atomic.js';
 import { checkCreatable, checkCreatedState, checkLoadable } from './io/loadable.js';
@@ -77,12 +77,34 @@ export interface Prediction {
    * sparse routing each row's chosen experts' weights (0 for the others).
    */
   gate: Float32Array;
-  /** Expert outputs, E blocks of n×K (original units for regression; logits or outputs for classification). */
+  /**
+   * Whether row r was routed to expert i, n×E (1 or 0): every expert under dense routing;
+   * each row's chosen experts under sparse routing (at predict each row is routed alone:
+   * topk:K its K best, switch its best, expert-choice:C its ⌈C⌉ best).
+   */
+  routed: Uint8Array;
+  /**
+   * Expert outputs, E blocks of n×K (original units for regression; logits or outputs for
+   * classification). Only the routed experts are computed: where {@link routed} is 0 the
+   * K values are 0 (not an output: read {@link routed}), unless predict was asked for
+   * `allExperts`, which computes them all. Under dense routing every expert is routed.
+   * Made when first read: a caller that never reads it never pays for its n·E·K floats.
+   */
   experts: Float32Array;
   /** Classification: the predicted label per row. */
   labels?: Int32Array;
   /** The expert with the largest combination weight per row. */
   winner: Int32Array;
+}
+
+/** Options of {@link Mixture.predict}. */
+export interface PredictOptions {
+  /**
+   * Compute every expert on every row for {@link Prediction.experts} (default false: only
+   * the routed ones, 0 elsewhere). The mixture's output and the gate are the same either
+   * way; under dense routing every expert is routed anyway.
+   */
+  allExperts?: boolean;
 }
 
 /** Metrics on a dataset. */
@@ -387,7 +409,7 @@ export class Mixture implements FitHost {
   }
 
   /** Turn a forward pass into a prediction in original units (in place: `f` is consumed). */
-  private toPrediction(f: MixtureForward): Prediction {
+  private toPrediction(f: MixtureForward, allExperts = false): Prediction {
     const { experts: E, outputs: K } = this.config;
     const n = f.n;
     const winner = new Int32Array(n);
@@ -396,10 +418,25 @@ export class Mixture implements FitHost {
       for (let i = 1; i < E; i++) if (f.gate[r * E + i]! > f.gate[r * E + best]!) best = i;
       winner[r] = best;
     }
-    const p: Prediction = { n, output: f.mixture, gate: f.gate, experts: f.experts, winner };
-    if (this.config.task === 'regression') {
-      unstandardize(this.targetScaler!, p.output, n);
-      unstandardize(this.targetScaler!, p.experts, n * E);
+    const p = { n, output: f.mixture, gate: f.gate, routed: f.routed, winner } as Prediction;
+    const scaler = this.config.task === 'regression' ? this.targetScaler! : undefined;
+    // The experts' outputs in original units, made when first read (most of a sparse
+    // prediction's are not computed): only the computed ones are unstandardised, the rest stay 0.
+    lazy(p, 'experts', () => {
+      const ex = f.experts;
+      if (!scaler) return ex;
+      const { mean, std } = scaler;
+      for (let i = 0; i < E; i++) {
+        for (let r = 0; r < n; r++) {
+          if (!allExperts && !f.routed[r * E + i]) continue;
+          const o = (i * n + r) * K;
+          for (let c = 0; c < K; c++) ex[o + c] = ex[o + c]! * std[c]! + mean[c]!;
+        }
+      }
+      return ex;
+    });
+    if (scaler) {
+      unstandardize(scaler, p.output, n);
     } else {
       const labels = new Int32Array(n);
       for (let r = 0; r < n; r++) {
@@ -413,19 +450,23 @@ export class Mixture implements FitHost {
   }
 
   /**
-   * Predict for n rows of raw inputs (n×D row-major, or an array of rows). Called during a
-   * fit, it reads the live parameters, which a parallel fit's workers may be updating
+   * Predict for n rows of raw inputs (n×D row-major, or an array of rows). Each row is
+   * routed as in training (the same routing plan, without noise; expert-choice sends each
+   * row to its ⌈C⌉ best experts) and only its routed experts are computed; `allExperts`
+   * computes the others too, for {@link Prediction.experts}. Called during a fit, it reads the live parameters, which a parallel fit's workers may be updating
    * mid-step; predict from `onEpoch` (a step boundary) for a consistent answer. A row
    * whose prediction is not finite (an input the model overflows float32 on) is a
    * DataError naming the row and input column; non-finite parameters a MoeError DIVERGED.
    */
-  predict(x: Float32Array | readonly (readonly number[])[]): Prediction {
+  predict(x: Float32Array | readonly (readonly number[])[], options: PredictOptions = {}): Prediction {
     this.requireScalers();
+    const allExperts = options.allExperts ?? false;
+    if (typeof allExperts !== 'boolean') throw new OptionError('allExperts', `must be true or false, got ${String(allExperts)}`);
     const flat = this.inputMatrix(x);
     const n = flat.length / this.config.inputs;
     // Standardised outside the float mode: a subnormal float32 input keeps its value.
     const xs = standardize(this.inputScaler!, flat, n);
-    const p = this.toPrediction(this.floatMode().run(() => this.engine().forward(xs, n)));
+    const p = this.toPrediction(this.floatMode().run(() => this.engine().forward(xs, n, undefined, allExperts)), allExperts);
     this.checkOutputs(p.output, flat);
     return p;
   }

@@ -30,8 +30,8 @@ and the experts as nn.Linear stacks, named as in the file:
 Routing (config.routing): dense (softmax over all experts); topk:K (the K largest of
 u + router_bias, weights softmax of u over them; topk:1 as switch); switch (the largest
 of u + router_bias, weight its softmax probability); expert-choice:C (at prediction each row's ceil(C) largest
-probabilities; in --train, per batch, each expert's ceil(C*N/E) rows of largest
-probability). --train trains without the noisy top-k gate's noise and without the
+log probabilities; in --train, per batch, each expert's ceil(C*N/E) rows of largest
+log probability). Ties go to the lower index (expert, or row). --train trains without the noisy top-k gate's noise and without the
 balancing losses and bias (local-experts trains those).
 """
 import math
@@ -211,24 +211,26 @@ class LocalExperts(nn.Module):
         return u, o
 
     def chosen(self, u, batch=False):
-        """[N, E] bool: each row's experts under the routing (ties to the lower index)."""
+        """[N, E] bool: each row's experts under the routing (ties to the lower index), as
+        local-experts' routing plan (src/engine/routing-plan.ts) chooses them: topk and
+        switch rank the float32 sum u + router_bias; expert-choice ranks log p."""
         r, (N, E) = self.routing, u.shape
         if r["kind"] == "dense":
             return torch.ones(N, E, dtype=torch.bool)
-        p = torch.softmax(u, dim=1)
         mask = torch.zeros(N, E, dtype=torch.bool)
         if r["kind"] == "expert-choice":
-            if batch:  # each expert its ceil(C*N/E) rows of largest probability
+            log_p = torch.log_softmax(u, dim=1).tolist()
+            if batch:  # each expert its ceil(C*N/E) rows of largest log probability
                 cap = min(N, math.ceil(r["k"] * N / E))
                 for i in range(E):
-                    order = sorted(range(N), key=lambda q: (-p[q, i].item(), q))[:cap]
+                    order = sorted(range(N), key=lambda q: (-log_p[q][i], q))[:cap]
                     mask[order, i] = True
                 return mask
-            scores, k = p, min(E, math.ceil(r["k"]))
+            scores, k = log_p, min(E, math.ceil(r["k"]))
         else:
-            scores, k = u + self.router_bias, int(r["k"])
+            scores, k = (u + self.router_bias).tolist(), int(r["k"])  # float32 sum
         for q in range(N):
-            order = sorted(range(E), key=lambda i: (-scores[q, i].item(), i))[:k]
+            order = sorted(range(E), key=lambda i: (-scores[q][i], i))[:k]
             mask[q, order] = True
         return mask
 

@@ -57,6 +57,8 @@ export class ExpertSide {
   /** Views per block index, reused while the block's range stays the same (always, for dense). */
   private readonly cache: (BlockViews | undefined)[] = [];
   private readonly owned: OptimizerViews;
+  /** UPDATE's scratch: whether an owned expert had a block this step. */
+  private readonly seen: Uint8Array;
   private optimizer: Required<OptimizerConfig>;
 
   constructor(
@@ -85,6 +87,7 @@ export class ExpertSide {
     this.shardMix = s.gathers ? v.shardMix.subarray(me * R * c.outputs, (me + 1) * R * c.outputs) : v.mix;
     this.optimizer = spec.optimizer;
     this.owned = this.updateViews();
+    this.seen = new Uint8Array(spec.owns.count);
   }
 
   private updateViews(): OptimizerViews {
@@ -172,21 +175,23 @@ export class ExpertSide {
   /**
    * UPDATE: each owned expert's gradient is the sum of its blocks in block order (its own
    * slot first; zero if no row reached it), then one optimiser step over the owned range.
+   * One pass over the block list (linear in blocks + owned experts, whatever E is): a
+   * block's partial gradient is added to its expert's as the pass meets it, which is
+   * block order within each expert.
    */
   update(lr: number, t: number): void {
     const v = this.v, blocks = Atomics.load(v.control, CTRL.BLOCKS), P = this.P;
     const { first, count } = this.spec.owns;
-    for (let i = first; i < first + count; i++) {
-      const grads = v.expertGrads.subarray(i * P, (i + 1) * P);
-      let seen = 0;
-      for (let b = 0; b < blocks; b++) {
-        if (v.blockExpert[b] !== i) continue;
-        const slot = v.blockSlot[b]!;
-        if (slot >= 0) this.k.addInto(grads, v.blockGrads.subarray(slot * P, (slot + 1) * P), P);
-        seen++;
-      }
-      if (seen === 0) this.k.fill(grads, P, 0);
+    const seen = this.seen;
+    seen.fill(0);
+    for (let b = 0; b < blocks; b++) {
+      const i = v.blockExpert[b]! - first;
+      if (i < 0 || i >= count) continue;
+      seen[i] = 1;
+      const slot = v.blockSlot[b]!;
+      if (slot >= 0) this.k.addInto(v.expertGrads.subarray((first + i) * P, (first + i + 1) * P), v.blockGrads.subarray(slot * P, (slot + 1) * P), P);
     }
+    for (let i = 0; i < count; i++) if (!seen[i]) this.k.fill(v.expertGrads.subarray((first + i) * P, (first + i + 1) * P), P, 0);
     optimizerStep(this.k, this.optimizer, this.owned, lr, t);
   }
 }

@@ -1,8 +1,10 @@
 /**
- * Inference on the calling thread: gate probabilities, each expert's output and the
+ * Inference on the calling thread: gate probabilities, the routed experts' outputs and the
  * mixture's output for standardised inputs, and the mean loss where targets are given,
- * in chunks of rows so the kernel memory stays bounded. The engine copies the parameters
- * into a kernel memory of its own when it is made; make a new one when they change.
+ * in chunks of rows so the kernel memory stays bounded. Each chunk is routed by the
+ * routing plan training uses (src/engine/routing-plan.ts, predict mode), and each expert
+ * computes only the rows routed to it. The engine copies the parameters into a kernel
+ * memory of its own when it is made; make a new one when they change.
  */
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import type { Sgemm } from '../compute/provider.js';
@@ -11,9 +13,9 @@ import { errorFunction, type ExpertLossBlock, type MainLossViews } from '../loss
 import { Arena } from '../memory/arena.js';
 import { allocateMemory } from '../memory/memory.js';
 import { expertShape, gateShape, type MixtureConfig } from '../model/config.js';
-import { renormalises } from '../model/routing.js';
 import { hiddenWidthSum, layerViews, mlpParamCount, type LayerViews, type MlpShape } from '../model/mlp.js';
 import { mlpForward, type MlpPass } from '../nn/mlp.js';
+import { RoutingPlan, routingRule, type GateScores, type PlanEntries, type RoutingRule } from './routing-plan.js';
 
 /** What a forward pass gives for n rows. */
 export interface MixtureForward {
@@ -24,11 +26,17 @@ export interface MixtureForward {
    * routing the weights of each row's chosen experts and 0 for the others.
    */
   gate: Float32Array;
-  /** Expert outputs, E blocks of n×K (expert i at i·n·K); logits for categorical. */
+  /** Whether row r was routed to expert i, n×E (1 or 0; all 1 under dense routing). */
+  routed: Uint8Array;
+  /**
+   * Expert outputs, E blocks of n×K (expert i at i·n·K); logits for categorical. 0 where
+   * the row was not routed to the expert, unless every expert was computed (allExperts).
+   * Under sparse routing made when first read (a plain property from then on).
+   */
   experts: Float32Array;
   /**
    * The mixture's output, n×K: Σ g_i o_i, or for categorical the class probabilities
-   * Σ g_i softmax(z_i). Standardised units for regression.
+   * Σ g_i softmax(z_i), over each row's routed experts. Standardised units for regression.
    */
   mixture: Float32Array;
   /** Mean loss under the model's error function, where targets were given. */
@@ -41,23 +49,47 @@ export interface LossTargets {
   labels: Int32Array;
 }
 
+/**
+ * Define `obj[key]` as computed by `make` when first read (then a plain value). A sparse
+ * prediction's E×n×K expert outputs are mostly not computed: a caller that never reads
+ * them never pays for the array.
+ */
+export function lazy<T extends object, K extends keyof T>(obj: T, key: K, make: () => T[K]): void {
+  Object.defineProperty(obj, key, {
+    configurable: true,
+    enumerable: true,
+    get(): T[K] {
+      const value = make();
+      Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+      return value;
+    },
+  });
+}
+
 /** Rows per chunk. */
 export const INFERENCE_CHUNK = 1024;
+
+type FloatBuffers = 'x' | 'u' | 'logG' | 'g' | 'eHidden' | 'gHidden' | 'out' | 'prob' | 'mix' | 'score' | 'lse' | 't' | 'w' | 'dlw' | 'rowScratch' | 'ex' | 'et' | 'all';
+type IntBuffers = 'labels' | 'el';
 
 /** A model's forward pass on the calling thread, over a kernel memory of its own. */
 export class InferenceEngine {
   private readonly memory: WasmMemory;
-  private readonly k: Kernels;
+  private readonly kernels: Kernels;
   private readonly eShape: MlpShape;
   private readonly gShape: MlpShape;
   private readonly gatePass: MlpPass;
   private readonly expertParams: LayerViews[];
-  private readonly buf: Record<'x' | 'u' | 'logG' | 'g' | 'eHidden' | 'gHidden' | 'out' | 'prob' | 'logProb' | 'mix' | 'score' | 'lse' | 't' | 'w' | 'dlw' | 'logW' | 'gW' | 'rowScratch', Float32Array>;
-  private readonly ibuf: Record<'labels' | 'rowStart' | 'rowEntries', Int32Array>;
+  private readonly buf: Record<FloatBuffers, Float32Array>;
+  private readonly ibuf: Record<IntBuffers, Int32Array>;
+  private readonly plan: RoutingPlan;
+  /** The plan's entries and each row's (in the kernel memory: the kernels gather by them). */
+  private readonly entries: PlanEntries;
+  private readonly scores: GateScores;
 
-  private readonly routerBias: Float32Array;
-  private readonly chosen: Uint8Array;
-
+  /**
+   * @param rule the routing rule (default: the configuration's; tests pass their own)
+   */
   constructor(
     private readonly gemm: Sgemm,
     makeKernels: (memory: WasmMemory) => Kernels,
@@ -65,13 +97,13 @@ export class InferenceEngine {
     gateParams: Float32Array,
     expertParams: Float32Array,
     routerBias: Float32Array = new Float32Array(0),
+    private readonly rule: RoutingRule = routingRule(config.routing),
   ) {
-    this.routerBias = routerBias.slice();
-    this.chosen = new Uint8Array(INFERENCE_CHUNK * config.experts);
     const { inputs: D, outputs: K, experts: E } = config;
     this.eShape = expertShape(config);
     this.gShape = gateShape(config);
     const C = INFERENCE_CHUNK, P = mlpParamCount(this.eShape);
+    const N = rule.maxEntries(C, E, 'predict');
     const a = new Arena();
     const ids = {
       gateParams: a.reserve(gateParams.length),
@@ -83,36 +115,51 @@ export class InferenceEngine {
       gHidden: a.reserve(C * hiddenWidthSum(this.gShape)),
       eHidden: a.reserve(C * hiddenWidthSum(this.eShape)),
       delta: a.reserve(0),
-      out: a.reserve(E * C * K),
+      out: a.reserve(N * K),
       prob: a.reserve(C * K),
-      logProb: a.reserve(C * K),
       mix: a.reserve(C * K),
-      score: a.reserve(E * C),
-      lse: a.reserve(E * C),
+      score: a.reserve(N),
+      lse: a.reserve(N),
       t: a.reserve(C * K),
-      w: a.reserve(E * C),
-      dlw: a.reserve(E * C),
-      logW: a.reserve(E * C),
-      gW: a.reserve(E * C),
+      w: a.reserve(N),
+      dlw: a.reserve(N),
       rowScratch: a.reserve(C),
+      ex: a.reserve(C * D),
+      et: a.reserve(C * K),
+      all: a.reserve(C * K),
+      routerBias: a.reserve(routerBias.length),
+      logW: a.reserve(N),
+      gW: a.reserve(N),
       labels: a.reserve(C, 'i32'),
+      el: a.reserve(C, 'i32'),
+      expertStart: a.reserve(E + 1, 'i32'),
+      expertLoad: a.reserve(E, 'i32'),
+      entryRow: a.reserve(N, 'i32'),
+      entryExpert: a.reserve(N, 'i32'),
       rowStart: a.reserve(C + 1, 'i32'),
-      rowEntries: a.reserve(E * C, 'i32'),
+      rowEntries: a.reserve(N, 'i32'),
     };
     this.memory = allocateMemory(a.byteLength, 'inference', 'model');
     const b = this.memory.buffer;
-    this.k = makeKernels(this.memory);
+    this.kernels = makeKernels(this.memory);
     const gp = a.f32(b, ids.gateParams), ep = a.f32(b, ids.expertParams);
     gp.set(gateParams);
     ep.set(expertParams);
+    const f = (id: number): Float32Array => a.f32(b, id);
     this.buf = {
-      x: a.f32(b, ids.x), u: a.f32(b, ids.u), logG: a.f32(b, ids.logG), g: a.f32(b, ids.g),
-      gHidden: a.f32(b, ids.gHidden), eHidden: a.f32(b, ids.eHidden), out: a.f32(b, ids.out),
-      prob: a.f32(b, ids.prob), logProb: a.f32(b, ids.logProb), mix: a.f32(b, ids.mix), score: a.f32(b, ids.score),
-      lse: a.f32(b, ids.lse), t: a.f32(b, ids.t), w: a.f32(b, ids.w), dlw: a.f32(b, ids.dlw),
-      logW: a.f32(b, ids.logW), gW: a.f32(b, ids.gW), rowScratch: a.f32(b, ids.rowScratch),
+      x: f(ids.x), u: f(ids.u), logG: f(ids.logG), g: f(ids.g), gHidden: f(ids.gHidden), eHidden: f(ids.eHidden), out: f(ids.out),
+      prob: f(ids.prob), mix: f(ids.mix), score: f(ids.score), lse: f(ids.lse), t: f(ids.t), w: f(ids.w), dlw: f(ids.dlw),
+      rowScratch: f(ids.rowScratch), ex: f(ids.ex), et: f(ids.et), all: f(ids.all),
     };
-    this.ibuf = { labels: a.i32(b, ids.labels), rowStart: a.i32(b, ids.rowStart), rowEntries: a.i32(b, ids.rowEntries) };
+    this.ibuf = { labels: a.i32(b, ids.labels), el: a.i32(b, ids.el) };
+    this.entries = {
+      expertStart: a.i32(b, ids.expertStart), expertLoad: a.i32(b, ids.expertLoad), entryRow: a.i32(b, ids.entryRow), entryExpert: a.i32(b, ids.entryExpert),
+      rowStart: a.i32(b, ids.rowStart), rowEntries: a.i32(b, ids.rowEntries), entryLogWeight: f(ids.logW), entryGateWeight: f(ids.gW),
+    };
+    const bias = f(ids.routerBias);
+    bias.set(routerBias);
+    this.plan = new RoutingPlan(rule, 'predict', E, C, this.entries);
+    this.scores = { rows: 0, experts: E, logits: this.buf.u, logProb: this.buf.logG, prob: this.buf.g, bias };
     const empty = a.f32(b, ids.delta);
     this.gatePass = { shape: this.gShape, params: layerViews(this.gShape, gp), hidden: [], deltaA: empty, deltaB: empty };
     this.expertParams = Array.from({ length: E }, (_, i) => layerViews(this.eShape, ep.subarray(i * P, (i + 1) * P)));
@@ -128,123 +175,140 @@ export class InferenceEngine {
     return out;
   }
 
-  /** Forward pass for n rows of standardised inputs `x` (n×D); the loss too where `targets` are given. */
-  forward(x: Float32Array, n: number, targets?: LossTargets): MixtureForward {
+  /**
+   * Forward pass for n rows of standardised inputs `x` (n×D); the loss too where `targets`
+   * are given. Each expert computes the rows routed to it; with `allExperts` every expert
+   * also computes every row, for the `experts` output only (the mixture, the gate and the
+   * loss are the same either way).
+   */
+  forward(x: Float32Array, n: number, targets?: LossTargets, allExperts = false): MixtureForward {
     const c = this.config, { inputs: D, outputs: K, experts: E } = c;
-    const k = this.k, B = this.buf;
+    const kernels = this.kernels, B = this.buf, o = this.entries;
     const ef = errorFunction(c.loss);
-    const gate = new Float32Array(n * E), experts = new Float32Array(E * n * K), mixture = new Float32Array(n * K);
+    const categorical = c.loss === 'categorical';
+    const gate = new Float32Array(n * E), routed = new Uint8Array(n * E), mixture = new Float32Array(n * K);
+    // Every expert's outputs at once (dense, allExperts), or the routed ones compactly
+    // (row, expert, K outputs), spread into E×n×K when `experts` is first read.
+    const eager = allExperts || this.rule.maxEntries(n, E, 'predict') >= n * E;
+    const experts = eager ? new Float32Array(E * n * K) : new Float32Array(0);
+    const M = eager ? 0 : this.rule.maxEntries(n, E, 'predict');
+    const cOut = new Float32Array(M * K), cRow = new Int32Array(M), cExpert = new Int32Array(M);
+    let m = 0;
     let lossSum = 0;
     for (let start = 0; start < n; start += INFERENCE_CHUNK) {
       const rows = Math.min(INFERENCE_CHUNK, n - start);
       B.x.set(x.subarray(start * D, (start + rows) * D));
       this.gatePass.hidden = this.hidden(this.gShape, B.gHidden, rows);
-      mlpForward(this.gemm, k, this.gatePass, B.x, rows, B.u);
-      k.logSoftmaxRows(B.u, rows, E, B.logG, B.g);
-      this.route(rows);
-      gate.set(B.g.subarray(0, rows * E), start * E);
-      k.fill(B.mix, rows * K, 0);
-      const eHidden = this.hidden(this.eShape, B.eHidden, rows);
+      mlpForward(this.gemm, kernels, this.gatePass, B.x, rows, B.u);
+      kernels.logSoftmaxRows(B.u, rows, E, B.logG, B.g);
+      this.scores.rows = rows;
+      const N = this.plan.route(this.scores);
+      for (let e = 0; e < N; e++) {
+        const j = (start + o.entryRow[e]!) * E + o.entryExpert[e]!;
+        gate[j] = o.entryGateWeight[e]!;
+        routed[j] = 1;
+      }
       if (targets) {
         B.t.set(targets.t.subarray(start * K, (start + rows) * K));
         this.ibuf.labels.set(targets.labels.subarray(start, start + rows));
       }
-      for (let i = 0; i < E; i++) {
-        const out = B.out.subarray(i * rows * K, (i + 1) * rows * K);
-        mlpForward(this.gemm, k, { shape: this.eShape, params: this.expertParams[i]!, hidden: eHidden, deltaA: B.x, deltaB: B.x }, B.x, rows, out);
-        experts.set(out, i * n * K + start * K);
-        if (c.loss === 'categorical') {
-          k.logSoftmaxRows(out, rows, K, B.logProb, B.prob);
-          k.mixAccumulate(B.mix, B.prob, B.g, E, i, rows, K);
-        } else {
-          k.mixAccumulate(B.mix, out, B.g, E, i, rows, K);
+      if (allExperts) {
+        const hidden = this.hidden(this.eShape, B.eHidden, rows);
+        for (let i = 0; i < E; i++) {
+          const out = B.all.subarray(0, rows * K);
+          mlpForward(this.gemm, kernels, { shape: this.eShape, params: this.expertParams[i]!, hidden, deltaA: B.x, deltaB: B.x }, B.x, rows, out);
+          experts.set(out, i * n * K + start * K);
         }
-        if (targets && !ef.mixesOutputs) ef.expertScores(k, this.lossBlock(i, rows));
+      }
+      kernels.fill(B.mix, rows * K, 0);
+      // Experts in order, each adding ĝ·o to its rows: every row's sum runs in expert order.
+      for (let i = 0; i < E; i++) {
+        const a = o.expertStart[i]!, load = o.expertLoad[i]!;
+        if (load === 0) continue;
+        this.expertBlock(i, a, load, rows, targets !== undefined && !ef.mixesOutputs);
+        const out = B.out.subarray(a * K, (a + load) * K);
+        if (!eager) {
+          cOut.set(out, m * K);
+          for (let e = a; e < a + load; e++, m++) {
+            cRow[m] = start + o.entryRow[e]!;
+            cExpert[m] = i;
+          }
+        } else if (load === rows) {
+          experts.set(out, i * n * K + start * K);
+        } else {
+          for (let e = a; e < a + load; e++) experts.set(out.subarray((e - a) * K, (e - a + 1) * K), i * n * K + (start + o.entryRow[e]!) * K);
+        }
+        let y = out;
+        if (categorical) {
+          y = B.prob.subarray(0, load * K);
+          kernels.logSoftmaxRows(out, load, K, B.all, y);
+        }
+        this.accumulate(y, a, load, rows);
       }
       mixture.set(B.mix.subarray(0, rows * K), start * K);
       if (targets) lossSum += this.chunkLoss(rows) * rows;
     }
-    const f: MixtureForward = { n, gate, experts, mixture };
+    const f = { n, gate, routed, mixture } as MixtureForward;
+    if (eager) f.experts = experts;
+    else {
+      const routedCount = m;
+      lazy(f, 'experts', () => {
+        const all = new Float32Array(E * n * K); // 0 where not routed
+        for (let j = 0; j < routedCount; j++) {
+          const to = (cExpert[j]! * n + cRow[j]!) * K, from = j * K;
+          for (let q = 0; q < K; q++) all[to + q] = cOut[from + q]!;
+        }
+        return all;
+      });
+    }
     if (targets) f.loss = lossSum / n;
     return f;
   }
 
-  /**
-   * The routing at prediction, per row (no batch to choose from, no noise): in B.g and
-   * B.logG the softmax becomes the combination weights ĝ and log ĝ, and `chosen` marks
-   * each row's experts. topk: the K largest of u + b, ĝ = softmax of u over them; switch:
-   * the largest of u + b, ĝ = its p; expert-choice:C: the ⌈C⌉ largest p (each row to its
-   * ⌈C⌉ best experts, so a prediction does not depend on the other rows), ĝ = p.
-   */
-  private route(rows: number): void {
-    const r = this.config.routing, E = this.config.experts, B = this.buf, chosen = this.chosen;
-    if (r.kind === 'dense') {
-      chosen.fill(1, 0, rows * E);
+  /** Expert i on its `load` routed rows (entries a…): outputs, and the loss's per-entry scores. */
+  private expertBlock(i: number, a: number, load: number, rows: number, scores: boolean): void {
+    const c = this.config, { inputs: D, outputs: K } = c, kernels = this.kernels, B = this.buf, o = this.entries;
+    // An expert with every row reads the chunk in place (its entries are the rows in order).
+    const whole = load === rows;
+    const idx = o.entryRow.subarray(a, a + load);
+    const x = whole ? B.x : B.ex;
+    if (!whole) kernels.gatherRows(B.x, D, idx, load, B.ex);
+    const out = B.out.subarray(a * K, (a + load) * K);
+    const hidden = this.hidden(this.eShape, B.eHidden, load);
+    mlpForward(this.gemm, kernels, { shape: this.eShape, params: this.expertParams[i]!, hidden, deltaA: x, deltaB: x }, x, load, out);
+    if (!scores) return;
+    let target = B.t, labels = this.ibuf.labels;
+    if (!whole) {
+      target = B.et;
+      labels = this.ibuf.el;
+      kernels.gatherRows(B.t, K, idx, load, target);
+      if (c.task === 'classification') kernels.gatherRowsI32(this.ibuf.labels, idx, load, labels);
+    }
+    const at = (arr: Float32Array): Float32Array => arr.subarray(a, a + load);
+    const block: ExpertLossBlock = { rows: load, K, out, target, labels, score: at(B.score), lse: at(B.lse), weight: at(B.w), mix: B.mix, dot: at(B.score), gradOut: B.prob };
+    errorFunction(c.loss).expertScores(kernels, block);
+  }
+
+  /** mix[row] += ĝ·y for expert entries a … a + load (y: load×K). The same float32 products and sums as the kernel's. */
+  private accumulate(y: Float32Array, a: number, load: number, rows: number): void {
+    const K = this.config.outputs, B = this.buf, o = this.entries, w = o.entryGateWeight;
+    if (load === rows) {
+      this.kernels.mixAccumulate(B.mix, y, w.subarray(a), 1, 0, rows, K);
       return;
     }
-    chosen.fill(0, 0, rows * E);
-    const K = r.kind === 'expert-choice' ? Math.min(E, Math.ceil(r.k)) : r.k;
-    const bias = this.routerBias;
-    for (let q = 0; q < rows; q++) {
-      for (let j = 0; j < K; j++) {
-        let best = -1, bestScore = -Infinity;
-        for (let i = 0; i < E; i++) {
-          if (chosen[q * E + i]) continue;
-          const score = r.kind === 'expert-choice' ? B.g[q * E + i]! : B.u[q * E + i]! + (bias.length > 0 ? bias[i]! : 0);
-          if (best < 0 || score > bestScore) {
-            best = i;
-            bestScore = score;
-          }
-        }
-        chosen[q * E + best] = 1;
-      }
-      let lse = 0;
-      const renorm = renormalises(r);
-      if (renorm) {
-        let m = -Infinity, sum = 0;
-        for (let i = 0; i < E; i++) if (chosen[q * E + i]) m = Math.max(m, B.u[q * E + i]!);
-        for (let i = 0; i < E; i++) if (chosen[q * E + i]) sum += Math.exp(B.u[q * E + i]! - m);
-        lse = m + Math.log(sum);
-      }
-      for (let i = 0; i < E; i++) {
-        const j = q * E + i;
-        if (!chosen[j]) {
-          B.g[j] = 0;
-          B.logG[j] = -Infinity;
-        } else if (renorm) {
-          B.logG[j] = B.u[j]! - lse;
-          B.g[j] = Math.exp(B.logG[j]!);
-        }
-      }
+    const mix = B.mix;
+    for (let e = a; e < a + load; e++) {
+      const g = w[e]!, m = o.entryRow[e]! * K, off = (e - a) * K;
+      for (let j = 0; j < K; j++) mix[m + j] = Math.fround(mix[m + j]! + Math.fround(g * y[off + j]!));
     }
   }
 
-  private lossBlock(i: number, rows: number): ExpertLossBlock {
-    const K = this.config.outputs, B = this.buf;
-    const at = (a: Float32Array, w: number): Float32Array => a.subarray(i * rows * w, (i + 1) * rows * w);
-    return {
-      rows, K, out: at(B.out, K), target: B.t, labels: this.ibuf.labels, score: at(B.score, 1), lse: at(B.lse, 1),
-      weight: at(B.w, 1), mix: B.mix, dot: at(B.score, 1), gradOut: B.prob,
-    };
-  }
-
-  /** The chunk's mean loss by the error function's own main side, on each row's chosen entries i·rows + r. */
+  /** The chunk's mean loss by the error function's own main side, on the plan's entries. */
   private chunkLoss(rows: number): number {
-    const c = this.config, E = c.experts, B = this.buf, I = this.ibuf;
-    let n = 0;
-    for (let r = 0; r < rows; r++) {
-      I.rowStart[r] = n;
-      for (let i = 0; i < E; i++) {
-        if (!this.chosen[r * E + i]) continue;
-        I.rowEntries[n++] = i * rows + r;
-        B.logW[i * rows + r] = B.logG[r * E + i]!;
-        B.gW[i * rows + r] = B.g[r * E + i]!;
-      }
-    }
-    I.rowStart[rows] = n;
+    const c = this.config, B = this.buf, o = this.entries;
     const v: MainLossViews = {
-      rows, K: c.outputs, rowStart: I.rowStart, rowEntries: I.rowEntries, logWeight: B.logW, gateWeight: B.gW, score: B.score,
-      dot: B.score, target: B.t, mix: B.mix, rowScratch: B.rowScratch, weight: B.w, dLogWeight: B.dlw, normalized: c.routing.kind === 'dense' || renormalises(c.routing),
+      rows, K: c.outputs, rowStart: o.rowStart, rowEntries: o.rowEntries, logWeight: o.entryLogWeight, gateWeight: o.entryGateWeight, score: B.score,
+      dot: B.score, target: B.t, mix: B.mix, rowScratch: B.rowScratch, weight: B.w, dLogWeight: B.dlw, normalized: this.rule.normalized,
     };
     return errorFunction(c.loss).combine(v);
   }

@@ -9,6 +9,7 @@ import { hiddenWidthSum, mlpParamCount, widestHidden } from '../model/mlp.js';
 import { optimizerStateSize, type OptimizerConfig } from '../optim/config.js';
 import type { MixtureSizes } from '../memory/layout.js';
 import { noiseParamCount, routerBiasCount } from '../model/state.js';
+import { routingRule, type RoutingRule } from './routing-plan.js';
 
 /** Throw OptionError('workers') unless 1 ≤ workers ≤ experts (every worker needs an expert). */
 export function checkWorkerCount(workers: number, experts: number): void {
@@ -30,18 +31,12 @@ export function shardExperts(experts: number, shards: number): ExpertRange[] {
   const base = Math.floor(experts / shards), extra = experts % shards;
   const out: ExpertRange[] = [];
   let first = 0;
-  for (let k = 0; k < shards; k++) {
-    const count = base + (k < extra ? 1 : 0);
+  for (let shard = 0; shard < shards; shard++) {
+    const count = base + (shard < extra ? 1 : 0);
     out.push({ first, count });
     first += count;
   }
   return out;
-}
-
-/** The shard that owns expert i. */
-export function ownerOf(groups: readonly ExpertRange[], i: number): number {
-  for (let k = 0; k < groups.length; k++) if (i < groups[k]!.first + groups[k]!.count) return k;
-  return groups.length - 1;
 }
 
 /** Region sizes of a dense session: one block of the whole batch per expert. */
@@ -70,34 +65,15 @@ export function denseSizes(config: MixtureConfig, optimizer: Required<OptimizerC
   };
 }
 
-/** Most (row, expert) entries one batch of B rows can have under a routing. */
-export function maxEntriesOf(config: MixtureConfig, B: number): number {
-  const r = config.routing, E = config.experts;
-  switch (r.kind) {
-    case 'dense':
-      return E * B;
-    case 'topk':
-    case 'switch':
-      return r.k * B;
-    case 'expert-choice':
-      return E * expertCapacity(r.k, B, E);
-  }
-}
-
-/** expert-choice: rows each expert takes from a batch of B, ⌈C·B/E⌉ (at most B). */
-export function expertCapacity(C: number, B: number, E: number): number {
-  return Math.min(B, Math.ceil((C * B) / E));
-}
-
 /**
- * Region sizes of a sparse session: blocks of at most R rows, each expert's first block
+ * Region sizes of a sparse session (entries: the rule's most for a batch): blocks of at most R rows, each expert's first block
  * in its own gradient, the others in partial-gradient slots (an expert holds at most B
  * rows, so at most ⌈B/R⌉ − 1 of them). What the slots cost: extraGradSlots × P floats.
  */
-export function sparseSizes(config: MixtureConfig, optimizer: Required<OptimizerConfig>, maxBatch: number, shards: number): MixtureSizes {
+export function sparseSizes(config: MixtureConfig, optimizer: Required<OptimizerConfig>, maxBatch: number, shards: number, rule: RoutingRule = routingRule(config.routing)): MixtureSizes {
   const dense = denseSizes(config, optimizer, maxBatch, shards);
   const E = config.experts, R = Math.min(config.routing.blockRows, maxBatch);
-  const N = maxEntriesOf(config, maxBatch);
+  const N = rule.maxEntries(maxBatch, E, 'training');
   const extra = Math.min(Math.floor(N / R), E * (Math.ceil(maxBatch / R) - 1));
   return { ...dense, maxEntries: N, maxBlocks: E + extra, maxBlockRows: R, extraGradSlots: extra, gathers: true };
 }

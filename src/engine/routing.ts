@@ -1,114 +1,160 @@
 /**
- * Routing: which experts compute which rows of a batch, with which combination weights ĝ,
- * and how ∂E/∂log ĝ flows back to the gate's logits u.
+ * Routing in training: the gate's scores (with noisy top-k's learned noise) through the
+ * routing plan (src/engine/routing-plan.ts) into the session's entries and blocks, and
+ * ∂E/∂log ĝ back to the gate's logits u:
  *
- *   dense (the paper): every expert takes every row, ĝ = softmax(u);
- *     ∂E/∂u_i = ∂E/∂log ĝ_i − g_i Σ_j ∂E/∂log ĝ_j.
+ *   ĝ = softmax of h over the kept:  ∂E/∂h_i = ∂E/∂log ĝ_i − ĝ_i Σ_j ∂E/∂log ĝ_j (kept i; 0 otherwise)
+ *   ĝ = p at the kept (dense, switch, topk:1, expert-choice):
+ *                                    ∂E/∂u_m = Σ_j ∂E/∂log ĝ_j (δ_{m,e_j} − p_m)
  *
- * A router writes the step's entries (expertStart, entryRow, entryExpert, the CSR of each
- * row's entries) and blocks; the experts read those, the main side reads the rest.
+ * (dense: every expert kept, so ∂E/∂u_i = ∂E/∂log ĝ_i − p_i Σ_j ∂E/∂log ĝ_j, the paper's),
+ * with the balancing terms added (src/engine/balance.ts), and the balancing bias stepped
+ * after each UPDATE (DeepSeek-V3: b_i += γ·sign(mean load − load_i)).
  */
-import { CTRL, type MixtureViews } from '../memory/layout.js';
-import type { RoutingConfig } from '../model/routing.js';
+import type { Sgemm } from '../compute/provider.js';
+import type { Kernels } from '../kernels/types.js';
+import { CTRL, groupViews, type GroupRegions, type MixtureViews } from '../memory/layout.js';
+import type { MixtureConfig } from '../model/config.js';
+import type { Rng } from '../rng.js';
 import { addBalanceGradients, balanceLossValue, RoutingStats } from './balance.js';
-import { ownerOf, type ExpertRange } from './plan.js';
+import type { ExpertRange } from './plan.js';
+import { RoutingPlan, type GateScores, type RoutingRule } from './routing-plan.js';
 
-/** A routing rule on a session's views. */
-export interface Router {
-  /** Whether each row's ĝ sum to 1 (constant terms then cancel in ∂E/∂u). */
-  readonly normalized: boolean;
-  /** Whether the entries can be written before the gate runs (dense: they do not depend on it). */
-  readonly routesBeforeGate: boolean;
-  /** Load, drops and gate entropy of the steps since the last reset. */
-  readonly stats: RoutingStats;
-  /** Write the step's entries and blocks for `rows` batch rows (before FORWARD). */
-  route(rows: number): void;
-  /** Write ĝ and log ĝ per entry from the gate's softmax (after the gate's forward). */
-  weigh(rows: number): void;
-  /** The balancing losses' value for the step (added to the error function's). */
-  auxLoss(rows: number): number;
-  /** ∂E/∂u (rows×E) from ∂E/∂log ĝ per entry, plus the balancing losses'. */
-  backward(rows: number): void;
-  /** After the step's UPDATE: balancing bias, statistics. */
-  afterStep(rows: number): void;
+/** What a session's router works with. */
+export interface RouterSpec {
+  config: MixtureConfig;
+  /** The routing rule (the configuration's, or a test's). */
+  rule: RoutingRule;
+  maxBatch: number;
+  /** Rows per block (R). */
+  blockRows: number;
+  /** Each shard's own experts (the shard that runs their UPDATE). */
+  groups: readonly ExpertRange[];
+  /** Share an expert's blocks among shards to balance their rows, or keep them with its owner. */
+  split: boolean;
+  /**
+   * MPI: index of this rank's first shard in `groups` (every rank's shards are listed);
+   * blocks of other ranks' shards get indices outside [0, W). `split` must be off.
+   */
+  shardOffset?: number;
+  /** The noise generator (noisy top-k in training), else undefined. */
+  noiseRng: Rng | undefined;
+  gemm: Sgemm;
+  kernels: Kernels;
 }
 
-/**
- * The paper's dense softmax: expert i's entries are [i·maxBatch, i·maxBatch + rows), one
- * block per expert computed by its owner; row r's entries are r, maxBatch + r, … in
- * expert order (so every sum over experts runs in expert order, whatever the sharding).
- */
-export class DenseRouter implements Router {
-  readonly normalized = true;
-  readonly routesBeforeGate = true;
+/** softplus(x) = log(1 + eᵡ), without overflow. */
+function softplus(x: number): number {
+  return x > 0 ? x + Math.log1p(Math.exp(-x)) : Math.log1p(Math.exp(x));
+}
+
+/** A session's routing: plan the step after the gate's forward, backward into the gate. */
+export class Router {
+  /** Whether each row's ĝ sum to 1 (constant terms then cancel in ∂E/∂u). */
+  readonly normalized: boolean;
+  /** Load, drops and gate entropy of the steps since the last reset. */
   readonly stats: RoutingStats;
-  private routedRows = -1;
+  private readonly E: number;
+  private readonly plan: RoutingPlan;
+  private readonly scores: GateScores;
+  private readonly noisy: boolean;
+  private readonly planViews: GroupRegions<'plan'>;
 
   constructor(
     private readonly v: MixtureViews,
-    private readonly E: number,
-    private readonly maxBatch: number,
-    private readonly groups: readonly ExpertRange[],
-    private readonly routing: RoutingConfig,
-    /** Shard index of this process's first shard (MPI ranks): blocks of other processes' shards get indices outside [0, W). */
-    private readonly shardOffset = 0,
+    private readonly s: RouterSpec,
   ) {
+    const E = (this.E = s.config.experts);
+    this.normalized = s.rule.normalized;
     this.stats = new RoutingStats(E);
-    const { rowStart, rowEntries, entryExpert } = v;
-    for (let r = 0; r < maxBatch; r++) {
-      rowStart[r] = r * E;
-      for (let i = 0; i < E; i++) rowEntries[r * E + i] = i * maxBatch + r;
-    }
-    rowStart[maxBatch] = maxBatch * E;
-    for (let i = 0; i < E; i++) {
-      entryExpert.fill(i, i * maxBatch, (i + 1) * maxBatch);
-      for (let r = 0; r < maxBatch; r++) v.entryRow[i * maxBatch + r] = r;
+    // The plan is handed its own group of regions only (see PHASE_WRITES).
+    const planViews = groupViews(v, 'plan');
+    this.planViews = planViews;
+    this.plan = new RoutingPlan(s.rule, 'training', E, s.maxBatch, planViews, planViews.blockExpert.length, s.groups.length);
+    this.noisy = s.config.routing.noise && s.noiseRng !== undefined;
+    this.scores = { rows: 0, experts: E, logits: this.noisy ? v.noisyLogits : v.gateLogits, logProb: v.gateLogProb, prob: v.gateProb, bias: v.routerBias };
+  }
+
+  /** Noisy top-k: h = u + ε·softplus(x·Wn + bn) into v.noisyLogits. */
+  private addNoise(rows: number): void {
+    const v = this.v, E = this.E, rng = this.s.noiseRng!;
+    const D = this.s.config.inputs;
+    const W = v.noiseParams.subarray(0, D * E), b = v.noiseParams.subarray(D * E);
+    this.s.kernels.biasRows(v.noiseLogits, b, rows, E);
+    this.s.gemm(false, false, rows, E, D, 1, v.batchX, W, 1, v.noiseLogits);
+    for (let j = 0; j < rows * E; j++) {
+      const eps = rng.normal();
+      v.gateNoise[j] = eps;
+      v.noisyLogits[j] = v.gateLogits[j]! + eps * softplus(v.noiseLogits[j]!);
     }
   }
 
+  /** Write the step's entries, weights and blocks for `rows` batch rows (after the gate's forward, before FORWARD). */
   route(rows: number): void {
-    if (rows === this.routedRows) return; // the same every step but an epoch's short last batch
-    this.routedRows = rows;
-    const { v, E, maxBatch } = this;
-    for (let i = 0; i < E; i++) {
-      v.expertStart[i] = i * maxBatch;
-      v.blockExpert[i] = i;
-      v.blockStart[i] = i * maxBatch;
-      v.blockRows[i] = rows;
-      v.blockSlot[i] = -1;
-      v.blockWorker[i] = ownerOf(this.groups, i) - this.shardOffset;
-    }
-    v.expertStart[E] = E * maxBatch;
-    v.expertLoad.fill(rows);
-    // rowStart is the same for every row count; only the first `rows` rows are read.
-    Atomics.store(v.control, CTRL.BLOCKS, E);
+    if (this.noisy) this.addNoise(rows);
+    this.scores.rows = rows;
+    const plan = this.plan, v = this.v;
+    plan.route(this.scores);
+    plan.cut(this.planViews, this.s.blockRows);
+    plan.schedule(this.planViews, this.s.groups, this.s.split, this.s.shardOffset ?? 0);
+    Atomics.store(v.control, CTRL.BLOCKS, plan.blocks);
   }
 
+  /** The balancing losses' value for the step (added to the error function's). */
   auxLoss(rows: number): number {
-    return balanceLossValue(this.v, this.routing, rows, this.E);
+    return balanceLossValue(this.v, this.s.config.routing, rows, this.E);
   }
 
-  afterStep(rows: number): void {
-    this.stats.add(this.v, rows, 0);
-  }
-
-  weigh(rows: number): void {
-    const { v, E, maxBatch } = this;
-    for (let r = 0; r < rows; r++) {
-      for (let i = 0; i < E; i++) {
-        v.entryLogWeight[i * maxBatch + r] = v.gateLogProb[r * E + i]!;
-        v.entryGateWeight[i * maxBatch + r] = v.gateProb[r * E + i]!;
+  /** ∂E/∂u (rows×E) from ∂E/∂log ĝ per entry, plus the balancing losses'. */
+  backward(rows: number): void {
+    const v = this.v, E = this.E, du = v.gateLogitGrad, keptSoftmax = this.s.rule.weights === 'kept-softmax';
+    for (let q = 0; q < rows; q++) {
+      const a = v.rowStart[q]!, b = v.rowStart[q + 1]!, base = q * E;
+      let sum = 0;
+      for (let j = a; j < b; j++) sum += v.entryDLogWeight[v.rowEntries[j]!]!;
+      if (keptSoftmax) {
+        du.fill(0, base, base + E);
+        for (let j = a; j < b; j++) {
+          const e = v.rowEntries[j]!;
+          du[base + v.entryExpert[e]!] = v.entryDLogWeight[e]! - v.entryGateWeight[e]! * sum;
+        }
+      } else {
+        // Every expert's −p_m Σ (unless every expert is kept: each is written below).
+        if (b - a < E) {
+          if (sum !== 0) for (let m = 0; m < E; m++) du[base + m] = -v.gateProb[base + m]! * sum;
+          else du.fill(0, base, base + E);
+        }
+        for (let j = a; j < b; j++) {
+          const e = v.rowEntries[j]!, i = v.entryExpert[e]!;
+          du[base + i] = v.entryDLogWeight[e]! - v.gateProb[base + i]! * sum;
+        }
       }
     }
+    // h = u + noise enters the loss only through ĝ: the noise network's gradient is the
+    // loss's ∂E/∂h alone, taken before the balancing terms (functions of u, not h) join.
+    if (this.noisy) this.noiseBackward(rows);
+    addBalanceGradients(v, this.s.config.routing, rows, E);
   }
 
-  backward(rows: number): void {
-    const { v, E, maxBatch } = this;
-    for (let r = 0; r < rows; r++) {
-      let sum = 0;
-      for (let i = 0; i < E; i++) sum += v.entryDLogWeight[i * maxBatch + r]!;
-      for (let i = 0; i < E; i++) v.gateLogitGrad[r * E + i] = v.entryDLogWeight[i * maxBatch + r]! - v.gateProb[r * E + i]! * sum;
+  /** ∂E/∂(x·Wn + bn) = ∂E/∂h · ε · sigmoid(x·Wn + bn), then the noise network's gradients. */
+  private noiseBackward(rows: number): void {
+    const v = this.v, E = this.E, D = this.s.config.inputs;
+    const dn = v.noisyLogits; // h is no longer needed: its rows take ∂E/∂(x·Wn + bn)
+    for (let j = 0; j < rows * E; j++) dn[j] = (v.gateLogitGrad[j]! * v.gateNoise[j]!) / (1 + Math.exp(-v.noiseLogits[j]!));
+    this.s.gemm(true, false, D, E, rows, 1, v.batchX, dn, 0, v.noiseGrads.subarray(0, D * E));
+    this.s.kernels.colSums(dn, rows, E, v.noiseGrads.subarray(D * E));
+  }
+
+  /** After the step's UPDATE: statistics, and the balancing bias. */
+  afterStep(rows: number): void {
+    this.stats.add(this.v, rows, this.plan.dropped);
+    const gamma = this.s.config.routing.balanceBias;
+    if (gamma > 0) {
+      const v = this.v, E = this.E;
+      let total = 0;
+      for (let i = 0; i < E; i++) total += v.expertLoad[i]!;
+      const mean = total / E;
+      for (let i = 0; i < E; i++) v.routerBias[i] = v.routerBias[i]! + gamma * Math.sign(mean - v.expertLoad[i]!);
     }
-    addBalanceGradients(v, this.routing, rows, E);
   }
 }

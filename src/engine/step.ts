@@ -137,13 +137,14 @@ export class MixtureStep {
   }
 
   /**
-   * ȳ = Σ_j ĝ_j o_j per row, summed in expert order. Dense: expert i's entries are the
-   * batch rows in order; sparse: each row's entries, in expert order, from the CSR.
+   * ȳ = Σ_j ĝ_j o_j per row, summed in expert order over each row's entries (the CSR).
+   * When every expert has every row (dense), expert i's entries are the batch rows in
+   * order, and one kernel call per expert does the same float32 products and sums.
    */
   private mixOutputs(rows: number): void {
     const v = this.v, K = this.config.outputs, E = this.config.experts;
     this.k.fill(v.mix, rows * K, 0);
-    if (this.router.routesBeforeGate) {
+    if (v.expertStart[E] === rows * E) {
       for (let i = 0; i < E; i++) {
         const a = v.expertStart[i]!;
         this.k.mixAccumulate(v.mix, v.entryOut.subarray(a * K), v.entryGateWeight.subarray(a), 1, 0, rows, K);
@@ -219,19 +220,10 @@ export class MixtureStep {
     const rows = batch.length;
     const ef = this.ef, router = this.router, pool = this.pool;
     this.gather(batch, rows);
-    if (router.routesBeforeGate) {
-      router.route(rows);
-      pool.beginForward(rows, step);
-      // The gate's forward overlaps the experts'.
-      this.gateForward(rows);
-      router.weigh(rows);
-    } else {
-      // Which experts compute a row depends on the gate: it runs first.
-      this.gateForward(rows);
-      router.route(rows);
-      router.weigh(rows);
-      pool.beginForward(rows, step);
-    }
+    // Which experts compute a row depends on the gate: it runs first, then the routing plan.
+    this.gateForward(rows);
+    router.route(rows);
+    pool.beginForward(rows, step);
     yield pool.finishForward();
 
     this.main.rows = rows;

@@ -108,191 +108,193 @@ export interface MixtureSizes {
 /** Element type of a region: Float32Array, Int32Array or Float64Array. */
 export type Kind = 'f32' | 'i32' | 'f64';
 const BYTES: Record<Kind, number> = { f32: 4, i32: 4, f64: 8 };
+type ViewOf<K extends Kind> = K extends 'f32' ? Float32Array : K extends 'i32' ? Int32Array : Float64Array;
 
-/** Region names, their element type and length. */
-function regionSpecs(s: MixtureSizes): [name: keyof MixtureViews, kind: Kind, length: number][] {
-  const W = s.shards, B = s.maxBatch, N = s.maxEntries, R = s.maxBlockRows;
-  return [
-    ['control', 'i32', CTRL.SHARD_DONE_BASE + W],
-    ['hyper', 'f64', 8],
-    ['busy', 'f64', W * BUSY_SLOTS],
-    // The batch, gathered by the main thread from the dataset (which stays outside).
-    ['batchX', 'f32', B * s.inputs],
-    ['batchT', 'f32', B * s.outputs],
-    ['batchLabels', 'i32', B],
-    // Entries: expert i's are entryRow[expertStart[i] .. expertStart[i+1]).
-    ['expertStart', 'i32', s.experts + 1],
-    ['entryRow', 'i32', N],
-    ['entryWeight', 'f32', N],
-    ['entryScore', 'f32', N],
-    ['entryDot', 'f32', N],
-    ['entryLse', 'f32', N],
-    ['entryOut', 'f32', N * s.outputs],
-    ['entryHidden', 'f32', N * s.expertHidden],
-    ['entryX', 'f32', s.gathers ? N * s.inputs : 0],
-    ['entryT', 'f32', s.gathers ? N * s.outputs : 0],
-    ['entryLabels', 'i32', s.gathers ? N : 0],
-    ['mix', 'f32', B * s.outputs],
-    // Blocks of the current step, in expert order then block order.
-    ['blockExpert', 'i32', s.maxBlocks],
-    ['blockStart', 'i32', s.maxBlocks],
-    ['blockRows', 'i32', s.maxBlocks],
-    ['blockSlot', 'i32', s.maxBlocks],
-    ['blockWorker', 'i32', s.maxBlocks],
-    ['blockGrads', 'f32', s.extraGradSlots * s.expertParams],
-    // Per-shard scratch of one block.
-    ['shardDeltaA', 'f32', W * R * s.expertWidest],
-    ['shardDeltaB', 'f32', W * R * s.expertWidest],
-    ['shardGradOut', 'f32', W * R * s.outputs],
-    ['shardMix', 'f32', s.gathers ? W * R * s.outputs : 0],
-    // Parameters, gradients and optimiser state (planar): expert i at i·expertParams.
-    ['expertParams', 'f32', s.experts * s.expertParams],
-    ['expertGrads', 'f32', s.experts * s.expertParams],
-    ['expertOpt', 'f32', s.experts * s.expertParams * s.optState],
-    ['gateParams', 'f32', s.gateParams],
-    ['gateGrads', 'f32', s.gateParams],
-    ['gateOpt', 'f32', s.gateParams * s.optState],
-    ['noiseParams', 'f32', s.noiseParams],
-    ['noiseGrads', 'f32', s.noiseParams],
-    ['noiseOpt', 'f32', s.noiseParams * s.optState],
-    ['routerBias', 'f32', s.routerBias],
-    // The main thread's: the gate and the per-entry combination.
-    ['gateLogits', 'f32', B * s.experts],
-    ['gateLogProb', 'f32', B * s.experts],
-    ['gateProb', 'f32', B * s.experts],
-    ['gateLogitGrad', 'f32', B * s.experts],
-    ['gateHidden', 'f32', B * s.gateHidden],
-    ['gateDeltaA', 'f32', B * s.gateWidest],
-    ['gateDeltaB', 'f32', B * s.gateWidest],
-    ['entryExpert', 'i32', N],
-    ['entryLogWeight', 'f32', N],
-    ['entryGateWeight', 'f32', N],
-    ['entryDLogWeight', 'f32', N],
-    ['rowStart', 'i32', B + 1],
-    ['rowEntries', 'i32', N],
-    ['rowScratch', 'f32', B],
-    // Sparse routing's: the noise ε and its scale softplus(x·Wn + bn), the noisy logits h,
-    // and each expert's rows in this step.
-    ['gateNoise', 'f32', s.noiseParams > 0 ? B * s.experts : 0],
-    ['noiseLogits', 'f32', s.noiseParams > 0 ? B * s.experts : 0],
-    ['noisyLogits', 'f32', s.noiseParams > 0 ? B * s.experts : 0],
-    ['expertLoad', 'i32', s.experts],
-  ];
+/**
+ * The index spaces every region is measured in (its length is a product of these):
+ *   rows      a batch's rows, < maxBatch
+ *   entries   (row, expert) pairs of a step, expert-major, < maxEntries
+ *   blocks    runs of one expert's entries, < maxBlocks
+ *   slots     partial-gradient slots of the blocks after each expert's first, < extraGradSlots
+ *   experts   < E
+ *   shards    worker threads (1 in-process), < shards
+ */
+export type IndexSpace = 'rows' | 'entries' | 'blocks' | 'slots' | 'experts' | 'shards';
+
+/**
+ * Who owns a region (writes it), and so which phases are handed it:
+ *   control     the main thread and the shards' handshake
+ *   batch       the batch gathered from the dataset
+ *   gate        the gate's (and the noise network's) parameters, activations and gradients
+ *   plan        the routing plan: entries, their weights and blocks (src/engine/routing-plan.ts)
+ *   experts     the expert side: parameters, gradients, per-entry activations, per-shard scratch
+ *   loss        the error function's main side: per-entry weights, the mixture
+ *   optimiser   optimiser state
+ */
+export type RegionGroup = 'control' | 'batch' | 'gate' | 'plan' | 'experts' | 'loss' | 'optimiser';
+
+/** The steps of a training step, in order (FORWARD, BACKWARD, UPDATE are the shards' commands). */
+export type StepStage = 'gather' | 'gate' | 'route' | 'forward' | 'combine' | 'backward' | 'update';
+
+/** Which groups each phase writes: the one place that says it. */
+export const PHASE_WRITES: Readonly<Record<StepStage, readonly RegionGroup[]>> = {
+  gather: ['batch'],
+  gate: ['gate'],
+  route: ['plan', 'gate'], // the noisy logits
+  forward: ['experts'],
+  combine: ['loss'],
+  backward: ['experts', 'gate'],
+  update: ['experts', 'gate', 'optimiser', 'plan'], // the plan's balancing bias
+};
+
+interface RegionSpec {
+  kind: Kind;
+  group: RegionGroup;
+  length: (s: MixtureSizes) => number;
 }
 
-/** Typed views of every region (see regionSpecs for the shapes). */
-export interface MixtureViews {
+const noise = (s: MixtureSizes, n: number): number => (s.noiseParams > 0 ? n : 0);
+const gathered = (s: MixtureSizes, n: number): number => (s.gathers ? n : 0);
+
+/**
+ * Every region, once: its element type, owner and length (in memory order). The views'
+ * type ({@link MixtureViews}), the offsets ({@link planLayout}) and the views themselves
+ * ({@link mapViews}) all come from this table.
+ */
+const REGIONS = {
   /** Control block, indexed by the `CTRL` slots, then one slot per shard from 8. */
-  control: Int32Array;
+  control: { kind: 'i32', group: 'control', length: (s) => CTRL.SHARD_DONE_BASE + s.shards },
   /** Float64 hyper-parameters of the step (learning rate), 8 slots. */
-  hyper: Float64Array;
+  hyper: { kind: 'f64', group: 'control', length: () => 8 },
   /** Per shard × command: accumulated compute milliseconds, shards×8. */
-  busy: Float64Array;
-  /** The batch's standardised inputs, maxBatch×D. */
-  batchX: Float32Array;
-  /** The batch's model-space targets, maxBatch×K. */
-  batchT: Float32Array;
-  /** The batch's labels (classification). */
-  batchLabels: Int32Array;
-  /** Expert i's entries are [expertStart[i], expertStart[i+1]). */
-  expertStart: Int32Array;
+  busy: { kind: 'f64', group: 'control', length: (s) => s.shards * BUSY_SLOTS },
+  /** The batch's standardised inputs, rows×D. */
+  batchX: { kind: 'f32', group: 'batch', length: (s) => s.maxBatch * s.inputs },
+  /** The batch's model-space targets, rows×K. */
+  batchT: { kind: 'f32', group: 'batch', length: (s) => s.maxBatch * s.outputs },
+  /** The batch's labels (classification), rows. */
+  batchLabels: { kind: 'i32', group: 'batch', length: (s) => s.maxBatch },
+  /** Expert i's entries are [expertStart[i], expertStart[i+1]), experts + 1. */
+  expertStart: { kind: 'i32', group: 'plan', length: (s) => s.experts + 1 },
   /** Batch row of each entry. */
-  entryRow: Int32Array;
-  /** Per-entry weight of the expert's output gradient (main thread writes). */
-  entryWeight: Float32Array;
-  /** Per-entry score (expert side writes in FORWARD). */
-  entryScore: Float32Array;
-  /** Per-entry cooperative dot (expert side writes in BACKWARD). */
-  entryDot: Float32Array;
+  entryRow: { kind: 'i32', group: 'plan', length: (s) => s.maxEntries },
+  /** Per-entry weight of the expert's output gradient (the loss's main side writes). */
+  entryWeight: { kind: 'f32', group: 'loss', length: (s) => s.maxEntries },
+  /** Per-entry score (the expert side writes in FORWARD). */
+  entryScore: { kind: 'f32', group: 'experts', length: (s) => s.maxEntries },
+  /** Per-entry cooperative dot (the expert side writes in BACKWARD). */
+  entryDot: { kind: 'f32', group: 'experts', length: (s) => s.maxEntries },
   /** Per-entry logsumexp of the logits (categorical), FORWARD → BACKWARD. */
-  entryLse: Float32Array;
-  /** Per-entry expert output, N×K (expert i's block contiguous). */
-  entryOut: Float32Array;
+  entryLse: { kind: 'f32', group: 'experts', length: (s) => s.maxEntries },
+  /** Per-entry expert output, entries×K (an expert's entries contiguous). */
+  entryOut: { kind: 'f32', group: 'experts', length: (s) => s.maxEntries * s.outputs },
   /** Per-entry hidden activations, block by block: layer l of a block at start·H + rows·offset_l. */
-  entryHidden: Float32Array;
-  /** Sparse: gathered inputs per entry, N×D. */
-  entryX: Float32Array;
-  /** Sparse: gathered targets per entry, N×K. */
-  entryT: Float32Array;
+  entryHidden: { kind: 'f32', group: 'experts', length: (s) => s.maxEntries * s.expertHidden },
+  /** Sparse: gathered inputs per entry, entries×D. */
+  entryX: { kind: 'f32', group: 'experts', length: (s) => gathered(s, s.maxEntries * s.inputs) },
+  /** Sparse: gathered targets per entry, entries×K. */
+  entryT: { kind: 'f32', group: 'experts', length: (s) => gathered(s, s.maxEntries * s.outputs) },
   /** Sparse: gathered labels per entry. */
-  entryLabels: Int32Array;
-  /** Mixture output ȳ per batch row, maxBatch×K (cooperative). */
-  mix: Float32Array;
+  entryLabels: { kind: 'i32', group: 'experts', length: (s) => gathered(s, s.maxEntries) },
+  /** Mixture output ȳ per batch row, rows×K (cooperative). */
+  mix: { kind: 'f32', group: 'loss', length: (s) => s.maxBatch * s.outputs },
   /** Expert of each block. */
-  blockExpert: Int32Array;
+  blockExpert: { kind: 'i32', group: 'plan', length: (s) => s.maxBlocks },
   /** First entry of each block. */
-  blockStart: Int32Array;
+  blockStart: { kind: 'i32', group: 'plan', length: (s) => s.maxBlocks },
   /** Rows of each block. */
-  blockRows: Int32Array;
+  blockRows: { kind: 'i32', group: 'plan', length: (s) => s.maxBlocks },
   /** Gradient slot of each block: −1 for the expert's own gradient, else a blockGrads slot. */
-  blockSlot: Int32Array;
+  blockSlot: { kind: 'i32', group: 'plan', length: (s) => s.maxBlocks },
   /** Shard that computes each block. */
-  blockWorker: Int32Array;
-  /** Partial gradients of the blocks after each expert's first, extraGradSlots×P. */
-  blockGrads: Float32Array;
+  blockWorker: { kind: 'i32', group: 'plan', length: (s) => s.maxBlocks },
+  /** Partial gradients of the blocks after each expert's first, slots×P. */
+  blockGrads: { kind: 'f32', group: 'experts', length: (s) => s.extraGradSlots * s.expertParams },
   /** Per shard: first delta buffer, maxBlockRows × widest hidden. */
-  shardDeltaA: Float32Array;
+  shardDeltaA: { kind: 'f32', group: 'experts', length: (s) => s.shards * s.maxBlockRows * s.expertWidest },
   /** Per shard: second delta buffer. */
-  shardDeltaB: Float32Array;
+  shardDeltaB: { kind: 'f32', group: 'experts', length: (s) => s.shards * s.maxBlockRows * s.expertWidest },
   /** Per shard: ∂E/∂o of the block, maxBlockRows×K. */
-  shardGradOut: Float32Array;
+  shardGradOut: { kind: 'f32', group: 'experts', length: (s) => s.shards * s.maxBlockRows * s.outputs },
   /** Per shard (sparse): the block's ȳ rows, maxBlockRows×K. */
-  shardMix: Float32Array;
+  shardMix: { kind: 'f32', group: 'experts', length: (s) => gathered(s, s.shards * s.maxBlockRows * s.outputs) },
   /** All experts' parameters, expert i at i·expertParams. */
-  expertParams: Float32Array;
+  expertParams: { kind: 'f32', group: 'experts', length: (s) => s.experts * s.expertParams },
   /** All experts' gradients, same layout. */
-  expertGrads: Float32Array;
+  expertGrads: { kind: 'f32', group: 'experts', length: (s) => s.experts * s.expertParams },
   /** All experts' optimiser state, planar. */
-  expertOpt: Float32Array;
+  expertOpt: { kind: 'f32', group: 'optimiser', length: (s) => s.experts * s.expertParams * s.optState },
   /** Gate parameters. */
-  gateParams: Float32Array;
+  gateParams: { kind: 'f32', group: 'gate', length: (s) => s.gateParams },
   /** Gate gradients. */
-  gateGrads: Float32Array;
+  gateGrads: { kind: 'f32', group: 'gate', length: (s) => s.gateParams },
   /** Gate optimiser state, planar. */
-  gateOpt: Float32Array;
+  gateOpt: { kind: 'f32', group: 'optimiser', length: (s) => s.gateParams * s.optState },
   /** Noisy top-k: the noise network's parameters (W D×E, b E). */
-  noiseParams: Float32Array;
+  noiseParams: { kind: 'f32', group: 'gate', length: (s) => s.noiseParams },
   /** Its gradients. */
-  noiseGrads: Float32Array;
+  noiseGrads: { kind: 'f32', group: 'gate', length: (s) => s.noiseParams },
   /** Its optimiser state, planar. */
-  noiseOpt: Float32Array;
-  /** topk, switch: the balancing bias added to the logits when choosing. */
-  routerBias: Float32Array;
-  /** Gate logits u, maxBatch×E. */
-  gateLogits: Float32Array;
-  /** log softmax(u), maxBatch×E. */
-  gateLogProb: Float32Array;
-  /** softmax(u), maxBatch×E. */
-  gateProb: Float32Array;
-  /** ∂E/∂u, maxBatch×E. */
-  gateLogitGrad: Float32Array;
-  /** The gate's hidden activations, maxBatch×Hg. */
-  gateHidden: Float32Array;
-  /** The gate's delta buffers. */
-  gateDeltaA: Float32Array;
-  gateDeltaB: Float32Array;
+  noiseOpt: { kind: 'f32', group: 'optimiser', length: (s) => s.noiseParams * s.optState },
+  /** topk, switch: the balancing bias added to the logits when choosing, experts. */
+  routerBias: { kind: 'f32', group: 'plan', length: (s) => s.routerBias },
+  /** Gate logits u, rows×E. */
+  gateLogits: { kind: 'f32', group: 'gate', length: (s) => s.maxBatch * s.experts },
+  /** log softmax(u), rows×E. */
+  gateLogProb: { kind: 'f32', group: 'gate', length: (s) => s.maxBatch * s.experts },
+  /** softmax(u), rows×E. */
+  gateProb: { kind: 'f32', group: 'gate', length: (s) => s.maxBatch * s.experts },
+  /** ∂E/∂u, rows×E. */
+  gateLogitGrad: { kind: 'f32', group: 'gate', length: (s) => s.maxBatch * s.experts },
+  /** The gate's hidden activations, rows×Hg. */
+  gateHidden: { kind: 'f32', group: 'gate', length: (s) => s.maxBatch * s.gateHidden },
+  /** The gate's first delta buffer. */
+  gateDeltaA: { kind: 'f32', group: 'gate', length: (s) => s.maxBatch * s.gateWidest },
+  /** The gate's second delta buffer. */
+  gateDeltaB: { kind: 'f32', group: 'gate', length: (s) => s.maxBatch * s.gateWidest },
   /** Expert of each entry. */
-  entryExpert: Int32Array;
+  entryExpert: { kind: 'i32', group: 'plan', length: (s) => s.maxEntries },
   /** log ĝ of each entry. */
-  entryLogWeight: Float32Array;
+  entryLogWeight: { kind: 'f32', group: 'plan', length: (s) => s.maxEntries },
   /** ĝ of each entry. */
-  entryGateWeight: Float32Array;
-  /** ∂E/∂log ĝ of each entry. */
-  entryDLogWeight: Float32Array;
-  /** Row r's entries are rowEntries[rowStart[r] .. rowStart[r+1]). */
-  rowStart: Int32Array;
+  entryGateWeight: { kind: 'f32', group: 'plan', length: (s) => s.maxEntries },
+  /** ∂E/∂log ĝ of each entry (the loss's main side writes). */
+  entryDLogWeight: { kind: 'f32', group: 'loss', length: (s) => s.maxEntries },
+  /** Row r's entries are rowEntries[rowStart[r] .. rowStart[r+1]), rows + 1. */
+  rowStart: { kind: 'i32', group: 'plan', length: (s) => s.maxBatch + 1 },
   /** Entry numbers grouped by row. */
-  rowEntries: Int32Array;
-  /** Scratch of maxBatch floats. */
-  rowScratch: Float32Array;
-  /** Noisy top-k: the standard normal draws ε, maxBatch×E. */
-  gateNoise: Float32Array;
-  /** Noisy top-k: x·Wn + bn, maxBatch×E. */
-  noiseLogits: Float32Array;
-  /** Noisy top-k: h = u + ε·softplus(x·Wn + bn), maxBatch×E. */
-  noisyLogits: Float32Array;
-  /** Rows routed to each expert in this step. */
-  expertLoad: Int32Array;
+  rowEntries: { kind: 'i32', group: 'plan', length: (s) => s.maxEntries },
+  /** Scratch of one float per row. */
+  rowScratch: { kind: 'f32', group: 'loss', length: (s) => s.maxBatch },
+  /** Noisy top-k: the standard normal draws ε, rows×E. */
+  gateNoise: { kind: 'f32', group: 'gate', length: (s) => noise(s, s.maxBatch * s.experts) },
+  /** Noisy top-k: x·Wn + bn, rows×E. */
+  noiseLogits: { kind: 'f32', group: 'gate', length: (s) => noise(s, s.maxBatch * s.experts) },
+  /** Noisy top-k: h = u + ε·softplus(x·Wn + bn), rows×E. */
+  noisyLogits: { kind: 'f32', group: 'gate', length: (s) => noise(s, s.maxBatch * s.experts) },
+  /** Rows routed to each expert in this step, experts. */
+  expertLoad: { kind: 'i32', group: 'plan', length: (s) => s.experts },
+} as const satisfies Record<string, RegionSpec>;
+
+/** Name of a region. */
+export type RegionName = keyof typeof REGIONS;
+
+/** Typed views of every region (documented in the region table). */
+export type MixtureViews = { -readonly [N in RegionName]: ViewOf<(typeof REGIONS)[N]['kind']> };
+
+/** The regions a group owns. */
+export type GroupRegions<G extends RegionGroup> = { [N in RegionName as (typeof REGIONS)[N]['group'] extends G ? N : never]: MixtureViews[N] };
+
+/** The owner of each region. */
+export function regionGroup(name: RegionName): RegionGroup {
+  return REGIONS[name].group;
+}
+
+/** The views of one group's regions (for a phase that is handed only that group). */
+export function groupViews<G extends RegionGroup>(v: MixtureViews, group: G): GroupRegions<G> {
+  const out: Partial<Record<RegionName, MixtureViews[RegionName]>> = {};
+  for (const name of Object.keys(REGIONS) as RegionName[]) if (REGIONS[name].group === group) out[name] = v[name];
+  return out as GroupRegions<G>;
 }
 
 /** Byte offsets of each region, 64-byte aligned so no two regions share a cache line. */
@@ -318,7 +320,8 @@ export interface MixtureLayout {
 export function planLayout(sizes: MixtureSizes): MixtureLayout {
   let offset = LAYOUT_BASE;
   const regions: MixtureLayout['regions'] = [];
-  for (const [name, kind, length] of regionSpecs(sizes)) {
+  for (const name of Object.keys(REGIONS) as RegionName[]) {
+    const { kind } = REGIONS[name], length = (REGIONS[name] as RegionSpec).length(sizes);
     offset = Math.ceil(offset / 64) * 64;
     regions.push({ name, kind, offset, length });
     offset += length * BYTES[kind];

@@ -1,6 +1,6 @@
 /**
  * Routing as data: which experts compute which cases, and the balancing that goes with
- * it (what a model file stores; the rules themselves run in src/engine/routing*.ts).
+ * it (what a model file stores; the rules themselves are src/engine/routing-plan.ts).
  *
  *   dense            the paper's softmax over all E experts (every expert computes every case)
  *   topk:K           the K largest gate logits, weights softmax over the kept (Shazeer et al.

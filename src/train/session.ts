@@ -14,8 +14,8 @@ import type { ComputeProvider } from '../compute/provider.js';
 import { MixtureStep, type TrainingData } from '../engine/step.js';
 import { denseSizes, shardExperts, sparseSizes } from '../engine/plan.js';
 import { InProcessPool, type ExpertPool } from '../engine/pool.js';
-import { DenseRouter, type Router } from '../engine/routing.js';
-import { SparseRouter } from '../engine/routing-sparse.js';
+import { Router } from '../engine/routing.js';
+import { routingRule, type RoutingRule } from '../engine/routing-plan.js';
 import { Rng } from '../rng.js';
 import { createKernels } from '../kernels/index.js';
 import type { KernelSetName, Kernels } from '../kernels/types.js';
@@ -49,6 +49,8 @@ export interface SessionOptions {
   denormals?: DenormalMode | undefined;
   /** MPI: this process is one rank of the job; its experts are its share (see src/mpi). */
   mpi?: Communicator | undefined;
+  /** Tests: a routing rule of their own instead of the configuration's (sparse layout). */
+  rule?: RoutingRule | undefined;
 }
 
 export class TrainingSession {
@@ -85,8 +87,11 @@ export class TrainingSession {
       const mine = groups.slice(r * shards, (r + 1) * shards);
       return { first: mine[0]!.first, count: mine.reduce((n, g) => n + g.count, 0) };
     });
-    const dense = c.routing.kind === 'dense';
-    const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, allShards) : sparseSizes(c, state.optimizer, o.maxBatch, allShards));
+    const rule = o.rule ?? routingRule(c.routing);
+    // Dense: every expert computes the whole batch where it lies (no gathering), one block
+    // each, on its owner; sparse: blocks of gathered rows that any shard may compute.
+    const dense = c.routing.kind === 'dense' && !o.rule;
+    const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, allShards) : sparseSizes(c, state.optimizer, o.maxBatch, allShards, rule));
     const memory = allocateMemory(layout.byteLength, `a training session (batch ${o.maxBatch})`, 'batchSize');
     const views = mapViews(memory.buffer, layout);
     setParams(views, state.params);
@@ -113,9 +118,19 @@ export class TrainingSession {
     const local = o.mpi ? new MpiPool(inner, o.mpi, views, c, rankExperts, ef) : inner;
     const pool = o.wrapPool ? o.wrapPool(local, views) : local;
     const noiseRng = c.routing.noise ? new Rng(state.training.noiseRng!) : undefined;
-    const router: Router = dense
-      ? new DenseRouter(views, c.experts, o.maxBatch, groups, c.routing, shardOffset)
-      : new SparseRouter(views, { config: c, maxBatch: o.maxBatch, blockRows: layout.sizes.maxBlockRows, groups, split: !o.mpi && (o.split ?? true), shardOffset, noiseRng, gemm: provider.sgemm, kernels: k });
+    const router = new Router(views, {
+      config: c,
+      rule,
+      maxBatch: o.maxBatch,
+      blockRows: layout.sizes.maxBlockRows,
+      groups,
+      // MPI: each block stays on its expert's rank (results are the same either way).
+      split: !dense && !o.mpi && (o.split ?? true),
+      shardOffset,
+      noiseRng,
+      gemm: provider.sgemm,
+      kernels: k,
+    });
     const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data, new FloatMode(denormals));
     return new TrainingSession(memory, layout, views, pool, step, router, noiseRng, local instanceof MpiPool ? local : undefined);
   }

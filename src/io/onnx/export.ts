@@ -17,7 +17,7 @@
 import { OptionError } from '../../errors.js';
 import { expertShape, gateShape, type MixtureConfig } from '../../model/config.js';
 import { mlpParamCount, type Activation, type MlpShape } from '../../model/mlp.js';
-import { renormalises } from '../../model/routing.js';
+import { routingRule, type RoutingRule } from '../../engine/routing-plan.js';
 import type { ModelState } from '../../model/state.js';
 import { checkArrays } from '../export-state.js';
 import { ONNX_IR_VERSION, ONNX_OPSET, OnnxGraphBuilder } from './graph.js';
@@ -25,7 +25,7 @@ import { ONNX_IR_VERSION, ONNX_OPSET, OnnxGraphBuilder } from './graph.js';
 /** Every operator the exporter may emit (all of the default `ai.onnx` domain, opset 17). */
 export const ONNX_OPERATORS: readonly string[] = [
   'Cast', 'Sub', 'Div', 'Mul', 'Add', 'MatMul', 'Tanh', 'Relu', 'Sigmoid', 'Softmax', 'Transpose', 'Unsqueeze', 'ReduceSum',
-  'TopK', 'GatherElements', 'ScatterElements',
+  'TopK', 'GatherElements', 'ScatterElements', 'Concat', 'Slice',
 ];
 
 export { ONNX_IR_VERSION, ONNX_OPSET };
@@ -94,21 +94,49 @@ function expertOutputs(g: OnnxGraphBuilder, shape: MlpShape, E: number, params: 
 }
 
 /**
- * The combination weights ĝ [N, E] from the gate's logits u, as predict routes (no noise):
- *   dense            ĝ = softmax(u)
- *   topk:K (K ≥ 2)   kept = TopK(u + b, K) (ONNX's TopK puts the lower index first among
- *                    equal values, as the library breaks ties); ĝ = softmax of u over the
- *                    kept, scattered into zeros
- *   switch, topk:1   kept = TopK(u + b, 1); ĝ = softmax(u) at the kept, scattered into zeros
- * with b the router bias. expert-choice is refused by the caller.
+ * A rule's choice as ONNX nodes: from the biased scores fround(u + b) [N, E] (ONNX's float32
+ * Add), each row's kept experts [N, K] (int64). The scores arrive with one padding row
+ * appended (ONNX Runtime's TopK dies with SIGFPE on an empty tensor; the padding row's
+ * choice is dropped after), so a choice may assume at least one row.
  */
-function combinationWeights(g: OnnxGraphBuilder, state: ModelState, u: string): string {
-  const r = state.config.routing, E = state.config.experts;
-  const p = g.node('Softmax', [u], { axis: 1 }, r.kind === 'dense' ? 'gate' : undefined);
-  if (r.kind === 'dense') return p;
+export type OnnxChoice = (g: OnnxGraphBuilder, scores: string) => string;
+
+/**
+ * The ONNX spelling of each routing rule's choice at predict (src/engine/routing-plan.ts):
+ * topk and switch keep the K best by TopK, which puts the lower index first among equal
+ * values, as the plan breaks ties. Dense keeps all (no choice); expert-choice is refused.
+ */
+function onnxChoice(state: ModelState): OnnxChoice | undefined {
+  const r = state.config.routing;
+  switch (r.kind) {
+    case 'topk':
+    case 'switch':
+      return (g, scores) => g.nodeN('TopK', [scores, g.ints('k', [r.k])], 2, { axis: 1, largest: 1, sorted: 1 })[1]!;
+    case 'dense':
+    case 'expert-choice':
+      return undefined;
+  }
+}
+
+/** Each row's kept experts [N, K] by `choice` on the biased scores, with the padding row around it. */
+function keptExperts(g: OnnxGraphBuilder, state: ModelState, u: string, choice: OnnxChoice): string {
+  const E = state.config.experts;
   const scores = state.params.routerBias.length > 0 ? g.node('Add', [u, g.initializer('router_bias', [E], state.params.routerBias.slice())]) : u;
-  const [, kept] = g.nodeN('TopK', [scores, g.ints('k', [r.k])], 2, { axis: 1, largest: 1, sorted: 1 }) as [string, string];
-  const picked = renormalises(r) ? g.node('Softmax', [g.node('GatherElements', [u, kept], { axis: 1 })], { axis: 1 }) : g.node('GatherElements', [p, kept], { axis: 1 });
+  const padded = g.node('Concat', [scores, g.initializer('pad_row', [1, E], new Float32Array(E))], { axis: 0 });
+  return g.node('Slice', [choice(g, padded), g.ints('slice_start', [0]), g.ints('slice_end', [-1]), g.ints('slice_axis', [0])]);
+}
+
+/**
+ * The combination weights ĝ [N, E] from the gate's logits u, as predict routes (no noise):
+ * dense ĝ = softmax(u); otherwise the rule's kept experts, weighed as the rule weighs
+ * them ('kept-softmax': softmax of u over the kept; 'probability': softmax(u) at the
+ * kept), scattered into zeros.
+ */
+function combinationWeights(g: OnnxGraphBuilder, state: ModelState, u: string, rule: RoutingRule, choice: OnnxChoice | undefined): string {
+  const p = g.node('Softmax', [u], { axis: 1 }, choice ? undefined : 'gate');
+  if (!choice) return p;
+  const kept = keptExperts(g, state, u, choice);
+  const picked = rule.weights === 'kept-softmax' ? g.node('Softmax', [g.node('GatherElements', [u, kept], { axis: 1 })], { axis: 1 }) : g.node('GatherElements', [p, kept], { axis: 1 });
   const zeros = g.node('Mul', [p, g.initializer('zero', [1], Float32Array.of(0))]);
   return g.node('ScatterElements', [zeros, kept, picked], { axis: 1 }, 'gate');
 }
@@ -134,9 +162,10 @@ function unstandardize(g: OnnxGraphBuilder, v: string, s: { mean: number[]; std:
  * returns them. Refuses a mixture that has not been trained (no standardisation) or whose
  * weights exceed what one protobuf holds ({@link ONNX_MAX_INITIALIZER_BYTES}): an
  * OptionError naming `format`, as is expert-choice routing (not exported); a state that
- * does not fit its configuration: a ModelFormatError.
+ * does not fit its configuration: a ModelFormatError. `custom` (tests): a routing rule of
+ * the caller's and its ONNX choice, in place of the configuration's.
  */
-export function mixtureToOnnx(state: ModelState): Uint8Array {
+export function mixtureToOnnx(state: ModelState, custom?: { rule: RoutingRule; choice: OnnxChoice }): Uint8Array {
   const c = state.config;
   const bytes = onnxInitializerBytes(c);
   if (bytes > ONNX_MAX_INITIALIZER_BYTES) {
@@ -161,7 +190,9 @@ export function mixtureToOnnx(state: ModelState): Uint8Array {
   const zd = g.node('Div', [centred, g.initializer('input_std', [D], Float64Array.from(state.inputScaler.std))]);
   const z = g.node('Cast', [zd], { to: FLOAT });
 
-  const gate = combinationWeights(g, state, gateLogits(g, gateShape(c), state.params.gateParams, z));
+  // Tests export a rule of their own (`custom`); models, their configuration's.
+  const rule = custom?.rule ?? routingRule(c.routing), choice = custom ? custom.choice : onnxChoice(state);
+  const gate = combinationWeights(g, state, gateLogits(g, gateShape(c), state.params.gateParams, z), rule, choice);
   const regression = c.task === 'regression';
   // [E, N, K]: standardised outputs (regression) or, as predict returns them, logits/outputs.
   const raw = expertOutputs(g, expertShape(c), E, state.params.expertParams, z, regression ? undefined : 'experts');
