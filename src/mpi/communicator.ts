@@ -43,11 +43,14 @@ export class Communicator {
   /** Milliseconds spent waiting in collectives. */
   waitMs = 0;
   private busy = false;
-  private readonly request = new Int32Array(1);
-  private readonly flag = new Int32Array(1);
+  // Off V8's heap (a SharedArrayBuffer never moves): MPI writes the request's handle.
+  private readonly request = new Int32Array(new SharedArrayBuffer(4));
+  private readonly flag = new Int32Array(new SharedArrayBuffer(4));
   private finalized = false;
   /** The longest wait of a collective so far (ms). */
   private longestMs = 0;
+  /** The views of the collective in flight (kept alive and unmoved until it completes). */
+  inFlight: ArrayBufferView[] = [];
   /** A fixed limit on a collective's wait (ms), else adaptive. */
   timeoutMs: number | undefined;
 
@@ -98,17 +101,17 @@ export class Communicator {
     const type = view instanceof Float32Array ? MPI.FLOAT : MPI.INT;
     let bytes = 0;
     for (let r = 0; r < this.size; r++) if (r !== this.rank) bytes += 4 * slices.counts[r]!;
-    return this.run(what, bytes, (req) => this.library.calls.iallgatherv(MPI.IN_PLACE, 0, type, view, slices.counts, slices.displs, type, MPI.COMM_WORLD, req));
+    return this.run(what, bytes, [view, slices.counts, slices.displs], (req) => this.library.calls.iallgatherv(MPI.IN_PLACE, 0, type, view, slices.counts, slices.displs, type, MPI.COMM_WORLD, req));
   }
 
   /** Allreduce of integers in place (sum or max): flags and counts only, never parameters. */
   allreduceInts(values: Int32Array, op: 'sum' | 'max', what: string): Promise<void> {
-    return this.run(what, 4 * values.length, (req) => this.library.calls.iallreduce(MPI.IN_PLACE, values, values.length, MPI.INT, op === 'sum' ? MPI.SUM : MPI.MAX, MPI.COMM_WORLD, req));
+    return this.run(what, 4 * values.length, [values], (req) => this.library.calls.iallreduce(MPI.IN_PLACE, values, values.length, MPI.INT, op === 'sum' ? MPI.SUM : MPI.MAX, MPI.COMM_WORLD, req));
   }
 
   /** Broadcast of bytes from `root`. */
   bcast(bytes: Uint8Array, root: number, what: string): Promise<void> {
-    return this.run(what, this.rank === root ? 0 : bytes.length, (req) => this.library.calls.ibcast(bytes, bytes.length, MPI.BYTE, root, MPI.COMM_WORLD, req));
+    return this.run(what, this.rank === root ? 0 : bytes.length, [bytes], (req) => this.library.calls.ibcast(bytes, bytes.length, MPI.BYTE, root, MPI.COMM_WORLD, req));
   }
 
   /** Gather every rank's equal-length ints: out[r·n …] = rank r's `mine` (n ints). */
@@ -137,9 +140,15 @@ export class Communicator {
   }
 
   /** Start one non-blocking collective and poll it to completion from the event loop. */
-  private async run(what: string, bytes: number, start: (request: Int32Array) => number): Promise<void> {
+  private async run(what: string, bytes: number, views: ArrayBufferView[], start: (request: Int32Array) => number): Promise<void> {
     if (this.busy) throw new MoeError('INTERNAL', `MPI: ${what} started while another collective was in flight`);
     this.busy = true;
+    // MPI reads and writes these until the request completes, through the addresses koffi
+    // passed. A small typed array made with a length lives on V8's heap, where a
+    // collection may move it: reading .buffer moves its elements off the heap for good
+    // (V8 materialises the ArrayBuffer), and the field keeps them alive until completion.
+    for (const v of views) void v.buffer;
+    this.inFlight = views;
     const t0 = performance.now();
     const limit = this.timeoutMs ?? Math.max(MIN_EXCHANGE_TIMEOUT_MS, 20 * this.longestMs);
     try {
@@ -162,6 +171,7 @@ export class Communicator {
     } finally {
       this.waitMs += performance.now() - t0;
       this.busy = false;
+      this.inFlight = [];
     }
   }
 }
