@@ -72,6 +72,15 @@ export function checkedKernels(inner: Kernels, memory?: WasmMemory): Kernels {
       view('activate', 'a', x, n);
       inner.activate(a, x, n);
     },
+    biasActivate(a, z, bias, rows, cols) {
+      act('biasActivate', a);
+      count('biasActivate', 'rows', rows);
+      count('biasActivate', 'cols', cols);
+      view('biasActivate', 'z', z, rows * cols);
+      view('biasActivate', 'bias', bias, cols);
+      noOverlap('biasActivate', 'z', z, rows * cols, 'bias', bias, cols);
+      inner.biasActivate(a, z, bias, rows, cols);
+    },
     activateBackward(a, delta, x, n) {
       act('activateBackward', a);
       count('activateBackward', 'n', n);

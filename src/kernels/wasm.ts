@@ -20,6 +20,10 @@ interface KernelExports {
   activateTanh(a: number, n: number): void;
   activateRelu(a: number, n: number): void;
   activateSigmoid(a: number, n: number): void;
+  biasActivateTanh(z: number, bias: number, rows: number, cols: number): void;
+  biasActivateRelu(z: number, bias: number, rows: number, cols: number): void;
+  biasActivateSigmoid(z: number, bias: number, rows: number, cols: number): void;
+  tanhF32(x: number): number;
   backwardTanh(delta: number, a: number, n: number): void;
   backwardRelu(delta: number, a: number, n: number): void;
   backwardSigmoid(delta: number, a: number, n: number): void;
@@ -90,6 +94,17 @@ export function wasmKernels(memory: WasmMemory, module: WasmModule = compileKern
       }
       throw new Error(`unknown activation ${JSON.stringify(act)}`);
     },
+    biasActivate(act: Activation, z, bias, rows, cols) {
+      switch (act) {
+        case 'tanh':
+          return x.biasActivateTanh(z.byteOffset, bias.byteOffset, rows, cols);
+        case 'relu':
+          return x.biasActivateRelu(z.byteOffset, bias.byteOffset, rows, cols);
+        case 'sigmoid':
+          return x.biasActivateSigmoid(z.byteOffset, bias.byteOffset, rows, cols);
+      }
+      throw new Error(`unknown activation ${JSON.stringify(act)}`);
+    },
     activateBackward(act: Activation, delta, a, n) {
       switch (act) {
         case 'tanh':
@@ -128,10 +143,10 @@ export function wasmKernels(memory: WasmMemory, module: WasmModule = compileKern
 }
 
 /**
- * The module's scalar exp and log (float32), for accuracy tests: bit-identical to
- * `expF32`/`logF32` of src/kernels/js.ts. Instantiates the module over `memory`.
+ * The module's scalar exp, log and tanh (float32), for accuracy tests: bit-identical to
+ * `expF32`/`logF32`/`tanhF32` of src/kernels/js.ts. Instantiates the module over `memory`.
  */
-export function wasmScalarMath(memory: WasmMemory, module: WasmModule = compileKernelModule()): { expF32(x: number): number; logF32(x: number): number } {
+export function wasmScalarMath(memory: WasmMemory, module: WasmModule = compileKernelModule()): { expF32(x: number): number; logF32(x: number): number; tanhF32(x: number): number } {
   const x = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
-  return { expF32: x.expF32, logF32: x.logF32 };
+  return { expF32: x.expF32, logF32: x.logF32, tanhF32: x.tanhF32 };
 }
