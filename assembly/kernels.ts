@@ -667,12 +667,15 @@ export function softmaxMinusOnehotRows(z: usize, lse: usize, labels: usize, w: u
     const wr = load<f32>(at(w, r * wStride + wOffset));
     const l = load<f32>(at(lse, r));
     const vw = f32x4.splat(wr), vl = f32x4.splat(l);
+    // The label's logit is read before the row is written: gradOut may be z (in place).
+    const y = load<i32>(at(labels, r));
+    const hit = <u32>y < <u32>K;
+    const zy: f32 = hit ? load<f32>(at(rz, y)) : 0;
     let k = 0;
     // e − 0 = e for every e exp returns, so the non-label terms skip the subtraction.
     for (; k + 4 <= K; k += 4) v128.store(at(rg, k), f32x4.mul(vw, exp4(f32x4.sub(v128.load(at(rz, k)), vl))));
     for (; k < K; k++) store<f32>(at(rg, k), wr * exp1(load<f32>(at(rz, k)) - l));
-    const y = load<i32>(at(labels, r));
-    if (<u32>y < <u32>K) store<f32>(at(rg, y), wr * (exp1(load<f32>(at(rz, y)) - l) - <f32>1.0));
+    if (hit) store<f32>(at(rg, y), wr * (exp1(zy - l) - <f32>1.0));
   }
 }
 

@@ -214,7 +214,7 @@ describe('a shard that fails in the update phase', () => {
     // Step of experts 0..3 after each crash; shard 0 (experts 0, 1) must be at 6 every time.
     const broken = runs.filter((r) => r !== '6,6,5,5');
     expect(broken, `${broken.length} of ${runs.length} crashes left the experts at steps: ${broken.join(' | ')}`).toEqual([]);
-  }, 30_000);
+  }, 180_000); // 16 fits with crashes: generous, so that a loaded machine does not fail it
 });
 
 describe('no thread is left behind (child processes must exit by themselves)', () => {

@@ -21,6 +21,7 @@ import type { ComputeProvider } from '../src/compute/provider.js';
 import { MoeError, OptionError } from '../src/errors.js';
 import { createKernels, kernelSetFromEnv } from '../src/kernels/index.js';
 import { expF32, jsKernels, logF32, tanhF32 } from '../src/kernels/js.js';
+import { KERNEL_NAMES, KERNEL_TABLE, type CountName, type KernelName, type ViewArg } from '../src/kernels/signatures.js';
 import type { Kernels } from '../src/kernels/types.js';
 import { wasmApi, type WasmMemory } from '../src/kernels/wasm-api.js';
 import { compileKernelModule, kernelWasmFile, wasmKernels, wasmScalarMath } from '../src/kernels/wasm.js';
@@ -167,149 +168,96 @@ function parity<N extends string>(what: string, specs: readonly ArraySpec<N>[], 
   for (const s of specs) sameBits(views[0]![s.name], views[1]![s.name], `${what}: ${s.name}`);
 }
 
-describe('wasm and js kernel sets are bit-identical', () => {
-  for (const n of SIZES) {
-    it(`element-wise kernels, n = ${n}`, () => {
-      for (let mis = 0; mis < 4; mis++) {
-        const seed = n * 10 + mis;
-        for (const act of ACTS) {
-          parity(`activate ${act}`, [{ name: 'a', len: n, init: withEdges(act === 'tanh' ? 4 : 10) }], mis, (k, v) => k.activate(act, v.f.a, n), seed);
-          parity(
-            `activateBackward ${act}`,
-            [
-              { name: 'delta', len: n, init: withEdges() },
-              { name: 'a', len: n, init: withEdges(0.7) },
-            ],
-            mis,
-            (k, v) => k.activateBackward(act, v.f.delta, v.f.a, n),
-            seed,
-          );
-        }
-        parity('addInto', [{ name: 'dst', len: n, init: withEdges() }, { name: 'src', len: n, init: withEdges() }], mis, (k, v) => k.addInto(v.f.dst, v.f.src, n), seed);
-        parity('fill', [{ name: 'dst', len: n + 2, init: normal }], mis, (k, v) => k.fill(v.f.dst, n, -0.1), seed);
-        parity('fill 0', [{ name: 'dst', len: n + 2, init: normal }], mis, (k, v) => k.fill(v.f.dst, n, 0), seed);
-        parity('fill -0', [{ name: 'dst', len: n + 2, init: normal }], mis, (k, v) => k.fill(v.f.dst, n, -0), seed);
-        parity('copy', [{ name: 'dst', len: n, init: normal }, { name: 'src', len: n, init: withEdges() }], mis, (k, v) => k.copy(v.f.dst, v.f.src, n), seed);
-        parity(
-          'sgd',
-          [
-            { name: 'p', len: n, init: withEdges(1) },
-            { name: 'g', len: n, init: withEdges(0.1) },
-          ],
-          mis,
-          (k, v) => k.sgd(v.f.p, v.f.g, n, 0.05, 1e-4),
-          seed,
-        );
-        parity(
-          'momentum',
-          [
-            { name: 'p', len: n, init: withEdges(1) },
-            { name: 'g', len: n, init: withEdges(0.1) },
-            { name: 'vel', len: n, init: normal },
-          ],
-          mis,
-          (k, v) => k.momentum(v.f.p, v.f.g, v.f.vel, n, 0.05, 0.9, 1e-4),
-          seed,
-        );
-        for (const wd of [0, 1e-3]) {
-          parity(
-            `adam wd=${wd}`,
-            [
-              { name: 'p', len: n, init: withEdges(1) },
-              { name: 'g', len: n, init: withEdges(0.1) },
-              { name: 'm', len: n, init: (_i, r) => r.normal() * 0.01 },
-              { name: 'v', len: n, init: (i, r) => (i === 2 ? 0 : positive(i, r) * 1e-4) },
-            ],
-            mis,
-            (k, v) => k.adam(v.f.p, v.f.g, v.f.m, v.f.v, n, 0.01 / (1 - 0.9 ** 3), 1 / (1 - 0.999 ** 3), 0.9, 0.999, 1 - 0.9, 1 - 0.999, 1e-8, wd),
-            seed,
-          );
-        }
+/**
+ * One parity run of table entry `name` with the given counts, activation and sample index
+ * of its scalars: inputs are drawn from each argument's kind (edge values mixed into float32
+ * views, in-range indices and, where the kernel handles them, −1 and the limit), and with
+ * `alias` = [a, b] view b is view a (an in-place call).
+ */
+function tableParity(name: KernelName, counts: Record<CountName, number>, act: Activation | undefined, sample: number, alias: readonly [string, string] | undefined, mis: number, seed: number): void {
+  const spec = KERNEL_TABLE[name];
+  const views = spec.args.filter((a): a is ViewArg => a.kind === 'f32' || a.kind === 'i32');
+  const lengths: Record<string, number> = {};
+  for (const a of views) lengths[a.name] = (a.len ?? a.sampleLen!)(counts);
+  const specs: ArraySpec[] = views
+    .filter((a) => !(alias && a.name === alias[1]))
+    .map((a) => {
+      const len = lengths[a.name]!;
+      if (a.kind === 'i32') {
+        const limit = a.index?.limit(counts, lengths);
+        const init: Init =
+          limit === undefined ? (_i, r) => r.int(1000) - 500 : a.index!.checked ? (_i, r) => (limit > 0 ? r.int(limit) : 0) : (i, r) => (i === 1 ? -1 : i === 2 ? limit : limit > 0 ? r.int(limit) : 0);
+        return { name: a.name, len, init, int: true };
       }
+      return { name: a.name, len, init: a.nonNegative ? (i: number, r: Rng) => (i === 2 ? 0 : positive(i, r) * 1e-4) : withEdges(act === 'tanh' ? 4 : 5) };
     });
-
-    it(`matrix and row kernels, K = ${n}`, () => {
-      const K = n;
-      for (const rows of [1, 3, 5]) {
-        const mis = (rows + K) % 4;
-        const seed = rows * 1000 + K;
-        const label: Init = (i, r) => (i === 1 ? -1 : i === 2 ? K : r.int(K));
-        parity('biasRows', [{ name: 'z', len: rows * K, init: normal }, { name: 'b', len: K, init: withEdges() }], mis, (k, v) => k.biasRows(v.f.z, v.f.b, rows, K), seed);
-        parity('colSums', [{ name: 'm', len: rows * K, init: withEdges() }, { name: 'out', len: K, init: normal }], mis, (k, v) => k.colSums(v.f.m, rows, K, v.f.out), seed);
-        for (const act of ACTS) {
-          parity(
-            `biasActivate ${act}`,
-            [{ name: 'z', len: rows * K, init: withEdges(act === 'tanh' ? 4 : 10) }, { name: 'b', len: K, init: withEdges(2) }],
-            mis,
-            (k, v) => k.biasActivate(act, v.f.z, v.f.b, rows, K),
-            seed,
-          );
-          // The fused pass is the same float32 operations as adding the bias, then activate.
-          parity(
-            `biasActivate ${act} is bias add then activate`,
-            [{ name: 'z', len: rows * K, init: withEdges(act === 'tanh' ? 4 : 10) }, { name: 'b', len: K, init: withEdges(2) }],
-            mis,
-            (k, v) => {
-              if (k.name === 'wasm') return k.biasActivate(act, v.f.z, v.f.b, rows, K);
-              for (let r = 0; r < rows; r++) for (let c = 0; c < K; c++) v.f.z[r * K + c] = Math.fround(v.f.z[r * K + c]! + v.f.b[c]!);
-              k.activate(act, v.f.z, rows * K);
-            },
-            seed,
-          );
+  const what = `${name}${act ? ` ${act}` : ''} ${JSON.stringify(counts)} sample ${sample}${alias ? ` ${alias[1]} = ${alias[0]}` : ''}`;
+  parity(
+    what,
+    specs,
+    mis,
+    (k, v) => {
+      const args = spec.args.map((a) => {
+        switch (a.kind) {
+          case 'activation':
+            return act;
+          case 'count':
+            return counts[a.name];
+          case 'scalar':
+            return a.samples[Math.min(sample, a.samples.length - 1)];
+          default:
+            return a.kind === 'i32' ? v.i[alias && a.name === alias[1] ? alias[0] : a.name] : v.f[alias && a.name === alias[1] ? alias[0] : a.name];
         }
-        parity(
-          'gatherRows',
-          [
-            { name: 'src', len: 7 * K, init: withEdges() },
-            { name: 'idx', len: rows, init: (_i, r) => r.int(7), int: true },
-            { name: 'dst', len: rows * K, init: normal },
-          ],
-          mis,
-          (k, v) => k.gatherRows(v.f.src, K, v.i.idx, rows, v.f.dst),
-          seed,
-        );
-        parity(
-          'gatherRowsI32',
-          [
-            { name: 'src', len: K, init: (_i, r) => r.int(1000) - 500, int: true },
-            { name: 'idx', len: rows, init: (_i, r) => r.int(K), int: true },
-            { name: 'dst', len: rows, init: () => 0, int: true },
-          ],
-          mis,
-          (k, v) => k.gatherRowsI32(v.i.src, v.i.idx, rows, v.i.dst),
-          seed,
-        );
-        type RowName = 'o' | 'd' | 'ybar' | 'out' | 'w' | 'labels' | 'lse' | 'grad' | 'logG' | 'g';
-        const rowSpecs = (u: Init): ArraySpec<RowName>[] => [
-          { name: 'o', len: rows * K, init: u },
-          { name: 'd', len: rows * K, init: u },
-          { name: 'ybar', len: rows * K, init: u },
-          { name: 'out', len: rows * 3 + 1, init: normal },
-          { name: 'w', len: rows * 2 + 1, init: normal },
-          { name: 'labels', len: rows, init: label, int: true },
-          { name: 'lse', len: rows, init: (_i, r) => r.normal() + 3 },
-          { name: 'grad', len: rows * K, init: normal },
-          { name: 'logG', len: rows * K, init: normal },
-          { name: 'g', len: rows * K, init: normal },
-        ];
-        for (const [which, init] of [
-          ['normal', normal],
-          ['edges', withEdges(5)],
-        ] as const) {
-          const specs = rowSpecs(init);
-          parity(`logSoftmaxRows ${which}`, specs, mis, (k, v) => k.logSoftmaxRows(v.f.o, rows, K, v.f.logG, v.f.g), seed);
-          parity(`sqErrRows ${which}`, specs, mis, (k, v) => k.sqErrRows(v.f.o, v.f.d, rows, K, v.f.out, 3, 1), seed);
-          parity(`logSoftmaxPickRows ${which}`, specs, mis, (k, v) => k.logSoftmaxPickRows(v.f.o, v.i.labels, rows, K, v.f.out, 3, 2, v.f.lse), seed);
-          parity(`weightedDiffRows ${which}`, specs, mis, (k, v) => k.weightedDiffRows(v.f.ybar, v.f.d, v.f.w, 2, 1, rows, K, v.f.grad), seed);
-          parity(`softmaxMinusOnehotRows ${which}`, specs, mis, (k, v) => k.softmaxMinusOnehotRows(v.f.o, v.f.lse, v.i.labels, v.f.w, 2, 0, rows, K, v.f.grad), seed);
-          parity(`dotDiffRows ${which}`, specs, mis, (k, v) => k.dotDiffRows(v.f.d, v.f.ybar, v.f.o, rows, K, v.f.out, 3, 0), seed);
-          parity(`mixAccumulate ${which}`, specs, mis, (k, v) => k.mixAccumulate(v.f.ybar, v.f.o, v.f.w, 2, 1, rows, K), seed);
-          // In place: the gate's log-softmax may overwrite its logits.
-          parity(`logSoftmaxRows in place ${which}`, specs, mis, (k, v) => k.logSoftmaxRows(v.f.o, rows, K, v.f.o, v.f.g), seed);
+      });
+      (k[name] as (...a: unknown[]) => void)(...args);
+    },
+    seed,
+  );
+}
+
+describe('wasm and js kernel sets are bit-identical', () => {
+  // The parity list is KERNEL_TABLE: every kernel, every activation, every sample of its
+  // scalars, each length in SIZES (rows 1, 3 and 5 for row kernels), every in-place group
+  // aliased, at element offsets that are and are not 16-byte aligned.
+  const ROWS = [1, 3, 5];
+  for (const name of KERNEL_NAMES) {
+    it(`${name}`, () => {
+      const spec = KERNEL_TABLE[name];
+      const hasRows = spec.args.some((a) => a.kind === 'count' && a.role === 'rows');
+      const acts = spec.args.some((a) => a.kind === 'activation') ? ACTS : [undefined];
+      const samples = Math.max(1, ...spec.args.map((a) => (a.kind === 'scalar' ? a.samples.length : 1)));
+      const aliases: (readonly [string, string] | undefined)[] = [undefined, ...(spec.inPlace ?? []).flatMap((g) => g.slice(1).map((b) => [g[0]!, b] as const))];
+      let runs = 0;
+      for (const n of SIZES) {
+        for (const rows of hasRows ? ROWS : [0]) {
+          const counts = {} as Record<CountName, number>;
+          for (const a of spec.args) if (a.kind === 'count') counts[a.name] = a.role === 'rows' ? rows : a.role === 'stride' ? 3 : a.role === 'offset' ? 1 : n;
+          for (const act of acts) {
+            for (let sample = 0; sample < samples; sample++) {
+              for (const alias of aliases) {
+                const seed = n * 100 + rows * 10 + sample;
+                const mis = (n + rows + sample) % 4;
+                tableParity(name, counts, act, sample, alias, mis, seed);
+                runs++;
+              }
+            }
+          }
         }
       }
+      expect(runs).toBeGreaterThanOrEqual(SIZES.length);
     });
   }
+
+  it('every table entry has a JS mirror of its arity and a wasm export (per activation)', () => {
+    const mirror = jsKernels(undefined, { check: false }) as unknown as Record<string, (...a: unknown[]) => void>;
+    for (const name of KERNEL_NAMES) expect(mirror[name]!.length, name).toBe(KERNEL_TABLE[name].args.length);
+    const exports = new Set(sections(new Uint8Array(readFileSync(kernelWasmFile()))).exports.map((e) => e.name));
+    for (const name of KERNEL_NAMES) {
+      const spec = KERNEL_TABLE[name];
+      const names = spec.args[0]?.kind === 'activation' ? ACTS.map((a) => spec.wasm + a[0]!.toUpperCase() + a.slice(1)) : [spec.wasm];
+      for (const e of names) expect(exports.has(e), `${name}: export ${e}`).toBe(true);
+    }
+  });
 
   it('the harness notices a write one element past a view (so the gap checks can fail)', () => {
     expect(() =>
