@@ -54,9 +54,9 @@ export const TANH_CLAMP = 9.0;
 /** ln 2 rounded to float32, for the one-step reduction r = w − n·ln 2 (exact by Sterbenz). */
 export const TANH_LN2 = 0.6931471805599453;
 /**
- * expm1(r) = r + r²·(Q0 + r·(Q1 + r·(Q2 + r·Q3))) on |r| ≤ ln2/2: a minimax fit of the relative
- * error of expm1 (4.3e-7 relative), made for this kernel (scripts in the 0.3.0 changelog notes);
- * the values below are the float32 coefficients.
+ * expm1(r) = r + r²·(TQ0 + r·(TQ1 + r·(TQ2 + r·TQ3))) on |r| ≤ ln2/2: a minimax fit of the
+ * relative error of expm1 (4.3e-7), by scripts/fit-tanh-expm1.py; the values are its float32
+ * coefficients.
  */
 export const TQ0 = 0.49999406933784485;
 export const TQ1 = 0.16666775941848755;

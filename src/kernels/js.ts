@@ -124,16 +124,17 @@ const TQ40 = fr(4 * K.TQ0);
 const TQ41 = fr(-8 * K.TQ1);
 const TQ42 = fr(16 * K.TQ2);
 const TQ43 = fr(-32 * K.TQ3);
-const EXP_BIAS_SHIFT = 127 - K.MAGIC_BITS;
+/** 2^−k for k = 0…26: s = 2^n for n = nf in [−26, 0], the value the wasm kernel builds from n's bits. */
+const POW2_NEG = Float64Array.from({ length: 27 }, (_, k) => 2 ** -k);
 
 /** tanh of a float32 value, rounded to float32, bit-identical to the WebAssembly kernel (see types.ts). */
 export function tanhF32(v: number): number {
-  const negative = v < 0 || Object.is(v, -0);
   let z = Math.abs(v);
   z = TANH_CLAMP < z ? TANH_CLAMP : z;
   const tm = fr(fr(z * TANH_M2LOG2E) + MAGIC);
   const nf = fr(tm - MAGIC);
-  const s = floatOf((bitsOf(tm) + EXP_BIAS_SHIFT) << 23);
+  if (nf !== nf) return NaN; // v is NaN
+  const s = POW2_NEG[-nf]!;
   const rho = fr(z + fr(nf * TANH_HALF_LN2));
   let q = fr(fr(TQ43 * rho) + TQ42);
   q = fr(fr(q * rho) + TQ41);
@@ -141,8 +142,8 @@ export function tanhF32(v: number): number {
   const e = fr(rho * fr(fr(rho * q) - 2));
   const m = fr(fr(s * e) - fr(1 - s));
   const y = fr(m / fr(-2 - m));
-  // The sign bit of v, XOR-ed onto y (y ≥ +0 here; NaN stays NaN).
-  return negative ? -y : y;
+  // The sign bit of v, XOR-ed onto y (y ≥ +0 here).
+  return v < 0 || (v === 0 && 1 / v < 0) ? -y : y;
 }
 
 /** Lane-order logsumexp of a[off … off+K) (see types.ts). */
