@@ -12,8 +12,9 @@
  * - pointers are byte offsets into the memory; counts are in elements.
  *
  * Operation order is part of the contract: src/kernels/js.ts mirrors every operation below
- * in the same order (one float32 rounding per operation), and src/kernels/types.ts documents
- * it. Change one, change all three.
+ * in the same order (one float32 rounding per operation), and each kernel's entry in
+ * src/kernels/signatures.ts documents it (the conventions, exp and log: src/kernels/types.ts).
+ * Change one, change all three. Numeric constants come from src/kernels/constants.ts.
  *
  * Reductions over a row run in 4 lanes: lane j (j = 0…3) sums the terms k ≡ j (mod 4) for
  * k < K − K mod 4, in increasing k, starting from +0; the lanes combine as
@@ -172,7 +173,8 @@ export function logF32(x: f32): f32 {
 }
 
 // ---------------------------------------------------------------------------------------
-// tanh in float32 through expm1 (constants K.TANH_*, K.TQ*; types.ts states the contract).
+// tanh in float32 through expm1 (constants K.TANH_*, K.TQ*; the contract: `activate` in
+// src/kernels/signatures.ts).
 // With g the sign bit of x and z = |x| clamped to TANH_CLAMP (NaN passes):
 //   n = round(−2z·log2 e) by the MAGIC trick (n in [−26, 0]), s = 2^n built from n's bits;
 //   ρ = z + n·(ln2/2), exact by Sterbenz, so that r = −2ρ = −2z − n·ln2 is the reduced argument;

@@ -48,7 +48,7 @@ export const LP7 = -2.4999993993e-1;
 export const LP8 = 3.3333331174e-1;
 
 // tanh through expm1, all in float32: tanh|x| = −m/(m + 2) with m = expm1(−2|x|), the sign of x
-// copied back (see types.ts).
+// copied back (see the `activate` entry of signatures.ts).
 /** |x| is clamped here: tanh(9) is 1 − 3.0e-8 and the result rounds to 1. */
 export const TANH_CLAMP = 9.0;
 /** ln 2 rounded to float32, for the one-step reduction r = w − n·ln 2 (exact by Sterbenz). */

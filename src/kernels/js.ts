@@ -1,8 +1,9 @@
 /**
  * The JavaScript mirror of the WebAssembly kernels (assembly/kernels.ts): the same float32
  * operations in the same order, each rounded with Math.fround, so that both sets give
- * bit-identical results (see types.ts for the operation order). Row reductions keep 4 lane
- * accumulators and combine them as the SIMD code does.
+ * bit-identical results (see signatures.ts and types.ts for the operation order). Row
+ * reductions keep 4 lane accumulators and combine them as the SIMD code does. Numeric
+ * constants come from constants.ts, as the AssemblyScript's do.
  *
  * Rounding argument: for float32 inputs, a float64 `+ − · /` or sqrt followed by one
  * Math.fround is the correctly rounded float32 result (float64 has more than 2·24 + 2 bits),
@@ -116,7 +117,8 @@ export function logF32(x: number): number {
   return fr(r + fr(fe * LN2_HI));
 }
 
-// tanh through expm1 (see assembly/kernels.ts and types.ts), the same float32 operations.
+// tanh through expm1, the same float32 operations as assembly/kernels.ts (contract: `activate`
+// in signatures.ts).
 const TANH_CLAMP = fr(K.TANH_CLAMP);
 const TANH_M2LOG2E = fr(-2 * K.LOG2E);
 const TANH_HALF_LN2 = fr(0.5 * K.TANH_LN2);
@@ -127,7 +129,7 @@ const TQ43 = fr(-32 * K.TQ3);
 /** 2^−k for k = 0…26: s = 2^n for n = nf in [−26, 0], the value the wasm kernel builds from n's bits. */
 const POW2_NEG = Float64Array.from({ length: 27 }, (_, k) => 2 ** -k);
 
-/** tanh of a float32 value, rounded to float32, bit-identical to the WebAssembly kernel (see types.ts). */
+/** tanh of a float32 value, rounded to float32, bit-identical to the WebAssembly kernel (`activate` in signatures.ts). */
 export function tanhF32(v: number): number {
   let z = Math.abs(v);
   z = TANH_CLAMP < z ? TANH_CLAMP : z;
