@@ -50,11 +50,11 @@ function wrapper(exports: Record<string, unknown>, spec: KernelSpec): (...args: 
     return fn as Export;
   };
   if (spec.args[0]?.kind !== 'activation') return offsets(find(spec.wasm), spec.args.length);
-  const byAct = new Map(KERNEL_ACTIVATIONS.map((a) => [a as unknown, offsets(find(spec.wasm + a[0]!.toUpperCase() + a.slice(1)), spec.args.length - 1)]));
+  const acts: readonly unknown[] = KERNEL_ACTIVATIONS;
+  const fns = KERNEL_ACTIVATIONS.map((a) => offsets(find(spec.wasm + a[0]!.toUpperCase() + a.slice(1)), spec.args.length - 1));
   const pick = (act: unknown): ((...args: unknown[]) => void) => {
-    const f = byAct.get(act);
-    if (!f) throw new Error(`unknown activation ${JSON.stringify(act)}`);
-    return f;
+    for (let i = 0; i < acts.length; i++) if (acts[i] === act) return fns[i]!;
+    throw new Error(`unknown activation ${JSON.stringify(act)}`);
   };
   return (act, a, b, c, d) => pick(act)(a, b, c, d);
 }
