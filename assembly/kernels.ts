@@ -12,13 +12,16 @@
  * - pointers are byte offsets into the memory; counts are in elements.
  *
  * Operation order is part of the contract: src/kernels/js.ts mirrors every operation below
- * in the same order (one float32 rounding per operation), and src/kernels/types.ts documents
- * it. Change one, change all three.
+ * in the same order (one float32 rounding per operation), and each kernel's entry in
+ * src/kernels/signatures.ts documents it (the conventions, exp and log: src/kernels/types.ts).
+ * Change one, change all three. Numeric constants come from src/kernels/constants.ts.
  *
  * Reductions over a row run in 4 lanes: lane j (j = 0…3) sums the terms k ≡ j (mod 4) for
  * k < K − K mod 4, in increasing k, starting from +0; the lanes combine as
  * (l0 + l2) + (l1 + l3); then the remaining K mod 4 terms are added one by one in increasing k.
  */
+
+import * as K from '../src/kernels/constants';
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -51,19 +54,19 @@
 // overflows to +inf), n = round-to-nearest-even(x·log2 e) by adding and subtracting 1.5·2^23,
 // r = (x − n·C1) − n·C2 (Cody–Waite), exp(r) by a degree-7 polynomial, and 2^n applied as two
 // exact power-of-two factors 2^(n>>1)·2^(n−(n>>1)) so that results down to subnormals round once.
-const EXP_HI: f32 = 89.0;
-const EXP_LO: f32 = -104.0;
-const LOG2E: f32 = 1.44269504088896341;
-const MAGIC: f32 = 12582912.0; // 1.5·2^23
-const MAGIC_BITS: i32 = 0x4b400000;
-const LN2_HI: f32 = 0.693359375;
-const LN2_LO: f32 = -2.12194440e-4;
-const EP0: f32 = 1.9875691500e-4;
-const EP1: f32 = 1.3981999507e-3;
-const EP2: f32 = 8.3334519073e-3;
-const EP3: f32 = 4.1665795894e-2;
-const EP4: f32 = 1.6666665459e-1;
-const EP5: f32 = 5.0000001201e-1;
+const EXP_HI: f32 = <f32>K.EXP_HI;
+const EXP_LO: f32 = <f32>K.EXP_LO;
+const LOG2E: f32 = <f32>K.LOG2E;
+const MAGIC: f32 = <f32>K.MAGIC;
+const MAGIC_BITS: i32 = K.MAGIC_BITS;
+const LN2_HI: f32 = <f32>K.LN2_HI;
+const LN2_LO: f32 = <f32>K.LN2_LO;
+const EP0: f32 = <f32>K.EP0;
+const EP1: f32 = <f32>K.EP1;
+const EP2: f32 = <f32>K.EP2;
+const EP3: f32 = <f32>K.EP3;
+const EP4: f32 = <f32>K.EP4;
+const EP5: f32 = <f32>K.EP5;
 
 // @ts-ignore: decorator
 @inline function exp1(x: f32): f32 {
@@ -112,16 +115,16 @@ const EP5: f32 = 5.0000001201e-1;
 // log: Cephes logf. x = m·2^e with m in [0.5, 1) (subnormals scaled by 2^25 first); if
 // m < √½ then e −= 1, m = (m + m) − 1 else m = m − 1; then
 // log x = ((m + ((P(m)·m)·z + e·C2 − 0.5·z)) + e·C1) with z = m².
-const SQRTHF: f32 = 0.707106781186547524;
-const LP0: f32 = 7.0376836292e-2;
-const LP1: f32 = -1.151461031e-1;
-const LP2: f32 = 1.167699874e-1;
-const LP3: f32 = -1.2420140846e-1;
-const LP4: f32 = 1.4249322787e-1;
-const LP5: f32 = -1.6668057665e-1;
-const LP6: f32 = 2.0000714765e-1;
-const LP7: f32 = -2.4999993993e-1;
-const LP8: f32 = 3.3333331174e-1;
+const SQRTHF: f32 = <f32>K.SQRTHF;
+const LP0: f32 = <f32>K.LP0;
+const LP1: f32 = <f32>K.LP1;
+const LP2: f32 = <f32>K.LP2;
+const LP3: f32 = <f32>K.LP3;
+const LP4: f32 = <f32>K.LP4;
+const LP5: f32 = <f32>K.LP5;
+const LP6: f32 = <f32>K.LP6;
+const LP7: f32 = <f32>K.LP7;
+const LP8: f32 = <f32>K.LP8;
 
 // @ts-ignore: decorator
 @inline function log1(x: f32): f32 {
@@ -170,64 +173,59 @@ export function logF32(x: f32): f32 {
 }
 
 // ---------------------------------------------------------------------------------------
-// tanh: the rational minimax fit of src/model/mlp.ts's fastTanh, evaluated in float64
-// (f64x2) with one rounding to float32 at the end. Float32 evaluation exceeds the 3e-7
-// absolute error bound (3.6e-7 measured), float64 stays at 2.4e-7.
-const TANH_CLAMP: f64 = 7.90531110763549805;
-const T1: f64 = 4.89352455891786e-3;
-const T3: f64 = 6.37261928875436e-4;
-const T5: f64 = 1.48572235717979e-5;
-const T7: f64 = 5.12229709037114e-8;
-const T9: f64 = -8.60467152213735e-11;
-const T11: f64 = 2.00018790482477e-13;
-const T13: f64 = -2.76076847742355e-16;
-const U0: f64 = 4.89352518554385e-3;
-const U2: f64 = 2.268434632439e-3;
-const U4: f64 = 1.18534705686654e-4;
-const U6: f64 = 1.19825839466702e-6;
+// tanh in float32 through expm1 (constants K.TANH_*, K.TQ*; the contract: `activate` in
+// src/kernels/signatures.ts).
+// With g the sign bit of x and z = |x| clamped to TANH_CLAMP (NaN passes):
+//   n = round(−2z·log2 e) by the MAGIC trick (n in [−26, 0]), s = 2^n built from n's bits;
+//   ρ = z + n·(ln2/2), exact by Sterbenz, so that r = −2ρ = −2z − n·ln2 is the reduced argument;
+//   e = expm1(r) = r·(1 + r·Q(r)) with Q of degree 3, evaluated as ρ·(ρ·Q4(ρ) − 2) where
+//   Q4(ρ) = 4·Q(−2ρ): the same roundings scaled by powers of two, one multiply fewer;
+//   m = expm1(−2z) = s·e − (1 − s); tanh z = m / (−2 − m); the result gets x's sign bit by XOR.
+// Every step keeps the sign of zero (m = −0 at z = 0), so tanh(±0) = ±0 and tanh is exactly odd.
+const TANH_CLAMP: f32 = <f32>K.TANH_CLAMP;
+const TANH_M2LOG2E: f32 = <f32>(-2.0 * K.LOG2E);
+const TANH_HALF_LN2: f32 = <f32>(0.5 * K.TANH_LN2);
+const TQ40: f32 = <f32>(4.0 * K.TQ0);
+const TQ41: f32 = <f32>(-8.0 * K.TQ1);
+const TQ42: f32 = <f32>(16.0 * K.TQ2);
+const TQ43: f32 = <f32>(-32.0 * K.TQ3);
+const SIGN_BIT: i32 = 0x80000000;
+const EXP_BIAS_SHIFT: i32 = 127 - K.MAGIC_BITS; // bits(tm) + this = n + 127
 
 // @ts-ignore: decorator
 @inline function tanh1(v: f32): f32 {
-  let x: f64 = <f64>v;
-  x = TANH_CLAMP < x ? TANH_CLAMP : x;
-  x = x < -TANH_CLAMP ? -TANH_CLAMP : x;
-  const x2 = x * x;
-  let p = x2 * T13 + T11;
-  p = x2 * p + T9;
-  p = x2 * p + T7;
-  p = x2 * p + T5;
-  p = x2 * p + T3;
-  p = x2 * p + T1;
-  p = x * p;
-  let q = x2 * U6 + U4;
-  q = x2 * q + U2;
-  q = x2 * q + U0;
-  return <f32>(p / q);
-}
-
-// @ts-ignore: decorator
-@inline function tanh2(v: v128): v128 {
-  let x = f64x2.pmin(v, f64x2.splat(TANH_CLAMP));
-  x = f64x2.pmax(x, f64x2.splat(-TANH_CLAMP));
-  const x2 = f64x2.mul(x, x);
-  let p = f64x2.add(f64x2.mul(x2, f64x2.splat(T13)), f64x2.splat(T11));
-  p = f64x2.add(f64x2.mul(x2, p), f64x2.splat(T9));
-  p = f64x2.add(f64x2.mul(x2, p), f64x2.splat(T7));
-  p = f64x2.add(f64x2.mul(x2, p), f64x2.splat(T5));
-  p = f64x2.add(f64x2.mul(x2, p), f64x2.splat(T3));
-  p = f64x2.add(f64x2.mul(x2, p), f64x2.splat(T1));
-  p = f64x2.mul(x, p);
-  let q = f64x2.add(f64x2.mul(x2, f64x2.splat(U6)), f64x2.splat(U4));
-  q = f64x2.add(f64x2.mul(x2, q), f64x2.splat(U2));
-  q = f64x2.add(f64x2.mul(x2, q), f64x2.splat(U0));
-  return f64x2.div(p, q);
+  const g = reinterpret<i32>(v) & SIGN_BIT;
+  let z = reinterpret<f32>(reinterpret<i32>(v) ^ g);
+  z = TANH_CLAMP < z ? TANH_CLAMP : z;
+  const tm: f32 = z * TANH_M2LOG2E + MAGIC;
+  const nf: f32 = tm - MAGIC;
+  const s = reinterpret<f32>((reinterpret<i32>(tm) + EXP_BIAS_SHIFT) << 23);
+  const rho: f32 = z + nf * TANH_HALF_LN2;
+  let q: f32 = TQ43 * rho + TQ42;
+  q = q * rho + TQ41;
+  q = q * rho + TQ40;
+  const e: f32 = rho * (rho * q - <f32>2.0);
+  const m: f32 = s * e - (<f32>1.0 - s);
+  const y: f32 = m / (<f32>-2.0 - m);
+  return reinterpret<f32>(reinterpret<i32>(y) ^ g);
 }
 
 // @ts-ignore: decorator
 @inline function tanh4(v: v128): v128 {
-  const lo = f32x4.demote_f64x2_zero(tanh2(f64x2.promote_low_f32x4(v)));
-  const hi = f32x4.demote_f64x2_zero(tanh2(f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3))));
-  return v128.shuffle<f32>(lo, hi, 0, 1, 4, 5);
+  const g = v128.and(v, i32x4.splat(SIGN_BIT));
+  let z = v128.xor(v, g);
+  z = f32x4.pmin(z, f32x4.splat(TANH_CLAMP)); // TANH_CLAMP < z ? TANH_CLAMP : z
+  const tm = f32x4.add(f32x4.mul(z, f32x4.splat(TANH_M2LOG2E)), f32x4.splat(MAGIC));
+  const nf = f32x4.sub(tm, f32x4.splat(MAGIC));
+  const s = i32x4.shl(i32x4.add(tm, i32x4.splat(EXP_BIAS_SHIFT)), 23);
+  const rho = f32x4.add(z, f32x4.mul(nf, f32x4.splat(TANH_HALF_LN2)));
+  let q = f32x4.add(f32x4.mul(f32x4.splat(TQ43), rho), f32x4.splat(TQ42));
+  q = f32x4.add(f32x4.mul(q, rho), f32x4.splat(TQ41));
+  q = f32x4.add(f32x4.mul(q, rho), f32x4.splat(TQ40));
+  const e = f32x4.mul(rho, f32x4.sub(f32x4.mul(rho, q), f32x4.splat(2.0)));
+  const m = f32x4.sub(f32x4.mul(s, e), f32x4.sub(f32x4.splat(1.0), s));
+  const y = f32x4.div(m, f32x4.sub(f32x4.splat(-2.0), m));
+  return v128.xor(y, g);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -239,67 +237,123 @@ export function biasRows(z: usize, bias: usize, rows: i32, cols: i32): void {
   for (let r = 0; r < rows; r++) memory.copy(z + <usize>r * bytes, bias, bytes);
 }
 
-/** a ← tanh(a), n elements. */
-export function activateTanh(a: usize, n: i32): void {
+// Activations by id (compile-time constants: each exported kernel below inlines one).
+const TANH: i32 = 0;
+const RELU: i32 = 1;
+const SIGMOID: i32 = 2;
+
+/** act(v) on 4 lanes: tanh, relu (v > 0 ? v : +0, NaN → +0) or 1 / (1 + exp(−v)). */
+// @ts-ignore: decorator
+@inline function act4(act: i32, v: v128): v128 {
+  if (act == TANH) return tanh4(v);
+  if (act == RELU) return v128.and(v, f32x4.gt(v, f32x4.splat(0)));
+  return f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), exp4(f32x4.neg(v))));
+}
+
+/** act(x) on one lane, the same operations as act4. */
+// @ts-ignore: decorator
+@inline function act1(act: i32, x: f32): f32 {
+  if (act == TANH) return tanh1(x);
+  if (act == RELU) return x > 0 ? x : 0;
+  return <f32>1.0 / (<f32>1.0 + exp1(-x));
+}
+
+/**
+ * a ← act(a), n elements. 32 at a time: tanh and sigmoid are long chains of dependent
+ * operations, and eight independent ones in flight keep the SIMD units busy (32 measured
+ * 1.5× faster than 8 for tanh).
+ */
+// @ts-ignore: decorator
+@inline function activate(act: i32, a: usize, n: i32): void {
   let i = 0;
-  for (; i + 8 <= n; i += 8) {
+  for (; i + 32 <= n; i += 32) {
     const p = at(a, i);
-    const v0 = v128.load(p), v1 = v128.load(p, 16);
-    v128.store(p, tanh4(v0));
-    v128.store(p, tanh4(v1), 16);
+    const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+    const v4 = v128.load(p, 64), v5 = v128.load(p, 80), v6 = v128.load(p, 96), v7 = v128.load(p, 112);
+    v128.store(p, act4(act, v0));
+    v128.store(p, act4(act, v1), 16);
+    v128.store(p, act4(act, v2), 32);
+    v128.store(p, act4(act, v3), 48);
+    v128.store(p, act4(act, v4), 64);
+    v128.store(p, act4(act, v5), 80);
+    v128.store(p, act4(act, v6), 96);
+    v128.store(p, act4(act, v7), 112);
   }
   for (; i + 4 <= n; i += 4) {
     const p = at(a, i);
-    v128.store(p, tanh4(v128.load(p)));
+    v128.store(p, act4(act, v128.load(p)));
   }
   for (; i < n; i++) {
     const p = at(a, i);
-    store<f32>(p, tanh1(load<f32>(p)));
+    store<f32>(p, act1(act, load<f32>(p)));
   }
+}
+
+/** Every row r of z (rows×cols): z[r,c] ← act(z[r,c] + bias[c]) (the sum rounded to float32 first). */
+// @ts-ignore: decorator
+@inline function biasActivate(act: i32, z: usize, bias: usize, rows: i32, cols: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const row = at(z, r * cols);
+    let c = 0;
+    for (; c + 32 <= cols; c += 32) {
+      const p = at(row, c), b = at(bias, c);
+      const v0 = f32x4.add(v128.load(p), v128.load(b)), v1 = f32x4.add(v128.load(p, 16), v128.load(b, 16));
+      const v2 = f32x4.add(v128.load(p, 32), v128.load(b, 32)), v3 = f32x4.add(v128.load(p, 48), v128.load(b, 48));
+      const v4 = f32x4.add(v128.load(p, 64), v128.load(b, 64)), v5 = f32x4.add(v128.load(p, 80), v128.load(b, 80));
+      const v6 = f32x4.add(v128.load(p, 96), v128.load(b, 96)), v7 = f32x4.add(v128.load(p, 112), v128.load(b, 112));
+      v128.store(p, act4(act, v0));
+      v128.store(p, act4(act, v1), 16);
+      v128.store(p, act4(act, v2), 32);
+      v128.store(p, act4(act, v3), 48);
+      v128.store(p, act4(act, v4), 64);
+      v128.store(p, act4(act, v5), 80);
+      v128.store(p, act4(act, v6), 96);
+      v128.store(p, act4(act, v7), 112);
+    }
+    for (; c + 4 <= cols; c += 4) {
+      const p = at(row, c);
+      v128.store(p, act4(act, f32x4.add(v128.load(p), v128.load(at(bias, c)))));
+    }
+    for (; c < cols; c++) {
+      const p = at(row, c);
+      store<f32>(p, act1(act, load<f32>(p) + load<f32>(at(bias, c))));
+    }
+  }
+}
+
+/** a ← tanh(a), n elements. */
+export function activateTanh(a: usize, n: i32): void {
+  activate(TANH, a, n);
 }
 
 /** a ← a > 0 ? a : +0 (NaN → +0), n elements. */
 export function activateRelu(a: usize, n: i32): void {
-  const zero = f32x4.splat(0);
-  let i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const p = at(a, i);
-    const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
-    v128.store(p, v128.and(v0, f32x4.gt(v0, zero)));
-    v128.store(p, v128.and(v1, f32x4.gt(v1, zero)), 16);
-    v128.store(p, v128.and(v2, f32x4.gt(v2, zero)), 32);
-    v128.store(p, v128.and(v3, f32x4.gt(v3, zero)), 48);
-  }
-  for (; i + 4 <= n; i += 4) {
-    const p = at(a, i);
-    const v = v128.load(p);
-    v128.store(p, v128.and(v, f32x4.gt(v, zero)));
-  }
-  for (; i < n; i++) {
-    const p = at(a, i);
-    const x = load<f32>(p);
-    store<f32>(p, x > 0 ? x : 0);
-  }
+  activate(RELU, a, n);
 }
 
 /** a ← 1 / (1 + exp(−a)), n elements. */
 export function activateSigmoid(a: usize, n: i32): void {
-  const one = f32x4.splat(1.0);
-  let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const p = at(a, i);
-    const e0 = exp4(f32x4.neg(v128.load(p))), e1 = exp4(f32x4.neg(v128.load(p, 16)));
-    v128.store(p, f32x4.div(one, f32x4.add(one, e0)));
-    v128.store(p, f32x4.div(one, f32x4.add(one, e1)), 16);
-  }
-  for (; i + 4 <= n; i += 4) {
-    const p = at(a, i);
-    v128.store(p, f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(v128.load(p))))));
-  }
-  for (; i < n; i++) {
-    const p = at(a, i);
-    store<f32>(p, <f32>1.0 / (<f32>1.0 + exp1(-load<f32>(p))));
-  }
+  activate(SIGMOID, a, n);
+}
+
+/** z[r,c] ← tanh(z[r,c] + bias[c]). */
+export function biasActivateTanh(z: usize, bias: usize, rows: i32, cols: i32): void {
+  biasActivate(TANH, z, bias, rows, cols);
+}
+
+/** z[r,c] ← relu(z[r,c] + bias[c]). */
+export function biasActivateRelu(z: usize, bias: usize, rows: i32, cols: i32): void {
+  biasActivate(RELU, z, bias, rows, cols);
+}
+
+/** z[r,c] ← sigmoid(z[r,c] + bias[c]). */
+export function biasActivateSigmoid(z: usize, bias: usize, rows: i32, cols: i32): void {
+  biasActivate(SIGMOID, z, bias, rows, cols);
+}
+
+/** tanh(x) in float32 (see tanh1). For tests and scalar callers. */
+export function tanhF32(x: f32): f32 {
+  return tanh1(x);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -615,12 +669,15 @@ export function softmaxMinusOnehotRows(z: usize, lse: usize, labels: usize, w: u
     const wr = load<f32>(at(w, r * wStride + wOffset));
     const l = load<f32>(at(lse, r));
     const vw = f32x4.splat(wr), vl = f32x4.splat(l);
+    // The label's logit is read before the row is written: gradOut may be z (in place).
+    const y = load<i32>(at(labels, r));
+    const hit = <u32>y < <u32>K;
+    const zy: f32 = hit ? load<f32>(at(rz, y)) : 0;
     let k = 0;
     // e − 0 = e for every e exp returns, so the non-label terms skip the subtraction.
     for (; k + 4 <= K; k += 4) v128.store(at(rg, k), f32x4.mul(vw, exp4(f32x4.sub(v128.load(at(rz, k)), vl))));
     for (; k < K; k++) store<f32>(at(rg, k), wr * exp1(load<f32>(at(rz, k)) - l));
-    const y = load<i32>(at(labels, r));
-    if (<u32>y < <u32>K) store<f32>(at(rg, y), wr * (exp1(load<f32>(at(rz, y)) - l) - <f32>1.0));
+    if (hit) store<f32>(at(rg, y), wr * (exp1(zy - l) - <f32>1.0));
   }
 }
 

@@ -7,6 +7,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadProvider, parseBackend } from '../src/compute/load.js';
 import { BACKENDS, type ComputeProvider } from '../src/compute/provider.js';
+import { standardize } from '../src/data/standardize.js';
 import { loadVowels } from '../src/data/vowels.js';
 import { BackendError, OptionError } from '../src/errors.js';
 import { Mixture } from '../src/mixture.js';
@@ -157,30 +158,65 @@ for (const name of TEST_BACKENDS) describe(`sgemm on ${name}`, backendSuite(name
 });
 
 describe('blas and wasm train the same model', backendSuite('blas'), () => {
-  it('final parameters within 1e-3·max(1,|θ|) and vowel accuracy within 2 points', async () => {
-    // Same seed, same data, same order of operations; only the products' float32
-    // rounding differs (blocking and FMA), and 5 epochs of Adam keep that small.
+  it('on the same parameters, expert outputs differ by at most twice the float32 error bound of their products; trained models agree on accuracy', async () => {
     const { train, test } = await loadVowels({ seed: 1 });
-    const run = async (backend: 'blas' | 'wasm'): Promise<Mixture> => {
+    const create = async (backend: 'blas' | 'wasm'): Promise<Mixture> => {
       await provider(backend); // loads tfjs wasm once per file
       const m = await Mixture.create({ task: 'classification', inputs: 2, outputs: 4, experts: 4, expert: 'mlp:4', lr: 0.01, seed: 3, backend });
       expect(m.backend).toBe(backend);
       await m.fit(train, { epochs: 5, batchSize: 32 });
       return m;
     };
-    const a = await run('blas'), b = await run('wasm');
-    let worst = 0, moved = 0;
-    for (const k of ['gateParams', 'expertParams'] as const) {
-      const x = a.params[k], y = b.params[k];
-      for (let j = 0; j < x.length; j++) {
-        worst = Math.max(worst, Math.abs(x[j]! - y[j]!) / Math.max(1, Math.abs(y[j]!)));
-        if (x[j] !== y[j]) moved++;
+    const a = await create('blas');
+    // The same parameters through the other provider: only the products' float32 rounding differs.
+    const b = await Mixture.fromState(a.state, { backend: 'wasm' });
+    expect(b.backend).toBe('wasm');
+    const pa = a.predict(test.x), pb = b.predict(test.x);
+    // Bound. A product z = b + Σ_k x_k·W_k over K terms, summed in float32 in ANY order (with
+    // or without fused multiply-add), is within γ_{K+1}·(|b| + Σ_k |x_k|·|W_k|) of the exact
+    // value, γ_n = n·u/(1 − n·u), u = 2⁻²⁴ (Higham, Accuracy and Stability, §3.1). Each
+    // provider is within that of the exact product, so they are within twice it of each other.
+    // The hidden tanh is the same kernel in both (absolute error ≤ 3e-7 against tanh, whose
+    // slope is ≤ 1), so |Δh_j| ≤ |Δz_j| + 2·3e-7; the output layer adds its own products'
+    // bound on |h| ≤ 1 plus the propagated Σ_j |Δh_j|·|W_jk|.
+    const u = 2 ** -24;
+    const gamma = (n: number): number => (n * u) / (1 - n * u);
+    const D = 2, H = 4, K = 4, E = 4, per = D * H + H + H * K + K;
+    const x = standardize(a.inputScaler!, test.x, test.n);
+    const W = a.params.expertParams;
+    expect(W.length).toBe(E * per);
+    let worstRatio = 0, differ = 0;
+    for (let e = 0; e < E; e++) {
+      const o = e * per, W1 = o, b1 = o + D * H, W2 = b1 + H, b2 = W2 + H * K;
+      for (let r = 0; r < test.n; r++) {
+        const dh = new Float64Array(H);
+        for (let j = 0; j < H; j++) {
+          let mag = Math.abs(W[b1 + j]!);
+          for (let k = 0; k < D; k++) mag += Math.abs(x[r * D + k]!) * Math.abs(W[W1 + k * H + j]!);
+          dh[j] = 2 * gamma(D + 1) * mag + 2 * 3e-7;
+        }
+        for (let k = 0; k < K; k++) {
+          let mag = Math.abs(W[b2 + k]!), propagated = 0;
+          for (let j = 0; j < H; j++) {
+            mag += Math.abs(W[W2 + j * K + k]!);
+            propagated += dh[j]! * Math.abs(W[W2 + j * K + k]!);
+          }
+          const bound = propagated + 2 * gamma(H + 1) * mag;
+          const i = e * test.n * K + r * K + k;
+          const diff = Math.abs(pa.experts[i]! - pb.experts[i]!);
+          if (diff !== 0) differ++;
+          worstRatio = Math.max(worstRatio, diff / bound);
+          if (!(diff <= bound)) expect.fail(`expert ${e}, row ${r}, output ${k}: blas ${pa.experts[i]}, wasm ${pb.experts[i]}, difference ${diff} > bound ${bound}`);
+        }
       }
     }
-    console.log(`blas vs wasm after 5 epochs: worst relative parameter difference ${worst.toExponential(2)}, ${moved} parameters differ`);
-    expect(worst).toBeLessThanOrEqual(1e-3);
-    const accA = a.evaluate(test).accuracy!, accB = b.evaluate(test).accuracy!;
-    expect(Math.abs(accA - accB)).toBeLessThanOrEqual(0.02);
+    console.log(`blas vs wasm on the same parameters: ${differ} expert outputs differ, worst difference ${worstRatio.toFixed(3)} of its bound`);
+    // Trained from the same start on each provider, the models classify alike (a behaviour
+    // check: after 5 epochs the rounding differences have been through Adam's updates).
+    const c = await create('wasm');
+    const accA = a.evaluate(test).accuracy!, accC = c.evaluate(test).accuracy!;
+    expect(Math.abs(accA - accC)).toBeLessThanOrEqual(0.02);
     expect(accA).toBeGreaterThan(0.5);
   });
 });
+

@@ -104,20 +104,34 @@ describe('bit-identical for any worker count, with and without splitting', () =>
   });
 });
 
-describe('topk:E is the dense mixture', () => {
-  it('agrees with dense to 1e-5 relative after 50 steps (different block sums, same math)', async () => {
+describe('topk:E is the dense mixture, up to rounding', () => {
+  // Not bit-identical: topk:E sums an expert's gradient over blocks of rows, dense over the
+  // whole batch, so the float32 sums round differently. With SGD the difference stays at
+  // rounding level; Adam divides by √v, which magnifies it where v is small (measured up to
+  // 1.5e-4 relative in 0.2.0).
+  it.each([
+    { optimizer: 'sgd', lr: 0.05, bound: 1e-5 },
+    { optimizer: 'adam', lr: 0.01, bound: 1e-3 },
+  ] as const)('$optimizer: parameters within $bound relative (floor 1e-3) of dense after 50 steps', async ({ optimizer, lr, bound }) => {
     const data = regimes();
-    const base: CreateOptions = { task: 'regression', inputs: 3, outputs: 2, experts: 4, expert: 'mlp:6', loss: 'gaussian', seed: 5, optimizer: 'sgd', lr: 0.05 };
+    const base: CreateOptions = { task: 'regression', inputs: 3, outputs: 2, experts: 4, expert: 'mlp:6', loss: 'gaussian', seed: 5, optimizer, lr };
     const dense = await Mixture.create(base);
     const sparse = await Mixture.create({ ...base, routing: 'topk:4', blockRows: 16 });
     await dense.fit(data, { epochs: 10, batchSize: 48 });
     await sparse.fit(data, { epochs: 10, batchSize: 48, workers: 2 });
+    let moved = 0;
     for (const k of ['gateParams', 'expertParams'] as const) {
       const a = dense.params[k], b = sparse.params[k];
       let worst = 0;
-      for (let j = 0; j < a.length; j++) worst = Math.max(worst, Math.abs(a[j]! - b[j]!) / Math.max(1e-3, Math.abs(a[j]!)));
-      expect(worst, k).toBeLessThan(1e-5);
+      for (let j = 0; j < a.length; j++) {
+        worst = Math.max(worst, Math.abs(a[j]! - b[j]!) / Math.max(1e-3, Math.abs(a[j]!)));
+        if (a[j] !== b[j]) moved++;
+      }
+      console.log(`topk:E vs dense, ${optimizer}, ${k}: worst relative difference ${worst.toExponential(2)}`);
+      expect(worst, k).toBeLessThan(bound);
     }
+    // Not vacuous: the two runs did round differently.
+    expect(moved).toBeGreaterThan(0);
   });
 });
 

@@ -13,16 +13,31 @@ export const DEFAULT_BLAS_LIBRARIES: readonly string[] =
       ? ['libopenblas.dll']
       : ['libopenblas.so.0', 'libopenblas.so', 'libcblas.so.3'];
 
+/** The variables OpenBLAS (and an OpenMP build's runtime) read for their thread count. */
+const BLAS_THREAD_VARIABLES = ['OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS'] as const;
+
 /**
- * OpenBLAS reads OPENBLAS_NUM_THREADS once, when it is loaded; each worker is one thread
- * of compute, and calling openblas_set_num_threads(1) after loading was measured to
- * serialise two workers' calls. So the main thread sets it before anything loads the
- * library, keeping a value the user set. Worker threads get a copy of process.env, and
- * only the main thread's assignment reaches the C environment, hence "main thread".
+ * Runs `load` (which loads the BLAS library) with one BLAS thread asked for, and leaves the
+ * environment as it found it. OpenBLAS reads OPENBLAS_NUM_THREADS (an OpenMP build:
+ * OMP_NUM_THREADS) once, when the library is loaded into the process; each shard is one
+ * thread of compute, and calling openblas_set_num_threads(1) after loading was measured to
+ * serialise two workers' calls. So each variable the user has not set is set to 1 for the
+ * load and removed right after (a value the user set is kept, and restored as it was), so
+ * that the user's child processes inherit the user's environment, not ours. The library is
+ * loaded on the main thread before any shard starts (the session loads its provider first):
+ * only the main thread's process.env reaches the C environment the library reads.
  */
-export function pinBlasThreads(): void {
-  process.env.OPENBLAS_NUM_THREADS ??= '1';
-  process.env.OMP_NUM_THREADS ??= '1';
+function withOneBlasThread<T>(load: () => T): T {
+  const before = BLAS_THREAD_VARIABLES.map((name) => [name, process.env[name]] as const);
+  for (const [name, value] of before) if (value === undefined) process.env[name] = '1';
+  try {
+    return load();
+  } finally {
+    for (const [name, value] of before) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  }
 }
 
 /** One CBLAS library that did not load, and why. */
@@ -83,7 +98,10 @@ export function loadBlas(library?: string): ComputeProvider {
 }
 
 function bindBlas(library?: string): ComputeProvider {
-  pinBlasThreads();
+  return withOneBlasThread(() => bindFirstBlas(library));
+}
+
+function bindFirstBlas(library?: string): ComputeProvider {
   const require = createRequire(import.meta.url);
   // koffi is a native addon: load it lazily so a platform without its prebuilt binary
   // still gets the tfjs providers.

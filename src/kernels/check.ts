@@ -3,10 +3,11 @@
  * count must be a non-negative integer, every view must hold the elements the kernel touches,
  * every index must be in range and, when a memory is given, every view must lie in that
  * memory's buffer. The WebAssembly kernels only see byte offsets, so without these checks an
- * undersized view or a view of another buffer is read or overwritten silently.
+ * undersized view or a view of another buffer is read or overwritten silently. What each
+ * kernel's arguments are comes from KERNEL_TABLE (signatures.ts).
  */
 import { MoeError } from '../errors.js';
-import type { Activation } from '../model/mlp.js';
+import { KERNEL_ACTIVATIONS, KERNEL_NAMES, KERNEL_TABLE, type Counts, type KernelName, type KernelSpec } from './signatures.js';
 import type { Kernels } from './types.js';
 import type { WasmMemory } from './wasm-api.js';
 
@@ -24,12 +25,6 @@ export function checkedKernels(inner: Kernels, memory?: WasmMemory): Kernels {
   const view = (kernel: string, name: string, v: View, elements: number): void => {
     if (memory && v.buffer !== memory.buffer) fail(kernel, `${name} is not a view of the kernel memory's buffer`);
     if (v.length < elements) fail(kernel, `${name} has ${v.length} elements, needs ${elements}`);
-  };
-  // Elements a strided per-row access (element r·stride + offset, r < rows) needs.
-  const strided = (kernel: string, name: string, v: View, rows: number, stride: number, offset: number): void => {
-    count(kernel, `${name}Stride`, stride);
-    count(kernel, `${name}Offset`, offset);
-    view(kernel, name, v, rows === 0 ? 0 : (rows - 1) * stride + offset + 1);
   };
   const indices = (kernel: string, name: string, idx: Int32Array, rows: number, limit: number): void => {
     for (let r = 0; r < rows; r++) {
@@ -52,170 +47,52 @@ export function checkedKernels(inner: Kernels, memory?: WasmMemory): Kernels {
       }
     }
   };
-  const act = (kernel: string, a: Activation): void => {
-    if (a !== 'tanh' && a !== 'relu' && a !== 'sigmoid') fail(kernel, `unknown activation ${JSON.stringify(a)}`);
+  const act = (kernel: string, a: unknown): void => {
+    if (!(KERNEL_ACTIVATIONS as readonly unknown[]).includes(a)) fail(kernel, `unknown activation ${JSON.stringify(a)}`);
   };
 
-  return {
-    name: inner.name,
-    biasRows(z, bias, rows, cols) {
-      count('biasRows', 'rows', rows);
-      count('biasRows', 'cols', cols);
-      view('biasRows', 'z', z, rows * cols);
-      view('biasRows', 'bias', bias, cols);
-      noOverlap('biasRows', 'z', z, rows * cols, 'bias', bias, cols);
-      inner.biasRows(z, bias, rows, cols);
-    },
-    activate(a, x, n) {
-      act('activate', a);
-      count('activate', 'n', n);
-      view('activate', 'a', x, n);
-      inner.activate(a, x, n);
-    },
-    activateBackward(a, delta, x, n) {
-      act('activateBackward', a);
-      count('activateBackward', 'n', n);
-      view('activateBackward', 'delta', delta, n);
-      view('activateBackward', 'a', x, n);
-      sameOrDisjoint('activateBackward', [['delta', delta], ['a', x]], n);
-      inner.activateBackward(a, delta, x, n);
-    },
-    colSums(m, rows, cols, out) {
-      count('colSums', 'rows', rows);
-      count('colSums', 'cols', cols);
-      view('colSums', 'm', m, rows * cols);
-      view('colSums', 'out', out, cols);
-      noOverlap('colSums', 'out', out, cols, 'm', m, rows * cols);
-      inner.colSums(m, rows, cols, out);
-    },
-    gatherRows(src, width, idx, rows, dst) {
-      count('gatherRows', 'width', width);
-      count('gatherRows', 'rows', rows);
-      view('gatherRows', 'idx', idx, rows);
-      view('gatherRows', 'dst', dst, rows * width);
-      view('gatherRows', 'src', src, 0);
-      if (width > 0) indices('gatherRows', 'idx', idx, rows, Math.floor(src.length / width));
-      noOverlap('gatherRows', 'dst', dst, rows * width, 'src', src, src.length);
-      inner.gatherRows(src, width, idx, rows, dst);
-    },
-    gatherRowsI32(src, idx, rows, dst) {
-      count('gatherRowsI32', 'rows', rows);
-      view('gatherRowsI32', 'idx', idx, rows);
-      view('gatherRowsI32', 'dst', dst, rows);
-      view('gatherRowsI32', 'src', src, 0);
-      indices('gatherRowsI32', 'idx', idx, rows, src.length);
-      noOverlap('gatherRowsI32', 'dst', dst, rows, 'src', src, src.length);
-      inner.gatherRowsI32(src, idx, rows, dst);
-    },
-    sgd(p, g, n, lr, wd) {
-      count('sgd', 'n', n);
-      view('sgd', 'p', p, n);
-      view('sgd', 'g', g, n);
-      sameOrDisjoint('sgd', [['p', p], ['g', g]], n);
-      inner.sgd(p, g, n, lr, wd);
-    },
-    momentum(p, g, vel, n, lr, mu, wd) {
-      count('momentum', 'n', n);
-      view('momentum', 'p', p, n);
-      view('momentum', 'g', g, n);
-      view('momentum', 'vel', vel, n);
-      sameOrDisjoint('momentum', [['p', p], ['g', g], ['vel', vel]], n);
-      inner.momentum(p, g, vel, n, lr, mu, wd);
-    },
-    adam(p, g, m, v, n, stepSize, invC2, b1, b2, a1, a2, eps, wd) {
-      count('adam', 'n', n);
-      view('adam', 'p', p, n);
-      view('adam', 'g', g, n);
-      view('adam', 'm', m, n);
-      view('adam', 'v', v, n);
-      noOverlap('adam', 'm', m, n, 'v', v, n);
-      noOverlap('adam', 'm', m, n, 'p', p, n);
-      noOverlap('adam', 'v', v, n, 'p', p, n);
-      sameOrDisjoint('adam', [['p', p], ['g', g]], n);
-      inner.adam(p, g, m, v, n, stepSize, invC2, b1, b2, a1, a2, eps, wd);
-    },
-    logSoftmaxRows(u, rows, E, logG, g) {
-      count('logSoftmaxRows', 'rows', rows);
-      count('logSoftmaxRows', 'E', E);
-      view('logSoftmaxRows', 'u', u, rows * E);
-      view('logSoftmaxRows', 'logG', logG, rows * E);
-      view('logSoftmaxRows', 'g', g, rows * E);
-      sameOrDisjoint('logSoftmaxRows', [['u', u], ['logG', logG], ['g', g]], rows * E);
-      inner.logSoftmaxRows(u, rows, E, logG, g);
-    },
-    sqErrRows(o, d, rows, K, out, outStride, outOffset) {
-      count('sqErrRows', 'rows', rows);
-      count('sqErrRows', 'K', K);
-      view('sqErrRows', 'o', o, rows * K);
-      view('sqErrRows', 'd', d, rows * K);
-      strided('sqErrRows', 'out', out, rows, outStride, outOffset);
-      inner.sqErrRows(o, d, rows, K, out, outStride, outOffset);
-    },
-    logSoftmaxPickRows(z, labels, rows, K, out, outStride, outOffset, lse) {
-      count('logSoftmaxPickRows', 'rows', rows);
-      count('logSoftmaxPickRows', 'K', K);
-      view('logSoftmaxPickRows', 'z', z, rows * K);
-      view('logSoftmaxPickRows', 'labels', labels, rows);
-      view('logSoftmaxPickRows', 'lse', lse, rows);
-      strided('logSoftmaxPickRows', 'out', out, rows, outStride, outOffset);
-      inner.logSoftmaxPickRows(z, labels, rows, K, out, outStride, outOffset, lse);
-    },
-    weightedDiffRows(ref, d, w, wStride, wOffset, rows, K, gradOut) {
-      count('weightedDiffRows', 'rows', rows);
-      count('weightedDiffRows', 'K', K);
-      view('weightedDiffRows', 'ref', ref, rows * K);
-      view('weightedDiffRows', 'd', d, rows * K);
-      view('weightedDiffRows', 'gradOut', gradOut, rows * K);
-      strided('weightedDiffRows', 'w', w, rows, wStride, wOffset);
-      sameOrDisjoint('weightedDiffRows', [['ref', ref], ['d', d], ['gradOut', gradOut]], rows * K);
-      inner.weightedDiffRows(ref, d, w, wStride, wOffset, rows, K, gradOut);
-    },
-    softmaxMinusOnehotRows(z, lse, labels, w, wStride, wOffset, rows, K, gradOut) {
-      count('softmaxMinusOnehotRows', 'rows', rows);
-      count('softmaxMinusOnehotRows', 'K', K);
-      view('softmaxMinusOnehotRows', 'z', z, rows * K);
-      view('softmaxMinusOnehotRows', 'lse', lse, rows);
-      view('softmaxMinusOnehotRows', 'labels', labels, rows);
-      view('softmaxMinusOnehotRows', 'gradOut', gradOut, rows * K);
-      strided('softmaxMinusOnehotRows', 'w', w, rows, wStride, wOffset);
-      sameOrDisjoint('softmaxMinusOnehotRows', [['z', z], ['gradOut', gradOut]], rows * K);
-      inner.softmaxMinusOnehotRows(z, lse, labels, w, wStride, wOffset, rows, K, gradOut);
-    },
-    dotDiffRows(d, ybar, o, rows, K, out, outStride, outOffset) {
-      count('dotDiffRows', 'rows', rows);
-      count('dotDiffRows', 'K', K);
-      view('dotDiffRows', 'd', d, rows * K);
-      view('dotDiffRows', 'ybar', ybar, rows * K);
-      view('dotDiffRows', 'o', o, rows * K);
-      strided('dotDiffRows', 'out', out, rows, outStride, outOffset);
-      inner.dotDiffRows(d, ybar, o, rows, K, out, outStride, outOffset);
-    },
-    mixAccumulate(ybar, o, g, gStride, gOffset, rows, K) {
-      count('mixAccumulate', 'rows', rows);
-      count('mixAccumulate', 'K', K);
-      view('mixAccumulate', 'ybar', ybar, rows * K);
-      view('mixAccumulate', 'o', o, rows * K);
-      strided('mixAccumulate', 'g', g, rows, gStride, gOffset);
-      sameOrDisjoint('mixAccumulate', [['ybar', ybar], ['o', o]], rows * K);
-      inner.mixAccumulate(ybar, o, g, gStride, gOffset, rows, K);
-    },
-    addInto(dst, src, n) {
-      count('addInto', 'n', n);
-      view('addInto', 'dst', dst, n);
-      view('addInto', 'src', src, n);
-      sameOrDisjoint('addInto', [['dst', dst], ['src', src]], n);
-      inner.addInto(dst, src, n);
-    },
-    fill(dst, n, value) {
-      count('fill', 'n', n);
-      view('fill', 'dst', dst, n);
-      inner.fill(dst, n, value);
-    },
-    copy(dst, src, n) {
-      count('copy', 'n', n);
-      view('copy', 'dst', dst, n);
-      view('copy', 'src', src, n);
-      inner.copy(dst, src, n);
-    },
+  /** The checks of one table entry, before each call. */
+  const checker = (kernel: KernelName): ((args: unknown[]) => void) => {
+    const spec: KernelSpec = KERNEL_TABLE[kernel];
+    const at = new Map(spec.args.map((a, i) => [a.name, i]));
+    return (args) => {
+      const counts: Record<string, number> = {};
+      const lengths: Record<string, number> = {};
+      spec.args.forEach((a, i) => {
+        if (a.kind === 'activation') act(kernel, args[i]);
+        else if (a.kind === 'count') count(kernel, a.name, (counts[a.name] = args[i] as number));
+      });
+      const c = counts as Counts;
+      const needed = new Map<string, number>();
+      spec.args.forEach((a, i) => {
+        if (a.kind !== 'f32' && a.kind !== 'i32') return;
+        const v = args[i] as View;
+        lengths[a.name] = v.length;
+        const n = a.len ? a.len(c) : 0;
+        needed.set(a.name, a.len ? n : v.length);
+        view(kernel, a.name, v, n);
+      });
+      for (const a of spec.args) {
+        if ((a.kind === 'i32') && a.index?.checked) {
+          const limit = a.index.limit(c, lengths);
+          if (limit !== undefined) indices(kernel, a.name, args[at.get(a.name)!] as Int32Array, needed.get(a.name)!, limit);
+        }
+      }
+      for (const [x, y] of spec.disjoint ?? []) noOverlap(kernel, x, args[at.get(x)!] as View, needed.get(x)!, y, args[at.get(y)!] as View, needed.get(y)!);
+      for (const group of spec.inPlace ?? []) {
+        sameOrDisjoint(kernel, group.map((g) => [g, args[at.get(g)!] as View]), needed.get(group[0]!)!);
+      }
+    };
   };
+
+  const checked: Record<string, unknown> = { name: inner.name };
+  for (const k of KERNEL_NAMES) {
+    const check = checker(k);
+    const call = inner[k] as (...args: unknown[]) => void;
+    checked[k] = (...args: unknown[]) => {
+      check(args);
+      call(...args);
+    };
+  }
+  return checked as unknown as Kernels;
 }

@@ -1,8 +1,9 @@
 /**
  * The JavaScript mirror of the WebAssembly kernels (assembly/kernels.ts): the same float32
  * operations in the same order, each rounded with Math.fround, so that both sets give
- * bit-identical results (see types.ts for the operation order). Row reductions keep 4 lane
- * accumulators and combine them as the SIMD code does.
+ * bit-identical results (see signatures.ts and types.ts for the operation order). Row
+ * reductions keep 4 lane accumulators and combine them as the SIMD code does. Numeric
+ * constants come from constants.ts, as the AssemblyScript's do.
  *
  * Rounding argument: for float32 inputs, a float64 `+ − · /` or sqrt followed by one
  * Math.fround is the correctly rounded float32 result (float64 has more than 2·24 + 2 bits),
@@ -10,6 +11,7 @@
  */
 import type { Activation } from '../model/mlp.js';
 import { checkedKernels } from './check.js';
+import * as K from './constants.js';
 import type { KernelOptions, Kernels } from './types.js';
 import type { WasmMemory } from './wasm-api.js';
 
@@ -29,20 +31,20 @@ function floatOf(bits: number): number {
   return F32[0]!;
 }
 
-// exp (Cephes expf) — constants as in assembly/kernels.ts, rounded to float32.
-const EXP_HI = fr(89.0);
-const EXP_LO = fr(-104.0);
-const LOG2E = fr(1.44269504088896341);
-const MAGIC = fr(12582912.0);
-const MAGIC_BITS = 0x4b400000;
-const LN2_HI = fr(0.693359375);
-const LN2_LO = fr(-2.1219444e-4);
-const EP0 = fr(1.98756915e-4);
-const EP1 = fr(1.3981999507e-3);
-const EP2 = fr(8.3334519073e-3);
-const EP3 = fr(4.1665795894e-2);
-const EP4 = fr(1.6666665459e-1);
-const EP5 = fr(5.0000001201e-1);
+// exp (Cephes expf): the constants of src/kernels/constants.ts (shared with assembly/kernels.ts), rounded to float32.
+const EXP_HI = fr(K.EXP_HI);
+const EXP_LO = fr(K.EXP_LO);
+const LOG2E = fr(K.LOG2E);
+const MAGIC = fr(K.MAGIC);
+const MAGIC_BITS = K.MAGIC_BITS;
+const LN2_HI = fr(K.LN2_HI);
+const LN2_LO = fr(K.LN2_LO);
+const EP0 = fr(K.EP0);
+const EP1 = fr(K.EP1);
+const EP2 = fr(K.EP2);
+const EP3 = fr(K.EP3);
+const EP4 = fr(K.EP4);
+const EP5 = fr(K.EP5);
 
 /** exp(x) in float32, bit-identical to the WebAssembly kernels' exp (see types.ts). `x` must be a float32 value. */
 export function expF32(x: number): number {
@@ -68,16 +70,16 @@ export function expF32(x: number): number {
 }
 
 // log (Cephes logf).
-const SQRTHF = fr(0.707106781186547524);
-const LP0 = fr(7.0376836292e-2);
-const LP1 = fr(-1.151461031e-1);
-const LP2 = fr(1.167699874e-1);
-const LP3 = fr(-1.2420140846e-1);
-const LP4 = fr(1.4249322787e-1);
-const LP5 = fr(-1.6668057665e-1);
-const LP6 = fr(2.0000714765e-1);
-const LP7 = fr(-2.4999993993e-1);
-const LP8 = fr(3.3333331174e-1);
+const SQRTHF = fr(K.SQRTHF);
+const LP0 = fr(K.LP0);
+const LP1 = fr(K.LP1);
+const LP2 = fr(K.LP2);
+const LP3 = fr(K.LP3);
+const LP4 = fr(K.LP4);
+const LP5 = fr(K.LP5);
+const LP6 = fr(K.LP6);
+const LP7 = fr(K.LP7);
+const LP8 = fr(K.LP8);
 
 /** log(x) in float32, bit-identical to the WebAssembly kernels' log (see types.ts). `x` must be a float32 value. */
 export function logF32(x: number): number {
@@ -115,28 +117,35 @@ export function logF32(x: number): number {
   return fr(r + fr(fe * LN2_HI));
 }
 
-// tanh: the rational fit of the old fastTanh, in float64, one rounding at the end.
-const TANH_CLAMP = 7.90531110763549805;
-const T1 = 4.89352455891786e-3, T3 = 6.37261928875436e-4, T5 = 1.48572235717979e-5, T7 = 5.12229709037114e-8;
-const T9 = -8.60467152213735e-11, T11 = 2.00018790482477e-13, T13 = -2.76076847742355e-16;
-const U0 = 4.89352518554385e-3, U2 = 2.268434632439e-3, U4 = 1.18534705686654e-4, U6 = 1.19825839466702e-6;
+// tanh through expm1, the same float32 operations as assembly/kernels.ts (contract: `activate`
+// in signatures.ts).
+const TANH_CLAMP = fr(K.TANH_CLAMP);
+const TANH_M2LOG2E = fr(-2 * K.LOG2E);
+const TANH_HALF_LN2 = fr(0.5 * K.TANH_LN2);
+const TQ40 = fr(4 * K.TQ0);
+const TQ41 = fr(-8 * K.TQ1);
+const TQ42 = fr(16 * K.TQ2);
+const TQ43 = fr(-32 * K.TQ3);
+/** 2^−k for k = 0…26: s = 2^n for n = nf in [−26, 0], the value the wasm kernel builds from n's bits. */
+const POW2_NEG = Float64Array.from({ length: 27 }, (_, k) => 2 ** -k);
 
-/** tanh of a float32 value, rounded to float32, bit-identical to the WebAssembly kernel. */
+/** tanh of a float32 value, rounded to float32, bit-identical to the WebAssembly kernel (`activate` in signatures.ts). */
 export function tanhF32(v: number): number {
-  let x = TANH_CLAMP < v ? TANH_CLAMP : v;
-  x = x < -TANH_CLAMP ? -TANH_CLAMP : x;
-  const x2 = x * x;
-  let p = x2 * T13 + T11;
-  p = x2 * p + T9;
-  p = x2 * p + T7;
-  p = x2 * p + T5;
-  p = x2 * p + T3;
-  p = x2 * p + T1;
-  p = x * p;
-  let q = x2 * U6 + U4;
-  q = x2 * q + U2;
-  q = x2 * q + U0;
-  return fr(p / q);
+  let z = Math.abs(v);
+  z = TANH_CLAMP < z ? TANH_CLAMP : z;
+  const tm = fr(fr(z * TANH_M2LOG2E) + MAGIC);
+  const nf = fr(tm - MAGIC);
+  if (nf !== nf) return NaN; // v is NaN
+  const s = POW2_NEG[-nf]!;
+  const rho = fr(z + fr(nf * TANH_HALF_LN2));
+  let q = fr(fr(TQ43 * rho) + TQ42);
+  q = fr(fr(q * rho) + TQ41);
+  q = fr(fr(q * rho) + TQ40);
+  const e = fr(rho * fr(fr(rho * q) - 2));
+  const m = fr(fr(s * e) - fr(1 - s));
+  const y = fr(m / fr(-2 - m));
+  // The sign bit of v, XOR-ed onto y (y ≥ +0 here).
+  return v < 0 || (v === 0 && 1 / v < 0) ? -y : y;
 }
 
 /** Lane-order logsumexp of a[off … off+K) (see types.ts). */
@@ -167,6 +176,26 @@ function rowLse(a: Float32Array, off: number, K: number): number {
   let s = fr(fr(s0 + s2) + fr(s1 + s3));
   for (let k = K4; k < K; k++) s = fr(s + expF32(fr(a[off + k]! - m)));
   return fr(m + logF32(s));
+}
+
+/** act(x) of one float32 value: the operations of the WebAssembly kernels. */
+function act1(act: Activation, x: number): number {
+  switch (act) {
+    case 'tanh':
+      return tanhF32(x);
+    case 'relu':
+      return x > 0 ? x : 0;
+    case 'sigmoid':
+      return fr(1 / fr(1 + expF32(-x)));
+  }
+  throw new Error(`unknown activation ${JSON.stringify(act)}`);
+}
+
+function biasActivate(act: Activation, z: Float32Array, bias: Float32Array, rows: number, cols: number): void {
+  for (let r = 0; r < rows; r++) {
+    const off = r * cols;
+    for (let c = 0; c < cols; c++) z[off + c] = act1(act, fr(z[off + c]! + bias[c]!));
+  }
 }
 
 function activate(act: Activation, a: Float32Array, n: number): void {
@@ -223,6 +252,7 @@ const unchecked: Kernels = {
   },
 
   activate,
+  biasActivate,
   activateBackward,
 
   colSums(m, rows, cols, out) {

@@ -47,7 +47,7 @@
  * lse (logsumexp of a row of K): m = lane-order max; if m = −∞ then lse = −∞; otherwise
  * lse = m + log(Σ_k exp(u_k − m)) with the sum in lane order.
  */
-import type { Activation } from '../model/mlp.js';
+import type { Kernel, KernelName, KERNEL_TABLE } from './signatures.js';
 
 /** Which implementation: the WebAssembly SIMD module or its JavaScript float32 mirror. */
 export type KernelSetName = 'wasm' | 'js';
@@ -65,158 +65,15 @@ export interface KernelOptions {
   check?: boolean;
 }
 
-/** The element-wise kernels of a training step; see the module comment for conventions. */
-export interface Kernels {
+/** The signature of a table entry's method. */
+type SignatureOf<E> = E extends Kernel<infer F> ? F : never;
+
+/**
+ * The element-wise kernels of a training step; see the module comment for conventions. The
+ * methods, their signatures and their documentation are the entries of KERNEL_TABLE
+ * (signatures.ts).
+ */
+export type Kernels = {
   /** Which implementation this is. */
   readonly name: KernelSetName;
-
-  /**
-   * Every row of `z` (rows×cols) ← `bias` (cols), bit for bit, so that a following sgemm
-   * with beta = 1 adds x·W on top.
-   */
-  biasRows(z: Float32Array, bias: Float32Array, rows: number, cols: number): void;
-
-  /**
-   * In place, n elements: a ← f(a).
-   * - `tanh`: the rational minimax fit of the old fastTanh, in FLOAT64 with one rounding to
-   *   float32 at the end: x = (C < a ? C : a), x = (x < −C ? −C : x) with C = 7.90531110763549805;
-   *   x2 = x·x; p = x2·T13 + T11; p = x2·p + T9; … ; p = x2·p + T1; p = x·p;
-   *   q = x2·U6 + U4; q = x2·q + U2; q = x2·q + U0; a = float32(p / q). NaN → NaN.
-   *   Absolute error ≤ 3e-7 against Math.tanh over the whole line (2.4e-7 measured, beyond the
-   *   clamp; 5.5e-8 below it). Bit-identical to 0.1.0's fastTanh stored to float32.
-   * - `relu`: a = (a > 0 ? a : +0); NaN → +0 (the old behaviour).
-   * - `sigmoid`: a = 1 / (1 + exp(−a)) with the float32 exp: relative error ≤ 4·2⁻²⁴ (2.3·2⁻²⁴
-   *   measured) down to 2⁻¹²⁶; below a ≈ −88.7, exp(−a) overflows and the result is +0
-   *   (absolute error < 2⁻¹²⁶). NaN → NaN.
-   */
-  activate(act: Activation, a: Float32Array, n: number): void;
-
-  /**
-   * In place, n elements: delta ← delta ⊙ f'(z), written through the activation a = f(z):
-   * - `tanh`: delta = delta · (1 − a·a);
-   * - `relu`: delta = (a > 0 ? delta : +0);
-   * - `sigmoid`: delta = (delta · a) · (1 − a).
-   */
-  activateBackward(act: Activation, delta: Float32Array, a: Float32Array, n: number): void;
-
-  /**
-   * Bias gradient: out[c] = (((+0 + m[0,c]) + m[1,c]) + …) + m[rows−1,c] for c < cols, summed
-   * over r in increasing order (m is rows×cols). rows = 0 gives +0. out must not overlap m.
-   */
-  colSums(m: Float32Array, rows: number, cols: number, out: Float32Array): void;
-
-  /** dst row r ← src row idx[r] for r < rows (rows of `width` floats; bits copied unchanged). */
-  gatherRows(src: Float32Array, width: number, idx: Int32Array, rows: number, dst: Float32Array): void;
-
-  /** dst[r] ← src[idx[r]] for r < rows (labels). */
-  gatherRowsI32(src: Int32Array, idx: Int32Array, rows: number, dst: Int32Array): void;
-
-  /** SGD, n parameters: p ← p − lr·(g + wd·p), i.e. t = g + (wd·p); p = p − (lr·t). */
-  sgd(p: Float32Array, g: Float32Array, n: number, lr: number, wd: number): void;
-
-  /**
-   * Momentum, n parameters: gj = g + (wd·p); v = (mu·v) + gj; p = p − (lr·v).
-   * `vel` is the velocity (n floats).
-   */
-  momentum(p: Float32Array, g: Float32Array, vel: Float32Array, n: number, lr: number, mu: number, wd: number): void;
-
-  /**
-   * Adam with PLANAR state (m and v are separate arrays of n floats), n parameters:
-   * a1 = 1 − b1 and a2 = 1 − b2 come from the caller (computed in float64, rounded once
-   * to float32, as torch.optim.Adam's `1 - beta`); gj = g + (wd·p); m = (b1·m) + (a1·gj);
-   * v = (b2·v) + (a2·(gj·gj)); p = p − ((stepSize·m) / (sqrt(v·invC2) + eps)).
-   * The caller computes stepSize = lr/(1 − b1^t) and invC2 = 1/(1 − b2^t) in float64.
-   */
-  adam(
-    p: Float32Array,
-    g: Float32Array,
-    m: Float32Array,
-    v: Float32Array,
-    n: number,
-    stepSize: number,
-    invC2: number,
-    b1: number,
-    b2: number,
-    a1: number,
-    a2: number,
-    eps: number,
-    wd: number,
-  ): void;
-
-  /**
-   * Gate softmax, per row of u (rows×E): lse = logsumexp(u_r) (see the module comment);
-   * logG = u − lse; g = exp(logG). logG and g are rows×E; they may alias u (not each other).
-   */
-  logSoftmaxRows(u: Float32Array, rows: number, E: number, logG: Float32Array, g: Float32Array): void;
-
-  /** out[r·outStride + outOffset] = Σ_k (d[r,k] − o[r,k])·(d[r,k] − o[r,k]) in lane order (o, d rows×K). */
-  sqErrRows(o: Float32Array, d: Float32Array, rows: number, K: number, out: Float32Array, outStride: number, outOffset: number): void;
-
-  /**
-   * Categorical score: lse[r] = logsumexp(z_r) (kept for backward); out[r·outStride + outOffset]
-   * = z[r, labels[r]] − lse[r], or NaN when labels[r] is outside [0, K). z is rows×K.
-   */
-  logSoftmaxPickRows(
-    z: Float32Array,
-    labels: Int32Array,
-    rows: number,
-    K: number,
-    out: Float32Array,
-    outStride: number,
-    outOffset: number,
-    lse: Float32Array,
-  ): void;
-
-  /** gradOut[r,k] = w_r · (ref[r,k] − d[r,k]) with w_r = w[r·wStride + wOffset] (all rows×K). */
-  weightedDiffRows(
-    ref: Float32Array,
-    d: Float32Array,
-    w: Float32Array,
-    wStride: number,
-    wOffset: number,
-    rows: number,
-    K: number,
-    gradOut: Float32Array,
-  ): void;
-
-  /**
-   * Categorical output gradient: gradOut[r,k] = w_r · (exp(z[r,k] − lse[r]) − [k = labels[r]])
-   * with w_r = w[r·wStride + wOffset]; for k ≠ label the subtraction of 0 is exact and skipped.
-   * A label outside [0, K) subtracts nothing.
-   */
-  softmaxMinusOnehotRows(
-    z: Float32Array,
-    lse: Float32Array,
-    labels: Int32Array,
-    w: Float32Array,
-    wStride: number,
-    wOffset: number,
-    rows: number,
-    K: number,
-    gradOut: Float32Array,
-  ): void;
-
-  /** Cooperative dot: out[r·outStride + outOffset] = Σ_k (d − ybar)[r,k] · (o − ybar)[r,k] in lane order. */
-  dotDiffRows(
-    d: Float32Array,
-    ybar: Float32Array,
-    o: Float32Array,
-    rows: number,
-    K: number,
-    out: Float32Array,
-    outStride: number,
-    outOffset: number,
-  ): void;
-
-  /** Cooperative mixing, one expert: ybar[r,k] = ybar[r,k] + (g_r · o[r,k]) with g_r = g[r·gStride + gOffset]. */
-  mixAccumulate(ybar: Float32Array, o: Float32Array, g: Float32Array, gStride: number, gOffset: number, rows: number, K: number): void;
-
-  /** dst = dst + src, n elements (sums gradient blocks in a fixed order). */
-  addInto(dst: Float32Array, src: Float32Array, n: number): void;
-
-  /** dst[0…n) ← float32(value). */
-  fill(dst: Float32Array, n: number, value: number): void;
-
-  /** dst[0…n) ← src[0…n), bits unchanged; the ranges may overlap (memmove). */
-  copy(dst: Float32Array, src: Float32Array, n: number): void;
-}
+} & { readonly [K in KernelName]: SignatureOf<(typeof KERNEL_TABLE)[K]> };

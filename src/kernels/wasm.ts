@@ -7,38 +7,56 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Activation } from '../model/mlp.js';
 import { checkedKernels } from './check.js';
+import { KERNEL_ACTIVATIONS, KERNEL_NAMES, KERNEL_TABLE, type KernelSpec } from './signatures.js';
 import type { KernelOptions, Kernels } from './types.js';
 import { wasmApi, type WasmMemory, type WasmModule } from './wasm-api.js';
 
-/** The module's exports: pointers are byte offsets, counts are elements. */
-interface KernelExports {
+/** A wasm export: pointers are byte offsets, counts are elements. */
+type Export = (...args: number[]) => number | undefined;
+
+/** The module's scalar exports (the kernels' exports come from KERNEL_TABLE). */
+interface ScalarExports {
   expF32(x: number): number;
   logF32(x: number): number;
-  biasRows(z: number, bias: number, rows: number, cols: number): void;
-  activateTanh(a: number, n: number): void;
-  activateRelu(a: number, n: number): void;
-  activateSigmoid(a: number, n: number): void;
-  backwardTanh(delta: number, a: number, n: number): void;
-  backwardRelu(delta: number, a: number, n: number): void;
-  backwardSigmoid(delta: number, a: number, n: number): void;
-  colSums(m: number, rows: number, cols: number, out: number): void;
-  gatherRows(src: number, width: number, idx: number, rows: number, dst: number): void;
-  gatherRowsI32(src: number, idx: number, rows: number, dst: number): void;
-  sgd(p: number, g: number, n: number, lr: number, wd: number): void;
-  momentum(p: number, g: number, vel: number, n: number, lr: number, mu: number, wd: number): void;
-  adam(p: number, g: number, m: number, v: number, n: number, stepSize: number, invC2: number, b1: number, b2: number, a1: number, a2: number, eps: number, wd: number): void;
-  logSoftmaxRows(u: number, rows: number, E: number, logG: number, g: number): void;
-  sqErrRows(o: number, d: number, rows: number, K: number, out: number, outStride: number, outOffset: number): void;
-  logSoftmaxPickRows(z: number, labels: number, rows: number, K: number, out: number, outStride: number, outOffset: number, lse: number): void;
-  weightedDiffRows(ref: number, d: number, w: number, wStride: number, wOffset: number, rows: number, K: number, gradOut: number): void;
-  softmaxMinusOnehotRows(z: number, lse: number, labels: number, w: number, wStride: number, wOffset: number, rows: number, K: number, gradOut: number): void;
-  dotDiffRows(d: number, ybar: number, o: number, rows: number, K: number, out: number, outStride: number, outOffset: number): void;
-  mixAccumulate(ybar: number, o: number, g: number, gStride: number, gOffset: number, rows: number, K: number): void;
-  addInto(dst: number, src: number, n: number): void;
-  fill(dst: number, n: number, value: number): void;
-  copy(dst: number, src: number, n: number): void;
+  tanhF32(x: number): number;
+}
+
+/** A view's byte offset (the wasm pointer); a number passes unchanged. */
+function ptr(v: unknown): number {
+  return typeof v === 'number' ? v : (v as ArrayBufferView).byteOffset;
+}
+
+/** A wrapper of `fn` taking `arity` arguments, views passed as their byte offsets (no allocation per call). */
+function offsets(fn: Export, arity: number): (...args: unknown[]) => void {
+  switch (arity) {
+    case 2: return (a, b) => void fn(ptr(a), ptr(b));
+    case 3: return (a, b, c) => void fn(ptr(a), ptr(b), ptr(c));
+    case 4: return (a, b, c, d) => void fn(ptr(a), ptr(b), ptr(c), ptr(d));
+    case 5: return (a, b, c, d, e) => void fn(ptr(a), ptr(b), ptr(c), ptr(d), ptr(e));
+    case 6: return (a, b, c, d, e, f) => void fn(ptr(a), ptr(b), ptr(c), ptr(d), ptr(e), ptr(f));
+    case 7: return (a, b, c, d, e, f, g) => void fn(ptr(a), ptr(b), ptr(c), ptr(d), ptr(e), ptr(f), ptr(g));
+    case 8: return (a, b, c, d, e, f, g, h) => void fn(ptr(a), ptr(b), ptr(c), ptr(d), ptr(e), ptr(f), ptr(g), ptr(h));
+    case 9: return (a, b, c, d, e, f, g, h, i) => void fn(ptr(a), ptr(b), ptr(c), ptr(d), ptr(e), ptr(f), ptr(g), ptr(h), ptr(i));
+    default: return (...args) => void fn(...args.map(ptr));
+  }
+}
+
+/** The wrapper of one table entry: an activation argument (first) picks the export `<wasm><Activation>`. */
+function wrapper(exports: Record<string, unknown>, spec: KernelSpec): (...args: unknown[]) => void {
+  const find = (name: string): Export => {
+    const fn = exports[name];
+    if (typeof fn !== 'function') throw new Error(`kernel module has no export ${name}: rebuild it (npm run build)`);
+    return fn as Export;
+  };
+  if (spec.args[0]?.kind !== 'activation') return offsets(find(spec.wasm), spec.args.length);
+  const acts: readonly unknown[] = KERNEL_ACTIVATIONS;
+  const fns = KERNEL_ACTIVATIONS.map((a) => offsets(find(spec.wasm + a[0]!.toUpperCase() + a.slice(1)), spec.args.length - 1));
+  const pick = (act: unknown): ((...args: unknown[]) => void) => {
+    for (let i = 0; i < acts.length; i++) if (acts[i] === act) return fns[i]!;
+    throw new Error(`unknown activation ${JSON.stringify(act)}`);
+  };
+  return (act, a, b, c, d) => pick(act)(a, b, c, d);
 }
 
 /**
@@ -75,63 +93,16 @@ export function compileKernelModule(): WasmModule {
  */
 export function wasmKernels(memory: WasmMemory, module: WasmModule = compileKernelModule(), opts: KernelOptions = {}): Kernels {
   const instance = new wasmApi.Instance(module, { env: { memory } });
-  const x = instance.exports as unknown as KernelExports;
-  const kernels: Kernels = {
-    name: 'wasm',
-    biasRows: (z, bias, rows, cols) => x.biasRows(z.byteOffset, bias.byteOffset, rows, cols),
-    activate(act: Activation, a, n) {
-      switch (act) {
-        case 'tanh':
-          return x.activateTanh(a.byteOffset, n);
-        case 'relu':
-          return x.activateRelu(a.byteOffset, n);
-        case 'sigmoid':
-          return x.activateSigmoid(a.byteOffset, n);
-      }
-      throw new Error(`unknown activation ${JSON.stringify(act)}`);
-    },
-    activateBackward(act: Activation, delta, a, n) {
-      switch (act) {
-        case 'tanh':
-          return x.backwardTanh(delta.byteOffset, a.byteOffset, n);
-        case 'relu':
-          return x.backwardRelu(delta.byteOffset, a.byteOffset, n);
-        case 'sigmoid':
-          return x.backwardSigmoid(delta.byteOffset, a.byteOffset, n);
-      }
-      throw new Error(`unknown activation ${JSON.stringify(act)}`);
-    },
-    colSums: (m, rows, cols, out) => x.colSums(m.byteOffset, rows, cols, out.byteOffset),
-    gatherRows: (src, width, idx, rows, dst) => x.gatherRows(src.byteOffset, width, idx.byteOffset, rows, dst.byteOffset),
-    gatherRowsI32: (src, idx, rows, dst) => x.gatherRowsI32(src.byteOffset, idx.byteOffset, rows, dst.byteOffset),
-    sgd: (p, g, n, lr, wd) => x.sgd(p.byteOffset, g.byteOffset, n, lr, wd),
-    momentum: (p, g, vel, n, lr, mu, wd) => x.momentum(p.byteOffset, g.byteOffset, vel.byteOffset, n, lr, mu, wd),
-    adam: (p, g, m, v, n, stepSize, invC2, b1, b2, a1, a2, eps, wd) =>
-      x.adam(p.byteOffset, g.byteOffset, m.byteOffset, v.byteOffset, n, stepSize, invC2, b1, b2, a1, a2, eps, wd),
-    logSoftmaxRows: (u, rows, E, logG, g) => x.logSoftmaxRows(u.byteOffset, rows, E, logG.byteOffset, g.byteOffset),
-    sqErrRows: (o, d, rows, K, out, outStride, outOffset) => x.sqErrRows(o.byteOffset, d.byteOffset, rows, K, out.byteOffset, outStride, outOffset),
-    logSoftmaxPickRows: (z, labels, rows, K, out, outStride, outOffset, lse) =>
-      x.logSoftmaxPickRows(z.byteOffset, labels.byteOffset, rows, K, out.byteOffset, outStride, outOffset, lse.byteOffset),
-    weightedDiffRows: (ref, d, w, wStride, wOffset, rows, K, gradOut) =>
-      x.weightedDiffRows(ref.byteOffset, d.byteOffset, w.byteOffset, wStride, wOffset, rows, K, gradOut.byteOffset),
-    softmaxMinusOnehotRows: (z, lse, labels, w, wStride, wOffset, rows, K, gradOut) =>
-      x.softmaxMinusOnehotRows(z.byteOffset, lse.byteOffset, labels.byteOffset, w.byteOffset, wStride, wOffset, rows, K, gradOut.byteOffset),
-    dotDiffRows: (d, ybar, o, rows, K, out, outStride, outOffset) =>
-      x.dotDiffRows(d.byteOffset, ybar.byteOffset, o.byteOffset, rows, K, out.byteOffset, outStride, outOffset),
-    mixAccumulate: (ybar, o, g, gStride, gOffset, rows, K) => x.mixAccumulate(ybar.byteOffset, o.byteOffset, g.byteOffset, gStride, gOffset, rows, K),
-    addInto: (dst, src, n) => x.addInto(dst.byteOffset, src.byteOffset, n),
-    fill: (dst, n, value) => x.fill(dst.byteOffset, n, value),
-    copy: (dst, src, n) => x.copy(dst.byteOffset, src.byteOffset, n),
-  };
+  const kernels = Object.fromEntries([['name', 'wasm'], ...KERNEL_NAMES.map((k) => [k, wrapper(instance.exports, KERNEL_TABLE[k])])]) as unknown as Kernels;
   const check = opts.check ?? process.env.MOE_KERNELS_CHECK === '1';
   return check ? checkedKernels(kernels, memory) : kernels;
 }
 
 /**
- * The module's scalar exp and log (float32), for accuracy tests: bit-identical to
- * `expF32`/`logF32` of src/kernels/js.ts. Instantiates the module over `memory`.
+ * The module's scalar exp, log and tanh (float32), for accuracy tests: bit-identical to
+ * `expF32`/`logF32`/`tanhF32` of src/kernels/js.ts. Instantiates the module over `memory`.
  */
-export function wasmScalarMath(memory: WasmMemory, module: WasmModule = compileKernelModule()): { expF32(x: number): number; logF32(x: number): number } {
-  const x = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
-  return { expF32: x.expF32, logF32: x.logF32 };
+export function wasmScalarMath(memory: WasmMemory, module: WasmModule = compileKernelModule()): { expF32(x: number): number; logF32(x: number): number; tanhF32(x: number): number } {
+  const x = new wasmApi.Instance(module, { env: { memory } }).exports as unknown as ScalarExports;
+  return { expF32: x.expF32, logF32: x.logF32, tanhF32: x.tanhF32 };
 }

@@ -34,10 +34,15 @@ export function mlpForward(gemm: Sgemm, k: Kernels, p: MlpPass, x: Float32Array,
     const nin = s[l]!, nout = s[l + 1]!;
     const last = l === L - 1;
     const z = last ? out : p.hidden[l]!;
-    // z = b_l (every row), then z += input·W_l: the bias add happens inside sgemm.
-    k.biasRows(z, p.params.b[l]!, rows, nout);
-    gemm(false, false, rows, nout, nin, 1, input, p.params.w[l]!, 1, z);
-    if (!last) k.activate(p.shape.activation, z, rows * nout);
+    if (last) {
+      // z = b_l (every row), then z += input·W_l: the bias add happens inside sgemm.
+      k.biasRows(z, p.params.b[l]!, rows, nout);
+      gemm(false, false, rows, nout, nin, 1, input, p.params.w[l]!, 1, z);
+    } else {
+      // z = input·W_l, then z = f(z + b_l) in one pass over z.
+      gemm(false, false, rows, nout, nin, 1, input, p.params.w[l]!, 0, z);
+      k.biasActivate(p.shape.activation, z, p.params.b[l]!, rows, nout);
+    }
     input = z;
   }
 }

@@ -12,7 +12,6 @@ import * as Comlink from 'comlink';
 import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
-import { pinBlasThreads } from '../compute/blas.js';
 import type { BackendName } from '../compute/provider.js';
 import { BackendError, errorFromWire, errorToWire, MoeError, OptionError, ShardCrashError, ShardStallError, type StepPhase, type WireError } from '../errors.js';
 import type { KernelSetName } from '../kernels/types.js';
@@ -134,8 +133,6 @@ export class ParallelPool implements ExpertPool {
     if (typeof SharedArrayBuffer !== 'function' || !(opts.memory.buffer instanceof SharedArrayBuffer)) {
       throw new MoeError('SHARED_MEMORY_UNAVAILABLE', 'the parallel trainer needs SharedArrayBuffer, which this runtime does not provide; use workers: 0');
     }
-    // Before any worker can load OpenBLAS: one BLAS thread per worker.
-    pinBlasThreads();
     const threads = shardThreads(opts.entry);
     const piscina = threads.threads;
     const pool = new ParallelPool(threads, opts);

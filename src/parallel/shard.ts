@@ -7,8 +7,6 @@
  */
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import * as Comlink from 'comlink';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import type { MessagePort } from 'node:worker_threads';
 import { setThreadMode, type DenormalMode } from '../compute/float-mode.js';
 import { loadExactProvider } from '../compute/load.js';
@@ -129,21 +127,20 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
     }
   } finally {
     task.port.close();
-    // The thread goes back to the pool, idle: collect what this fit left (its views of
-    // the session's memory, the kernel instance) now, or an idle thread would hold every
-    // past session's memory until its next collection, which an idle thread never runs.
+    // The thread goes back to the pool, idle, and its views of the session's memory and its
+    // kernel instance are garbage. An idle thread allocates nothing, so V8 may not collect
+    // them before the thread's next task or its idle timeout (IDLE_MS in threads.ts), which
+    // bounds how long a past session's memory is held. The library sets no V8 flag: only
+    // where the process was started with V8's gc exposed (node's expose-gc flag, as the
+    // soak script does) is that collection run now.
     setImmediate(collectGarbage);
   }
 }
 
-let collect: (() => void) | undefined;
-/** A full collection in this worker thread (V8's gc, reached without a command-line flag). */
+/** A full collection in this thread when the process exposes V8's gc (node's expose-gc flag); else nothing. */
 function collectGarbage(): void {
-  if (!collect) {
-    setFlagsFromString('--expose-gc');
-    collect = runInNewContext('gc') as () => void;
-  }
-  collect();
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (typeof gc === 'function') gc();
 }
 
 /** Poll CTRL.SEQ for up to `micros`; true once it differs from `seen`. */

@@ -8,7 +8,6 @@ import { availableParallelism } from 'node:os';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
-import { pinBlasThreads } from '../compute/blas.js';
 import { loadProvider } from '../compute/load.js';
 import type { BackendRequest } from '../compute/provider.js';
 import { errorFromWire, OptionError } from '../errors.js';
@@ -152,8 +151,8 @@ export async function reproduceJacobs1991(o: ReproduceOptions = {}): Promise<Jac
   const split = await vowelSplit(seed);
   const classes = split.train.classNames ?? [];
 
-  // Each worker thread is one thread of compute: OpenBLAS must not spawn its own.
-  pinBlasThreads();
+  // Each worker thread is one thread of compute: OpenBLAS, loaded here first, runs one
+  // thread (see compute/blas.ts).
   // The provider is chosen once, here, and every worker loads exactly it. A worker that
   // probed a missing OpenBLAS itself could be terminated in the middle of that load (when
   // another run fails and the pool is destroyed), and koffi aborts the whole process when
