@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch peer of local-experts' benchmarks: the same mixture of experts, trained in PyTorch.
 
-The workload (the peers benchmark's, SIZE_SPECS in src/bench/scaling.ts):
+The workload (the peers benchmark's, SIZE_SPECS in bench/harness.ts):
 
   * E experts, each an MLP D -> hidden... -> K (tanh hidden units by default) or, without
     hidden layers, a linear map D -> K;
@@ -38,7 +38,7 @@ import os
 import sys
 import time
 
-# Problem sizes, as SIZE_SPECS in src/bench/scaling.ts (experts: the peers benchmark's 8).
+# Problem sizes, as SIZE_SPECS in bench/harness.ts (experts: the peers benchmark's 8).
 SIZES = {
     "small": dict(inputs=2, outputs=4, hidden=[], experts=8, batch=32),
     "medium": dict(inputs=256, outputs=256, hidden=[512], experts=8, batch=512),

@@ -16,7 +16,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import wabtInit from 'wabt';
-import { fastTanh } from '../src/bench/kernels-baseline.js';
+import { fastTanh } from './helpers/fast-tanh.js';
 import { loadExactProvider } from '../src/compute/load.js';
 import type { ComputeProvider } from '../src/compute/provider.js';
 import { MoeError, OptionError } from '../src/errors.js';

@@ -1,22 +1,22 @@
 /**
- * `moe bench`: the scaling benchmark (`moe bench scaling`), the CSV parsing benchmark
- * (`moe bench csv`), the peer benchmark against plain tfjs and PyTorch (`moe bench peers`),
- * the sparse-routing benchmark (`moe bench sparse`) and the element-wise kernel benchmark
- * (`moe bench kernels`). Reports go to stdout (markdown, or one JSON line with --json),
+ * `moe bench`: the scaling benchmark (`moe bench scaling`), the peer benchmark against
+ * PyTorch (`moe bench peers`), the sparse-routing benchmark (`moe bench sparse`) and the
+ * element-wise kernel benchmark (`moe bench kernels`). Only the command line lives here:
+ * the benchmarks are in the top-level bench/ folder (compiled to dist/bench, shipped for
+ * this command only, not API). Reports go to stdout (markdown, or one JSON line with --json),
  * progress to stderr, and with --out to `<dir>/<name>.json` and `.md`, written atomically.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { runCsvParseBenchmark } from '../bench/csv.js';
-import { formatKernelJson, formatKernelMarkdown, runKernelBenchmark, type KernelBenchOptions } from '../bench/kernels.js';
-import { BENCH_SIZES, checkChoices, defaultExperts, defaultWorkers, machineSlug, type BenchSize } from '../bench/harness.js';
-import { PEER_EXPERTS, runPeerBenchmark, type PeerOptions } from '../bench/peers.js';
-import { formatPeersJson, formatPeersMarkdown } from '../bench/peers-report.js';
-import { PYTORCH_CONFIGS, type PytorchConfigName } from '../bench/peers/pytorch.js';
-import { formatCsvJson, formatCsvMarkdown, formatScalingJson, formatScalingMarkdown } from '../bench/report.js';
-import { runScalingBenchmark, type ScalingOptions } from '../bench/scaling.js';
-import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUTINGS, type SparseOptions } from '../bench/sparse.js';
+import { formatKernelJson, formatKernelMarkdown, runKernelBenchmark, type KernelBenchOptions } from '../../bench/kernels.js';
+import { BENCH_SIZES, checkChoices, defaultExperts, defaultWorkers, machineSlug, type BenchSize } from '../../bench/harness.js';
+import { PEER_EXPERTS, runPeerBenchmark, type PeerOptions } from '../../bench/peers.js';
+import { formatPeersJson, formatPeersMarkdown } from '../../bench/peers-report.js';
+import { PYTORCH_CONFIGS, type PytorchConfigName } from '../../bench/peers/pytorch.js';
+import { formatScalingJson, formatScalingMarkdown } from '../../bench/report.js';
+import { runScalingBenchmark, type ScalingOptions } from '../../bench/scaling.js';
+import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUTINGS, type SparseOptions } from '../../bench/sparse.js';
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWorkerCount } from '../engine/plan.js';
@@ -124,20 +124,6 @@ interface ScalingCliOptions {
   note?: string[];
 }
 
-interface CsvCliOptions {
-  json?: boolean;
-  rows: number;
-  features: number;
-  runs: number;
-  workers?: number;
-  backend: string;
-  out?: string;
-  machine?: string;
-  note?: string[];
-  keep?: boolean;
-  wideColumns: number;
-}
-
 interface PeersCliOptions {
   json?: boolean;
   sizes: string;
@@ -179,9 +165,9 @@ interface KernelsCliOptions {
   note?: string[];
 }
 
-/** The `bench` command with its `scaling`, `csv`, `peers`, `sparse` and `kernels` subcommands (commander 14). */
+/** The `bench` command with its `scaling`, `peers`, `sparse` and `kernels` subcommands (commander 14). */
 export function benchCommand(): Command {
-  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, sparse routing, element-wise kernels');
+  const bench = new Command('bench').description('benchmarks: parallel scaling, peers, sparse routing, element-wise kernels');
 
   bench
     .command('scaling')
@@ -227,48 +213,8 @@ export function benchCommand(): Command {
     });
 
   bench
-    .command('csv')
-    .description('loadCsv throughput and peak memory on a generated CSV, against one epoch of training on it')
-    .option('--json', 'print one JSON object (the last line of stdout) instead of markdown')
-    .addOption(new Option('--rows <n>', 'rows of the generated file').argParser(intArg(1)).default(200_000))
-    .addOption(new Option('--features <n>', 'feature columns of the generated file (plus one target)').argParser(intArg(1)).default(32))
-    .addOption(new Option('--runs <n>', 'timed loadCsv calls').argParser(intArg(1)).default(3))
-    .addOption(new Option('--workers <n>', 'workers for the training epoch, 0 for in-process (default min(cores, 8))').argParser(intArg(0)))
-    .addOption(new Option('--wide-columns <n>', 'also time loadCsv on a header this wide (0: skip)').argParser(intArg(0)).default(100_000))
-    .addOption(backendOption())
-    .option('--out <dir>', 'also write <dir>/csv-parse.json and <dir>/csv-parse.md')
-    .option('--machine <name>', 'name of this machine in the report (default: CPU model and cores)')
-    .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
-    .option('--keep', 'keep the generated CSV (its path is printed)')
-    .addOption(verboseOption())
-    .addHelpText('after', EXIT_CODES_HELP)
-    .action(async function (this: Command, o: CsvCliOptions) {
-      await checkReportDir(o.out, 'csv-parse');
-      if (o.workers !== undefined) noteWorkers('--workers', o.workers);
-      const report = await runCsvParseBenchmark({
-        rows: o.rows,
-        features: o.features,
-        runs: o.runs,
-        ...(o.workers !== undefined ? { workers: o.workers } : {}),
-        backend: backendOf(o.backend),
-        ...(o.machine !== undefined ? { machine: o.machine } : {}),
-        ...(o.keep ? { keepDir: true } : {}),
-        wideColumns: o.wideColumns,
-        onProgress: progress,
-      });
-      report.command = commandLine(this);
-      if (o.note?.length) report.notes = o.note;
-      const md = formatCsvMarkdown(report);
-      if (o.out !== undefined) {
-        const files = await writeReport(o.out, 'csv-parse', formatCsvJson(report, true), md);
-        progress(`wrote ${files.join(', ')}`);
-      }
-      process.stdout.write(o.json ? formatCsvJson(report) + '\n' : md);
-    });
-
-  bench
     .command('peers')
-    .description('the same mixture on identical shapes in one run, interleaved: this library in-process and with workers against plain tfjs (wasm; cpu where a step is cheap) and PyTorch; gemmShare and where the step goes')
+    .description('the same mixture on identical shapes in one run, interleaved: this library in-process and with workers against PyTorch; gemmShare and where the step goes')
     .option('--json', 'print one JSON object (the last line of stdout) instead of markdown')
     .option('--sizes <list>', `comma-separated sizes among ${BENCH_SIZES.join(', ')}`, BENCH_SIZES.join(','))
     .addOption(new Option('--rounds <n>', 'interleaved rounds: every system once per round, the median reported').argParser(intArg(1)).default(3))

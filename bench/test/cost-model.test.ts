@@ -1,8 +1,8 @@
-/** The scaling cost model (src/bench/cost-model.ts): its inputs from a scaling report, and its formula. */
+/** The scaling cost model (bench/cost-model.ts): its inputs from a scaling report, and its formula. */
 import { describe, expect, it } from 'vitest';
-import { costModelInputs, predictScaling, predictStepMicros } from '../src/bench/cost-model.js';
-import type { ScalingReport, ScalingRow } from '../src/bench/scaling.js';
-import { OptionError } from '../src/errors.js';
+import { costModelInputs, predictScaling, predictStepMicros } from '../cost-model.js';
+import type { ScalingReport, ScalingRow } from '../scaling.js';
+import { OptionError } from '../../src/index.js';
 
 function row(workers: number, stepMicros: number, compute: [number, number, number], sync: [number, number, number]): ScalingRow {
   const ph = ([forward, backward, update]: [number, number, number]) => ({ forward, backward, update });

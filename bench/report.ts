@@ -2,73 +2,11 @@
  * Benchmark reports as markdown (for people and the repository's bench/results) and JSON
  * (for tools). Formatting only: the numbers come from the benchmark runners.
  */
-import { formatJson, num, pct, type BenchHeader, type LoadAverage } from './harness.js';
+import { formatJson, num, pct, type BenchHeader } from './harness.js';
 import { IDLE_GAP_MS, type ScalingReport, type ScalingRow } from './scaling.js';
 
 export type { BenchHeader };
 
-/** What the CSV parsing benchmark measures (see `moe bench csv`). */
-export interface CsvParseReport extends BenchHeader {
-  /** Data rows of the generated file. */
-  rows: number;
-  /** Feature columns of the generated file (plus one target). */
-  features: number;
-  /** Size of the generated file, bytes. */
-  fileBytes: number;
-  /** Timed loadCsv calls. */
-  runs: number;
-  /** Mean time of one loadCsv call, seconds. */
-  parseSeconds: number;
-  /** Relative margin of error of `parseSeconds` (tinybench, %). */
-  rmePercent: number;
-  /** Rows parsed per second. */
-  rowsPerSecond: number;
-  /** File megabytes (10⁶ bytes) parsed per second. */
-  megabytesPerSecond: number;
-  /** The process's peak resident set before generating the file, MiB. */
-  rssBeforeMiB: number;
-  /** The process's peak resident set after the parses, MiB. */
-  peakRssMiB: number;
-  /** The float32 size of the parsed dataset, MiB (what the loader aims to cost). */
-  datasetMiB: number;
-  /** One epoch of training on the parsed data. */
-  training: {
-    /** Compute provider it ran on. */
-    backend: string;
-    /** Worker threads (0 = in-process). */
-    workers: number;
-    /** Experts E. */
-    experts: number;
-    /** Expert net as the CLI spells it. */
-    expert: string;
-    /** Rows per step. */
-    batch: number;
-    /** Wall time of the epoch, seconds. */
-    epochSeconds: number;
-    /** Training rows per second in the epoch. */
-    samplesPerSecond: number;
-  };
-  /** Parse time ÷ one epoch's time: how many epochs of training the parse costs. */
-  parseEpochs: number;
-  /**
-   * loadCsv on a file with a very wide header (every column a feature but the target),
-   * which a column lookup quadratic in the column count makes slow; absent when skipped.
-   */
-  wideHeader?: {
-    /** Columns of the header (features + 1 target). */
-    columns: number;
-    /** Data rows of the file. */
-    rows: number;
-    /** Wall time of one loadCsv call, seconds (the best of the calls). */
-    seconds: number;
-    /** loadCsv calls timed. */
-    runs: number;
-  };
-  /** The 1-minute load average at the start and the end of the run. */
-  loadAverage: LoadAverage;
-  /** One sentence: whether parsing is the bottleneck. */
-  verdict: string;
-}
 
 /** The scaling report as one JSON line (or indented, for files). */
 export function formatScalingJson(report: ScalingReport, pretty = false): string {
@@ -140,41 +78,4 @@ function inProcessComparison(rows: ScalingRow[]): string[] {
     );
   }
   return out;
-}
-
-/** The CSV parsing report as one JSON line (or indented, for files). */
-export function formatCsvJson(report: CsvParseReport, pretty = false): string {
-  return formatJson(report, pretty);
-}
-
-/** The CSV parsing report as markdown. */
-export function formatCsvMarkdown(r: CsvParseReport): string {
-  const t = r.training;
-  const out = [
-    `# CSV parsing benchmark: ${r.machine}`,
-    '',
-    `- Machine: ${r.machine} (${r.cpuModel}, ${r.cores} cores), Node ${r.node}`,
-    `- Date: ${r.date}; 1-minute load average ${r.loadAverage.start.toFixed(2)} at the start, ${r.loadAverage.end.toFixed(2)} at the end`,
-    ...(r.command ? [`- Command: \`${r.command}\``] : []),
-    `- File: ${r.rows.toLocaleString('en-US')} rows × ${r.features} features + 1 target, ${num(r.fileBytes / 2 ** 20)} MiB, generated with random values`,
-    ...(r.notes ?? []).map((n) => `- Note: ${n}`),
-    '',
-    '| measure | value |',
-    '|---|---:|',
-    `| loadCsv time (mean of ${r.runs}, ±${r.rmePercent.toFixed(1)}%) | ${num(r.parseSeconds)} s |`,
-    `| rows/s | ${num(r.rowsPerSecond)} |`,
-    `| MB/s (10⁶ bytes) | ${num(r.megabytesPerSecond)} |`,
-    `| peak RSS of the process (before: ${num(r.rssBeforeMiB)} MiB) | ${num(r.peakRssMiB)} MiB |`,
-    `| parsed dataset, float32 | ${num(r.datasetMiB)} MiB |`,
-    `| one training epoch (${t.experts} × ${t.expert} experts, batch ${t.batch}, ${t.workers} workers, ${t.backend}) | ${num(t.epochSeconds)} s |`,
-    `| training samples/s | ${num(t.samplesPerSecond)} |`,
-    `| parse time in epochs of training | ${num(r.parseEpochs)} |`,
-    ...(r.wideHeader
-      ? [`| loadCsv of a ${r.wideHeader.columns.toLocaleString('en-US')}-column header + ${r.wideHeader.rows} rows (best of ${r.wideHeader.runs}) | ${num(r.wideHeader.seconds)} s |`]
-      : []),
-    '',
-    r.verdict,
-    '',
-  ];
-  return out.join('\n');
 }

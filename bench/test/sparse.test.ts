@@ -4,10 +4,10 @@
  * Functional checks only on a tiny shape: the numbers depend on the machine and its load.
  */
 import { describe, expect, it } from 'vitest';
-import { formatSparseMarkdown, runSparseBenchmark, skewData, skewPairs, sparseLoss, SPARSE_ROUTINGS } from '../src/bench/sparse.js';
-import { OptionError } from '../src/errors.js';
-import { Rng } from '../src/rng.js';
-import { benchCli, positiveFinite } from './helpers/bench-cli.js';
+import { formatSparseMarkdown, runSparseBenchmark, skewData, skewPairs, sparseLoss, SPARSE_ROUTINGS } from '../sparse.js';
+import { OptionError } from '../../src/index.js';
+import { Rng } from '../../src/index.js';
+import { benchCli, positiveFinite } from './cli.js';
 
 // A tiny version of the pinned workload: medium's expert shape, 4 experts, 16 rows a step.
 const TINY = { experts: 4, batch: 16, steps: 2, warmupSteps: 1, rounds: 1 };

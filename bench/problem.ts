@@ -4,17 +4,8 @@
  * steps on. Every system of a benchmark starts from the same problem, so every one of them
  * sees the same numbers.
  */
-import type { BackendRequest, ComputeProvider } from '../compute/provider.js';
-import type { Dataset } from '../data/dataset.js';
-import { fitStandardizer, identityStandardizer } from '../data/standardize.js';
-import { kernelSetFromEnv } from '../kernels/index.js';
-import { Mixture } from '../mixture.js';
-import { expertShape } from '../model/config.js';
-import type { Activation } from '../model/mlp.js';
-import { Rng } from '../rng.js';
-import type { TrainingData } from '../engine/step.js';
-import { trainingData } from '../train/data.js';
-import { TrainingSession, type SessionOptions } from '../train/session.js';
+import { type Activation, type BackendRequest, type ComputeProvider, type Dataset, Mixture, Rng } from '../src/index.js';
+import { expertShape, fitStandardizer, identityStandardizer, kernelSetFromEnv, type SessionOptions, type TrainingData, trainingData, TrainingSession } from '../src/internal.js';
 import { timeWindow, type SizeSpec, type Window, type WindowPlan } from './harness.js';
 
 /** Batches of distinct rows held in memory: the steps cycle over them. */

@@ -1,11 +1,12 @@
 /**
- * The PyTorch peer: finding an interpreter that imports torch, the shipped script
- * (python/torch_peer.py) and the runner that starts it once per thread configuration.
+ * The PyTorch peer: the shipped script (python/torch_peer.py) and the runner that starts
+ * it once per thread configuration (finding the interpreter is the library's, tested in
+ * test/find-torch.test.ts).
  * Tests that need torch are skipped, with the reason printed, where no interpreter here
  * imports it. Functional checks only: no timing is asserted.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,9 +21,9 @@ import {
   torchPeerScript,
   withinCores,
   type PytorchRow,
-} from '../src/bench/peers/pytorch.js';
-import { OptionError } from '../src/errors.js';
-import { findTorchPython, probeTorch, PYTHON_CANDIDATES, type TorchPython } from '../src/python/find-torch.js';
+} from '../peers/pytorch.js';
+import { OptionError } from '../../src/index.js';
+import { findTorchPython, type TorchPython } from '../../src/internal.js';
 
 let found: Awaited<ReturnType<typeof findTorchPython>>;
 let dir: string;
@@ -59,44 +60,6 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env):
     });
   });
 }
-
-describe('findTorchPython', () => {
-  it('answers the first candidate that imports torch: every one before it fails the probe', async (ctx) => {
-    const t = torchOrSkip(ctx);
-    expect(PYTHON_CANDIDATES).toContain(t.python);
-    expect(t.torch).toMatch(/^\d+\.\d+/);
-    for (const earlier of PYTHON_CANDIDATES.slice(0, PYTHON_CANDIDATES.indexOf(t.python))) {
-      expect((await probeTorch(earlier)).ok, `${earlier} imports torch but was passed over`).toBe(false);
-    }
-    expect(await probeTorch(t.python)).toEqual({ ok: true, torch: t.torch });
-  });
-
-  it('tries MOE_PYTHON first', async (ctx) => {
-    const t = torchOrSkip(ctx);
-    // A wrapper around the interpreter that works: a different path, so the answer tells which was taken.
-    const wrapper = join(dir, 'my-python');
-    writeFileSync(wrapper, `#!/bin/sh\nexec ${t.python} "$@"\n`);
-    chmodSync(wrapper, 0o755);
-    expect(await findTorchPython({ env: { ...process.env, MOE_PYTHON: wrapper } })).toEqual({ python: wrapper, torch: t.torch });
-  });
-
-  it('falls through to python3 and /usr/bin/python3 when MOE_PYTHON does not exist', async (ctx) => {
-    const t = torchOrSkip(ctx);
-    expect(await findTorchPython({ env: { ...process.env, MOE_PYTHON: join(dir, 'no-such-python') } })).toEqual(t);
-  });
-
-  it('names every interpreter tried and its last error line where none imports torch', async () => {
-    const r = await findTorchPython({ env: noTorchEnv });
-    expect(r.python).toBeUndefined();
-    if (r.python !== undefined) return;
-    expect(r.reason).toContain(`MOE_PYTHON=${join(dir, 'no-such-python')}: not found`);
-    for (const p of PYTHON_CANDIDATES) expect(r.reason).toMatch(new RegExp(`${p.replace(/[/.]/g, '\\$&')}: (not found|ImportError: torch blocked by the test)`));
-    // The order tried: MOE_PYTHON, then the candidates.
-    const at = [`MOE_PYTHON=`, ...PYTHON_CANDIDATES.map((p) => `; ${p}: `)].map((s) => r.reason.indexOf(s));
-    expect(at.every((v) => v >= 0)).toBe(true);
-    expect([...at].sort((a, b) => a - b)).toEqual(at);
-  });
-});
 
 describe('torch_peer.py', () => {
   it('trains the same mixture in both expert forms: loss and gradients match a float64 reference and each other', async (ctx) => {

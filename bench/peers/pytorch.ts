@@ -17,9 +17,8 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OptionError } from '../../errors.js';
-import { findTorchPython, type TorchPython } from '../../python/find-torch.js';
-import { median } from '../../reproduce/stats.js';
+import { OptionError } from '../../src/index.js';
+import { findTorchPython, median, type TorchPython } from '../../src/internal.js';
 import { BENCH_SIZES, checkPositiveInt, CPU_PER_WALL_TOLERANCE, withinCores, type BenchSize } from '../harness.js';
 
 export { CPU_PER_WALL_TOLERANCE, withinCores };

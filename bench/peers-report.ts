@@ -6,7 +6,6 @@ import type { StepBreakdown } from './breakdown.js';
 import { formatJson, headerLines, markdownTable, num, ratio } from './harness.js';
 import type { PeerReport, PeerRow } from './peers.js';
 import { BENCH_LR } from './problem.js';
-import { TFJS_CPU_GFLOPS, TFJS_CPU_MAX_STEP_SECONDS } from './peers/tfjs.js';
 
 /** The report as JSON (one line, or indented with `pretty`); non-finite numbers become null. */
 export function formatPeersJson(report: PeerReport, pretty = false): string {
@@ -26,7 +25,6 @@ function rowCells(r: PeerRow): string[] {
     `${r.cpuPerWall.toFixed(2)}${r.valid ? '' : ' ✗'}`,
     ratio(r.vsPytorchOneCore),
     ratio(r.vsPytorchBestTwoCore),
-    ratio(r.vsTfjsWasm),
   ];
 }
 
@@ -46,58 +44,20 @@ function breakdownCells(b: StepBreakdown): string[] {
   ];
 }
 
-/** One of the per-core speed targets, checked against a report. */
-export interface PeerTarget {
-  /** Size it applies to. */
-  size: string;
-  /** What is asked for. */
-  target: string;
-  /** What was measured. */
-  measured: string;
-  /** Met, not met, or undefined where a number is missing (PyTorch not run, a row invalid). */
-  met: boolean | undefined;
-}
-
-/**
- * The per-core speed targets: small in-process ≥ 3× PyTorch on one core; medium and large
- * in-process ≥ 1.25× PyTorch on one core, the workers ≥ 1.5× PyTorch's best two-core
- * configuration, gemmShare ≥ 0.85 and gemmGflops ≥ 90.
- */
-export function peerTargets(r: PeerReport): PeerTarget[] {
-  const out: PeerTarget[] = [];
-  const check = (size: string, target: string, v: number | null | undefined, min: number, unit = '×'): void => {
-    const has = v !== undefined && v !== null && Number.isFinite(v);
-    out.push({ size, target, measured: has ? (unit === '×' ? ratio(v) : `${v.toFixed(unit === '' ? 2 : 1)}${unit}`) : '–', met: has ? v >= min : undefined });
-  };
-  for (const s of r.sizes) {
-    const row = (system: string): PeerRow | undefined => r.rows.find((x) => x.size === s.size && x.system === system);
-    const inProc = row('in-process'), workers = row('workers');
-    if (s.size === 'small') {
-      check(s.size, 'in-process ≥ 3× PyTorch one core', inProc?.vsPytorchOneCore, 3);
-      continue;
-    }
-    check(s.size, `${r.workers} workers ≥ 1.5× PyTorch's best two-core`, workers?.vsPytorchBestTwoCore, 1.5);
-    check(s.size, 'in-process ≥ 1.25× PyTorch one core', inProc?.vsPytorchOneCore, 1.25);
-    check(s.size, 'gemmShare ≥ 0.85', s.gemmShare, 0.85, '');
-    check(s.size, 'gemmGflops ≥ 90', s.gemmGflops, 90, ' GFLOP/s');
-  }
-  return out;
-}
-
 /** The report as markdown: per size the systems side by side, the ratios, gemmShare and where the time goes. */
 export function formatPeersMarkdown(r: PeerReport): string {
   const lines: string[] = [];
   lines.push(`# Peers: the same mixture on identical shapes, one run`, '');
   lines.push(
     ...headerLines(r, [
-      `- This library's compute: ${r.backend} (${r.backendDetail}), ${r.blasThreads} BLAS thread per compute thread; plain tfjs: tfjs-core ${r.tfjsVersion}`,
+      `- This library's compute: ${r.backend} (${r.backendDetail}), ${r.blasThreads} BLAS thread per compute thread`,
       `- PyTorch: ${r.pytorch.available ? r.pytorch.detail : `not available (${r.pytorch.detail})`}`,
       `- Measurement: ${r.rounds} interleaved round${r.rounds === 1 ? '' : 's'} (every system once per round, the order reversed every other round); ${r.steps !== undefined ? `${r.steps} timed steps` : `${num(r.timeMs)} ms`} per measurement; the median round is reported`,
     ]),
   );
   lines.push('');
   lines.push(
-    `Every system trains the same mixture on the same shapes: ${r.experts} experts, a linear gate, the Gaussian-mixture NLL, Adam, random regression data (this library and tfjs from the same initial parameters and batches, lr ${BENCH_LR}).`,
+    `Every system trains the same mixture on the same shapes: ${r.experts} experts, a linear gate, the Gaussian-mixture NLL, Adam, random regression data (lr ${BENCH_LR}).`,
     '',
   );
   for (const s of r.sizes) {
@@ -106,9 +66,9 @@ export function formatPeersMarkdown(r: PeerReport): string {
     const rows = r.rows.filter((x) => x.size === s.size);
     lines.push(
       ...markdownTable(
-        ['system', 'config', 'threads', 'BLAS threads', 'samples/s (median)', 'rounds min–max', 'µs/step', 'CPU ÷ wall', '× PyTorch 1 core', '× PyTorch best 2 cores', '× tfjs wasm'],
+        ['system', 'config', 'threads', 'BLAS threads', 'samples/s (median)', 'rounds min–max', 'µs/step', 'CPU ÷ wall', '× PyTorch 1 core', '× PyTorch best 2 cores'],
         rows.map(rowCells),
-        ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+        ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
     );
     lines.push('');
@@ -133,12 +93,6 @@ export function formatPeersMarkdown(r: PeerReport): string {
       }
     }
   }
-  const targets = peerTargets(r);
-  if (targets.length) {
-    lines.push('## Targets (measured, not asserted)', '');
-    lines.push(...markdownTable(['size', 'target', 'measured', ''], targets.map((t) => [t.size, t.target, t.measured, t.met === undefined ? 'not measured' : t.met ? 'met' : 'not met']), ['l', 'l', 'r', 'l']));
-    lines.push('');
-  }
   const allSkipped = r.skipped.filter((k) => k.size === 'all');
   for (const x of allSkipped) lines.push(`Not run anywhere: ${x.system}: ${x.reason}.`);
   if (allSkipped.length) lines.push('');
@@ -155,8 +109,6 @@ export function formatPeersMarkdown(r: PeerReport): string {
   lines.push('## How the peers are built', '');
   lines.push(
     `- local-experts: \`MixtureStep\` with the in-process expert pool (one thread), and with ${r.workers} shard workers on SharedArrayBuffer; each step reads its loss back. OpenBLAS with one thread per compute thread.`,
-    "- plain tfjs: the same mixture in tfjs-core ops on one thread: tf.variable weights, tf.logSoftmax for the gate, the NLL through tf.logSumExp, tf.train.adam with the same β₁, β₂ and ε; each step in tf.tidy, its loss read back. The backward pass is written out in tfjs ops, because tfjs-core's Node build registers no gradient functions. The experts take the faster of two forms on wasm here: `stacked` (batched products: fewest ops, for small) or `per-expert` (2-D untransposed products, the only form that reaches XNNPACK, for medium and large). Every tensor is released (the live tensor count is checked).",
-    `- tfjs cpu runs about ${TFJS_CPU_GFLOPS} GFLOP/s, so it is measured only where a step costs under ${TFJS_CPU_MAX_STEP_SECONDS} s there (small).`,
     '- PyTorch: python/torch_peer.py, the same mixture (its faster expert form here, in the compute column: linear experts as one batched product through torch.baddbmm, MLP experts as E nn.Linear stacks; log_softmax gate, logsumexp NLL, torch.optim.Adam), its own initial parameters and random batches of the same shapes; one process per configuration and round, with OPENBLAS_NUM_THREADS, OMP_NUM_THREADS and MKL_NUM_THREADS set before `import torch` and torch.set_num_threads; its loss read back with .item() every step.',
     '',
   );

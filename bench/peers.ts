@@ -4,9 +4,7 @@
  * identical shapes by
  *
  * - this library in-process (one thread) and with W shard workers (default min(cores, 8)),
- * - plain tfjs on one thread (src/bench/peers/tfjs.ts), on the `wasm` backend and, where a
- *   step is cheap enough, the `cpu` backend,
- * - PyTorch (src/bench/peers/pytorch.ts), one process per thread configuration,
+ * - PyTorch (bench/peers/pytorch.ts), one process per thread configuration,
  *
  * measured interleaved: each round runs every system once (order reversed every other
  * round), at least three rounds by default, and the median round is reported, so drift in
@@ -16,16 +14,11 @@
  *
  * In the same run, for each size: where the in-process step's time goes (sgemm, element-wise
  * kernels, optimiser, gate, synchronisation for the workers, the rest) and `gemmShare`, the
- * step's own sgemm calls replayed alone ÷ the step (src/bench/breakdown.ts).
+ * step's own sgemm calls replayed alone ÷ the step (bench/breakdown.ts).
  */
-import type * as TfCore from '@tensorflow/tfjs-core';
 import { availableParallelism } from 'node:os';
-import type { BackendRequest } from '../compute/provider.js';
-import { checkWorkerCount } from '../engine/plan.js';
-import { OptionError } from '../errors.js';
-import { expertShape, gateShape } from '../model/config.js';
-import { mlpParamCount } from '../model/mlp.js';
-import { findTorchPython, type TorchPython } from '../python/find-torch.js';
+import type { BackendRequest } from '../src/index.js';
+import { checkWorkerCount, expertShape, findTorchPython, gateShape, mlpParamCount, type TorchPython } from '../src/internal.js';
 import { breakdownInProcess, breakdownWorkers, type GemmReplay, type StepBreakdown } from './breakdown.js';
 import {
   BENCH_SIZES,
@@ -51,7 +44,6 @@ import {
   type WindowPlan,
 } from './harness.js';
 import { PYTORCH_CONFIGS, runPytorchPeer, type PytorchConfigName } from './peers/pytorch.js';
-import { TFJS_LAYOUT, TFJS_PEER_BACKENDS, tfjsCpuTooSlow, tfjsWindow, useTfjsBackend, type TfjsExpertLayout, type TfjsPeerBackend } from './peers/tfjs.js';
 import { BENCH_LR, benchProblem, sessionWindow, type BenchProblem } from './problem.js';
 
 /** The sizes the peer benchmark runs. */
@@ -60,8 +52,8 @@ export const PEER_SIZES = BENCH_SIZES;
 export type PeerSize = BenchSize;
 
 /** The systems measured, in the order of the report. */
-export const PEER_SYSTEMS = ['in-process', 'workers', 'tfjs-wasm', 'tfjs-cpu', 'pytorch'] as const;
-/** A system measured: this library in-process or with workers, plain tfjs on a backend, or PyTorch. */
+export const PEER_SYSTEMS = ['in-process', 'workers', 'pytorch'] as const;
+/** A system measured: this library in-process or with workers, or PyTorch. */
 export type PeerSystem = (typeof PEER_SYSTEMS)[number];
 
 /** Experts in every mixture. */
@@ -87,10 +79,6 @@ export interface PeerOptions {
   backend?: BackendRequest;
   /** CBLAS library for `blas`. */
   blasLibrary?: string;
-  /** tfjs backends to run the plain-tfjs peer on; default both (`cpu` only where a step is cheap). */
-  tfjsBackends?: TfjsPeerBackend[];
-  /** How the tfjs peer holds its experts; default per size, the faster form here ({@link TFJS_LAYOUT}). */
-  tfjsLayout?: TfjsExpertLayout;
   /** Run the PyTorch peer where an interpreter imports torch (default true). */
   pytorch?: boolean;
   /** PyTorch thread configurations (default all four). */
@@ -119,22 +107,18 @@ export interface PeerRow extends RoundSummary {
   label: string;
   /** Compute threads: 1, the worker count, or PyTorch's torch threads. */
   threads: number;
-  /** Threads of the matrix-product library per compute thread (OpenBLAS; XNNPACK for tfjs wasm). */
+  /** Threads of the matrix-product library per compute thread (OpenBLAS). */
   blasThreads: number;
   /** Cores the system may use: what its CPU ÷ wall is held to. */
   cores: number;
-  /** Compute underneath: this library's provider, `tfjs <version> <backend>`, or `torch <version>`. */
+  /** Compute underneath: this library's provider, or `torch <version>`. */
   compute: string;
   /** Rows per step. */
   batch: number;
-  /** samples/s ÷ plain tfjs wasm's on the same size in the same run. */
-  vsTfjsWasm?: number;
   /** samples/s ÷ PyTorch on one core (torch 1, BLAS 1), same size, same run (where that row is valid). */
   vsPytorchOneCore?: number;
   /** samples/s ÷ PyTorch's best valid two-core configuration, same size, same run. */
   vsPytorchBestTwoCore?: number;
-  /** tfjs rows: tensors alive after the timed steps minus before them (0; a leak throws). */
-  tensorsLeaked?: number;
 }
 
 /** A system that was asked for but not measured, and why. */
@@ -183,8 +167,6 @@ export interface PeerReport extends BenchHeader {
   backendDetail: string;
   /** OpenBLAS threads per compute thread of this library (OPENBLAS_NUM_THREADS as loaded). */
   blasThreads: number;
-  /** tfjs-core version of the plain-tfjs peer. */
-  tfjsVersion: string;
   /** Experts E in every mixture. */
   experts: number;
   /** Worker threads of the `workers` system. */
@@ -213,7 +195,7 @@ export interface PeerReport extends BenchHeader {
 }
 
 /** A measurement, or why this system stopped being measured. */
-type Outcome = { window: Window; compute: string; tensorsLeaked?: number } | { error: string };
+type Outcome = { window: Window; compute: string } | { error: string };
 
 /** A contender of one size with what its rows need. */
 interface PeerContender extends Contender<Outcome> {
@@ -225,14 +207,12 @@ interface PeerContender extends Contender<Outcome> {
   cores: number;
 }
 
-/** Row ratios against tfjs wasm and PyTorch, and PyTorch's best two-core row, for the rows of one size. */
+/** Row ratios against PyTorch, and PyTorch's best two-core row, for the rows of one size. */
 export function addRatios(rows: PeerRow[]): { bestTwoCore?: PeerRow; oneCore?: PeerRow } {
-  const wasm = rows.find((r) => r.system === 'tfjs-wasm' && r.valid);
   const torch = rows.filter((r) => r.system === 'pytorch' && r.valid);
   const oneCore = torch.find((r) => r.config === 'torch1-blas1');
   const bestTwoCore = torch.filter((r) => r.cores === 2).reduce<PeerRow | undefined>((b, r) => (b === undefined || r.samplesPerSecond > b.samplesPerSecond ? r : b), undefined);
   for (const r of rows) {
-    if (wasm) r.vsTfjsWasm = r.samplesPerSecond / wasm.samplesPerSecond;
     if (oneCore) r.vsPytorchOneCore = r.samplesPerSecond / oneCore.samplesPerSecond;
     if (bestTwoCore) r.vsPytorchBestTwoCore = r.samplesPerSecond / bestTwoCore.samplesPerSecond;
   }
@@ -241,8 +221,7 @@ export function addRatios(rows: PeerRow[]): { bestTwoCore?: PeerRow; oneCore?: P
 
 /**
  * Run the peer benchmark (see the module comment). Takes about sizes × systems × rounds ×
- * (timeMs + start-up), plus the breakdown; a tfjs wasm step is about 0.3 s at `medium` and
- * seconds at `large` here.
+ * (timeMs + start-up), plus the breakdown.
  */
 export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerReport> {
   const cores = availableParallelism();
@@ -254,20 +233,16 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
   const timeMs = checkMillis(opts.timeMs ?? 3000, 'timeMs');
   const plan: WindowPlan = { steps, timeMs, minSteps: checkPositiveInt(opts.minSteps ?? 3, 'minSteps') };
   const warmupSteps = checkNonNegativeInt(opts.warmupSteps ?? 2, 'warmupSteps');
-  if (opts.tfjsLayout !== undefined && opts.tfjsLayout !== 'stacked' && opts.tfjsLayout !== 'per-expert') throw new OptionError('tfjsLayout', `expected stacked or per-expert, got ${JSON.stringify(opts.tfjsLayout)}`);
-  const tfjsBackends = opts.tfjsBackends === undefined ? [...TFJS_PEER_BACKENDS] : opts.tfjsBackends.length === 0 ? [] : checkChoices(opts.tfjsBackends, TFJS_PEER_BACKENDS, 'tfjsBackends', 'tfjs backend');
   const torchConfigs = opts.pytorchConfigs ?? PYTORCH_CONFIGS.map((c) => c.config);
   checkChoices(torchConfigs, PYTORCH_CONFIGS.map((c) => c.config), 'pytorchConfigs', 'configuration');
   const seed = opts.seed ?? 1;
   const progress = opts.onProgress ?? (() => {});
 
-  const tf = await import('@tensorflow/tfjs-core');
   const report: PeerReport = {
     ...benchHeader(opts.machine),
     backend: '',
     backendDetail: '',
     blasThreads: 1,
-    tfjsVersion: tf.version_core,
     experts: PEER_EXPERTS,
     workers,
     rounds,
@@ -291,17 +266,6 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
     }
   } else {
     report.skipped.push({ size: 'all', system: 'pytorch', reason: 'not asked for' });
-  }
-
-  // A tfjs backend that does not load is a peer not run (and said so), not a failed run.
-  const unavailable = new Map<TfjsPeerBackend, string>();
-  for (const backend of tfjsBackends) {
-    try {
-      const prev = await useTfjsBackend(tf, backend);
-      if (prev !== null && prev !== backend) await tf.setBackend(prev);
-    } catch (err) {
-      unavailable.set(backend, `not available: ${(err as Error).message}`);
-    }
   }
 
   for (const size of sizes) {
@@ -328,7 +292,7 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
         breakdown: [],
       };
       report.sizes.push(entry);
-      const contenders = peerContenders(tf, p, size, { workers, cores, plan, warmupSteps, tfjsBackends, unavailable, layout: opts.tfjsLayout ?? TFJS_LAYOUT[size], torch, torchConfigs, opts, skipped: report.skipped, flopsPerStep });
+      const contenders = peerContenders(p, size, { workers, cores, plan, warmupSteps, torch, torchConfigs, opts });
 
       const results = await runInterleaved(contenders, rounds, (k, round, out) => {
         if ('error' in out) progress(`${size} ${k.label}: not measured: ${out.error}`);
@@ -356,8 +320,6 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
           batch: p.batch,
           ...summariseRounds(ok.map((o) => o.window), p.batch, k.cores),
         };
-        const leaked = ok.map((o) => o.tensorsLeaked).find((v) => v !== undefined);
-        if (leaked !== undefined) row.tensorsLeaked = leaked;
         rows.push(row);
       });
       const best = addRatios(rows);
@@ -387,18 +349,13 @@ interface ContenderContext {
   cores: number;
   plan: WindowPlan;
   warmupSteps: number;
-  tfjsBackends: TfjsPeerBackend[];
-  unavailable: Map<TfjsPeerBackend, string>;
-  layout: TfjsExpertLayout;
   torch: TorchPython | undefined;
   torchConfigs: readonly PytorchConfigName[];
   opts: PeerOptions;
-  skipped: PeerSkip[];
-  flopsPerStep: number;
 }
 
-/** The systems of one size, in report order (tfjs backends that do not load or are too slow are skipped, and said so). */
-function peerContenders(tf: typeof TfCore, p: BenchProblem, size: PeerSize, x: ContenderContext): PeerContender[] {
+/** The systems of one size, in report order. */
+function peerContenders(p: BenchProblem, size: PeerSize, x: ContenderContext): PeerContender[] {
   const blas = blasThreadsOf(p.mixture.provider.name);
   const compute = p.mixture.provider.name;
   const out: PeerContender[] = [
@@ -422,26 +379,6 @@ function peerContenders(tf: typeof TfCore, p: BenchProblem, size: PeerSize, x: C
       measure: async () => ({ window: await sessionWindow(p, { workers: x.workers, warmupSteps: x.warmupSteps, plan: x.plan }), compute }),
     },
   ];
-  for (const backend of x.tfjsBackends) {
-    const system: PeerSystem = backend === 'wasm' ? 'tfjs-wasm' : 'tfjs-cpu';
-    const why = x.unavailable.get(backend) ?? (backend === 'cpu' ? tfjsCpuTooSlow(x.flopsPerStep) : undefined);
-    if (why !== undefined) {
-      x.skipped.push({ size, system, reason: why });
-      continue;
-    }
-    out.push({
-      name: system,
-      system,
-      label: `plain tfjs, ${backend} backend`,
-      threads: 1,
-      blasThreads: 1,
-      cores: 1,
-      measure: async () => {
-        const w = await tfjsWindow(tf, p, backend, x.layout, x.plan, x.warmupSteps);
-        return { window: w, compute: w.compute, tensorsLeaked: w.tensorsLeaked };
-      },
-    });
-  }
   const torch = x.torch;
   if (torch) {
     for (const name of x.torchConfigs) {
@@ -469,7 +406,7 @@ function peerContenders(tf: typeof TfCore, p: BenchProblem, size: PeerSize, x: C
             });
             const row = r.rows[0];
             if (!row) return { error: (failure = r.skipped ?? 'PyTorch ran no configuration') };
-            return { window: { steps: row.steps, wallSeconds: row.wallSeconds, cpuSeconds: row.cpuSeconds }, compute: `torch ${row.torch}, experts ${row.impl}` };
+            return { window: { steps: row.steps, wallSeconds: row.wallSeconds, cpuSeconds: row.cpuSeconds, medianStepSeconds: row.wallSeconds / row.steps }, compute: `torch ${row.torch}, experts ${row.impl}` };
           } catch (err) {
             return { error: (failure = (err as Error).message) };
           }

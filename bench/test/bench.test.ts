@@ -2,11 +2,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { formatScalingMarkdown } from '../src/bench/report.js';
-import { machineSlug } from '../src/bench/harness.js';
-import { defaultWorkerCounts, runScalingBenchmark, type ScalingReport } from '../src/bench/scaling.js';
-import { OptionError } from '../src/errors.js';
-import { benchCli, positiveFinite } from './helpers/bench-cli.js';
+import { formatScalingMarkdown } from '../report.js';
+import { machineSlug } from '../harness.js';
+import { defaultWorkerCounts, runScalingBenchmark, type ScalingReport } from '../scaling.js';
+import { OptionError } from '../../src/index.js';
+import { benchCli, positiveFinite } from './cli.js';
 
 // Functional checks only: the numbers depend on the machine and its load, never asserted.
 const TINY = { timeMs: 20, minSteps: 3, warmupSteps: 1, pings: 10 };
@@ -103,6 +103,8 @@ describe('moe bench scaling', () => {
     await expect(benchCli(['scaling', '--machine', '../etc', '--quick'])).rejects.toMatchObject({ option: '--machine' });
     // A choice commander checks: its error names the flag, and main exits 2 on it as on an OptionError.
     await expect(benchCli(['scaling', '--backend', 'gpu', '--quick'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--backend') });
-    await expect(benchCli(['csv', '--rows', '0'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--rows') });
+    await expect(benchCli(['scaling', '--experts', '0'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--experts') });
+    // `bench csv` left with 0.3.0.
+    await expect(benchCli(['csv', '--rows', '10'])).rejects.toMatchObject({ code: 'commander.unknownCommand' });
   });
 });

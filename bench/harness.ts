@@ -1,12 +1,14 @@
 /**
  * What every benchmark shares: the header a report starts with (machine, Node, date, load),
- * the problem sizes, option checks, the timed window and the interleaved-rounds runner, and
- * the helpers that format numbers for markdown and JSON. The benchmarks themselves
+ * the problem sizes, option checks, the timed window (tinybench, the one harness) and the
+ * interleaved-rounds runner (tinybench runs tasks one after another and cannot interleave
+ * rounds of them), and the helpers that format numbers for markdown and JSON. The benchmarks themselves
  * (scaling.ts, peers.ts, sparse.ts, kernels.ts, csv.ts) only add what is theirs.
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import { OptionError } from '../errors.js';
-import { median } from '../reproduce/stats.js';
+import { Bench } from 'tinybench';
+import { OptionError } from '../src/index.js';
+import { median } from '../src/internal.js';
 
 // ---------------------------------------------------------------------------------------
 // Header
@@ -188,29 +190,30 @@ export interface Window {
   wallSeconds: number;
   /** Process CPU time of the steps (every thread, user + system), s. */
   cpuSeconds: number;
-}
-
-/** Has the window of `steps` steps begun at `t0` (performance.now()) run its course? */
-export function windowDone(plan: WindowPlan, steps: number, t0: number): boolean {
-  if (plan.steps !== undefined) return steps >= plan.steps;
-  return steps >= plan.minSteps && performance.now() - t0 >= plan.timeMs;
+  /** The median step's wall time, s (the step another process taking the core for a moment moves least). */
+  medianStepSeconds: number;
 }
 
 /**
- * Run `step` over one window (see {@link WindowPlan}) and measure its wall time and the
- * process's CPU time (`process.cpuUsage`: every thread of the process, workers included).
+ * Run `step` over one window (see {@link WindowPlan}) with tinybench, the benchmarks' one
+ * harness: one task, no warm-up of its own (callers warm up on their own session first),
+ * `iterations` = the exact step count or `minSteps`, `time` = the budget (0 with exact
+ * steps), so tinybench runs until both are reached. Around it, the process's CPU time
+ * (`process.cpuUsage`: every thread of the process, workers included), which tinybench does
+ * not measure.
  */
 export async function timeWindow(step: () => unknown, plan: WindowPlan): Promise<Window> {
+  const bench = new Bench({ time: plan.steps !== undefined ? 0 : plan.timeMs, iterations: plan.steps ?? plan.minSteps, warmup: false, throws: true });
+  bench.add('window', async () => { await step(); }, { async: true });
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  let steps = 0;
-  do {
-    await step();
-    steps++;
-  } while (!windowDone(plan, steps, t0));
+  await bench.run();
   const wall = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
-  return { steps, wallSeconds: wall, cpuSeconds: (c.user + c.system) / 1e6 };
+  const task = bench.tasks[0]!;
+  const r = task.result;
+  if (r.state !== 'completed') throw new Error(`timed window did not complete: ${r.state}`);
+  return { steps: task.runs, wallSeconds: wall, cpuSeconds: (c.user + c.system) / 1e6, medianStepSeconds: r.latency.p50 / 1000 };
 }
 
 // ---------------------------------------------------------------------------------------
