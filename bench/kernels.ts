@@ -14,7 +14,7 @@ import { Bench } from 'tinybench';
 import { OptionError, Rng, type Sgemm } from '../src/index.js';
 import { jsKernels, type Kernels, loadExactProvider, wasmApi, wasmKernels, type WasmMemory } from '../src/internal.js';
 import * as old from './kernels-baseline.js';
-import { benchHeader, checkChoices, checkMillis, endLoad, formatJson, startLoad, type BenchHeader, type LoadAverage } from './harness.js';
+import { benchHeader, busyLine, checkChoices, checkMillis, endLoad, formatJson, loadText, startLoad, type BenchHeader, type LoadAverage } from './harness.js';
 
 /** The sets measured: the kernels' two implementations and the 0.1.0 loops. */
 export const KERNEL_BENCH_SETS = ['js-old', 'js', 'wasm'] as const;
@@ -301,7 +301,7 @@ export async function runKernelBenchmark(opts: KernelBenchOptions = {}): Promise
       progress(`${c.name} ${row.set}: ${row.nsPerElement.toPrecision(3)} ns/element (±${row.rmePercent.toFixed(1)}%, ${row.samples} calls)`);
     }
   }
-  endLoad(report.loadAverage);
+  endLoad(report.loadAverage, progress);
   return report;
 }
 
@@ -320,7 +320,8 @@ export function formatKernelMarkdown(report: KernelBenchReport): string {
   const out: string[] = [];
   out.push(`# Kernel benchmark: ${report.machine}`, '');
   out.push(`- Machine: ${report.machine} (${report.cpuModel}, ${report.cores} cores), Node ${report.node}, one thread`);
-  out.push(`- Date: ${report.date}; 1-minute load average ${report.loadAverage.start.toFixed(2)} at the start, ${report.loadAverage.end.toFixed(2)} at the end`);
+  out.push(`- Date: ${report.date}; ${loadText(report.loadAverage, report.cores)}`);
+  if (report.loadAverage.busy) out.push(`- **Warning:** ${busyLine(report.loadAverage, report.cores)}.`);
   if (report.command) out.push(`- Command: \`${report.command}\``);
   out.push(`- Data: random normal, a medium step's sizes (8 experts 256→512→256, batch 512, 8-expert gate); ${report.timeMs} ms per measurement; every array in one shared WebAssembly memory.`);
   out.push('- Sets: `js-old` = the loops of 0.1.0 (float64 arithmetic; interleaved Adam state; bias gradient by a ones-row sgemm); `js` = the float32 mirror; `wasm` = the SIMD kernels.');

@@ -6,6 +6,11 @@
  * - this library in-process (one thread) and with W shard workers (default min(cores, 8)),
  * - PyTorch (bench/peers/pytorch.ts), one process per thread configuration,
  *
+ * all from the same initial parameters (this library's, handed to PyTorch as a safetensors
+ * file) on the same batches (the standardised rows, handed over as raw float32), the first
+ * steps' losses checked to agree; PyTorch measured twice per thread configuration, as is
+ * and with subnormals flushed before `import torch`;
+ *
  * measured interleaved: each round runs every system once (order reversed every other
  * round), at least three rounds by default, and the median round is reported, so drift in
  * the machine's load falls on every system alike. Each measurement records process CPU
@@ -16,9 +21,11 @@
  * kernels, optimiser, gate, synchronisation for the workers, the rest) and `gemmShare`, the
  * step's own sgemm calls replayed alone ÷ the step (bench/breakdown.ts).
  */
-import { availableParallelism } from 'node:os';
-import type { BackendRequest } from '../src/index.js';
-import { checkWorkerCount, expertShape, findTorchPython, gateShape, mlpParamCount, type TorchPython } from '../src/internal.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BackendRequest, OptionError } from '../src/index.js';
+import { checkWorkerCount, expertShape, findTorchPython, gateShape, median, mlpParamCount, type TorchPython } from '../src/internal.js';
 import { breakdownInProcess, breakdownWorkers, type GemmReplay, type StepBreakdown } from './breakdown.js';
 import {
   BENCH_SIZES,
@@ -30,6 +37,8 @@ import {
   checkPositiveInt,
   defaultWorkers,
   endLoad,
+  loadNow,
+  otherLoad,
   runInterleaved,
   SIZE_SPECS,
   startLoad,
@@ -44,7 +53,7 @@ import {
   type WindowPlan,
 } from './harness.js';
 import { PYTORCH_CONFIGS, runPytorchPeer, type PytorchConfigName } from './peers/pytorch.js';
-import { BENCH_LR, benchProblem, sessionWindow, type BenchProblem } from './problem.js';
+import { BENCH_DATA, BENCH_LR, benchProblem, DENORMAL_MODES, startSession, stepper, sessionWindow, type BenchData, type BenchProblem, type DenormalMode } from './problem.js';
 
 /** The sizes the peer benchmark runs. */
 export const PEER_SIZES = BENCH_SIZES;
@@ -58,6 +67,8 @@ export type PeerSystem = (typeof PEER_SYSTEMS)[number];
 
 /** Experts in every mixture. */
 export const PEER_EXPERTS = 8;
+/** Timed steps per measurement at least, with data hard. */
+export const HARD_MIN_STEPS = 50;
 
 /** Options of {@link runPeerBenchmark}. */
 export interface PeerOptions {
@@ -83,6 +94,12 @@ export interface PeerOptions {
   pytorch?: boolean;
   /** PyTorch thread configurations (default all four). */
   pytorchConfigs?: PytorchConfigName[];
+  /** PyTorch's denormal modes, each configuration measured in each (default both: `ieee` as is, `flush` FTZ/DAZ before import). */
+  pytorchDenormals?: DenormalMode[];
+  /** The data: `learnable` (default) or `hard` (independent random targets; at least 50 timed steps per measurement). */
+  data?: BenchData;
+  /** Subnormal floats in this library's compute (default flush); recorded in the report. */
+  denormals?: DenormalMode;
   /** Environment PyTorch is looked for and run in (default process.env). */
   pythonEnv?: NodeJS.ProcessEnv;
   /** Measure where the time goes (breakdown and gemmShare) for each size (default true). */
@@ -103,6 +120,8 @@ export interface PeerRow extends RoundSummary {
   system: PeerSystem;
   /** PyTorch: the thread configuration (`torch1-blas1`, …). */
   config?: PytorchConfigName;
+  /** PyTorch: run with FTZ/DAZ set before `import torch` and `torch.set_flush_denormal(True)`. */
+  flushDenormal?: boolean;
   /** The system for people, e.g. `local-experts, 2 workers`. */
   label: string;
   /** Compute threads: 1, the worker count, or PyTorch's torch threads. */
@@ -115,10 +134,14 @@ export interface PeerRow extends RoundSummary {
   compute: string;
   /** Rows per step. */
   batch: number;
-  /** samples/s ÷ PyTorch on one core (torch 1, BLAS 1), same size, same run (where that row is valid). */
+  /** samples/s ÷ PyTorch's best valid one-core row (torch 1 / BLAS 1, either denormal mode), same size, same run. */
   vsPytorchOneCore?: number;
-  /** samples/s ÷ PyTorch's best valid two-core configuration, same size, same run. */
+  /** samples/s ÷ PyTorch's best valid row on at most two cores (the one-core rows included, either mode), same size, same run. */
   vsPytorchBestTwoCore?: number;
+  /** This library's rows: the ceiling of vsPytorchOneCore, that PyTorch step ÷ this library's sgemm-only time (the gemm replay, ÷ the row's compute threads with workers). */
+  vsPytorchOneCoreCeiling?: number;
+  /** This library's rows: the ceiling of vsPytorchBestTwoCore, likewise. */
+  vsPytorchBestTwoCoreCeiling?: number;
 }
 
 /** A system that was asked for but not measured, and why. */
@@ -155,8 +178,39 @@ export interface PeerSizeEntry extends SizeSpec {
   gemmReplay?: GemmReplay;
   /** Where one step's time goes: the in-process trainer, and the workers. */
   breakdown: StepBreakdown[];
-  /** PyTorch's best valid two-core configuration on this size, if any. */
-  pytorchBestTwoCore?: { config: PytorchConfigName; samplesPerSecond: number };
+  /** PyTorch's best valid configuration on one core, if any. */
+  pytorchBestOneCore?: PytorchBest;
+  /** PyTorch's best valid configuration on at most two cores (one-core rows included), if any. */
+  pytorchBestTwoCore?: PytorchBest;
+  /** This library and PyTorch from the same start on the same batches: their first losses. */
+  lossCheck?: LossCheck;
+}
+
+/** A PyTorch row named by its configuration and denormal mode. */
+export interface PytorchBest {
+  config: PytorchConfigName;
+  flushDenormal: boolean;
+  samplesPerSecond: number;
+  stepMicros: number;
+}
+
+/** Relative difference the first steps' losses may show (float32 sums in different orders, through Adam). */
+export const LOSS_CHECK_TOLERANCE = 1e-3;
+/** Steps from the start whose losses are compared. */
+export const LOSS_CHECK_STEPS = 5;
+
+/** The same-start check of one size. */
+export interface LossCheck {
+  /** Steps compared (from the start, warm-up included). */
+  steps: number;
+  /** This library's loss at each of them (in-process). */
+  library: number[];
+  /** PyTorch's at each of them (its first run). */
+  pytorch: (number | null)[];
+  /** The largest |PyTorch − library| ÷ |library| over every PyTorch run and step compared. */
+  maxRelativeDifference: number;
+  /** maxRelativeDifference ≤ {@link LOSS_CHECK_TOLERANCE}: the systems train the same thing. */
+  agree: boolean;
 }
 
 /** What {@link runPeerBenchmark} returns. */
@@ -188,35 +242,102 @@ export interface PeerReport extends BenchHeader {
   loadAverage: LoadAverage;
   /** Each size measured. */
   sizes: PeerSizeEntry[];
-  /** One row per (size, system[, configuration]) measured. */
+  /** The data every system trained on: learnable (targets copy inputs) or hard (independent random targets). */
+  data: BenchData;
+  /** Subnormal floats in this library's compute. */
+  denormals: DenormalMode;
+  /** One row per (size, system[, configuration, denormal mode]) measured. */
   rows: PeerRow[];
   /** Systems not measured, with the reason (never left out silently). */
   skipped: PeerSkip[];
 }
 
 /** A measurement, or why this system stopped being measured. */
-type Outcome = { window: Window; compute: string } | { error: string };
+type Outcome = { window: Window; compute: string; losses?: (number | null)[] } | { error: string };
 
 /** A contender of one size with what its rows need. */
 interface PeerContender extends Contender<Outcome> {
   system: PeerSystem;
   config?: PytorchConfigName;
+  flushDenormal?: boolean;
   label: string;
   threads: number;
   blasThreads: number;
   cores: number;
 }
 
-/** Row ratios against PyTorch, and PyTorch's best two-core row, for the rows of one size. */
-export function addRatios(rows: PeerRow[]): { bestTwoCore?: PeerRow; oneCore?: PeerRow } {
+/**
+ * Row ratios against PyTorch's best valid rows of one size: on one core, and on at most two
+ * (the one-core rows count), either denormal mode; invalid rows never count. With the gemm
+ * replay's time (µs, one thread), this library's rows get each ratio's ceiling: that
+ * PyTorch step ÷ the replay ÷ the row's compute threads (the experts' sgemm split evenly).
+ */
+export function addRatios(rows: PeerRow[], replayMicros?: number, cores = availableParallelism()): { bestTwoCore?: PeerRow; oneCore?: PeerRow } {
   const torch = rows.filter((r) => r.system === 'pytorch' && r.valid);
-  const oneCore = torch.find((r) => r.config === 'torch1-blas1');
-  const bestTwoCore = torch.filter((r) => r.cores === 2).reduce<PeerRow | undefined>((b, r) => (b === undefined || r.samplesPerSecond > b.samplesPerSecond ? r : b), undefined);
+  const best = (max: number): PeerRow | undefined => torch.filter((r) => r.cores <= max).reduce<PeerRow | undefined>((b, r) => (b === undefined || r.samplesPerSecond > b.samplesPerSecond ? r : b), undefined);
+  const oneCore = best(1);
+  const bestTwoCore = best(2);
   for (const r of rows) {
     if (oneCore) r.vsPytorchOneCore = r.samplesPerSecond / oneCore.samplesPerSecond;
     if (bestTwoCore) r.vsPytorchBestTwoCore = r.samplesPerSecond / bestTwoCore.samplesPerSecond;
+    if (replayMicros !== undefined && replayMicros > 0 && r.system !== 'pytorch') {
+      const sgemmOnly = replayMicros / Math.min(r.threads, cores);
+      if (oneCore) r.vsPytorchOneCoreCeiling = oneCore.stepMicros / sgemmOnly;
+      if (bestTwoCore) r.vsPytorchBestTwoCoreCeiling = bestTwoCore.stepMicros / sgemmOnly;
+    }
   }
   return { ...(bestTwoCore ? { bestTwoCore } : {}), ...(oneCore ? { oneCore } : {}) };
+}
+
+/** The largest relative difference of PyTorch's first losses (each run's) from this library's. */
+export function lossDifference(library: readonly number[], runs: readonly (readonly (number | null)[])[]): number {
+  let worst = 0;
+  for (const run of runs) {
+    for (let i = 0; i < library.length; i++) {
+      const v = run[i];
+      if (v === undefined) continue;
+      const d = v === null ? Number.POSITIVE_INFINITY : Math.abs(v - library[i]!) / Math.max(Math.abs(library[i]!), 1e-12);
+      if (!(d <= worst)) worst = d;
+    }
+  }
+  return worst;
+}
+
+/** This library's loss at each of the first `steps` steps from the problem's initial parameters (in-process, the benchmark's batch order). */
+async function libraryLosses(p: BenchProblem, steps: number): Promise<number[]> {
+  const s = await startSession(p, { workers: 0 });
+  try {
+    const run = stepper(p, s);
+    const out: number[] = [];
+    for (let i = 0; i < steps; i++) out.push(await run());
+    return out;
+  } finally {
+    await s.close();
+  }
+}
+
+/**
+ * The problem handed to PyTorch: its initial parameters (`Mixture.toSafetensors`) and its
+ * standardised batches as raw float32 rows (D inputs then K targets), in the order the
+ * library's steps take them (step t trains on batch t mod the batch count, from t = 1).
+ */
+async function writeTorchStart(p: BenchProblem, dir: string): Promise<{ init: string; data: string }> {
+  const init = join(dir, `${p.spec.inputs}x${p.spec.outputs}-init.safetensors`);
+  const data = join(dir, `${p.spec.inputs}x${p.spec.outputs}-batches.f32`);
+  await writeFile(init, await p.mixture.toSafetensors());
+  const { inputs: D, outputs: K } = p.spec;
+  const nb = p.batches.length;
+  const rows = new Float32Array(nb * p.batch * (D + K));
+  let o = 0;
+  for (let i = 0; i < nb; i++) {
+    for (const r of p.batches[(i + 1) % nb]!) {
+      rows.set(p.x.subarray(r * D, (r + 1) * D), o);
+      rows.set(p.t.subarray(r * K, (r + 1) * K), o + D);
+      o += D + K;
+    }
+  }
+  await writeFile(data, new Uint8Array(rows.buffer));
+  return { init, data };
 }
 
 /**
@@ -229,9 +350,14 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
   const workers = opts.workers ?? Math.min(defaultWorkers(cores), PEER_EXPERTS);
   checkWorkerCount(workers, PEER_EXPERTS);
   const rounds = checkPositiveInt(opts.rounds ?? 3, 'rounds');
+  const data = checkChoices([opts.data ?? 'learnable'], BENCH_DATA, 'data', 'data')[0]!;
+  const denormals = checkChoices([opts.denormals ?? 'flush'], DENORMAL_MODES, 'denormals', 'mode')[0]!;
+  const torchModes = checkChoices(opts.pytorchDenormals ?? [...DENORMAL_MODES].reverse(), DENORMAL_MODES, 'pytorchDenormals', 'mode');
   const steps = opts.steps === undefined ? undefined : checkPositiveInt(opts.steps, 'steps');
+  // Hard data: a run long enough for its slowdown (the slowest 10-step window ÷ the fastest).
+  if (data === 'hard' && steps !== undefined && steps < HARD_MIN_STEPS) throw new OptionError('steps', `must be at least ${HARD_MIN_STEPS} with data hard (its slowdown is measured over at least ${HARD_MIN_STEPS} steps), got ${steps}`);
   const timeMs = checkMillis(opts.timeMs ?? 3000, 'timeMs');
-  const plan: WindowPlan = { steps, timeMs, minSteps: checkPositiveInt(opts.minSteps ?? 3, 'minSteps') };
+  const plan: WindowPlan = { steps, timeMs, minSteps: Math.max(checkPositiveInt(opts.minSteps ?? 3, 'minSteps'), data === 'hard' ? HARD_MIN_STEPS : 1) };
   const warmupSteps = checkNonNegativeInt(opts.warmupSteps ?? 2, 'warmupSteps');
   const torchConfigs = opts.pytorchConfigs ?? PYTORCH_CONFIGS.map((c) => c.config);
   checkChoices(torchConfigs, PYTORCH_CONFIGS.map((c) => c.config), 'pytorchConfigs', 'configuration');
@@ -249,6 +375,8 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
     ...(steps !== undefined ? { steps } : { timeMs }),
     pytorch: { available: false, detail: 'not run (pytorch: false)' },
     loadAverage: startLoad(),
+    data,
+    denormals,
     sizes: [],
     rows: [],
     skipped: [],
@@ -268,10 +396,13 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
     report.skipped.push({ size: 'all', system: 'pytorch', reason: 'not asked for' });
   }
 
+  const dir = torch ? await mkdtemp(join(tmpdir(), 'moe-bench-peers-')) : undefined;
+  try {
   for (const size of sizes) {
     const spec = SIZE_SPECS[size];
-    const p = await benchProblem(spec, { experts: PEER_EXPERTS, seed, ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}), onWarning: progress });
+    const p = await benchProblem(spec, { experts: PEER_EXPERTS, seed, targets: data, denormals, ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}), onWarning: progress });
     try {
+      const start = dir ? await writeTorchStart(p, dir) : undefined;
       const m = p.mixture;
       report.backend = m.provider.name;
       report.backendDetail = m.provider.detail;
@@ -292,7 +423,7 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
         breakdown: [],
       };
       report.sizes.push(entry);
-      const contenders = peerContenders(p, size, { workers, cores, plan, warmupSteps, torch, torchConfigs, opts });
+      const contenders = peerContenders(p, size, { workers, cores, plan, warmupSteps, torch, torchConfigs, torchModes, start, opts });
 
       const results = await runInterleaved(contenders, rounds, (k, round, out) => {
         if ('error' in out) progress(`${size} ${k.label}: not measured: ${out.error}`);
@@ -312,6 +443,7 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
           size,
           system: k.system,
           ...(k.config ? { config: k.config } : {}),
+          ...(k.flushDenormal !== undefined ? { flushDenormal: k.flushDenormal } : {}),
           label: k.label,
           threads: k.threads,
           blasThreads: k.blasThreads,
@@ -322,25 +454,42 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
         };
         rows.push(row);
       });
-      const best = addRatios(rows);
-      if (best.bestTwoCore) entry.pytorchBestTwoCore = { config: best.bestTwoCore.config!, samplesPerSecond: best.bestTwoCore.samplesPerSecond };
       report.rows.push(...rows);
 
+      // The same start: PyTorch's first losses, every run of it, against this library's.
+      const torchLosses = contenders.flatMap((k, i) => (k.system === 'pytorch' ? results[i]!.flatMap((o) => ('losses' in o && o.losses ? [o.losses] : [])) : []));
+      if (torchLosses.length) {
+        const n = Math.min(LOSS_CHECK_STEPS, ...torchLosses.map((l) => l.length));
+        const library = await libraryLosses(p, n);
+        const diff = lossDifference(library, torchLosses);
+        entry.lossCheck = { steps: n, library, pytorch: torchLosses[0]!.slice(0, n), maxRelativeDifference: diff, agree: diff <= LOSS_CHECK_TOLERANCE };
+        progress(`${size}: the first ${n} losses of this library and of PyTorch (${torchLosses.length} runs) ${entry.lossCheck.agree ? 'agree' : 'DISAGREE'}: relative difference ≤ ${diff.toExponential(1)}`);
+      }
+
+      let replayMicros: number | undefined;
       if (opts.breakdown ?? true) {
         const bplan: WindowPlan = { steps, timeMs: timeMs / 2, minSteps: plan.minSteps };
         const inProc = await breakdownInProcess(p, { warmupSteps, plan: bplan, replayMs: timeMs / 2 });
         entry.gemmShare = inProc.replay.share;
         entry.gemmGflops = inProc.replay.gflops;
         entry.gemmReplay = inProc.replay;
+        replayMicros = inProc.replay.replayMicros;
         entry.breakdown.push(inProc.breakdown);
         entry.breakdown.push(await breakdownWorkers(p, workers, inProc.shares, { warmupSteps, plan: bplan }));
         progress(`${size}: gemmShare ${inProc.replay.share.toFixed(2)} (${inProc.replay.calls} sgemm calls, ${inProc.replay.gflops.toFixed(1)} GFLOP/s replayed alone)`);
       }
+      const best = addRatios(rows, replayMicros, cores);
+      const named = (r: PeerRow): PytorchBest => ({ config: r.config!, flushDenormal: r.flushDenormal ?? false, samplesPerSecond: r.samplesPerSecond, stepMicros: r.stepMicros });
+      if (best.oneCore) entry.pytorchBestOneCore = named(best.oneCore);
+      if (best.bestTwoCore) entry.pytorchBestTwoCore = named(best.bestTwoCore);
     } finally {
       await p.mixture.close();
     }
   }
-  endLoad(report.loadAverage);
+  } finally {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+  endLoad(report.loadAverage, progress, cores);
   return report;
 }
 
@@ -351,6 +500,9 @@ interface ContenderContext {
   warmupSteps: number;
   torch: TorchPython | undefined;
   torchConfigs: readonly PytorchConfigName[];
+  torchModes: readonly DenormalMode[];
+  /** The initial parameters and batches handed to PyTorch. */
+  start: { init: string; data: string } | undefined;
   opts: PeerOptions;
 }
 
@@ -382,36 +534,44 @@ function peerContenders(p: BenchProblem, size: PeerSize, x: ContenderContext): P
   const torch = x.torch;
   if (torch) {
     for (const name of x.torchConfigs) {
-      const c = PYTORCH_CONFIGS.find((k) => k.config === name)!;
-      let failure: string | undefined;
-      out.push({
-        name: `pytorch ${name}`,
-        system: 'pytorch',
-        config: name,
-        label: `PyTorch, torch ${c.threads} / BLAS ${c.blasThreads} thread${c.threads * c.blasThreads > 1 ? 's' : ''}`,
-        threads: c.threads,
-        blasThreads: c.blasThreads,
-        cores: Math.max(c.threads, c.blasThreads),
-        measure: async () => {
-          // A script that fails on an interpreter that imports torch is said so, and not run again.
-          if (failure !== undefined) return { error: failure };
-          try {
-            const r = await runPytorchPeer(size, {
-              configs: [name],
-              python: torch,
-              ...(x.opts.pythonEnv ? { env: x.opts.pythonEnv } : {}),
-              ...(x.plan.steps !== undefined ? { steps: x.plan.steps } : { timeSeconds: Math.max(x.plan.timeMs, 1) / 1000 }),
-              warmupSteps: x.warmupSteps,
-              lr: BENCH_LR,
-            });
-            const row = r.rows[0];
-            if (!row) return { error: (failure = r.skipped ?? 'PyTorch ran no configuration') };
-            return { window: { steps: row.steps, wallSeconds: row.wallSeconds, cpuSeconds: row.cpuSeconds, medianStepSeconds: row.wallSeconds / row.steps }, compute: `torch ${row.torch}, experts ${row.impl}` };
-          } catch (err) {
-            return { error: (failure = (err as Error).message) };
-          }
-        },
-      });
+      for (const mode of x.torchModes) {
+        const c = PYTORCH_CONFIGS.find((k) => k.config === name)!;
+        const flushDenormal = mode === 'flush';
+        let failure: string | undefined;
+        out.push({
+          name: `pytorch ${name} ${mode}`,
+          system: 'pytorch',
+          config: name,
+          flushDenormal,
+          label: `PyTorch, torch ${c.threads} / BLAS ${c.blasThreads} thread${c.threads * c.blasThreads > 1 ? 's' : ''}, ${flushDenormal ? 'flushed before import' : 'as is'}`,
+          threads: c.threads,
+          blasThreads: c.blasThreads,
+          cores: Math.max(c.threads, c.blasThreads),
+          measure: async () => {
+            // A script that fails on an interpreter that imports torch is said so, and not run again.
+            if (failure !== undefined) return { error: failure };
+            try {
+              const r = await runPytorchPeer(size, {
+                configs: [name],
+                python: torch,
+                ...(x.opts.pythonEnv ? { env: x.opts.pythonEnv } : {}),
+                ...(x.plan.steps !== undefined ? { steps: x.plan.steps } : { timeSeconds: Math.max(x.plan.timeMs, 1) / 1000, minSteps: x.plan.minSteps }),
+                warmupSteps: x.warmupSteps,
+                lr: BENCH_LR,
+                flushDenormal,
+                ...(x.start ? { init: x.start.init, data: x.start.data } : {}),
+              });
+              const row = r.rows[0];
+              if (!row) return { error: (failure = r.skipped ?? 'PyTorch ran no configuration') };
+              const times = row.stepSeconds;
+              const window: Window = { steps: row.steps, wallSeconds: row.wallSeconds, cpuSeconds: row.cpuSeconds, medianStepSeconds: times.length ? median(times) : row.wallSeconds / row.steps, stepSeconds: times, otherLoad: otherLoad(loadNow(), row.cpuPerWall) };
+              return { window, compute: `torch ${row.torch}, experts ${row.impl}`, losses: row.losses };
+            } catch (err) {
+              return { error: (failure = (err as Error).message) };
+            }
+          },
+        });
+      }
     }
   }
   return out;

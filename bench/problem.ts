@@ -13,13 +13,26 @@ export const BATCHES = 8;
 /** Learning rate of every system (a modest one: thousands of steps revisit the same batches). */
 export const BENCH_LR = 1e-3;
 
-/** Random regression rows for a size: standard normal inputs, each target a noisy copy of one input. */
-export function randomData(spec: Pick<SizeSpec, 'inputs' | 'outputs'>, rows: number, rng: Rng): Dataset {
+/** The benchmarks' data: `learnable` (each target a noisy copy of one input) or `hard` (independent random targets, which no mixture can learn). */
+export const BENCH_DATA = ['learnable', 'hard'] as const;
+/** One of {@link BENCH_DATA}. */
+export type BenchData = (typeof BENCH_DATA)[number];
+
+/** How the benchmarks ask for subnormal floats: flushed to zero (the library's default) or IEEE. */
+export const DENORMAL_MODES = ['flush', 'ieee'] as const;
+/** One of {@link DENORMAL_MODES}. */
+export type DenormalMode = (typeof DENORMAL_MODES)[number];
+
+/**
+ * Random regression rows for a size: standard normal inputs; each target a noisy copy of
+ * one input (`learnable`, default) or standard normal of its own (`hard`).
+ */
+export function randomData(spec: Pick<SizeSpec, 'inputs' | 'outputs'>, rows: number, rng: Rng, kind: BenchData = 'learnable'): Dataset {
   const { inputs: D, outputs: K } = spec;
   const x = new Float32Array(rows * D);
   for (let i = 0; i < x.length; i++) x[i] = rng.normal();
   const y = new Float32Array(rows * K);
-  for (let r = 0; r < rows; r++) for (let k = 0; k < K; k++) y[r * K + k] = x[r * D + (k % D)]! + 0.1 * rng.normal();
+  for (let r = 0; r < rows; r++) for (let k = 0; k < K; k++) y[r * K + k] = kind === 'hard' ? rng.normal() : x[r * D + (k % D)]! + 0.1 * rng.normal();
   return { task: 'regression', n: rows, inputs: D, x, outputs: K, y, source: 'random' };
 }
 
@@ -39,6 +52,15 @@ export interface ProblemOptions {
   blasLibrary?: string;
   /** The data (default {@link randomData} of BATCHES batches). */
   data?: Dataset;
+  /** The kind of {@link randomData} where `data` is not given (default learnable). */
+  targets?: BenchData;
+  /**
+   * Subnormal floats in this library's compute (default flush). Recorded in the problem and
+   * the reports. WIRE: the library's `denormals` run option (src/compute/float-mode.ts)
+   * lands on main separately; {@link startSession} must pass `p.denormals` to the session
+   * there (see the comment in it).
+   */
+  denormals?: DenormalMode;
   /** Standardise the inputs on the data (default) or leave them as they are. */
   inputScaling?: 'fit' | 'identity';
   /** A provider fall-back's one-line notice. */
@@ -65,6 +87,8 @@ export interface BenchProblem {
   batches: Int32Array[];
   /** The experts' hidden activation. */
   activation: Activation;
+  /** Subnormal floats in this library's compute, as asked for. */
+  denormals: DenormalMode;
 }
 
 /** Build the mixture and data of one size (Adam, linear gate, regression). */
@@ -87,19 +111,21 @@ export async function benchProblem(spec: SizeSpec, o: ProblemOptions): Promise<B
     ...(o.onWarning ? { onWarning: o.onWarning } : {}),
   });
   const B = spec.batch;
-  const data = o.data ?? randomData(spec, B * BATCHES, new Rng(seed));
+  const data = o.data ?? randomData(spec, B * BATCHES, new Rng(seed), o.targets ?? 'learnable');
   const nb = Math.floor(data.n / B);
   m.state.inputScaler = o.inputScaling === 'identity' ? identityStandardizer(spec.inputs) : fitStandardizer(data.x, data.n, spec.inputs);
   m.state.targetScaler = fitStandardizer(data.y!, data.n, spec.outputs);
   const training = trainingData(m.state, data);
   const batches = Array.from({ length: nb }, (_, i) => Int32Array.from({ length: B }, (_, r) => i * B + r));
-  return { spec, mixture: m, data, training, x: training.x, t: training.t, batch: B, batches, activation: expertShape(m.config).activation };
+  return { spec, mixture: m, data, training, x: training.x, t: training.t, batch: B, batches, activation: expertShape(m.config).activation, denormals: o.denormals ?? 'flush' };
 }
 
 /** Start a training session on the problem (the session's options besides batch and kernels). */
 export function startSession(p: BenchProblem, o: Omit<SessionOptions, 'maxBatch' | 'kernels'> & { provider?: ComputeProvider }): Promise<TrainingSession> {
   const m = p.mixture;
   const { provider, ...rest } = o;
+  // WIRE: once SessionOptions (or the fit options) take `denormals` (src/compute/float-mode.ts),
+  // pass `denormals: p.denormals` here, so that the reports' `denormals` is what ran.
   return TrainingSession.start(m.state, provider ?? m.provider, p.training, { maxBatch: p.batch, kernels: kernelSetFromEnv(), ...rest });
 }
 

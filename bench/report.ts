@@ -2,8 +2,8 @@
  * Benchmark reports as markdown (for people and the repository's bench/results) and JSON
  * (for tools). Formatting only: the numbers come from the benchmark runners.
  */
-import { formatJson, num, pct, type BenchHeader } from './harness.js';
-import { IDLE_GAP_MS, type ScalingReport, type ScalingRow } from './scaling.js';
+import { BUSY_LOAD_PER_CORE, busyLine, formatJson, loadText, num, pct, type BenchHeader } from './harness.js';
+import { IDLE_GAP_MS, SUSPECT_EFFICIENCY, type ScalingReport, type ScalingRow } from './scaling.js';
 
 export type { BenchHeader };
 
@@ -20,7 +20,8 @@ export function formatScalingMarkdown(report: ScalingReport): string {
   out.push(`- Machine: ${report.machine} (${report.cpuModel}, ${report.cores} cores)`);
   out.push(`- Backend: ${report.backend}${report.backendDetail ? ` (${report.backendDetail})` : ''}`);
   out.push(`- Node: ${report.node}`);
-  out.push(`- Date: ${report.date}; 1-minute load average ${report.loadAverage.start.toFixed(2)} at the start, ${report.loadAverage.end.toFixed(2)} at the end (${report.cores} cores)`);
+  out.push(`- Date: ${report.date}; ${loadText(report.loadAverage, report.cores)}`);
+  if (report.loadAverage.busy) out.push(`- **Warning:** ${busyLine(report.loadAverage, report.cores)}.`);
   if (report.command) out.push(`- Command: \`${report.command}\``);
   out.push(
     `- Mixtures: ${report.experts} experts, dense, linear gate, regression on random data, Gaussian-mixture NLL, Adam; the same expert count at every worker count.`,
@@ -34,7 +35,7 @@ export function formatScalingMarkdown(report: ScalingReport): string {
   out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of report.rows) {
     out.push(
-      `| ${r.size} | ${r.workers} | ${num(r.samplesPerSecond)} | ${r.speedup.toFixed(2)} | ${pct(r.efficiency)} | ${num(r.syncMicros)} | ${num(r.atomicsRoundTripMicros)} | ${num(r.idleRoundTripMicros)} | ${num(r.shardComputeMicros)} | ${num(r.stepMicros)} (±${r.rmePercent.toFixed(1)}%) | ${r.steps} | ${num(r.inProcessSamplesPerSecond)} |`,
+      `| ${r.size}${r.busy ? ' (busy)' : ''} | ${r.workers} | ${num(r.samplesPerSecond)} | ${r.speedup.toFixed(2)} | ${pct(r.efficiency)}${r.suspect ? ' ⚠ suspect' : ''} | ${num(r.syncMicros)} | ${num(r.atomicsRoundTripMicros)} | ${num(r.idleRoundTripMicros)} | ${num(r.shardComputeMicros)} | ${num(r.stepMicros)} (±${r.rmePercent.toFixed(1)}%) | ${r.steps} | ${num(r.inProcessSamplesPerSecond)} |`,
     );
   }
   out.push('');
@@ -49,6 +50,7 @@ export function formatScalingMarkdown(report: ScalingReport): string {
   out.push('');
   out.push('Definitions:');
   out.push('- speedup = samples/s with W workers ÷ samples/s with 1 worker; efficiency = samples/s with W ÷ (samples/s with 1 worker × min(W, cores)).');
+  out.push(`- ⚠ suspect: an efficiency above ${pct(SUSPECT_EFFICIENCY)}, more than W cores can give: the 1-worker measurement was probably slowed by other work on the machine. (busy): other processes' load (the 1-minute load average less this benchmark's own threads) was above ${BUSY_LOAD_PER_CORE} per core when the measurement ended.`);
   out.push(
     '- sync µs/phase: per phase (forward, backward, update), the main thread’s wall time from signalling the shards to resuming after the wait, minus the longer of the slowest shard’s compute in that phase (from the shards’ busy-time counters) and the main thread’s own overlapping work; the mean over every phase of the timed steps.',
   );

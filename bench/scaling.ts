@@ -22,6 +22,9 @@ import {
   checkPositiveInt,
   defaultExperts,
   endLoad,
+  isBusy,
+  loadNow,
+  otherLoad,
   num,
   SIZE_SPECS,
   startLoad,
@@ -114,7 +117,16 @@ export interface ScalingRow {
   idleRoundTripMicros: number;
   /** The in-process trainer on the same size, same data, same step code. */
   inProcessSamplesPerSecond?: number;
+  /** efficiency above {@link SUSPECT_EFFICIENCY}: more than W cores can give, so the 1-worker baseline was probably disturbed. */
+  suspect: boolean;
+  /** Other processes' load was high when this measurement ended (see `LoadAverage`). */
+  busy: boolean;
+  /** Other processes' load when this measurement ended: the 1-minute load less this benchmark's busy threads (min(W + 1, cores)). */
+  otherLoad: number;
 }
+
+/** Efficiency above which a row is flagged suspect (the published large-size result is 101%). */
+export const SUSPECT_EFFICIENCY = 1.1;
 
 /** Mean µs of one phase. */
 export interface PhaseMicros {
@@ -171,6 +183,7 @@ interface Measured {
   shardComputeMicrosByPhase?: PhaseMicros;
   atomicsRoundTripMicros?: number;
   idleRoundTripMicros?: number;
+  otherLoad: number;
 }
 
 /**
@@ -329,7 +342,8 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       const r = t.result;
       if (r.state !== 'completed') return;
       const w = t.name === 'in-process' ? 0 : Number.parseInt(t.name, 10);
-      const out: Measured = { steps: t.runs, stepMicros: r.period * 1000, rmePercent: r.latency.rme, ...poolSide.get(w) };
+      // Other processes' load: this benchmark's busy threads are the workers and the main thread.
+      const out: Measured = { steps: t.runs, stepMicros: r.period * 1000, rmePercent: r.latency.rme, otherLoad: otherLoad(loadNow(), Math.min(w + 1, cores)), ...poolSide.get(w) };
       measured.set(w, out);
       progress(
         `${size} ${t.name}: ${num((B * 1e6) / out.stepMicros)} samples/s over ${out.steps} steps (${num(out.stepMicros)} µs/step ±${out.rmePercent.toFixed(1)}%)` +
@@ -366,11 +380,16 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
         shardComputeMicrosByPhase: r.shardComputeMicrosByPhase!,
         atomicsRoundTripMicros: r.atomicsRoundTripMicros,
         idleRoundTripMicros: r.idleRoundTripMicros,
+        suspect: false,
+        busy: isBusy(r.otherLoad, cores),
+        otherLoad: r.otherLoad,
       };
+      row.suspect = row.efficiency > SUSPECT_EFFICIENCY;
+      if (row.suspect) progress(`warning: ${size} at ${workers} workers: efficiency ${(row.efficiency * 100).toFixed(0)}% is above ${SUSPECT_EFFICIENCY * 100}%, suspect (the 1-worker baseline was probably slowed by other work)`);
       if (inProc) row.inProcessSamplesPerSecond = (B * 1e6) / inProc.stepMicros;
       report.rows.push(row);
     }
   }
-  endLoad(report.loadAverage);
+  endLoad(report.loadAverage, progress, cores);
   return report;
 }

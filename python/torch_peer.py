@@ -9,7 +9,11 @@ The workload (the peers benchmark's, SIZE_SPECS in bench/harness.ts):
   * the Gaussian-mixture NLL of regression, E = -log sum_i g_i exp(-1/2 |d - o_i|^2),
     averaged over the batch and computed as -logsumexp_i(log g_i - 1/2 e_i);
   * Adam (lr 0.01 by default, betas 0.9/0.999, eps 1e-8, no weight decay);
-  * random-normal inputs and targets, a few batches' worth, cycled.
+  * random-normal inputs and targets, a few batches' worth, cycled; or, with --init and
+    --data, the benchmark's own: the initial parameters local-experts exported
+    (Mixture.toSafetensors: gate.layers.0.*, experts.{i}.layers.{l}.*, nn.Linear's
+    out x in) and its standardised batches (raw little-endian float32, each row its D
+    inputs then its K targets, the batches in the order the library trains on them).
 
 One training step: forward of the gate and every expert on the batch, the loss (read back
 with .item(), as the library's trainer reads its loss), backward, optimizer.step(),
@@ -22,11 +26,19 @@ calls torch.set_num_threads(N) right after the import, before any work. Debian's
 runs its products in the system OpenBLAS, whose own pool torch.set_num_threads does not
 control: process CPU time / wall time shows how many cores a run really used.
 
+Subnormal floats: --flush-denormal sets flush-to-zero and denormals-are-zero BEFORE
+`import torch`, through the C library (glibc's fegetenv/fesetenv in libm.so.6, a
+read-modify-write of the environment: on x86-64 the fenv_t holds MXCSR at byte 28, FTZ is
+bit 15 and DAZ bit 6), so that the threads OpenBLAS starts when torch loads inherit it, and
+then calls torch.set_flush_denormal(True) (which reaches the calling thread only).
+
 Output: one JSON line on stdout,
   {"torch", "threads", "impl", "samplesPerSecond", "steps", "wallSeconds", "cpuSeconds",
-   "cpuPerWall", "batch", "loss", ...}
+   "cpuPerWall", "batch", "loss", "losses", "stepSeconds", "flushDenormal", ...}
 where cpuSeconds is the process CPU time (all threads, user + system) of the measured
-window. Errors: one line on stderr, exit status 2.
+window, losses the loss of each of the first steps from the start (warm-up included) and
+stepSeconds the wall time of each timed step, in order. Errors: one line on stderr, exit
+status 2.
 
 Standard library and torch only.
 """
@@ -59,6 +71,8 @@ def default_impl(hidden):
 
 # Distinct batches held in memory; the steps cycle over them.
 BATCHES = 8
+# Losses reported from the start (warm-up included), for the same-start check.
+FIRST_LOSSES = 10
 
 
 def fail(message):
@@ -124,8 +138,12 @@ def parse_args(argv):
     p.add_argument("--warmup", type=non_negative_int("warmup"), default=3, help="untimed steps first (default 3)")
     p.add_argument("--time", type=positive_float("time"), help="time steps for this many seconds (default 3)")
     p.add_argument("--steps", type=positive_int("steps"), help="time exactly this many steps (instead of --time)")
+    p.add_argument("--min-steps", type=positive_int("min-steps"), default=1, help="with --time: at least this many timed steps (default 1)")
     p.add_argument("--torch-threads", type=positive_int("torch-threads"), help="torch.set_num_threads(N) before any work (default: leave torch's own)")
     p.add_argument("--seed", type=int, default=1, help="seed of data and initial parameters (default 1)")
+    p.add_argument("--init", help="initial parameters: a local-experts safetensors file (the benchmark's own start)")
+    p.add_argument("--data", help="the batches: raw float32, rows of D inputs then K targets, in training order")
+    p.add_argument("--flush-denormal", action="store_true", help="flush-to-zero and denormals-are-zero set before import torch (MXCSR through the C library), then torch.set_flush_denormal(True)")
     p.add_argument("--self-test", action="store_true", help="check both expert forms against a float64 reference and each other, print one JSON line, time nothing")
     a = p.parse_args(argv)
     if a.time is not None and a.steps is not None:
@@ -198,6 +216,101 @@ def build(torch, shape, activation, impl):
 
     return Mixture()
 
+# ---------------------------------------------------------------------------------------
+# Subnormals
+
+
+def set_ftz_daz():
+    """FTZ and DAZ in this thread's MXCSR through glibc's fegetenv/fesetenv (read-modify-write:
+    a zeroed fenv_t would unmask every exception), before torch starts any thread. Returns
+    None where it took, else why not (then the caller says so; torch.set_flush_denormal still
+    runs)."""
+    import ctypes
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64") or platform.libc_ver()[0] != "glibc":
+        return f"MXCSR through glibc needs x86-64 glibc, this is {platform.machine()} {platform.libc_ver()[0] or 'no glibc'}"
+    try:
+        libm = ctypes.CDLL("libm.so.6")
+    except OSError as err:
+        return f"libm.so.6: {err}"
+    env = ctypes.create_string_buffer(64)  # glibc's x86-64 fenv_t is 32 bytes
+    if libm.fegetenv(env) != 0:
+        return "fegetenv failed"
+    mxcsr = int.from_bytes(env.raw[28:32], "little") | (1 << 15) | (1 << 6)
+    env[28:32] = mxcsr.to_bytes(4, "little")
+    if libm.fesetenv(env) != 0:
+        return "fesetenv failed"
+    check = ctypes.create_string_buffer(64)
+    libm.fegetenv(check)
+    if int.from_bytes(check.raw[28:32], "little") & 0x8040 != 0x8040:
+        return "MXCSR did not keep FTZ and DAZ"
+    return None
+
+
+def flushes(torch):
+    """Does float32 arithmetic on this thread flush a subnormal (DAZ: 1e-39 * 1 gives 0)?"""
+    x = torch.tensor([1e-39], dtype=torch.float32)
+    return float((x * 1.0)[0]) == 0.0
+
+
+# ---------------------------------------------------------------------------------------
+# The benchmark's own start and batches
+
+
+def load_init(torch, path):
+    """{name: tensor} of a local-experts safetensors file (F32 only; its optimiser state ignored)."""
+    import struct
+
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n].decode("utf-8"))
+    header.pop("__metadata__", None)
+    base, out = 8 + n, {}
+    for name, entry in header.items():
+        if name.startswith("optimizer."):
+            continue
+        if entry.get("dtype") != "F32":
+            fail(f"{path}: tensor {name} is {entry.get('dtype')}, not F32")
+        begin, end = entry["data_offsets"]
+        out[name] = torch.frombuffer(bytearray(data[base + begin : base + end]), dtype=torch.float32).reshape(entry["shape"]).clone()
+    return out
+
+
+def apply_init(torch, model, tensors, shape, impl):
+    """Copy the library's initial parameters into the model (either expert form)."""
+    E, L = shape["experts"], len(shape["hidden"]) + 1
+    want = ["gate.layers.0.weight", "gate.layers.0.bias"] + [f"experts.{i}.layers.{l}.{p}" for i in range(E) for l in range(L) for p in ("weight", "bias")]
+    missing = [k for k in want if k not in tensors]
+    if missing:
+        fail(f"--init: no tensor {missing[0]} (a linear gate and {E} experts of {L} layers expected)")
+    with torch.no_grad():
+        model.gate.weight.copy_(tensors["gate.layers.0.weight"])
+        model.gate.bias.copy_(tensors["gate.layers.0.bias"])
+        for i in range(E):
+            for l in range(L):
+                w, b = tensors[f"experts.{i}.layers.{l}.weight"], tensors[f"experts.{i}.layers.{l}.bias"]
+                if impl == "linear":
+                    model.experts[i][l].weight.copy_(w)
+                    model.experts[i][l].bias.copy_(b)
+                else:
+                    model.w[l][i].copy_(w.t())
+                    model.b[l][i, 0].copy_(b)
+
+
+def load_batches(torch, path, shape):
+    """(xs [nb, B, D], ds [nb, B, K]) from the raw float32 file, in training order."""
+    D, K, B = shape["inputs"], shape["outputs"], shape["batch"]
+    with open(path, "rb") as f:
+        raw = bytearray(f.read())
+    rows = len(raw) // (4 * (D + K))
+    if rows * 4 * (D + K) != len(raw) or rows < B:
+        fail(f"--data: {len(raw)} bytes are not whole rows of {D} + {K} float32 (at least {B} rows)")
+    nb = rows // B
+    t = torch.frombuffer(raw, dtype=torch.float32).reshape(rows, D + K)[: nb * B].clone()
+    return t[:, :D].reshape(nb, B, D).contiguous(), t[:, D:].reshape(nb, B, K).contiguous()
+
 
 def self_test(torch, a):
     """Both expert forms from the same parameters: loss and every gradient must agree, and
@@ -263,10 +376,14 @@ def self_test(torch, a):
 
 def main(argv):
     a = parse_args(argv)
+    # Before import torch: the threads torch's OpenBLAS starts inherit this thread's MXCSR.
+    ftz_problem = set_ftz_daz() if a.flush_denormal else None
     try:
         import torch
     except Exception as err:  # noqa: BLE001 - the caller wants the reason, whatever it is
         fail(f"cannot import torch: {type(err).__name__}: {err}")
+    if a.flush_denormal:
+        torch.set_flush_denormal(True)
     if a.torch_threads is not None:
         torch.set_num_threads(a.torch_threads)
     if a.self_test:
@@ -276,20 +393,29 @@ def main(argv):
     shape = a.shape
     B = shape["batch"]
     model = build(torch, shape, a.activation, a.impl)
+    if a.init is not None:
+        apply_init(torch, model, load_init(torch, a.init), shape, a.impl)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
-    xs = torch.randn(BATCHES, B, shape["inputs"])
-    ds = torch.randn(BATCHES, B, shape["outputs"])
+    if a.data is not None:
+        xs, ds = load_batches(torch, a.data, shape)
+    else:
+        xs = torch.randn(BATCHES, B, shape["inputs"])
+        ds = torch.randn(BATCHES, B, shape["outputs"])
+    nb = xs.shape[0]
     t = 0
+    losses = []
 
     def step():
         nonlocal t
-        i = t % BATCHES
+        i = t % nb
         t += 1
         loss = model(xs[i], ds[i])
         value = loss.item()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        if len(losses) < FIRST_LOSSES:
+            losses.append(value)
         return value
 
     loss = float("nan")
@@ -297,15 +423,18 @@ def main(argv):
         loss = step()
     budget = 3.0 if a.time is None and a.steps is None else a.time
     steps = 0
+    step_seconds = []
     c0 = time.process_time()
     w0 = time.perf_counter()
     while True:
+        s0 = time.perf_counter()
         loss = step()
+        step_seconds.append(time.perf_counter() - s0)
         steps += 1
         if a.steps is not None:
             if steps >= a.steps:
                 break
-        elif time.perf_counter() - w0 >= budget:
+        elif time.perf_counter() - w0 >= budget and steps >= a.min_steps:
             break
     wall = time.perf_counter() - w0
     cpu = time.process_time() - c0
@@ -322,6 +451,11 @@ def main(argv):
         "shape": shape,
         "activation": a.activation,
         "loss": loss if math.isfinite(loss) else None,
+        "losses": [v if math.isfinite(v) else None for v in losses],
+        "stepSeconds": step_seconds,
+        "flushDenormal": bool(a.flush_denormal),
+        "flushes": flushes(torch),
+        "mxcsr": None if not a.flush_denormal else (ftz_problem or "set"),
         "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
     }
     print(json.dumps(out))

@@ -67,7 +67,23 @@ describe('runScalingBenchmark', () => {
 
     const md = formatScalingMarkdown(report);
     expect(md).toContain(`# Scaling benchmark: ${report.machine}`);
-    expect(md).toMatch(/^\| small \| 2 \| /m);
+    // A busy machine marks its rows, it does not fail the test.
+    expect(md).toMatch(/^\| small( \(busy\))? \| 2 \| /m);
+    for (const r of report.rows) {
+      expect(r.suspect).toBe(r.efficiency > 1.1);
+      expect(r.busy).toBe(r.otherLoad > 0.25 * report.cores);
+    }
+    expect(report.loadAverage.otherEnd).toBeCloseTo(Math.max(0, report.loadAverage.end - report.loadAverage.ownThreads), 9);
+
+    // An efficiency of 603% on a busy machine: flagged, not hidden.
+    const busy: ScalingReport = {
+      ...report,
+      loadAverage: { ...report.loadAverage, otherStart: 3, busy: true },
+      rows: report.rows.map((r, i) => (i === 1 ? { ...r, efficiency: 6.03, suspect: true, busy: true } : r)),
+    };
+    const flagged = formatScalingMarkdown(busy);
+    expect(flagged).toMatch(/^\| small \(busy\) \| 2 \| [\d,.]+ \| [\d.]+ \| 603% ⚠ suspect \|/m);
+    expect(flagged).toContain("- **Warning:** the machine was busy: other processes' load 3.00 at the start");
   });
 });
 

@@ -33,17 +33,18 @@ afterEach(() => {
 
 /** The keys the JSON of `moe bench peers` promises. */
 const SIZE_KEYS = ['size', 'inputs', 'outputs', 'expert', 'activation', 'experts', 'batch', 'gemmShare', 'gemmGflops'];
-const ROW_KEYS = ['size', 'system', 'threads', 'blasThreads', 'samplesPerSecond', 'cpuPerWall'];
+const ROW_KEYS = ['size', 'system', 'threads', 'blasThreads', 'samplesPerSecond', 'cpuPerWall', 'slowdown'];
 
 describe('runPeerBenchmark', () => {
   it('measures every system on the small size, interleaved, with the breakdown adding up to the step', async () => {
     const lines: string[] = [];
-    const report: PeerReport = await runPeerBenchmark({ sizes: ['small'], ...TINY, timeMs: 50, pytorchConfigs: ['torch1-blas1', 'torch1-blas2'], onProgress: (l) => lines.push(l) });
+    const report: PeerReport = await runPeerBenchmark({ sizes: ['small'], ...TINY, timeMs: 50, pytorchConfigs: ['torch1-blas1'], onProgress: (l) => lines.push(l) });
     expect(report).toMatchObject({ experts: 8, rounds: 1, steps: 3 });
     expect(report.workers).toBe(Math.min(availableParallelism(), 8));
     expect(report.backend).not.toBe('');
     expect(report.blasThreads).toBe(1);
     const systems = report.rows.map((r) => r.system);
+    expect(report).toMatchObject({ data: 'learnable', denormals: 'flush' });
     const expected = ['in-process', 'workers', ...(torch.python ? ['pytorch', 'pytorch'] : [])];
     expect(systems).toEqual(expected);
     for (const r of report.rows) {
@@ -52,14 +53,29 @@ describe('runPeerBenchmark', () => {
       expect(r.samplesPerSecond).toBeCloseTo(r.roundSamplesPerSecond[0]!, 6);
       expect(r.valid).toBe(r.cpuPerWall <= r.cores + 0.2);
       expect(r.compute).not.toBe('');
+      expect(r.slowdown === null || r.slowdown >= 1).toBe(true);
     }
     expect(report.rows.find((r) => r.system === 'workers')!.threads).toBe(report.workers);
     if (torch.python) {
       expect(report.pytorch.available).toBe(true);
-      expect(report.rows.filter((r) => r.system === 'pytorch').map((r) => [r.config, r.threads, r.blasThreads, r.cores])).toEqual([
-        ['torch1-blas1', 1, 1, 1],
-        ['torch1-blas2', 1, 2, 2],
+      // Each configuration twice: as is, and flushed before import.
+      expect(report.rows.filter((r) => r.system === 'pytorch').map((r) => [r.config, r.flushDenormal, r.threads, r.blasThreads, r.cores])).toEqual([
+        ['torch1-blas1', false, 1, 1, 1],
+        ['torch1-blas1', true, 1, 1, 1],
       ]);
+      // Same start, same batches: the first losses agree with this library's.
+      const check = report.sizes[0]!.lossCheck!;
+      expect(check.steps).toBe(4); // warm-up 1 + 3 timed steps
+      expect(check.library).toHaveLength(4);
+      expect(check.maxRelativeDifference).toBeLessThanOrEqual(1e-3);
+      expect(check.agree).toBe(true);
+      expect(report.sizes[0]!.pytorchBestOneCore!.config).toBe('torch1-blas1');
+      // The best on at most two cores includes the one-core rows.
+      const valid = report.rows.filter((r) => r.system === 'pytorch' && r.valid);
+      if (valid.length) expect(report.sizes[0]!.pytorchBestTwoCore!.samplesPerSecond).toBe(Math.max(...valid.map((r) => r.samplesPerSecond)));
+      // Each of this library's ratios beside its ceiling (the gemm replay was measured).
+      const inProcess = report.rows.find((r) => r.system === 'in-process')!;
+      if (inProcess.vsPytorchOneCore !== undefined) expect(positiveFinite(inProcess.vsPytorchOneCoreCeiling)).toBe(true);
     } else {
       expect(report.skipped).toContainEqual({ size: 'all', system: 'pytorch', reason: expect.stringContaining('no Python imports torch') as unknown as string });
     }
@@ -86,11 +102,12 @@ describe('runPeerBenchmark', () => {
     expect(workers!.syncMicros).toBeGreaterThan(0);
 
     const md = formatPeersMarkdown(report);
-    expect(md).toContain('| local-experts, in-process |');
+    expect(md).toMatch(/^\| local-experts, in-process( \(busy\))? \|/m);
     expect(md).toMatch(/gemmShare \d\.\d\d: one in-process step's \d+ sgemm calls/);
     expect(md).toMatch(/^\| in-process \| [\d.,]+ \| /m);
     expect(md).toContain(torch.python ? `PyTorch: torch ${torch.python ? torch.torch : ''}` : 'PyTorch: not available');
-  });
+    if (torch.python) expect(md).toMatch(/Same start: the first 4 losses agree/);
+  }, 240_000);
 
   it('says PyTorch is not available, without failing, where no interpreter imports torch', async () => {
     const report = await runPeerBenchmark({ sizes: ['small'], ...TINY, breakdown: false, pythonEnv: noTorchEnv });
@@ -99,6 +116,17 @@ describe('runPeerBenchmark', () => {
     expect(report.skipped).toContainEqual({ size: 'all', system: 'pytorch', reason: expect.stringContaining('torch blocked by the test') as unknown as string });
     expect(report.sizes[0]).toMatchObject({ gemmShare: null, gemmGflops: null, breakdown: [] });
     expect(formatPeersMarkdown(report)).toMatch(/PyTorch: not available \(no Python imports torch/);
+  });
+
+  it('trains on hard data (independent random targets) for at least 50 steps and reports each row\'s slowdown', async () => {
+    await expect(runPeerBenchmark({ sizes: ['small'], data: 'hard', steps: 49, pytorch: false })).rejects.toThrow(/steps: must be at least 50 with data hard/);
+    const report = await runPeerBenchmark({ sizes: ['small'], data: 'hard', steps: 50, warmupSteps: 0, rounds: 1, breakdown: false, pytorch: false, denormals: 'ieee' });
+    expect(report).toMatchObject({ data: 'hard', denormals: 'ieee' });
+    for (const r of report.rows) {
+      expect(r.steps).toBe(50);
+      expect(r.slowdown).toBeGreaterThanOrEqual(1);
+    }
+    expect(formatPeersMarkdown(report)).toContain('- Data: hard (independent random targets');
   });
 
   it('rejects unknown sizes, bad step and round counts', async () => {
@@ -114,8 +142,9 @@ describe('moe bench peers', () => {
   it('ends with one JSON object of sizes and rows in the promised shape, and writes peers-<machine>.json and .md', async () => {
     const out = await benchCli(['peers', '--sizes', 'small', '--steps', '2', '--rounds', '1', '--pytorch-configs', 'torch1-blas1', '--json', '--out', dir, '--machine', 'test-box']);
     const last = out.trim().split('\n').pop()!;
-    const report = JSON.parse(last) as { machine: string; command: string; sizes: Record<string, unknown>[]; rows: Record<string, unknown>[] };
+    const report = JSON.parse(last) as { machine: string; command: string; data: string; denormals: string; sizes: Record<string, unknown>[]; rows: Record<string, unknown>[] };
     expect(report.machine).toBe('test-box');
+    expect(report).toMatchObject({ data: 'learnable', denormals: 'flush' });
     expect(report.command).toBe(`moe bench peers --json --sizes small --rounds 1 --steps 2 --pytorch-configs torch1-blas1 --out ${dir} --machine test-box`);
     expect(Array.isArray(report.sizes)).toBe(true);
     for (const s of report.sizes) {
@@ -129,6 +158,8 @@ describe('moe bench peers', () => {
       expect(Object.keys(r)).toEqual(expect.arrayContaining(ROW_KEYS));
       expect(PEER_SYSTEMS).toContain(r.system);
       for (const k of ['threads', 'blasThreads', 'samplesPerSecond', 'cpuPerWall']) expect(positiveFinite(r[k]), `${String(r.system)} ${k}`).toBe(true);
+      if (r.system === 'pytorch') expect(typeof r.flushDenormal).toBe('boolean');
+      else expect(r.flushDenormal).toBeUndefined();
     }
     expect(report.rows.some((r) => r.system === 'pytorch')).toBe(torch.python !== undefined);
     const saved = JSON.parse(await readFile(join(dir, 'peers-test-box.json'), 'utf8')) as PeerReport;
@@ -142,5 +173,8 @@ describe('moe bench peers', () => {
     await expect(benchCli(['peers', '--sizes', 'huge'])).rejects.toThrow(/unknown size "huge"/);
     await expect(benchCli(['peers', '--steps', '2', '--time', '10'])).rejects.toThrow(/cannot be used with/);
     await expect(benchCli(['peers', '--pytorch-configs', 'torch9-blas9'])).rejects.toMatchObject({ option: '--pytorch-configs' });
+    await expect(benchCli(['peers', '--pytorch-denormals', 'ftz'])).rejects.toMatchObject({ option: '--pytorch-denormals' });
+    await expect(benchCli(['peers', '--data', 'easy'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--data') });
+    await expect(benchCli(['peers', '--denormals', 'ftz'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--denormals') });
   });
 });

@@ -14,6 +14,7 @@ import { BENCH_SIZES, checkChoices, defaultExperts, defaultWorkers, machineSlug,
 import { PEER_EXPERTS, runPeerBenchmark, type PeerOptions } from '../../bench/peers.js';
 import { formatPeersJson, formatPeersMarkdown } from '../../bench/peers-report.js';
 import { PYTORCH_CONFIGS, type PytorchConfigName } from '../../bench/peers/pytorch.js';
+import { BENCH_DATA, DENORMAL_MODES, type BenchData, type DenormalMode } from '../../bench/problem.js';
 import { formatScalingJson, formatScalingMarkdown } from '../../bench/report.js';
 import { runScalingBenchmark, type ScalingOptions } from '../../bench/scaling.js';
 import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUTINGS, type SparseOptions } from '../../bench/sparse.js';
@@ -133,6 +134,9 @@ interface PeersCliOptions {
   workers: number;
   pytorch: boolean;
   pytorchConfigs?: string;
+  pytorchDenormals?: string;
+  data: string;
+  denormals: string;
   breakdown: boolean;
   backend: string;
   out?: string;
@@ -151,6 +155,8 @@ interface SparseCliOptions {
   steps?: number;
   time?: string;
   skew: boolean;
+  breakdown: boolean;
+  predictRows: number;
   backend: string;
   out?: string;
   machine?: string;
@@ -223,6 +229,9 @@ export function benchCommand(): Command {
     .addOption(new Option('--workers <n>', "worker threads of this library's parallel system (default min(cores, 8))").argParser(intArg(1)).default(Math.min(defaultWorkers(), PEER_EXPERTS)))
     .option('--no-pytorch', 'do not run the PyTorch peer')
     .option('--pytorch-configs <list>', `PyTorch thread configurations among ${PYTORCH_CONFIGS.map((c) => c.config).join(', ')} (default all)`)
+    .option('--pytorch-denormals <list>', "PyTorch's subnormal modes, each configuration measured in each: ieee (as is), flush (FTZ/DAZ before import torch)", 'ieee,flush')
+    .addOption(new Option('--data <kind>', 'learnable (targets copy inputs) or hard (independent random targets; at least 50 steps per measurement, and each row\'s slowdown)').choices(BENCH_DATA).default('learnable'))
+    .addOption(new Option('--denormals <mode>', "subnormal floats in this library's compute").choices(DENORMAL_MODES).default('flush'))
     .option('--no-breakdown', 'do not measure where the step goes (gemmShare, breakdown)')
     .addOption(backendOption())
     .option('--out <dir>', 'also write <dir>/peers-<machine>.json and <dir>/peers-<machine>.md')
@@ -238,8 +247,13 @@ export function benchCommand(): Command {
         pytorch: o.pytorch,
         breakdown: o.breakdown,
         backend: backendOf(o.backend),
+        data: o.data as BenchData,
+        denormals: o.denormals as DenormalMode,
         onProgress: progress,
       };
+      if (o.pytorchDenormals !== undefined) {
+        opts.pytorchDenormals = checkChoices(nameList(o.pytorchDenormals, '--pytorch-denormals'), DENORMAL_MODES, '--pytorch-denormals', 'mode');
+      }
       if (o.pytorchConfigs !== undefined) {
         opts.pytorchConfigs = checkChoices(
           nameList(o.pytorchConfigs, '--pytorch-configs'),
@@ -278,6 +292,8 @@ export function benchCommand(): Command {
     .option('--time <ms>', 'timed budget per measurement in milliseconds (default 3000; at least 3 steps)')
     .addOption(new Option('--steps <n>', 'exactly this many timed steps per measurement (instead of --time)').argParser(intArg(1)).conflicts('time'))
     .option('--no-skew', 'do not measure the skewed-load case')
+    .option('--no-breakdown', "do not measure where each routing's step goes (fixed and per-entry parts, Amdahl bound)")
+    .addOption(new Option('--predict-rows <n>', 'rows of the predict measurement (0: skip it)').argParser(intArg(0)).default(4096))
     .addOption(backendOption())
     .option('--out <dir>', 'also write <dir>/sparse-<machine>.json and <dir>/sparse-<machine>.md')
     .option('--machine <name>', 'name of this machine in the report and file names (default: CPU model and cores)')
@@ -290,6 +306,8 @@ export function benchCommand(): Command {
         size: checkChoices([o.size], BENCH_SIZES, '--size', 'size')[0]!,
         rounds: o.rounds,
         skew: o.skew,
+        breakdown: o.breakdown,
+        predictRows: o.predictRows,
         backend: backendOf(o.backend),
         onProgress: progress,
       };
