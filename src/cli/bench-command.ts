@@ -106,9 +106,10 @@ async function checkReportDir(dir: string | undefined, name: string): Promise<vo
   if (dir !== undefined) await checkOutputDir('--out', dir, [`${name}.json`, `${name}.md`]);
 }
 
-/** Progress lines on stderr; a library's warnings (a provider fall-back) as one `moe: warning:` line each, once. */
+/** Progress lines on stderr; a library's warnings (a provider fall-back) and the benchmarks' (`warning: …`, a busy machine) as one `moe: warning:` line each. */
 const progress = (line: string): void => {
   if (line.startsWith('local-experts:')) warn(line);
+  else if (line.startsWith('warning: ')) warn(line.slice('warning: '.length));
   else process.stderr.write(`${line}\n`);
 };
 
