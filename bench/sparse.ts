@@ -526,6 +526,7 @@ export function formatSparseMarkdown(r: SparseReport): string {
             const b = x.breakdown!;
             return [x.routing, x.loss, num(b.stepMicros), num(b.optimiserMicros), num(b.gateMicros), num(b.syncMicros), num(b.fixedMicros), num(b.perEntryMicros), String(b.entriesPerRow)];
           }),
+        ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
       ),
     );
     out.push(
@@ -536,7 +537,7 @@ export function formatSparseMarkdown(r: SparseReport): string {
   }
   if (r.predict) {
     out.push(`## Predict (\`Mixture.predict\`, ${r.predict.rows.toLocaleString('en-US')} rows)`, '');
-    out.push(...markdownTable(['routing', 'loss', 'rows/s', '× dense'], r.predict.results.map((x) => [x.routing, x.loss, num(x.samplesPerSecond), ratio(x.speedupOverDense)])));
+    out.push(...markdownTable(['routing', 'loss', 'rows/s', '× dense'], r.predict.results.map((x) => [x.routing, x.loss, num(x.samplesPerSecond), ratio(x.speedupOverDense)]), ['l', 'l', 'r', 'r']));
     out.push('');
   }
   if (r.skew) {
