@@ -52,7 +52,7 @@ import {
   type Window,
   type WindowPlan,
 } from './harness.js';
-import { PYTORCH_CONFIGS, runPytorchPeer, type PytorchConfigName } from './peers/pytorch.js';
+import { configCores, PYTORCH_CONFIGS, runPytorchPeer, type PytorchConfigName } from './peers/pytorch.js';
 import { BENCH_DATA, BENCH_LR, benchProblem, DENORMAL_MODES, startSession, stepper, sessionWindow, type BenchData, type BenchProblem, type DenormalMode } from './problem.js';
 
 /** The sizes the peer benchmark runs. */
@@ -543,10 +543,10 @@ function peerContenders(p: BenchProblem, size: PeerSize, x: ContenderContext): P
           system: 'pytorch',
           config: name,
           flushDenormal,
-          label: `PyTorch, torch ${c.threads} / BLAS ${c.blasThreads} thread${c.threads * c.blasThreads > 1 ? 's' : ''}, ${flushDenormal ? 'flushed before import' : 'as is'}`,
-          threads: c.threads,
+          label: `PyTorch, ${c.processes > 1 ? `DDP over gloo, ${c.processes} processes of 1 thread` : `torch ${c.threads} / BLAS ${c.blasThreads} thread${c.threads * c.blasThreads > 1 ? 's' : ''}`}, ${flushDenormal ? 'flushed before import' : 'as is'}`,
+          threads: c.threads * c.processes,
           blasThreads: c.blasThreads,
-          cores: Math.max(c.threads, c.blasThreads),
+          cores: configCores(c),
           measure: async () => {
             // A script that fails on an interpreter that imports torch is said so, and not run again.
             if (failure !== undefined) return { error: failure };

@@ -143,6 +143,9 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=1, help="seed of data and initial parameters (default 1)")
     p.add_argument("--init", help="initial parameters: a local-experts safetensors file (the benchmark's own start)")
     p.add_argument("--data", help="the batches: raw float32, rows of D inputs then K targets, in training order")
+    p.add_argument("--processes", type=positive_int("processes"), default=1, help="train data-parallel in this many processes (DDP over gloo, each its share of every batch); default 1")
+    p.add_argument("--rank", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--rendezvous", help=argparse.SUPPRESS)
     p.add_argument("--flush-denormal", action="store_true", help="flush-to-zero and denormals-are-zero set before import torch (MXCSR through the C library), then torch.set_flush_denormal(True)")
     p.add_argument("--self-test", action="store_true", help="check both expert forms against a float64 reference and each other, print one JSON line, time nothing")
     a = p.parse_args(argv)
@@ -374,8 +377,34 @@ def self_test(torch, a):
     return 0 if out["ok"] else 1
 
 
+def launch(argv, a):
+    """DDP: start one process per rank (this script again, with --rank), each setting its own
+    FTZ/DAZ before importing torch; print rank 0's JSON line. No torch in this process."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="torch-peer-") as d:
+        rdv = os.path.join(d, "rendezvous")
+        procs = [
+            subprocess.Popen([sys.executable, os.path.abspath(__file__), *argv, "--rank", str(r), "--rendezvous", rdv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for r in range(a.processes)
+        ]
+        outs = [p.communicate() for p in procs]
+    for p, (out, err) in zip(procs, outs):
+        if p.returncode != 0:
+            sys.stderr.write(err)
+            return p.returncode or 2
+    sys.stdout.write(outs[0][0])
+    return 0
+
+
 def main(argv):
     a = parse_args(argv)
+    if a.processes > 1 and a.rank is None:
+        if a.shape["batch"] % a.processes != 0:
+            fail(f"--processes {a.processes} must divide the batch ({a.shape['batch']} rows)")
+        return launch(argv, a)
+    ddp = a.processes > 1
     # Before import torch: the threads torch's OpenBLAS starts inherit this thread's MXCSR.
     ftz_problem = set_ftz_daz() if a.flush_denormal else None
     try:
@@ -395,12 +424,24 @@ def main(argv):
     model = build(torch, shape, a.activation, a.impl)
     if a.init is not None:
         apply_init(torch, model, load_init(torch, a.init), shape, a.impl)
+    dist = None
+    if ddp:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo", init_method=f"file://{a.rendezvous}", rank=a.rank, world_size=a.processes)
+        # Every rank starts from the same parameters (the seed or --init); DDP averages the gradients.
+        model = torch.nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0)
     if a.data is not None:
         xs, ds = load_batches(torch, a.data, shape)
     else:
         xs = torch.randn(BATCHES, B, shape["inputs"])
         ds = torch.randn(BATCHES, B, shape["outputs"])
+    if ddp:
+        # Each rank its share of every batch (equal shares: the mean of the ranks' means is the batch mean).
+        part = B // a.processes
+        xs = xs[:, a.rank * part : (a.rank + 1) * part].contiguous()
+        ds = ds[:, a.rank * part : (a.rank + 1) * part].contiguous()
     nb = xs.shape[0]
     t = 0
     losses = []
@@ -410,7 +451,12 @@ def main(argv):
         i = t % nb
         t += 1
         loss = model(xs[i], ds[i])
-        value = loss.item()
+        if ddp and len(losses) < FIRST_LOSSES:
+            whole = loss.detach().clone()
+            dist.all_reduce(whole)
+            value = whole.item() / a.processes
+        else:
+            value = loss.item()
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -434,13 +480,29 @@ def main(argv):
         if a.steps is not None:
             if steps >= a.steps:
                 break
-        elif time.perf_counter() - w0 >= budget and steps >= a.min_steps:
-            break
+        else:
+            done = time.perf_counter() - w0 >= budget and steps >= a.min_steps
+            if ddp:
+                # Rank 0's clock decides for every rank.
+                flag = torch.tensor([1.0 if done else 0.0])
+                dist.broadcast(flag, 0)
+                done = flag.item() > 0
+            if done:
+                break
     wall = time.perf_counter() - w0
     cpu = time.process_time() - c0
+    if ddp:
+        # Process CPU time of every rank.
+        total = torch.tensor([cpu], dtype=torch.float64)
+        dist.all_reduce(total)
+        cpu = total.item()
+        dist.destroy_process_group()
+        if a.rank != 0:
+            return 0
     out = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "processes": a.processes,
         "impl": a.impl,
         "samplesPerSecond": steps * B / wall,
         "steps": steps,

@@ -28,13 +28,23 @@ import { BENCH_SIZES, checkPositiveInt, CPU_PER_WALL_TOLERANCE, withinCores, typ
 
 export { CPU_PER_WALL_TOLERANCE, withinCores };
 
-/** The thread configurations: torch's own threads (`torch.set_num_threads`, OpenMP) and OpenBLAS's. */
+/**
+ * The thread configurations: torch's own threads (`torch.set_num_threads`, OpenMP) and
+ * OpenBLAS's, per process; and data-parallel training in 2 processes (DDP over gloo, one
+ * thread each, each its half of every batch).
+ */
 export const PYTORCH_CONFIGS = [
-  { config: 'torch1-blas1', threads: 1, blasThreads: 1 },
-  { config: 'torch2-blas1', threads: 2, blasThreads: 1 },
-  { config: 'torch1-blas2', threads: 1, blasThreads: 2 },
-  { config: 'torch2-blas2', threads: 2, blasThreads: 2 },
+  { config: 'torch1-blas1', threads: 1, blasThreads: 1, processes: 1 },
+  { config: 'torch2-blas1', threads: 2, blasThreads: 1, processes: 1 },
+  { config: 'torch1-blas2', threads: 1, blasThreads: 2, processes: 1 },
+  { config: 'torch2-blas2', threads: 2, blasThreads: 2, processes: 1 },
+  { config: 'ddp2-gloo', threads: 1, blasThreads: 1, processes: 2 },
 ] as const;
+
+/** Cores a configuration may use: max(threads, blasThreads) per process. */
+export function configCores(c: { threads: number; blasThreads: number; processes: number }): number {
+  return Math.max(c.threads, c.blasThreads) * c.processes;
+}
 
 /** One of {@link PYTORCH_CONFIGS}' names. */
 export type PytorchConfigName = (typeof PYTORCH_CONFIGS)[number]['config'];
@@ -53,7 +63,9 @@ export interface PytorchRow {
   threads: number;
   /** OpenBLAS's threads (`OPENBLAS_NUM_THREADS`, and `MKL_NUM_THREADS`). */
   blasThreads: number;
-  /** Cores the configuration may use: max(threads, blasThreads). */
+  /** Processes training data-parallel (DDP over gloo), 1 otherwise. */
+  processes: number;
+  /** Cores the configuration may use: max(threads, blasThreads) × processes. */
   cores: number;
   /** Training rows per second over the timed steps. */
   samplesPerSecond: number;
@@ -290,6 +302,7 @@ export async function runPytorchPeer(size: BenchSize, opts: PytorchPeerOptions =
     if (opts.init !== undefined) args.push('--init', opts.init);
     if (opts.data !== undefined) args.push('--data', opts.data);
     if (opts.flushDenormal) args.push('--flush-denormal');
+    if (c.processes > 1) args.push('--processes', String(c.processes));
     const out = parseTorchPeerOutput(await runScript(found.python, args, pytorchEnv(c, opts.env ?? process.env), timeoutMs));
     if (out.threads !== c.threads) throw new Error(`torch_peer.py ran with ${out.threads} torch threads, asked for ${c.threads}`);
     const env = pytorchEnv(c, {});
@@ -299,13 +312,14 @@ export async function runPytorchPeer(size: BenchSize, opts: PytorchPeerOptions =
     if (out.loss === null) throw new Error(`torch_peer.py ${size} ${c.config}: the loss is not finite`);
     if (out.flushDenormal !== (opts.flushDenormal ?? false)) throw new Error(`torch_peer.py ran with flushDenormal ${String(out.flushDenormal)}, asked for ${String(opts.flushDenormal ?? false)}`);
     if (out.flushDenormal && out.mxcsr !== 'set') opts.onProgress?.(`pytorch ${c.config}: FTZ/DAZ not set before import torch (${String(out.mxcsr)}); torch.set_flush_denormal only`);
-    const cores = Math.max(c.threads, c.blasThreads);
+    const cores = configCores(c);
     const row: PytorchRow = {
       size,
       system: 'pytorch',
       config: c.config,
       threads: c.threads,
       blasThreads: c.blasThreads,
+      processes: c.processes,
       cores,
       samplesPerSecond: out.samplesPerSecond,
       cpuPerWall: out.cpuPerWall,

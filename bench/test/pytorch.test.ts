@@ -20,6 +20,7 @@ import {
   runPytorchPeer,
   torchPeerScript,
   withinCores,
+  configCores,
   type PytorchRow,
 } from '../peers/pytorch.js';
 import { OptionError } from '../../src/index.js';
@@ -123,10 +124,10 @@ describe('runPytorchPeer', () => {
     expect(r.skipped).toBeUndefined();
     expect('python' in r && r.python).toBe(t.python);
     expect(r.rows.map((x) => x.config)).toEqual(PYTORCH_CONFIGS.map((c) => c.config));
-    expect(lines).toHaveLength(4);
+    expect(lines).toHaveLength(PYTORCH_CONFIGS.length);
     for (const row of r.rows) {
       const c = PYTORCH_CONFIGS.find((x) => x.config === row.config)!;
-      expect(row).toMatchObject({ size: 'small', system: 'pytorch', threads: c.threads, blasThreads: c.blasThreads, cores: Math.max(c.threads, c.blasThreads), steps: 2, batch: 32, impl: 'bmm', torch: t.torch });
+      expect(row).toMatchObject({ size: 'small', system: 'pytorch', threads: c.threads, blasThreads: c.blasThreads, processes: c.processes, cores: configCores(c), steps: 2, batch: 32, impl: 'bmm', torch: t.torch });
       expect(row.samplesPerSecond).toBeGreaterThan(0);
       expect(row.samplesPerSecond).toBeCloseTo((2 * 32) / row.wallSeconds, 6);
       expect(row.cpuPerWall).toBeCloseTo(row.cpuSeconds / row.wallSeconds, 6);
@@ -135,6 +136,16 @@ describe('runPytorchPeer', () => {
       expect(row.flushDenormal).toBe(false);
     }
   }, 240_000);
+
+  it('trains data-parallel in 2 processes over gloo (DDP) the same steps as one process', async (ctx) => {
+    torchOrSkip(ctx);
+    const r = await runPytorchPeer('small', { steps: 3, warmupSteps: 1, configs: ['torch1-blas1', 'ddp2-gloo'], flushDenormal: true });
+    const [one, ddp] = r.rows;
+    expect(ddp).toMatchObject({ config: 'ddp2-gloo', processes: 2, threads: 1, cores: 2, steps: 3, batch: 32, flushDenormal: true, flushes: true });
+    expect(ddp!.losses).toHaveLength(4);
+    // Each rank its half of every batch, gradients averaged: the batch's loss, step for step.
+    for (const [i, v] of ddp!.losses.entries()) expect(Math.abs(v! - one!.losses[i]!)).toBeLessThanOrEqual(1e-5 * Math.abs(one!.losses[i]!));
+  }, 120_000);
 
   it('passes the expert form and the configurations asked for', async (ctx) => {
     torchOrSkip(ctx);
@@ -160,9 +171,9 @@ describe('runPytorchPeer', () => {
 describe('classifying rows', () => {
   const row = (config: PytorchRow['config'], samplesPerSecond: number, cpuPerWall: number, size: PytorchRow['size'] = 'medium'): PytorchRow => {
     const c = PYTORCH_CONFIGS.find((x) => x.config === config)!;
-    const cores = Math.max(c.threads, c.blasThreads);
+    const cores = configCores(c);
     return {
-      size, system: 'pytorch', config, threads: c.threads, blasThreads: c.blasThreads, cores, samplesPerSecond, cpuPerWall,
+      size, system: 'pytorch', config, threads: c.threads, blasThreads: c.blasThreads, processes: c.processes, cores, samplesPerSecond, cpuPerWall,
       valid: withinCores(cpuPerWall, cores), steps: 10, wallSeconds: 1, cpuSeconds: cpuPerWall, batch: 512, impl: 'bmm', torch: '1.13', python: 'python3', loss: 1, flushDenormal: false, flushes: false, losses: [], stepSeconds: [],
     };
   };
