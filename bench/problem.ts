@@ -135,7 +135,7 @@ export function stepper(p: BenchProblem, s: TrainingSession): () => Promise<numb
   const lr = p.mixture.optimizer.lr;
   return () => {
     t++;
-    return s.step.run(p.batches[t % p.batches.length]!, lr, t);
+    return Promise.resolve(s.step.run(p.batches[t % p.batches.length]!, lr, t));
   };
 }
 
