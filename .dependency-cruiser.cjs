@@ -1,7 +1,9 @@
 /**
  * Architecture rules, checked by `npm run lint:deps` (CI) and by test/architecture.test.ts:
  * no import cycle among runtime imports (`import type` does not count: they vanish at
- * compile time), and the model's state depends on nothing that runs it.
+ * compile time), the model's state depends on nothing that runs it, and the benchmarks
+ * (bench/) sit beside the library: they use its public API and one internal entry, and
+ * only the `moe bench` command imports them.
  */
 module.exports = {
   forbidden: [
@@ -17,7 +19,28 @@ module.exports = {
       severity: 'error',
       comment: "The model's state (src/model) imports nothing from the code that trains, runs, stores or measures it.",
       from: { path: '^src/model/' },
-      to: { path: '^src/(train|parallel|engine|io|bench|cli|reproduce|mixture)' },
+      to: { path: '^(src/(train|parallel|engine|io|cli|reproduce|mixture)|bench/)' },
+    },
+    {
+      name: 'bench-uses-the-api',
+      severity: 'error',
+      comment: 'The benchmarks (bench/) use the public API (src/index.ts) and the one internal entry (src/internal.ts), nothing else of src/ (their tests may drive the CLI).',
+      from: { path: '^bench/', pathNot: '^bench/test/' },
+      to: { path: '^src/', pathNot: '^src/(index|internal)\\.ts$' },
+    },
+    {
+      name: 'library-ships-only-itself',
+      severity: 'error',
+      comment: 'The library does not import the benchmarks; only the CLI command `moe bench` (src/cli/bench-command.ts) does.',
+      from: { path: '^(src|workers)/', pathNot: '^src/cli/bench-command\\.ts$' },
+      to: { path: '^bench/' },
+    },
+    {
+      name: 'tests-are-not-in-the-product',
+      severity: 'error',
+      comment: 'Nothing shipped imports a test or a test helper.',
+      from: { path: '^(src|workers|bench)/', pathNot: '^bench/test/' },
+      to: { path: '^(test|bench/test)/' },
     },
     {
       name: 'workers-are-thin',

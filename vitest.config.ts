@@ -2,7 +2,7 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
+    include: ['test/**/*.test.ts', 'bench/test/**/*.test.ts'],
     // Worker threads are started from the built files in dist/ (Node 20 cannot start a
     // worker from .ts), so `npm test` builds first; forks keep each file's OpenBLAS and
     // worker pools in their own process.

@@ -112,7 +112,6 @@ import {
   OptionError,
   datasetFromArrays,
   loadVowels,
-  runScalingBenchmark,
   type CreateOptions,
   type Dataset,
   type EpochInfo,
@@ -146,11 +145,6 @@ export async function vowels(): Promise<number> {
   // @ts-expect-error 'sigmoid' is not a loss
   await Mixture.create({ task: 'classification', inputs: train.inputs, outputs: train.outputs, experts: 2, loss: 'sigmoid' });
   return train.n;
-}
-
-export async function scaling(): Promise<number> {
-  const report = await runScalingBenchmark({ sizes: ['small'], workers: [1, 2], timeMs: 100 });
-  return report.rows.reduce((sum, row) => sum + row.samplesPerSecond, 0);
 }
 TS
 cat >tsconfig.node16.json <<'JSON'

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // PREDICTED scaling beyond the cores measured: reads a `moe bench scaling --workers 1,2`
 // report (JSON) and prints, as markdown, the cost model's step time, speed-up and parallel
-// efficiency (src/bench/cost-model.ts) at more workers, with its inputs. Build first.
+// efficiency (bench/cost-model.ts) at more workers, with its inputs. Build first.
 //
 //   node scripts/predict-scaling.mjs bench/results/amd-epyc-2c.json [--experts 16] [--workers 8,16] [--sizes medium,large]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { costModelInputs, predictScaling, predictStepMicros } from '../dist/src/bench/cost-model.js';
+import { costModelInputs, predictScaling, predictStepMicros } from '../dist/bench/cost-model.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,

@@ -16,7 +16,6 @@ runs=(
   "examples/custom-data.mjs --epochs 60"
   "examples/save-load-predict.mjs --epochs 20"
   "examples/onnx-serve.mjs --epochs 20"
-  "examples/scaling-benchmark.mjs --size small --workers 1,2 --time-ms 200"
 )
 listed="$(printf '%s\n' "${runs[@]}" | cut -d' ' -f1 | sort)"
 present="$(ls examples/*.mjs | sort)"

@@ -60,14 +60,8 @@ export type { VowelOptions, VowelSplit } from './data/vowels.js';
 export { MODEL_FORMAT, MODEL_FORMAT_VERSION } from './io/model-file.js';
 export type { ModelDocument } from './io/model-file.js';
 
-export { runScalingBenchmark, SCALING_SIZES, SIZE_SPECS } from './bench/scaling.js';
-export type { ScalingOptions, ScalingReport, ScalingRow, ScalingSize, SizeSpec, PhaseMicros } from './bench/scaling.js';
-export { formatScalingMarkdown } from './bench/report.js';
-export type { CsvParseReport, BenchHeader } from './bench/report.js';
-export { runCsvParseBenchmark } from './bench/csv.js';
-export type { CsvParseOptions } from './bench/csv.js';
-// The peer benchmark (`moe bench peers`) is not exported: its declarations reference
-// tfjs-core's, which do not type-check in a consumer without @types/long.
+// The benchmarks are not API: they live in the top-level bench/ folder and run through
+// `moe bench scaling|peers|sparse|kernels`.
 
 export { MoeError, OptionError, DataError, ModelFormatError, BackendError, ShardCrashError, ShardStallError } from './errors.js';
 export type { MoeErrorCode, DataLocation, StepPhase } from './errors.js';

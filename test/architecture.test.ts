@@ -1,10 +1,11 @@
 /**
  * The architecture's rules (.dependency-cruiser.cjs), checked on every test run: no
- * runtime import cycle anywhere in src/ or workers/, the model's state imports nothing
- * that trains or runs it, worker entries stay thin. The checker itself is checked too: a
+ * runtime import cycle anywhere in src/, workers/ or bench/, the model's state imports
+ * nothing that trains or runs it, worker entries stay thin, the benchmarks use only the
+ * public API and the one internal entry, and only the `moe bench` command imports them. The checker itself is checked too: a
  * cycle planted in a temporary tree must be reported.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -29,8 +30,26 @@ async function violations(dirs: string[], cwd: string, tsConfig?: string): Promi
 }
 
 describe('architecture', () => {
-  it('src/ and workers/ break no rule: no import cycle, state is data, thin workers', async () => {
-    expect(await violations(['src', 'workers'], root, 'tsconfig.json')).toEqual([]);
+  it('src/, workers/ and bench/ break no rule: no import cycle, state is data, thin workers, bench beside the library', async () => {
+    expect(await violations(['src', 'workers', 'bench'], root, 'tsconfig.json')).toEqual([]);
+  }, 60_000);
+
+  it('reports a benchmark reaching past the two entries, and the library importing a benchmark', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'moe-bench-rule-'));
+    try {
+      for (const d of ['src/train', 'src/cli', 'bench']) mkdirSync(join(dir, d), { recursive: true });
+      writeFileSync(join(dir, 'src/train/session.ts'), 'export const s = 1;\n');
+      writeFileSync(join(dir, 'src/internal.ts'), "export { s } from './train/session.js';\n");
+      writeFileSync(join(dir, 'bench/ok.ts'), "import { s } from '../src/internal.js';\nexport const ok = s;\n");
+      writeFileSync(join(dir, 'bench/deep.ts'), "import { s } from '../src/train/session.js';\nexport const deep = s;\n");
+      writeFileSync(join(dir, 'src/cli/bench-command.ts'), "import { ok } from '../../bench/ok.js';\nexport const cmd = ok;\n");
+      writeFileSync(join(dir, 'src/leak.ts'), "import { ok } from '../bench/ok.js';\nexport const leak = ok;\n");
+      const found = await violations(['src', 'bench'], dir);
+      expect(found.filter((v) => v.startsWith('bench-uses-the-api'))).toEqual(['bench-uses-the-api: bench/deep.ts → src/train/session.ts']);
+      expect(found.filter((v) => v.startsWith('library-ships-only-itself'))).toEqual(['library-ships-only-itself: src/leak.ts → bench/ok.ts']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 60_000);
 
   it('the checker reports a runtime cycle, and ignores one made of `import type` only', async () => {

@@ -182,7 +182,7 @@ const CASES: Case[] = [
     : []),
   { name: 'predict --out a symbolic link to a directory', args: ['predict', '--model', '{model}', '--data', CLASSES, '--out', '{f:link-to-dir}'], code: 2, says: ['--out', 'symbolic link to a directory'] },
   { name: 'predict --out over its model through a symbolic link', args: ['predict', '--model', '{model}', '--data', CLASSES, '--out', '{f:model-link}'], code: 2, says: ['--out', 'would overwrite --model'] },
-  { name: 'bench --out under a file', args: ['bench', 'csv', '--rows', '10', '--out', '{f:empty.csv}/reports'], code: 2, says: ['--out', 'empty.csv', 'not a directory'] },
+  { name: 'bench --out under a file', args: ['bench', 'scaling', '--sizes', 'small', '--out', '{f:empty.csv}/reports'], code: 2, says: ['--out', 'empty.csv', 'not a directory'] },
   { name: 'reproduce --out is a file', args: ['reproduce', 'jacobs1991', '--runs', '1', '--out', '{f:empty.csv}'], code: 2, says: ['--out', 'empty.csv', 'not a directory'] },
   { name: 'predict --out an empty name', args: ['predict', '--model', '{model}', '--data', CLASSES, '--out', ''], code: 2, says: ['--out', 'needs a file name', '""'] },
   { name: 'export --out an empty name', args: ['export', '--model', '{model}', '--format', 'onnx', '--out', ''], code: 2, says: ['--out', 'needs a file name'] },

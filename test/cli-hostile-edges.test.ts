@@ -140,12 +140,12 @@ describe('a read-only output file is refused unless --force', () => {
   it('bench --out: a read-only report file is refused before measuring', async () => {
     const reports = join(dir, 'reports');
     await mkdir(reports);
-    await writeFile(join(reports, 'csv-parse.md'), 'keep me');
-    await chmod(join(reports, 'csv-parse.md'), 0o444);
-    const r = await moe(['bench', 'csv', '--rows', '10', '--out', reports]);
+    await writeFile(join(reports, 'kernels-box.md'), 'keep me');
+    await chmod(join(reports, 'kernels-box.md'), 0o444);
+    const r = await moe(['bench', 'kernels', '--machine', 'box', '--out', reports]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--out: will not replace');
-    expect(r.stderr).toContain('csv-parse.md: it is read-only (mode 0444); give --force');
+    expect(r.stderr).toContain('kernels-box.md: it is read-only (mode 0444); give --force');
   });
 
   it.skipIf(!isRoot)('as another user: a file that user may not write is refused; --force replaces it', async () => {

@@ -28,9 +28,9 @@ function node(inputType: 'module' | 'commonjs', code: string, timeout = 30_000):
  */
 const PUBLIC_VALUES = [
   'ACTIVATIONS', 'BACKENDS', 'BackendError', 'DataError', 'LOSSES', 'MODEL_FORMAT', 'MODEL_FORMAT_VERSION', 'Mixture',
-  'ModelFormatError', 'MoeError', 'OPTIMIZERS', 'OptionError', 'PAPER_VOWELS', 'SCALING_SIZES', 'SIZE_SPECS',
-  'Rng', 'ShardCrashError', 'ShardStallError', 'cosineDecay', 'datasetFromArrays', 'formatScalingMarkdown', 'loadCsv',
-  'loadVowels', 'runCsvParseBenchmark', 'runScalingBenchmark', 'splitRows', 'stepDecay', 'subset', 'validateDataset',
+  'ModelFormatError', 'MoeError', 'OPTIMIZERS', 'OptionError', 'PAPER_VOWELS',
+  'Rng', 'ShardCrashError', 'ShardStallError', 'cosineDecay', 'datasetFromArrays', 'loadCsv',
+  'loadVowels', 'splitRows', 'stepDecay', 'subset', 'validateDataset',
   // Metrics (scikit-learn's names, camelCase).
   'LOG_LOSS_EPS', 'LOG_LOSS_SUM_TOLERANCE', 'accuracyScore', 'confusionMatrix', 'logLoss', 'meanAbsoluteError', 'meanBaselineScores',
   'meanSquaredError', 'precisionScore', 'r2Score', 'recallScore', 'regressionScores', 'rootMeanSquaredError',

@@ -26,7 +26,7 @@ const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
 
 /** Files outside dist/ that the package carries: the data the vowel loader reads, its provenance note, the README and licence, the PyTorch peer script. */
 const OTHER_FILES = ['package.json', 'README.md', 'LICENSE', 'bin/moe.js', 'data/peterson-barney-1952.csv', 'data/README.md', 'python/torch_peer.py'];
-const COMPILED = /^dist\/(src|workers)\/.+\.(js|d\.ts)$/;
+const COMPILED = /^dist\/(src|workers|bench)\/.+\.(js|d\.ts)$/;
 /** Built binaries the package carries: the WebAssembly kernels (`npm run build:kernels`). */
 const BINARIES = ['dist/kernels/kernels.wasm'];
 
@@ -63,11 +63,16 @@ describe('npm pack', () => {
   });
 
   it('packs the output of every source file', () => {
-    const sources = ['src', 'workers']
+    const sources = ['src', 'workers', 'bench']
       .flatMap((dir) => readdirSync(join(root, dir), { recursive: true, encoding: 'utf8' }).map((f) => `${dir}/${f.replaceAll('\\', '/')}`))
-      .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'));
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.startsWith('bench/test/'));
     expect(sources.length).toBeGreaterThan(10);
     for (const s of sources) expect(packed, `${s} was not built or not packed`).toContain(`dist/${s.replace(/\.ts$/, '.js')}`);
+  });
+
+  it('ships the benchmarks the CLI runs, but not their tests or results', () => {
+    expect(packed).toContain('dist/bench/peers.js');
+    expect(packed.filter((p) => p.startsWith('dist/bench/test/') || p.startsWith('bench/'))).toEqual([]);
   });
 
   it('holds every entry point package.json names', () => {

@@ -1,22 +1,23 @@
 /**
- * `moe bench`: the scaling benchmark (`moe bench scaling`), the CSV parsing benchmark
- * (`moe bench csv`), the peer benchmark against plain tfjs and PyTorch (`moe bench peers`),
- * the sparse-routing benchmark (`moe bench sparse`) and the element-wise kernel benchmark
- * (`moe bench kernels`). Reports go to stdout (markdown, or one JSON line with --json),
+ * `moe bench`: the scaling benchmark (`moe bench scaling`), the peer benchmark against
+ * PyTorch (`moe bench peers`), the sparse-routing benchmark (`moe bench sparse`) and the
+ * element-wise kernel benchmark (`moe bench kernels`). Only the command line lives here:
+ * the benchmarks are in the top-level bench/ folder (compiled to dist/bench, shipped for
+ * this command only, not API). Reports go to stdout (markdown, or one JSON line with --json),
  * progress to stderr, and with --out to `<dir>/<name>.json` and `.md`, written atomically.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { runCsvParseBenchmark } from '../bench/csv.js';
-import { formatKernelJson, formatKernelMarkdown, runKernelBenchmark, type KernelBenchOptions } from '../bench/kernels.js';
-import { BENCH_SIZES, checkChoices, defaultExperts, defaultWorkers, machineSlug, type BenchSize } from '../bench/harness.js';
-import { PEER_EXPERTS, runPeerBenchmark, type PeerOptions } from '../bench/peers.js';
-import { formatPeersJson, formatPeersMarkdown } from '../bench/peers-report.js';
-import { PYTORCH_CONFIGS, type PytorchConfigName } from '../bench/peers/pytorch.js';
-import { formatCsvJson, formatCsvMarkdown, formatScalingJson, formatScalingMarkdown } from '../bench/report.js';
-import { runScalingBenchmark, type ScalingOptions } from '../bench/scaling.js';
-import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUTINGS, type SparseOptions } from '../bench/sparse.js';
+import { formatKernelJson, formatKernelMarkdown, runKernelBenchmark, type KernelBenchOptions } from '../../bench/kernels.js';
+import { BENCH_SIZES, checkChoices, defaultExperts, defaultWorkers, machineSlug, type BenchSize } from '../../bench/harness.js';
+import { PEER_EXPERTS, runPeerBenchmark, type PeerOptions } from '../../bench/peers.js';
+import { formatPeersJson, formatPeersMarkdown } from '../../bench/peers-report.js';
+import { PYTORCH_CONFIGS, type PytorchConfigName } from '../../bench/peers/pytorch.js';
+import { BENCH_DATA, DENORMAL_MODES, type BenchData, type DenormalMode } from '../../bench/problem.js';
+import { formatScalingJson, formatScalingMarkdown } from '../../bench/report.js';
+import { runScalingBenchmark, type ScalingOptions } from '../../bench/scaling.js';
+import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUTINGS, type SparseOptions } from '../../bench/sparse.js';
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWorkerCount } from '../engine/plan.js';
@@ -105,9 +106,10 @@ async function checkReportDir(dir: string | undefined, name: string, force: bool
   if (dir !== undefined) await checkOutputDir('--out', dir, [`${name}.json`, `${name}.md`], force === true);
 }
 
-/** Progress lines on stderr; a library's warnings (a provider fall-back) as one `moe: warning:` line each, once. */
+/** Progress lines on stderr; a library's warnings (a provider fall-back) and the benchmarks' (`warning: …`, a busy machine) as one `moe: warning:` line each. */
 const progress = (line: string): void => {
   if (line.startsWith('local-experts:')) warn(line);
+  else if (line.startsWith('warning: ')) warn(line.slice('warning: '.length));
   else process.stderr.write(`${line}\n`);
 };
 
@@ -125,21 +127,6 @@ interface ScalingCliOptions {
   note?: string[];
 }
 
-interface CsvCliOptions {
-  force?: boolean;
-  json?: boolean;
-  rows: number;
-  features: number;
-  runs: number;
-  workers?: number;
-  backend: string;
-  out?: string;
-  machine?: string;
-  note?: string[];
-  keep?: boolean;
-  wideColumns: number;
-}
-
 interface PeersCliOptions {
   force?: boolean;
   json?: boolean;
@@ -150,6 +137,9 @@ interface PeersCliOptions {
   workers: number;
   pytorch: boolean;
   pytorchConfigs?: string;
+  pytorchDenormals?: string;
+  data: string;
+  denormals: string;
   breakdown: boolean;
   backend: string;
   out?: string;
@@ -169,6 +159,8 @@ interface SparseCliOptions {
   steps?: number;
   time?: string;
   skew: boolean;
+  breakdown: boolean;
+  predictRows: number;
   backend: string;
   out?: string;
   machine?: string;
@@ -184,9 +176,9 @@ interface KernelsCliOptions {
   note?: string[];
 }
 
-/** The `bench` command with its `scaling`, `csv`, `peers`, `sparse` and `kernels` subcommands (commander 14). */
+/** The `bench` command with its `scaling`, `peers`, `sparse` and `kernels` subcommands (commander 14). */
 export function benchCommand(): Command {
-  const bench = new Command('bench').description('benchmarks: parallel scaling, CSV parsing, peers, sparse routing, element-wise kernels').addHelpText('after', EXIT_CODES_HELP_NO_SAVE);
+  const bench = new Command('bench').description('benchmarks: parallel scaling, peers, sparse routing, element-wise kernels').addHelpText('after', EXIT_CODES_HELP_NO_SAVE);
 
   bench
     .command('scaling')
@@ -233,49 +225,8 @@ export function benchCommand(): Command {
     });
 
   bench
-    .command('csv')
-    .description('loadCsv throughput and peak memory on a generated CSV, against one epoch of training on it')
-    .option('--json', 'print one JSON object (the last line of stdout) instead of markdown')
-    .addOption(new Option('--rows <n>', 'rows of the generated file').argParser(intArg(1)).default(200_000))
-    .addOption(new Option('--features <n>', 'feature columns of the generated file (plus one target)').argParser(intArg(1)).default(32))
-    .addOption(new Option('--runs <n>', 'timed loadCsv calls').argParser(intArg(1)).default(3))
-    .addOption(new Option('--workers <n>', 'workers for the training epoch, 0 for in-process (default min(cores, 8))').argParser(intArg(0)))
-    .addOption(new Option('--wide-columns <n>', 'also time loadCsv on a header this wide (0: skip)').argParser(intArg(0)).default(100_000))
-    .addOption(backendOption())
-    .option('--out <dir>', 'also write <dir>/csv-parse.json and <dir>/csv-parse.md')
-    .option('--machine <name>', 'name of this machine in the report (default: CPU model and cores)')
-    .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
-    .option('--keep', 'keep the generated CSV (its path is printed)')
-    .addOption(forceOption())
-    .addOption(verboseOption())
-    .addHelpText('after', EXIT_CODES_HELP_NO_SAVE)
-    .action(async function (this: Command, o: CsvCliOptions) {
-      await checkReportDir(o.out, 'csv-parse', o.force);
-      if (o.workers !== undefined) noteWorkers('--workers', o.workers);
-      const report = await runCsvParseBenchmark({
-        rows: o.rows,
-        features: o.features,
-        runs: o.runs,
-        ...(o.workers !== undefined ? { workers: o.workers } : {}),
-        backend: backendOf(o.backend),
-        ...(o.machine !== undefined ? { machine: o.machine } : {}),
-        ...(o.keep ? { keepDir: true } : {}),
-        wideColumns: o.wideColumns,
-        onProgress: progress,
-      });
-      report.command = commandLine(this);
-      if (o.note?.length) report.notes = o.note;
-      const md = formatCsvMarkdown(report);
-      if (o.out !== undefined) {
-        const files = await writeReport(o.out, 'csv-parse', formatCsvJson(report, true), md);
-        progress(`wrote ${files.join(', ')}`);
-      }
-      process.stdout.write(o.json ? formatCsvJson(report) + '\n' : md);
-    });
-
-  bench
     .command('peers')
-    .description('the same mixture on identical shapes in one run, interleaved: this library in-process and with workers against plain tfjs (wasm; cpu where a step is cheap) and PyTorch; gemmShare and where the step goes')
+    .description('the same mixture on identical shapes in one run, interleaved: this library in-process and with workers against PyTorch; gemmShare and where the step goes')
     .option('--json', 'print one JSON object (the last line of stdout) instead of markdown')
     .option('--sizes <list>', `comma-separated sizes among ${BENCH_SIZES.join(', ')}`, BENCH_SIZES.join(','))
     .addOption(new Option('--rounds <n>', 'interleaved rounds: every system once per round, the median reported').argParser(intArg(1)).default(3))
@@ -284,6 +235,9 @@ export function benchCommand(): Command {
     .addOption(new Option('--workers <n>', "worker threads of this library's parallel system").argParser(intArg(1)).default(Math.min(defaultWorkers(), PEER_EXPERTS), `min(cores, 8): ${Math.min(defaultWorkers(), PEER_EXPERTS)} here`))
     .option('--no-pytorch', 'do not run the PyTorch peer')
     .option('--pytorch-configs <list>', `PyTorch thread configurations among ${PYTORCH_CONFIGS.map((c) => c.config).join(', ')} (default all)`)
+    .option('--pytorch-denormals <list>', "PyTorch's subnormal modes, each configuration measured in each: ieee (as is), flush (FTZ/DAZ before import torch)", 'ieee,flush')
+    .addOption(new Option('--data <kind>', 'learnable (targets copy inputs) or hard (independent random targets; at least 50 steps per measurement, and each row\'s slowdown)').choices(BENCH_DATA).default('learnable'))
+    .addOption(new Option('--denormals <mode>', "subnormal floats in this library's compute").choices(DENORMAL_MODES).default('flush'))
     .option('--no-breakdown', 'do not measure where the step goes (gemmShare, breakdown)')
     .addOption(backendOption())
     .option('--out <dir>', 'also write <dir>/peers-<machine>.json and <dir>/peers-<machine>.md')
@@ -300,8 +254,13 @@ export function benchCommand(): Command {
         pytorch: o.pytorch,
         breakdown: o.breakdown,
         backend: backendOf(o.backend),
+        data: o.data as BenchData,
+        denormals: o.denormals as DenormalMode,
         onProgress: progress,
       };
+      if (o.pytorchDenormals !== undefined) {
+        opts.pytorchDenormals = checkChoices(nameList(o.pytorchDenormals, '--pytorch-denormals'), DENORMAL_MODES, '--pytorch-denormals', 'mode');
+      }
       if (o.pytorchConfigs !== undefined) {
         opts.pytorchConfigs = checkChoices(
           nameList(o.pytorchConfigs, '--pytorch-configs'),
@@ -340,6 +299,8 @@ export function benchCommand(): Command {
     .option('--time <ms>', 'timed budget per measurement in milliseconds (default 3000; at least 3 steps)')
     .addOption(new Option('--steps <n>', 'exactly this many timed steps per measurement (instead of --time)').argParser(intArg(1)).conflicts('time'))
     .option('--no-skew', 'do not measure the skewed-load case')
+    .option('--no-breakdown', "do not measure where each routing's step goes (fixed and per-entry parts, Amdahl bound)")
+    .addOption(new Option('--predict-rows <n>', 'rows of the predict measurement (0: skip it)').argParser(intArg(0)).default(4096))
     .addOption(backendOption())
     .option('--out <dir>', 'also write <dir>/sparse-<machine>.json and <dir>/sparse-<machine>.md')
     .option('--machine <name>', 'name of this machine in the report and file names (default: CPU model and cores)')
@@ -353,6 +314,8 @@ export function benchCommand(): Command {
         size: checkChoices([o.size], BENCH_SIZES, '--size', 'size')[0]!,
         rounds: o.rounds,
         skew: o.skew,
+        breakdown: o.breakdown,
+        predictRows: o.predictRows,
         backend: backendOf(o.backend),
         onProgress: progress,
       };

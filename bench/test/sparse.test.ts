@@ -4,13 +4,13 @@
  * Functional checks only on a tiny shape: the numbers depend on the machine and its load.
  */
 import { describe, expect, it } from 'vitest';
-import { formatSparseMarkdown, runSparseBenchmark, skewData, skewPairs, sparseLoss, SPARSE_ROUTINGS } from '../src/bench/sparse.js';
-import { OptionError } from '../src/errors.js';
-import { Rng } from '../src/rng.js';
-import { benchCli, positiveFinite } from './helpers/bench-cli.js';
+import { formatSparseMarkdown, runSparseBenchmark, skewData, skewPairs, sparseLoss, SPARSE_ROUTINGS } from '../sparse.js';
+import { OptionError } from '../../src/index.js';
+import { Rng } from '../../src/index.js';
+import { benchCli, positiveFinite } from './cli.js';
 
 // A tiny version of the pinned workload: medium's expert shape, 4 experts, 16 rows a step.
-const TINY = { experts: 4, batch: 16, steps: 2, warmupSteps: 1, rounds: 1 };
+const TINY = { experts: 4, batch: 16, steps: 2, warmupSteps: 1, rounds: 1, predictRows: 32 };
 
 describe('the skew case', () => {
   it('sends 90% of the rows to expert 0 and spreads the rest, or every expert the same rows', () => {
@@ -51,18 +51,37 @@ describe('runSparseBenchmark', () => {
     const r = await runSparseBenchmark({ ...TINY, routings: ['dense', 'topk:2', 'switch', 'expert-choice:1'], onProgress: (l) => lines.push(l) });
     expect(r).toMatchObject({ experts: 4, batch: 16, inputs: 256, outputs: 256, expert: 'mlp:512', rounds: 1, steps: 2 });
     expect(r.workers).toBeGreaterThanOrEqual(1);
+    // switch trains on the cooperative error: dense runs on it too, to compare on the same loss.
     expect(r.rows.map((x) => [x.routing, x.k, x.loss])).toEqual([
       ['dense', 4, 'gaussian'],
+      ['dense', 4, 'cooperative'],
       ['topk:2', 2, 'gaussian'],
       ['switch', 1, 'cooperative'],
       ['expert-choice:1', 1, 'gaussian'],
     ]);
+    const denseSame = (loss: string) => r.rows.find((x) => x.routing === 'dense' && x.loss === loss)!;
     for (const x of r.rows) {
       expect(positiveFinite(x.samplesPerSecond)).toBe(true);
       expect(x.speedupOverDense).toBeCloseTo(x.samplesPerSecond / r.rows[0]!.samplesPerSecond, 9);
+      expect(x.speedupOverDenseSameLoss).toBeCloseTo(x.samplesPerSecond / denseSame(x.loss).samplesPerSecond, 9);
       expect(x.steps).toBe(2);
+      // The step in parts: the fixed part (Adam over every expert, gate and routing, sync) and the per-entry part.
+      const b = x.breakdown!;
+      expect(b.fixedMicros).toBeCloseTo(b.optimiserMicros + b.gateMicros + b.syncMicros, 6);
+      for (const key of ['stepMicros', 'optimiserMicros', 'gateMicros', 'perEntryMicros'] as const) expect(positiveFinite(b[key]), `${x.routing} ${key}`).toBe(true);
+      expect(b.entriesPerRow).toBe(x.k);
+      // The bound: dense's step ÷ (fixed + dense's per-entry part × k ÷ E).
+      const d = denseSame(x.loss).breakdown!;
+      expect(x.amdahlBound).toBeCloseTo(d.stepMicros / (b.fixedMicros + (d.perEntryMicros * x.k) / 4), 9);
+      expect(x.fractionOfBound).toBeCloseTo(x.speedupOverDenseSameLoss! / x.amdahlBound!, 9);
     }
     expect(r.rows[0]!.speedupOverDense).toBe(1);
+    expect(denseSame('cooperative').speedupOverDenseSameLoss).toBe(1);
+    // Predict: the public predict on predictRows rows per routing.
+    expect(r.predict!.rows).toBe(32);
+    expect(r.predict!.results.map((x) => [x.routing, x.loss])).toEqual(r.rows.map((x) => [x.routing, x.loss]));
+    for (const x of r.predict!.results) expect(positiveFinite(x.samplesPerSecond) && positiveFinite(x.speedupOverDense)).toBe(true);
+    expect(r.predict!.results[0]!.speedupOverDense).toBe(1);
     const k = r.skew!;
     for (const key of ['balancedMicros', 'withSplittingMicros', 'withoutSplittingMicros'] as const) expect(positiveFinite(k[key])).toBe(true);
     expect(k.withoutSplittingRatio).toBeCloseTo(k.withoutSplittingMicros / k.balancedMicros, 9);
@@ -78,9 +97,11 @@ describe('runSparseBenchmark', () => {
       expect(k.shardRows.withoutSplitting[0]!).toBeGreaterThan(k.shardRows.withoutSplitting[1]!);
     }
     // One progress line per measurement (a machine without OpenBLAS adds fall-back notices).
-    expect(lines.filter((l) => l.startsWith('sparse ')).length).toBe(4 + 3);
+    expect(lines.filter((l) => /^sparse .*\(round /.test(l)).length).toBe(5 + 3);
     const md = formatSparseMarkdown(r);
-    expect(md).toMatch(/^\| topk:2 \| 2 \| gaussian \| [\d,]+ \| [\d.]+× \|/m);
+    expect(md).toMatch(/^\| topk:2( \(busy\))? \| 2 \| gaussian \| [\d,]+ \| [\d.]+× \| [\d.]+× \| [\d.]+× \| \d+% \|/m);
+    expect(md).toContain('## Predict (`Mixture.predict`, 32 rows)');
+    expect(md).not.toMatch(/\bmet\b|not met|Target/);
     expect(md).toContain('## Skewed load');
   });
 
@@ -100,22 +121,26 @@ describe('runSparseBenchmark', () => {
 
 describe('moe bench sparse', () => {
   it('ends with one JSON object: experts, workers, batch, rows of routing/k/samplesPerSecond/speedupOverDense, skew', async () => {
-    const out = await benchCli(['sparse', '--json', '--experts', '4', '--batch', '16', '--steps', '2', '--rounds', '1', '--routing', 'dense,topk:1,expert-choice:1']);
+    const out = await benchCli(['sparse', '--json', '--experts', '4', '--batch', '16', '--steps', '2', '--rounds', '1', '--no-breakdown', '--predict-rows', '16', '--routing', 'dense,topk:1,expert-choice:1']);
     const j = JSON.parse(out.trimEnd().split('\n').at(-1)!) as {
       experts: number; workers: number; batch: number; command: string;
-      rows: { routing: string; k: number; samplesPerSecond: number; speedupOverDense: number }[];
+      rows: { routing: string; k: number; loss: string; samplesPerSecond: number; speedupOverDense: number }[];
+      predict: { rows: number; results: { routing: string; samplesPerSecond: number; speedupOverDense: number }[] };
       skew: { balancedMicros: number; withSplittingMicros: number; withoutSplittingMicros: number };
     };
     expect(j).toMatchObject({ experts: 4, batch: 16 });
     expect(typeof j.workers).toBe('number');
-    expect(j.rows.map((x) => [x.routing, x.k])).toEqual([
-      ['dense', 4],
-      ['topk:1', 1],
-      ['expert-choice:1', 1],
+    expect(j.rows.map((x) => [x.routing, x.k, x.loss])).toEqual([
+      ['dense', 4, 'gaussian'],
+      ['dense', 4, 'cooperative'],
+      ['topk:1', 1, 'cooperative'],
+      ['expert-choice:1', 1, 'gaussian'],
     ]);
+    expect(j.predict.rows).toBe(16);
+    for (const x of j.predict.results) for (const key of ['samplesPerSecond', 'speedupOverDense'] as const) expect(positiveFinite(x[key]), `predict ${x.routing} ${key}`).toBe(true);
     for (const x of j.rows) for (const key of ['samplesPerSecond', 'speedupOverDense'] as const) expect(positiveFinite(x[key]), `${x.routing} ${key}`).toBe(true);
     for (const key of ['balancedMicros', 'withSplittingMicros', 'withoutSplittingMicros'] as const) expect(positiveFinite(j.skew[key])).toBe(true);
-    expect(j.command).toBe('moe bench sparse --json --routing dense,topk:1,expert-choice:1 --experts 4 --batch 16 --rounds 1 --steps 2');
+    expect(j.command).toBe('moe bench sparse --json --routing dense,topk:1,expert-choice:1 --experts 4 --batch 16 --rounds 1 --steps 2 --no-breakdown --predict-rows 16');
   });
 
   it('rejects an unknown size and a bad --routing naming the option', async () => {

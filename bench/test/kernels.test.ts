@@ -7,9 +7,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatKernelMarkdown, KERNEL_BENCH_SETS, runKernelBenchmark } from '../src/bench/kernels.js';
-import { OptionError } from '../src/errors.js';
-import { benchCli, positiveFinite } from './helpers/bench-cli.js';
+import { formatKernelMarkdown, KERNEL_BENCH_SETS, runKernelBenchmark } from '../kernels.js';
+import { OptionError } from '../../src/index.js';
+import { benchCli, positiveFinite } from './cli.js';
 
 describe('runKernelBenchmark', () => {
   it('times the chosen kernels with every set (in the report\'s kernel order) and formats them', async () => {
@@ -32,11 +32,15 @@ describe('runKernelBenchmark', () => {
     expect(report.rows.find((r) => r.kernel === 'adam')!.elements).toBe(8 * 262_912);
     expect(report.rows.find((r) => r.kernel === 'activate tanh')!.elements).toBe(512 * 512);
     expect(report.shapes['logSoftmaxRows']).toBe('512×8');
-    expect(lines).toHaveLength(report.rows.length);
+    // One line per measurement, and a warning where the machine was busy.
+    expect(lines.filter((l) => !l.startsWith('warning:'))).toHaveLength(report.rows.length);
+    expect(lines.filter((l) => l.startsWith('warning:'))).toHaveLength(report.loadAverage.busy ? 1 : 0);
     const md = formatKernelMarkdown(report);
     const t = '[\\d.]+ \\([\\d.]+\\)';
-    expect(md).toMatch(new RegExp(`^\\| adam \\| 8×262,912 \\| ${t} \\| ${t} \\| ${t} \\| [\\d.]+× \\| ≤ 1\\.5 [✓✗] \\|$`, 'm'));
-    expect(md).toMatch(new RegExp(`^\\| copy \\| 262,912 \\| – \\| ${t} \\| ${t} \\| – \\|  \\|$`, 'm'));
+    expect(md).toMatch(new RegExp(`^\\| adam \\| 8×262,912 \\| ${t} \\| ${t} \\| ${t} \\| [\\d.]+× \\|$`, 'm'));
+    expect(md).toMatch(new RegExp(`^\\| copy \\| 262,912 \\| – \\| ${t} \\| ${t} \\| – \\|$`, 'm'));
+    // No pass/fail verdicts in a shipped report.
+    expect(md).not.toMatch(/[✓✗]|target|not met/);
   });
 
   it('rejects unknown kernels and sets with an OptionError', async () => {

@@ -24,7 +24,7 @@
  * shared by W cores (the update phase streams every parameter and Adam moment), a shared
  * last-level cache, and frequency changes with more active cores: all make it optimistic.
  */
-import { OptionError } from '../errors.js';
+import { OptionError } from '../src/index.js';
 import { checkPositiveInt } from './harness.js';
 import type { PhaseMicros, ScalingReport, ScalingSize } from './scaling.js';
 

@@ -1,9 +1,14 @@
 /**
  * PyTorch as a peer of the benchmarks: the shipped script `python/torch_peer.py` trains
- * the peers benchmark's mixture (8 experts, linear gate, Gaussian-mixture NLL, Adam, random
- * regression data, the shapes of `SIZE_SPECS`) and times full training steps; this module
- * runs it once per thread configuration, each in a process of its own, and classifies the
- * results.
+ * the peers benchmark's mixture (8 experts, linear gate, Gaussian-mixture NLL, Adam, the
+ * shapes of `SIZE_SPECS`) and times full training steps; given `init` and `data` it starts
+ * from this library's initial parameters and trains on its batches. This module runs it
+ * once per thread configuration and denormal mode, each in a process of its own, and
+ * classifies the results.
+ *
+ * Denormal mode: `flushDenormal` sets flush-to-zero and denormals-are-zero before `import
+ * torch` (through the C library, so that OpenBLAS's threads inherit it) and then
+ * `torch.set_flush_denormal(True)`; without it PyTorch runs as it is (IEEE subnormals).
  *
  * Why one process per configuration, with the thread variables in its environment: Debian's
  * torch does its matrix products in the system OpenBLAS, whose own thread pool
@@ -17,20 +22,29 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { OptionError } from '../../errors.js';
-import { findTorchPython, type TorchPython } from '../../python/find-torch.js';
-import { median } from '../../reproduce/stats.js';
+import { OptionError } from '../../src/index.js';
+import { findTorchPython, median, type TorchPython } from '../../src/internal.js';
 import { BENCH_SIZES, checkPositiveInt, CPU_PER_WALL_TOLERANCE, withinCores, type BenchSize } from '../harness.js';
 
 export { CPU_PER_WALL_TOLERANCE, withinCores };
 
-/** The thread configurations: torch's own threads (`torch.set_num_threads`, OpenMP) and OpenBLAS's. */
+/**
+ * The thread configurations: torch's own threads (`torch.set_num_threads`, OpenMP) and
+ * OpenBLAS's, per process; and data-parallel training in 2 processes (DDP over gloo, one
+ * thread each, each its half of every batch).
+ */
 export const PYTORCH_CONFIGS = [
-  { config: 'torch1-blas1', threads: 1, blasThreads: 1 },
-  { config: 'torch2-blas1', threads: 2, blasThreads: 1 },
-  { config: 'torch1-blas2', threads: 1, blasThreads: 2 },
-  { config: 'torch2-blas2', threads: 2, blasThreads: 2 },
+  { config: 'torch1-blas1', threads: 1, blasThreads: 1, processes: 1 },
+  { config: 'torch2-blas1', threads: 2, blasThreads: 1, processes: 1 },
+  { config: 'torch1-blas2', threads: 1, blasThreads: 2, processes: 1 },
+  { config: 'torch2-blas2', threads: 2, blasThreads: 2, processes: 1 },
+  { config: 'ddp2-gloo', threads: 1, blasThreads: 1, processes: 2 },
 ] as const;
+
+/** Cores a configuration may use: max(threads, blasThreads) per process. */
+export function configCores(c: { threads: number; blasThreads: number; processes: number }): number {
+  return Math.max(c.threads, c.blasThreads) * c.processes;
+}
 
 /** One of {@link PYTORCH_CONFIGS}' names. */
 export type PytorchConfigName = (typeof PYTORCH_CONFIGS)[number]['config'];
@@ -49,7 +63,9 @@ export interface PytorchRow {
   threads: number;
   /** OpenBLAS's threads (`OPENBLAS_NUM_THREADS`, and `MKL_NUM_THREADS`). */
   blasThreads: number;
-  /** Cores the configuration may use: max(threads, blasThreads). */
+  /** Processes training data-parallel (DDP over gloo), 1 otherwise. */
+  processes: number;
+  /** Cores the configuration may use: max(threads, blasThreads) × processes. */
   cores: number;
   /** Training rows per second over the timed steps. */
   samplesPerSecond: number;
@@ -73,6 +89,14 @@ export interface PytorchRow {
   python: string;
   /** Mean loss of the last timed step (finite, or the run is an error). */
   loss: number;
+  /** Run with FTZ/DAZ set before `import torch` and `torch.set_flush_denormal(True)`. */
+  flushDenormal: boolean;
+  /** Whether float32 arithmetic on torch's thread did flush a subnormal input (checked by the script). */
+  flushes: boolean;
+  /** The loss of each of the first steps from the start (warm-up included; null where not finite). */
+  losses: (number | null)[];
+  /** Each timed step's wall time, s, in order. */
+  stepSeconds: number[];
 }
 
 /** What {@link runPytorchPeer} returns: rows, or why PyTorch was not run (then `rows` is empty). */
@@ -100,6 +124,8 @@ export interface PytorchPeerOptions {
   steps?: number;
   /** Timed budget per configuration, s (default 3): steps run until it is spent. */
   timeSeconds?: number;
+  /** With `timeSeconds`: at least this many timed steps. */
+  minSteps?: number;
   /** Untimed steps before timing; default 3. */
   warmupSteps?: number;
   /** Expert form; default the script's, the faster one here: `bmm` for linear experts (small), `linear` for MLP experts (medium, large). */
@@ -108,6 +134,12 @@ export interface PytorchPeerOptions {
   lr?: number;
   /** Seed of the script's data and initialisation; default 1. */
   seed?: number;
+  /** Initial parameters: a safetensors file of this library's (`Mixture.toSafetensors`). */
+  init?: string;
+  /** The batches: raw float32 rows of D inputs then K targets, in training order. */
+  data?: string;
+  /** FTZ/DAZ before `import torch`, then `torch.set_flush_denormal(True)` (default false: as is). */
+  flushDenormal?: boolean;
   /** The interpreter to use; default {@link findTorchPython}'s answer. */
   python?: TorchPython;
   /** Environment the processes start from (the thread variables are then set on it); default `process.env`. */
@@ -163,6 +195,12 @@ interface ScriptResult {
   loss: number | null;
   /** The thread variables as the script saw them. */
   env: Record<string, string | null>;
+  losses: (number | null)[];
+  stepSeconds: number[];
+  flushDenormal: boolean;
+  flushes: boolean;
+  /** With flushDenormal: `set`, or why the MXCSR could not be set. */
+  mxcsr: string | null;
 }
 
 /** Parse and check the script's last stdout line. */
@@ -194,6 +232,11 @@ export function parseTorchPeerOutput(stdout: string): ScriptResult {
     batch: num('batch'),
     loss: typeof o.loss === 'number' ? o.loss : null,
     env: typeof o.env === 'object' && o.env !== null ? (o.env as Record<string, string | null>) : {},
+    losses: Array.isArray(o.losses) ? o.losses.map((v) => (typeof v === 'number' && Number.isFinite(v) ? v : null)) : [],
+    stepSeconds: Array.isArray(o.stepSeconds) ? o.stepSeconds.filter((v): v is number => typeof v === 'number') : [],
+    flushDenormal: o.flushDenormal === true,
+    flushes: o.flushes === true,
+    mxcsr: typeof o.mxcsr === 'string' ? o.mxcsr : null,
   };
 }
 
@@ -253,8 +296,13 @@ export async function runPytorchPeer(size: BenchSize, opts: PytorchPeerOptions =
     const args = [script, '--size', size, '--warmup', String(opts.warmupSteps ?? 3), '--torch-threads', String(c.threads), '--seed', String(opts.seed ?? 1)];
     if (opts.steps !== undefined) args.push('--steps', String(opts.steps));
     else args.push('--time', String(opts.timeSeconds ?? 3));
+    if (opts.steps === undefined && opts.minSteps !== undefined) args.push('--min-steps', String(checkPositiveInt(opts.minSteps, 'minSteps')));
     if (opts.impl) args.push('--impl', opts.impl);
     if (opts.lr !== undefined) args.push('--lr', String(opts.lr));
+    if (opts.init !== undefined) args.push('--init', opts.init);
+    if (opts.data !== undefined) args.push('--data', opts.data);
+    if (opts.flushDenormal) args.push('--flush-denormal');
+    if (c.processes > 1) args.push('--processes', String(c.processes));
     const out = parseTorchPeerOutput(await runScript(found.python, args, pytorchEnv(c, opts.env ?? process.env), timeoutMs));
     if (out.threads !== c.threads) throw new Error(`torch_peer.py ran with ${out.threads} torch threads, asked for ${c.threads}`);
     const env = pytorchEnv(c, {});
@@ -262,13 +310,16 @@ export async function runPytorchPeer(size: BenchSize, opts: PytorchPeerOptions =
       if (out.env[k] !== env[k]) throw new Error(`torch_peer.py saw ${k}=${String(out.env[k])}, the runner set ${String(env[k])}`);
     }
     if (out.loss === null) throw new Error(`torch_peer.py ${size} ${c.config}: the loss is not finite`);
-    const cores = Math.max(c.threads, c.blasThreads);
+    if (out.flushDenormal !== (opts.flushDenormal ?? false)) throw new Error(`torch_peer.py ran with flushDenormal ${String(out.flushDenormal)}, asked for ${String(opts.flushDenormal ?? false)}`);
+    if (out.flushDenormal && out.mxcsr !== 'set') opts.onProgress?.(`pytorch ${c.config}: FTZ/DAZ not set before import torch (${String(out.mxcsr)}); torch.set_flush_denormal only`);
+    const cores = configCores(c);
     const row: PytorchRow = {
       size,
       system: 'pytorch',
       config: c.config,
       threads: c.threads,
       blasThreads: c.blasThreads,
+      processes: c.processes,
       cores,
       samplesPerSecond: out.samplesPerSecond,
       cpuPerWall: out.cpuPerWall,
@@ -281,29 +332,34 @@ export async function runPytorchPeer(size: BenchSize, opts: PytorchPeerOptions =
       torch: out.torch,
       python: found.python,
       loss: out.loss,
+      flushDenormal: out.flushDenormal,
+      flushes: out.flushes,
+      losses: out.losses,
+      stepSeconds: out.stepSeconds,
     };
     rows.push(row);
     opts.onProgress?.(
-      `${size} pytorch ${c.config}: ${Math.round(row.samplesPerSecond).toLocaleString('en-US')} samples/s over ${row.steps} steps, ${row.cpuPerWall.toFixed(2)} cores busy${row.valid ? '' : ` (invalid: more than ${cores} core${cores > 1 ? 's' : ''})`}`,
+      `${size} pytorch ${c.config}${row.flushDenormal ? ' flush' : ''}: ${Math.round(row.samplesPerSecond).toLocaleString('en-US')} samples/s over ${row.steps} steps, ${row.cpuPerWall.toFixed(2)} cores busy${row.valid ? '' : ` (invalid: more than ${cores} core${cores > 1 ? 's' : ''})`}`,
     );
   }
   return { rows, python: found.python, torch: rows[0]?.torch ?? found.torch };
 }
 
 /**
- * PyTorch's best valid row on one core and on two (by samples/s), of rows of ONE size;
- * undefined where no valid row of that core count exists. Invalid rows never count.
+ * PyTorch's best valid row on one core, and on at most two (the one-core rows included),
+ * by samples/s, of rows of ONE size, either denormal mode; undefined where no valid row of
+ * that core count exists. Invalid rows never count.
  */
 export function bestPytorchRows(rows: readonly PytorchRow[]): { oneCore: PytorchRow | undefined; twoCore: PytorchRow | undefined } {
   const sizes = new Set(rows.map((r) => r.size));
   if (sizes.size > 1) throw new OptionError('rows', `rows of one size expected, got ${[...sizes].join(', ')}`);
   const best = (cores: number): PytorchRow | undefined =>
-    rows.filter((r) => r.valid && r.cores === cores).reduce<PytorchRow | undefined>((b, r) => (b === undefined || r.samplesPerSecond > b.samplesPerSecond ? r : b), undefined);
+    rows.filter((r) => r.valid && r.cores <= cores).reduce<PytorchRow | undefined>((b, r) => (b === undefined || r.samplesPerSecond > b.samplesPerSecond ? r : b), undefined);
   return { oneCore: best(1), twoCore: best(2) };
 }
 
 /**
- * One row per (size, configuration) from several rounds: the median samples/s and
+ * One row per (size, configuration, denormal mode) from several rounds: the median samples/s and
  * cpuPerWall of that configuration's valid rounds (all its rounds where none is valid,
  * then marked invalid), steps and seconds summed over those rounds, `rounds` and
  * `invalidRounds` counted. Feed the result to
@@ -312,7 +368,7 @@ export function bestPytorchRows(rows: readonly PytorchRow[]): { oneCore: Pytorch
 export function medianPytorchRows(rows: readonly PytorchRow[]): (PytorchRow & { rounds: number; invalidRounds: number })[] {
   const groups = new Map<string, PytorchRow[]>();
   for (const r of rows) {
-    const k = `${r.size}\u0000${r.config}`;
+    const k = `${r.size}\u0000${r.config}\u0000${r.flushDenormal}`;
     const g = groups.get(k);
     if (g) g.push(r);
     else groups.set(k, [r]);

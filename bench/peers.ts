@@ -4,9 +4,12 @@
  * identical shapes by
  *
  * - this library in-process (one thread) and with W shard workers (default min(cores, 8)),
- * - plain tfjs on one thread (src/bench/peers/tfjs.ts), on the `wasm` backend and, where a
- *   step is cheap enough, the `cpu` backend,
- * - PyTorch (src/bench/peers/pytorch.ts), one process per thread configuration,
+ * - PyTorch (bench/peers/pytorch.ts), one process per thread configuration,
+ *
+ * all from the same initial parameters (this library's, handed to PyTorch as a safetensors
+ * file) on the same batches (the standardised rows, handed over as raw float32), the first
+ * steps' losses checked to agree; PyTorch measured twice per thread configuration, as is
+ * and with subnormals flushed before `import torch`;
  *
  * measured interleaved: each round runs every system once (order reversed every other
  * round), at least three rounds by default, and the median round is reported, so drift in
@@ -16,16 +19,13 @@
  *
  * In the same run, for each size: where the in-process step's time goes (sgemm, element-wise
  * kernels, optimiser, gate, synchronisation for the workers, the rest) and `gemmShare`, the
- * step's own sgemm calls replayed alone ÷ the step (src/bench/breakdown.ts).
+ * step's own sgemm calls replayed alone ÷ the step (bench/breakdown.ts).
  */
-import type * as TfCore from '@tensorflow/tfjs-core';
-import { availableParallelism } from 'node:os';
-import type { BackendRequest } from '../compute/provider.js';
-import { checkWorkerCount } from '../engine/plan.js';
-import { OptionError } from '../errors.js';
-import { expertShape, gateShape } from '../model/config.js';
-import { mlpParamCount } from '../model/mlp.js';
-import { findTorchPython, type TorchPython } from '../python/find-torch.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BackendRequest, OptionError } from '../src/index.js';
+import { checkWorkerCount, expertShape, findTorchPython, gateShape, median, mlpParamCount, type TorchPython } from '../src/internal.js';
 import { breakdownInProcess, breakdownWorkers, type GemmReplay, type StepBreakdown } from './breakdown.js';
 import {
   BENCH_SIZES,
@@ -37,6 +37,8 @@ import {
   checkPositiveInt,
   defaultWorkers,
   endLoad,
+  loadNow,
+  otherLoad,
   runInterleaved,
   SIZE_SPECS,
   startLoad,
@@ -50,9 +52,8 @@ import {
   type Window,
   type WindowPlan,
 } from './harness.js';
-import { PYTORCH_CONFIGS, runPytorchPeer, type PytorchConfigName } from './peers/pytorch.js';
-import { TFJS_LAYOUT, TFJS_PEER_BACKENDS, tfjsCpuTooSlow, tfjsWindow, useTfjsBackend, type TfjsExpertLayout, type TfjsPeerBackend } from './peers/tfjs.js';
-import { BENCH_LR, benchProblem, sessionWindow, type BenchProblem } from './problem.js';
+import { configCores, PYTORCH_CONFIGS, runPytorchPeer, type PytorchConfigName } from './peers/pytorch.js';
+import { BENCH_DATA, BENCH_LR, benchProblem, DENORMAL_MODES, startSession, stepper, sessionWindow, type BenchData, type BenchProblem, type DenormalMode } from './problem.js';
 
 /** The sizes the peer benchmark runs. */
 export const PEER_SIZES = BENCH_SIZES;
@@ -60,12 +61,14 @@ export const PEER_SIZES = BENCH_SIZES;
 export type PeerSize = BenchSize;
 
 /** The systems measured, in the order of the report. */
-export const PEER_SYSTEMS = ['in-process', 'workers', 'tfjs-wasm', 'tfjs-cpu', 'pytorch'] as const;
-/** A system measured: this library in-process or with workers, plain tfjs on a backend, or PyTorch. */
+export const PEER_SYSTEMS = ['in-process', 'workers', 'pytorch'] as const;
+/** A system measured: this library in-process or with workers, or PyTorch. */
 export type PeerSystem = (typeof PEER_SYSTEMS)[number];
 
 /** Experts in every mixture. */
 export const PEER_EXPERTS = 8;
+/** Timed steps per measurement at least, with data hard. */
+export const HARD_MIN_STEPS = 50;
 
 /** Options of {@link runPeerBenchmark}. */
 export interface PeerOptions {
@@ -87,14 +90,16 @@ export interface PeerOptions {
   backend?: BackendRequest;
   /** CBLAS library for `blas`. */
   blasLibrary?: string;
-  /** tfjs backends to run the plain-tfjs peer on; default both (`cpu` only where a step is cheap). */
-  tfjsBackends?: TfjsPeerBackend[];
-  /** How the tfjs peer holds its experts; default per size, the faster form here ({@link TFJS_LAYOUT}). */
-  tfjsLayout?: TfjsExpertLayout;
   /** Run the PyTorch peer where an interpreter imports torch (default true). */
   pytorch?: boolean;
   /** PyTorch thread configurations (default all four). */
   pytorchConfigs?: PytorchConfigName[];
+  /** PyTorch's denormal modes, each configuration measured in each (default both: `ieee` as is, `flush` FTZ/DAZ before import). */
+  pytorchDenormals?: DenormalMode[];
+  /** The data: `learnable` (default) or `hard` (independent random targets; at least 50 timed steps per measurement). */
+  data?: BenchData;
+  /** Subnormal floats in this library's compute (default flush); recorded in the report. */
+  denormals?: DenormalMode;
   /** Environment PyTorch is looked for and run in (default process.env). */
   pythonEnv?: NodeJS.ProcessEnv;
   /** Measure where the time goes (breakdown and gemmShare) for each size (default true). */
@@ -115,26 +120,28 @@ export interface PeerRow extends RoundSummary {
   system: PeerSystem;
   /** PyTorch: the thread configuration (`torch1-blas1`, …). */
   config?: PytorchConfigName;
+  /** PyTorch: run with FTZ/DAZ set before `import torch` and `torch.set_flush_denormal(True)`. */
+  flushDenormal?: boolean;
   /** The system for people, e.g. `local-experts, 2 workers`. */
   label: string;
   /** Compute threads: 1, the worker count, or PyTorch's torch threads. */
   threads: number;
-  /** Threads of the matrix-product library per compute thread (OpenBLAS; XNNPACK for tfjs wasm). */
+  /** Threads of the matrix-product library per compute thread (OpenBLAS). */
   blasThreads: number;
   /** Cores the system may use: what its CPU ÷ wall is held to. */
   cores: number;
-  /** Compute underneath: this library's provider, `tfjs <version> <backend>`, or `torch <version>`. */
+  /** Compute underneath: this library's provider, or `torch <version>`. */
   compute: string;
   /** Rows per step. */
   batch: number;
-  /** samples/s ÷ plain tfjs wasm's on the same size in the same run. */
-  vsTfjsWasm?: number;
-  /** samples/s ÷ PyTorch on one core (torch 1, BLAS 1), same size, same run (where that row is valid). */
+  /** samples/s ÷ PyTorch's best valid one-core row (torch 1 / BLAS 1, either denormal mode), same size, same run. */
   vsPytorchOneCore?: number;
-  /** samples/s ÷ PyTorch's best valid two-core configuration, same size, same run. */
+  /** samples/s ÷ PyTorch's best valid row on at most two cores (the one-core rows included, either mode), same size, same run. */
   vsPytorchBestTwoCore?: number;
-  /** tfjs rows: tensors alive after the timed steps minus before them (0; a leak throws). */
-  tensorsLeaked?: number;
+  /** This library's rows: the ceiling of vsPytorchOneCore, that PyTorch step ÷ this library's sgemm-only time (the gemm replay, ÷ the row's compute threads with workers). */
+  vsPytorchOneCoreCeiling?: number;
+  /** This library's rows: the ceiling of vsPytorchBestTwoCore, likewise. */
+  vsPytorchBestTwoCoreCeiling?: number;
 }
 
 /** A system that was asked for but not measured, and why. */
@@ -171,8 +178,39 @@ export interface PeerSizeEntry extends SizeSpec {
   gemmReplay?: GemmReplay;
   /** Where one step's time goes: the in-process trainer, and the workers. */
   breakdown: StepBreakdown[];
-  /** PyTorch's best valid two-core configuration on this size, if any. */
-  pytorchBestTwoCore?: { config: PytorchConfigName; samplesPerSecond: number };
+  /** PyTorch's best valid configuration on one core, if any. */
+  pytorchBestOneCore?: PytorchBest;
+  /** PyTorch's best valid configuration on at most two cores (one-core rows included), if any. */
+  pytorchBestTwoCore?: PytorchBest;
+  /** This library and PyTorch from the same start on the same batches: their first losses. */
+  lossCheck?: LossCheck;
+}
+
+/** A PyTorch row named by its configuration and denormal mode. */
+export interface PytorchBest {
+  config: PytorchConfigName;
+  flushDenormal: boolean;
+  samplesPerSecond: number;
+  stepMicros: number;
+}
+
+/** Relative difference the first steps' losses may show (float32 sums in different orders, through Adam). */
+export const LOSS_CHECK_TOLERANCE = 1e-3;
+/** Steps from the start whose losses are compared. */
+export const LOSS_CHECK_STEPS = 5;
+
+/** The same-start check of one size. */
+export interface LossCheck {
+  /** Steps compared (from the start, warm-up included). */
+  steps: number;
+  /** This library's loss at each of them (in-process). */
+  library: number[];
+  /** PyTorch's at each of them (its first run). */
+  pytorch: (number | null)[];
+  /** The largest |PyTorch − library| ÷ |library| over every PyTorch run and step compared. */
+  maxRelativeDifference: number;
+  /** maxRelativeDifference ≤ {@link LOSS_CHECK_TOLERANCE}: the systems train the same thing. */
+  agree: boolean;
 }
 
 /** What {@link runPeerBenchmark} returns. */
@@ -183,8 +221,6 @@ export interface PeerReport extends BenchHeader {
   backendDetail: string;
   /** OpenBLAS threads per compute thread of this library (OPENBLAS_NUM_THREADS as loaded). */
   blasThreads: number;
-  /** tfjs-core version of the plain-tfjs peer. */
-  tfjsVersion: string;
   /** Experts E in every mixture. */
   experts: number;
   /** Worker threads of the `workers` system. */
@@ -206,43 +242,107 @@ export interface PeerReport extends BenchHeader {
   loadAverage: LoadAverage;
   /** Each size measured. */
   sizes: PeerSizeEntry[];
-  /** One row per (size, system[, configuration]) measured. */
+  /** The data every system trained on: learnable (targets copy inputs) or hard (independent random targets). */
+  data: BenchData;
+  /** Subnormal floats in this library's compute. */
+  denormals: DenormalMode;
+  /** One row per (size, system[, configuration, denormal mode]) measured. */
   rows: PeerRow[];
   /** Systems not measured, with the reason (never left out silently). */
   skipped: PeerSkip[];
 }
 
 /** A measurement, or why this system stopped being measured. */
-type Outcome = { window: Window; compute: string; tensorsLeaked?: number } | { error: string };
+type Outcome = { window: Window; compute: string; losses?: (number | null)[] } | { error: string };
 
 /** A contender of one size with what its rows need. */
 interface PeerContender extends Contender<Outcome> {
   system: PeerSystem;
   config?: PytorchConfigName;
+  flushDenormal?: boolean;
   label: string;
   threads: number;
   blasThreads: number;
   cores: number;
 }
 
-/** Row ratios against tfjs wasm and PyTorch, and PyTorch's best two-core row, for the rows of one size. */
-export function addRatios(rows: PeerRow[]): { bestTwoCore?: PeerRow; oneCore?: PeerRow } {
-  const wasm = rows.find((r) => r.system === 'tfjs-wasm' && r.valid);
+/**
+ * Row ratios against PyTorch's best valid rows of one size: on one core, and on at most two
+ * (the one-core rows count), either denormal mode; invalid rows never count. With the gemm
+ * replay's time (µs, one thread), this library's rows get each ratio's ceiling: that
+ * PyTorch step ÷ the replay ÷ the row's compute threads (the experts' sgemm split evenly).
+ */
+export function addRatios(rows: PeerRow[], replayMicros?: number, cores = availableParallelism()): { bestTwoCore?: PeerRow; oneCore?: PeerRow } {
   const torch = rows.filter((r) => r.system === 'pytorch' && r.valid);
-  const oneCore = torch.find((r) => r.config === 'torch1-blas1');
-  const bestTwoCore = torch.filter((r) => r.cores === 2).reduce<PeerRow | undefined>((b, r) => (b === undefined || r.samplesPerSecond > b.samplesPerSecond ? r : b), undefined);
+  const best = (max: number): PeerRow | undefined => torch.filter((r) => r.cores <= max).reduce<PeerRow | undefined>((b, r) => (b === undefined || r.samplesPerSecond > b.samplesPerSecond ? r : b), undefined);
+  const oneCore = best(1);
+  const bestTwoCore = best(2);
   for (const r of rows) {
-    if (wasm) r.vsTfjsWasm = r.samplesPerSecond / wasm.samplesPerSecond;
     if (oneCore) r.vsPytorchOneCore = r.samplesPerSecond / oneCore.samplesPerSecond;
     if (bestTwoCore) r.vsPytorchBestTwoCore = r.samplesPerSecond / bestTwoCore.samplesPerSecond;
+    if (replayMicros !== undefined && replayMicros > 0 && r.system !== 'pytorch') {
+      const sgemmOnly = replayMicros / Math.min(r.threads, cores);
+      if (oneCore) r.vsPytorchOneCoreCeiling = oneCore.stepMicros / sgemmOnly;
+      if (bestTwoCore) r.vsPytorchBestTwoCoreCeiling = bestTwoCore.stepMicros / sgemmOnly;
+    }
   }
   return { ...(bestTwoCore ? { bestTwoCore } : {}), ...(oneCore ? { oneCore } : {}) };
 }
 
+/** The largest relative difference of PyTorch's first losses (each run's) from this library's. */
+export function lossDifference(library: readonly number[], runs: readonly (readonly (number | null)[])[]): number {
+  let worst = 0;
+  for (const run of runs) {
+    for (let i = 0; i < library.length; i++) {
+      const v = run[i];
+      if (v === undefined) continue;
+      const d = v === null ? Number.POSITIVE_INFINITY : Math.abs(v - library[i]!) / Math.max(Math.abs(library[i]!), 1e-12);
+      if (!(d <= worst)) worst = d;
+    }
+  }
+  return worst;
+}
+
+/** This library's loss at each of the first `steps` steps from the problem's initial parameters (in-process, the benchmark's batch order). */
+async function libraryLosses(p: BenchProblem, steps: number): Promise<number[]> {
+  const s = await startSession(p, { workers: 0 });
+  try {
+    const run = stepper(p, s);
+    const out: number[] = [];
+    for (let i = 0; i < steps; i++) out.push(await run());
+    return out;
+  } finally {
+    await s.close();
+  }
+}
+
+/**
+ * The problem handed to PyTorch: its initial parameters (`Mixture.toSafetensors`) and its
+ * standardised batches as raw float32 rows (D inputs then K targets), in the order the
+ * library's steps take them (step t trains on batch t mod the batch count, from t = 1).
+ */
+async function writeTorchStart(p: BenchProblem, dir: string): Promise<{ init: string; data: string }> {
+  const init = join(dir, `${p.spec.inputs}x${p.spec.outputs}-init.safetensors`);
+  const data = join(dir, `${p.spec.inputs}x${p.spec.outputs}-batches.f32`);
+  await writeFile(init, await p.mixture.toSafetensors());
+  const { inputs: D, outputs: K } = p.spec;
+  const nb = p.batches.length;
+  const rows = new Float32Array(nb * p.batch * (D + K));
+  let o = 0;
+  for (let i = 0; i < nb; i++) {
+    for (const r of p.batches[(i + 1) % nb]!) {
+      rows.set(p.x.subarray(r * D, (r + 1) * D), o);
+      rows.set(p.t.subarray(r * K, (r + 1) * K), o + D);
+      o += D + K;
+    }
+  }
+  await writeFile(data, new Uint8Array(rows.buffer));
+  return { init, data };
+}
+
 /**
  * Run the peer benchmark (see the module comment). Takes about sizes × systems × rounds ×
- * (timeMs + start-up), plus the breakdown; a tfjs wasm step is about 0.3 s at `medium` and
- * seconds at `large` here.
+ * (timeMs + start-up), plus the breakdown.
  */
 export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerReport> {
   const cores = availableParallelism();
@@ -250,30 +350,33 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
   const workers = opts.workers ?? Math.min(defaultWorkers(cores), PEER_EXPERTS);
   checkWorkerCount(workers, PEER_EXPERTS);
   const rounds = checkPositiveInt(opts.rounds ?? 3, 'rounds');
+  const data = checkChoices([opts.data ?? 'learnable'], BENCH_DATA, 'data', 'data')[0]!;
+  const denormals = checkChoices([opts.denormals ?? 'flush'], DENORMAL_MODES, 'denormals', 'mode')[0]!;
+  const torchModes = checkChoices(opts.pytorchDenormals ?? [...DENORMAL_MODES].reverse(), DENORMAL_MODES, 'pytorchDenormals', 'mode');
   const steps = opts.steps === undefined ? undefined : checkPositiveInt(opts.steps, 'steps');
+  // Hard data: a run long enough for its slowdown (the slowest 10-step window ÷ the fastest).
+  if (data === 'hard' && steps !== undefined && steps < HARD_MIN_STEPS) throw new OptionError('steps', `must be at least ${HARD_MIN_STEPS} with data hard (its slowdown is measured over at least ${HARD_MIN_STEPS} steps), got ${steps}`);
   const timeMs = checkMillis(opts.timeMs ?? 3000, 'timeMs');
-  const plan: WindowPlan = { steps, timeMs, minSteps: checkPositiveInt(opts.minSteps ?? 3, 'minSteps') };
+  const plan: WindowPlan = { steps, timeMs, minSteps: Math.max(checkPositiveInt(opts.minSteps ?? 3, 'minSteps'), data === 'hard' ? HARD_MIN_STEPS : 1) };
   const warmupSteps = checkNonNegativeInt(opts.warmupSteps ?? 2, 'warmupSteps');
-  if (opts.tfjsLayout !== undefined && opts.tfjsLayout !== 'stacked' && opts.tfjsLayout !== 'per-expert') throw new OptionError('tfjsLayout', `expected stacked or per-expert, got ${JSON.stringify(opts.tfjsLayout)}`);
-  const tfjsBackends = opts.tfjsBackends === undefined ? [...TFJS_PEER_BACKENDS] : opts.tfjsBackends.length === 0 ? [] : checkChoices(opts.tfjsBackends, TFJS_PEER_BACKENDS, 'tfjsBackends', 'tfjs backend');
   const torchConfigs = opts.pytorchConfigs ?? PYTORCH_CONFIGS.map((c) => c.config);
   checkChoices(torchConfigs, PYTORCH_CONFIGS.map((c) => c.config), 'pytorchConfigs', 'configuration');
   const seed = opts.seed ?? 1;
   const progress = opts.onProgress ?? (() => {});
 
-  const tf = await import('@tensorflow/tfjs-core');
   const report: PeerReport = {
     ...benchHeader(opts.machine),
     backend: '',
     backendDetail: '',
     blasThreads: 1,
-    tfjsVersion: tf.version_core,
     experts: PEER_EXPERTS,
     workers,
     rounds,
     ...(steps !== undefined ? { steps } : { timeMs }),
     pytorch: { available: false, detail: 'not run (pytorch: false)' },
     loadAverage: startLoad(),
+    data,
+    denormals,
     sizes: [],
     rows: [],
     skipped: [],
@@ -293,21 +396,13 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
     report.skipped.push({ size: 'all', system: 'pytorch', reason: 'not asked for' });
   }
 
-  // A tfjs backend that does not load is a peer not run (and said so), not a failed run.
-  const unavailable = new Map<TfjsPeerBackend, string>();
-  for (const backend of tfjsBackends) {
-    try {
-      const prev = await useTfjsBackend(tf, backend);
-      if (prev !== null && prev !== backend) await tf.setBackend(prev);
-    } catch (err) {
-      unavailable.set(backend, `not available: ${(err as Error).message}`);
-    }
-  }
-
+  const dir = torch ? await mkdtemp(join(tmpdir(), 'moe-bench-peers-')) : undefined;
+  try {
   for (const size of sizes) {
     const spec = SIZE_SPECS[size];
-    const p = await benchProblem(spec, { experts: PEER_EXPERTS, seed, ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}), onWarning: progress });
+    const p = await benchProblem(spec, { experts: PEER_EXPERTS, seed, targets: data, denormals, ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}), onWarning: progress });
     try {
+      const start = dir ? await writeTorchStart(p, dir) : undefined;
       const m = p.mixture;
       report.backend = m.provider.name;
       report.backendDetail = m.provider.detail;
@@ -328,7 +423,7 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
         breakdown: [],
       };
       report.sizes.push(entry);
-      const contenders = peerContenders(tf, p, size, { workers, cores, plan, warmupSteps, tfjsBackends, unavailable, layout: opts.tfjsLayout ?? TFJS_LAYOUT[size], torch, torchConfigs, opts, skipped: report.skipped, flopsPerStep });
+      const contenders = peerContenders(p, size, { workers, cores, plan, warmupSteps, torch, torchConfigs, torchModes, start, opts });
 
       const results = await runInterleaved(contenders, rounds, (k, round, out) => {
         if ('error' in out) progress(`${size} ${k.label}: not measured: ${out.error}`);
@@ -348,6 +443,7 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
           size,
           system: k.system,
           ...(k.config ? { config: k.config } : {}),
+          ...(k.flushDenormal !== undefined ? { flushDenormal: k.flushDenormal } : {}),
           label: k.label,
           threads: k.threads,
           blasThreads: k.blasThreads,
@@ -356,29 +452,44 @@ export async function runPeerBenchmark(opts: PeerOptions = {}): Promise<PeerRepo
           batch: p.batch,
           ...summariseRounds(ok.map((o) => o.window), p.batch, k.cores),
         };
-        const leaked = ok.map((o) => o.tensorsLeaked).find((v) => v !== undefined);
-        if (leaked !== undefined) row.tensorsLeaked = leaked;
         rows.push(row);
       });
-      const best = addRatios(rows);
-      if (best.bestTwoCore) entry.pytorchBestTwoCore = { config: best.bestTwoCore.config!, samplesPerSecond: best.bestTwoCore.samplesPerSecond };
       report.rows.push(...rows);
 
+      // The same start: PyTorch's first losses, every run of it, against this library's.
+      const torchLosses = contenders.flatMap((k, i) => (k.system === 'pytorch' ? results[i]!.flatMap((o) => ('losses' in o && o.losses ? [o.losses] : [])) : []));
+      if (torchLosses.length) {
+        const n = Math.min(LOSS_CHECK_STEPS, ...torchLosses.map((l) => l.length));
+        const library = await libraryLosses(p, n);
+        const diff = lossDifference(library, torchLosses);
+        entry.lossCheck = { steps: n, library, pytorch: torchLosses[0]!.slice(0, n), maxRelativeDifference: diff, agree: diff <= LOSS_CHECK_TOLERANCE };
+        progress(`${size}: the first ${n} losses of this library and of PyTorch (${torchLosses.length} runs) ${entry.lossCheck.agree ? 'agree' : 'DISAGREE'}: relative difference ≤ ${diff.toExponential(1)}`);
+      }
+
+      let replayMicros: number | undefined;
       if (opts.breakdown ?? true) {
         const bplan: WindowPlan = { steps, timeMs: timeMs / 2, minSteps: plan.minSteps };
         const inProc = await breakdownInProcess(p, { warmupSteps, plan: bplan, replayMs: timeMs / 2 });
         entry.gemmShare = inProc.replay.share;
         entry.gemmGflops = inProc.replay.gflops;
         entry.gemmReplay = inProc.replay;
+        replayMicros = inProc.replay.replayMicros;
         entry.breakdown.push(inProc.breakdown);
         entry.breakdown.push(await breakdownWorkers(p, workers, inProc.shares, { warmupSteps, plan: bplan }));
         progress(`${size}: gemmShare ${inProc.replay.share.toFixed(2)} (${inProc.replay.calls} sgemm calls, ${inProc.replay.gflops.toFixed(1)} GFLOP/s replayed alone)`);
       }
+      const best = addRatios(rows, replayMicros, cores);
+      const named = (r: PeerRow): PytorchBest => ({ config: r.config!, flushDenormal: r.flushDenormal ?? false, samplesPerSecond: r.samplesPerSecond, stepMicros: r.stepMicros });
+      if (best.oneCore) entry.pytorchBestOneCore = named(best.oneCore);
+      if (best.bestTwoCore) entry.pytorchBestTwoCore = named(best.bestTwoCore);
     } finally {
       await p.mixture.close();
     }
   }
-  endLoad(report.loadAverage);
+  } finally {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+  endLoad(report.loadAverage, progress, cores);
   return report;
 }
 
@@ -387,18 +498,16 @@ interface ContenderContext {
   cores: number;
   plan: WindowPlan;
   warmupSteps: number;
-  tfjsBackends: TfjsPeerBackend[];
-  unavailable: Map<TfjsPeerBackend, string>;
-  layout: TfjsExpertLayout;
   torch: TorchPython | undefined;
   torchConfigs: readonly PytorchConfigName[];
+  torchModes: readonly DenormalMode[];
+  /** The initial parameters and batches handed to PyTorch. */
+  start: { init: string; data: string } | undefined;
   opts: PeerOptions;
-  skipped: PeerSkip[];
-  flopsPerStep: number;
 }
 
-/** The systems of one size, in report order (tfjs backends that do not load or are too slow are skipped, and said so). */
-function peerContenders(tf: typeof TfCore, p: BenchProblem, size: PeerSize, x: ContenderContext): PeerContender[] {
+/** The systems of one size, in report order. */
+function peerContenders(p: BenchProblem, size: PeerSize, x: ContenderContext): PeerContender[] {
   const blas = blasThreadsOf(p.mixture.provider.name);
   const compute = p.mixture.provider.name;
   const out: PeerContender[] = [
@@ -422,59 +531,47 @@ function peerContenders(tf: typeof TfCore, p: BenchProblem, size: PeerSize, x: C
       measure: async () => ({ window: await sessionWindow(p, { workers: x.workers, warmupSteps: x.warmupSteps, plan: x.plan }), compute }),
     },
   ];
-  for (const backend of x.tfjsBackends) {
-    const system: PeerSystem = backend === 'wasm' ? 'tfjs-wasm' : 'tfjs-cpu';
-    const why = x.unavailable.get(backend) ?? (backend === 'cpu' ? tfjsCpuTooSlow(x.flopsPerStep) : undefined);
-    if (why !== undefined) {
-      x.skipped.push({ size, system, reason: why });
-      continue;
-    }
-    out.push({
-      name: system,
-      system,
-      label: `plain tfjs, ${backend} backend`,
-      threads: 1,
-      blasThreads: 1,
-      cores: 1,
-      measure: async () => {
-        const w = await tfjsWindow(tf, p, backend, x.layout, x.plan, x.warmupSteps);
-        return { window: w, compute: w.compute, tensorsLeaked: w.tensorsLeaked };
-      },
-    });
-  }
   const torch = x.torch;
   if (torch) {
     for (const name of x.torchConfigs) {
-      const c = PYTORCH_CONFIGS.find((k) => k.config === name)!;
-      let failure: string | undefined;
-      out.push({
-        name: `pytorch ${name}`,
-        system: 'pytorch',
-        config: name,
-        label: `PyTorch, torch ${c.threads} / BLAS ${c.blasThreads} thread${c.threads * c.blasThreads > 1 ? 's' : ''}`,
-        threads: c.threads,
-        blasThreads: c.blasThreads,
-        cores: Math.max(c.threads, c.blasThreads),
-        measure: async () => {
-          // A script that fails on an interpreter that imports torch is said so, and not run again.
-          if (failure !== undefined) return { error: failure };
-          try {
-            const r = await runPytorchPeer(size, {
-              configs: [name],
-              python: torch,
-              ...(x.opts.pythonEnv ? { env: x.opts.pythonEnv } : {}),
-              ...(x.plan.steps !== undefined ? { steps: x.plan.steps } : { timeSeconds: Math.max(x.plan.timeMs, 1) / 1000 }),
-              warmupSteps: x.warmupSteps,
-              lr: BENCH_LR,
-            });
-            const row = r.rows[0];
-            if (!row) return { error: (failure = r.skipped ?? 'PyTorch ran no configuration') };
-            return { window: { steps: row.steps, wallSeconds: row.wallSeconds, cpuSeconds: row.cpuSeconds }, compute: `torch ${row.torch}, experts ${row.impl}` };
-          } catch (err) {
-            return { error: (failure = (err as Error).message) };
-          }
-        },
-      });
+      for (const mode of x.torchModes) {
+        const c = PYTORCH_CONFIGS.find((k) => k.config === name)!;
+        const flushDenormal = mode === 'flush';
+        let failure: string | undefined;
+        out.push({
+          name: `pytorch ${name} ${mode}`,
+          system: 'pytorch',
+          config: name,
+          flushDenormal,
+          label: `PyTorch, ${c.processes > 1 ? `DDP over gloo, ${c.processes} processes of 1 thread` : `torch ${c.threads} / BLAS ${c.blasThreads} thread${c.threads * c.blasThreads > 1 ? 's' : ''}`}, ${flushDenormal ? 'flushed before import' : 'as is'}`,
+          threads: c.threads * c.processes,
+          blasThreads: c.blasThreads,
+          cores: configCores(c),
+          measure: async () => {
+            // A script that fails on an interpreter that imports torch is said so, and not run again.
+            if (failure !== undefined) return { error: failure };
+            try {
+              const r = await runPytorchPeer(size, {
+                configs: [name],
+                python: torch,
+                ...(x.opts.pythonEnv ? { env: x.opts.pythonEnv } : {}),
+                ...(x.plan.steps !== undefined ? { steps: x.plan.steps } : { timeSeconds: Math.max(x.plan.timeMs, 1) / 1000, minSteps: x.plan.minSteps }),
+                warmupSteps: x.warmupSteps,
+                lr: BENCH_LR,
+                flushDenormal,
+                ...(x.start ? { init: x.start.init, data: x.start.data } : {}),
+              });
+              const row = r.rows[0];
+              if (!row) return { error: (failure = r.skipped ?? 'PyTorch ran no configuration') };
+              const times = row.stepSeconds;
+              const window: Window = { steps: row.steps, wallSeconds: row.wallSeconds, cpuSeconds: row.cpuSeconds, medianStepSeconds: times.length ? median(times) : row.wallSeconds / row.steps, stepSeconds: times, otherLoad: otherLoad(loadNow(), row.cpuPerWall) };
+              return { window, compute: `torch ${row.torch}, experts ${row.impl}`, losses: row.losses };
+            } catch (err) {
+              return { error: (failure = (err as Error).message) };
+            }
+          },
+        });
+      }
     }
   }
   return out;

@@ -7,7 +7,7 @@
  * 3115313. Copies, not imports: those modules are being replaced by the kernels, and the
  * baseline must stay what 0.1.0 ran. Float64 arithmetic on float32 storage.
  */
-import type { Activation } from '../model/mlp.js';
+import type { Activation } from '../src/index.js';
 
 /** Every row of z (rows×cols) ← bias (doubling copies). */
 export function fillBiasRows(z: Float32Array, bias: Float32Array, rows: number, cols: number): void {

@@ -4,7 +4,20 @@
  * trainer at workers = cores under every routing — the dense softmax, topk:1, topk:2,
  * topk:4, switch and expert-choice:1 (the Gaussian NLL; the cooperative error for the
  * one-expert rules, which the NLL gives no gate signal) — measured interleaved like the peer
- * benchmark, samples/s of full training steps and the speed-up over dense.
+ * benchmark, samples/s of full training steps and the speed-up over dense. The one-expert
+ * rules are compared with dense on their own loss too (`dense` trained with the cooperative
+ * error), as well as with dense on the NLL.
+ *
+ * Where each routing's step goes (as `bench peers` measures dense, bench/breakdown.ts): the
+ * fixed part, which does not shrink with fewer entries (Adam over every expert's
+ * parameters, the main thread's gate, routing and loss, synchronisation), and the per-entry
+ * part (the experts' products, kernels and loops over their routed rows); from them the
+ * measured Amdahl bound of each routing: dense's step ÷ (the routing's fixed part + dense's
+ * per-entry part × the routing's entries ÷ dense's), the speed-up it would reach were its
+ * per-entry part exactly its share of dense's.
+ *
+ * And predict: the public `Mixture.predict` on 4096 rows under each routing, samples/s and
+ * the speed-up over dense.
  *
  * And the cost of a skewed load: topk:2 with a FIXED gate (its parameters written back
  * before every step; no balancing) on inputs whose first E features name each row's two
@@ -14,14 +27,8 @@
  * hot expert's blocks among the workers (`split`).
  */
 import { availableParallelism } from 'node:os';
-import type { BackendRequest } from '../compute/provider.js';
-import type { Dataset } from '../data/dataset.js';
-import { checkWorkerCount } from '../engine/plan.js';
-import { OptionError } from '../errors.js';
-import { CTRL } from '../memory/layout.js';
-import { resolveRouting } from '../model/routing.js';
-import { Rng } from '../rng.js';
-import type { TrainingSession } from '../train/session.js';
+import { type BackendRequest, type Dataset, OptionError, Rng } from '../src/index.js';
+import { checkWorkerCount, CTRL, resolveRouting, type TrainingSession } from '../src/internal.js';
 import {
   BENCH_SIZES,
   benchHeader,
@@ -35,6 +42,7 @@ import {
   headerLines,
   markdownTable,
   num,
+  pct,
   ratio,
   runInterleaved,
   SIZE_SPECS,
@@ -47,10 +55,15 @@ import {
   type Window,
   type WindowPlan,
 } from './harness.js';
+import { breakdownInProcess, breakdownWorkers, type StepBreakdown } from './breakdown.js';
 import { BATCHES, benchProblem, sessionWindow, type BenchProblem } from './problem.js';
+import { timeWindow } from './harness.js';
 
 /** The routings measured by default, as `--routing` spells them. */
 export const SPARSE_ROUTINGS = ['dense', 'topk:1', 'topk:2', 'topk:4', 'switch', 'expert-choice:1'] as const;
+
+/** Rows of the predict measurement. */
+export const PREDICT_ROWS = 4096;
 
 /** Share of the skewed batch's rows that take expert 0 as one of their two experts. */
 export const SKEW_SHARE = 0.9;
@@ -69,6 +82,10 @@ export interface SparseOptions {
   routings?: string[];
   /** Measure the skew case (default true; needs inputs ≥ experts ≥ 3). */
   skew?: boolean;
+  /** Measure where each routing's step goes and its Amdahl bound (default true). */
+  breakdown?: boolean;
+  /** Rows of the predict measurement (default 4096; 0: do not measure predict). */
+  predictRows?: number;
   /** Interleaved rounds (default 3). */
   rounds?: number;
   /** Exactly this many timed steps per measurement. */
@@ -101,8 +118,16 @@ export interface SparseRow {
   loss: 'gaussian' | 'cooperative';
   /** Training rows per second of full steps, the median round. */
   samplesPerSecond: number;
-  /** samples/s ÷ dense's in the same run (absent without a dense row). */
+  /** samples/s ÷ dense's (Gaussian NLL) in the same run (absent without a dense row). */
   speedupOverDense?: number;
+  /** samples/s ÷ dense's on the same loss (the cooperative rows: ÷ dense trained with the cooperative error). */
+  speedupOverDenseSameLoss?: number;
+  /** Where the step goes with the workers (absent with `breakdown: false`). */
+  breakdown?: SparseBreakdown;
+  /** The measured Amdahl bound of the speed-up over dense on the same loss (see the module comment). */
+  amdahlBound?: number;
+  /** speedupOverDenseSameLoss ÷ amdahlBound: how much of what the fixed part allows was reached. */
+  fractionOfBound?: number;
   /** Mean step time of the median round, µs. */
   stepMicros: number;
   /** Process CPU time ÷ wall time, the median round. */
@@ -115,6 +140,36 @@ export interface SparseRow {
   roundSamplesPerSecond: number[];
   /** Timed steps over all rounds. */
   steps: number;
+  /** Other processes' load was high when one of its rounds ended. */
+  busy: boolean;
+}
+
+/** A routing's step in its fixed and per-entry parts, µs per step (workers; the timers on). */
+export interface SparseBreakdown {
+  /** Mean step with the timers on. */
+  stepMicros: number;
+  /** Adam (and any optimiser kernel) over every expert's parameters: every expert steps every step. */
+  optimiserMicros: number;
+  /** The main thread's own work: gather, gate forward and backward, routing, loss, the gate's optimiser. */
+  gateMicros: number;
+  /** Synchronisation of the phases. */
+  syncMicros: number;
+  /** optimiser + gate + sync: what fewer entries do not shrink. */
+  fixedMicros: number;
+  /** The experts' products, element-wise kernels and loops over their routed rows. */
+  perEntryMicros: number;
+  /** Entries (row, expert) per row: k, E for dense, C for expert-choice. */
+  entriesPerRow: number;
+  /** The parts as the peers benchmark reports them (workers trainer, apportioned). */
+  parts: StepBreakdown;
+}
+
+/** The predict measurement: the public `Mixture.predict` on `rows` rows under each routing. */
+export interface SparsePredict {
+  /** Rows per predict call. */
+  rows: number;
+  /** One per routing (of the Gaussian-NLL rows and the one-expert rules, as trained). */
+  results: { routing: string; loss: 'gaussian' | 'cooperative'; samplesPerSecond: number; speedupOverDense?: number }[];
 }
 
 /** The skew case's step times and loads. */
@@ -163,8 +218,10 @@ export interface SparseReport extends BenchHeader {
   steps?: number;
   /** The 1-minute load average at the start and the end. */
   loadAverage: LoadAverage;
-  /** One row per routing. */
+  /** One row per routing (and `dense` on the cooperative error, where a one-expert rule is measured). */
   rows: SparseRow[];
+  /** Predict's throughput per routing (absent with `predictRows: 0`). */
+  predict?: SparsePredict;
   /** The skew case (absent where not measured; see `skipped`). */
   skew?: SparseSkew;
   /** What was not measured, and why. */
@@ -247,7 +304,11 @@ export async function runSparseBenchmark(opts: SparseOptions = {}): Promise<Spar
   const timeMs = checkMillis(opts.timeMs ?? 3000, 'timeMs');
   const plan: WindowPlan = { steps, timeMs, minSteps: checkPositiveInt(opts.minSteps ?? 3, 'minSteps') };
   const warmupSteps = checkNonNegativeInt(opts.warmupSteps ?? 2, 'warmupSteps');
+  const predictRows = checkNonNegativeInt(opts.predictRows ?? PREDICT_ROWS, 'predictRows');
   const seed = opts.seed ?? 1;
+  // Each routing on its loss; dense once more on the cooperative error where a one-expert rule is measured.
+  const cases: { routing: string; loss: 'gaussian' | 'cooperative' }[] = routings.map((routing) => ({ routing, loss: sparseLoss(routing, experts) }));
+  if (routings.includes('dense') && cases.some((c) => c.loss === 'cooperative')) cases.splice(routings.indexOf('dense') + 1, 0, { routing: 'dense', loss: 'cooperative' });
   const progress = opts.onProgress ?? (() => {});
   const common = { seed, ...(opts.backend ? { backend: opts.backend } : {}), ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}), onWarning: progress };
 
@@ -276,11 +337,12 @@ export async function runSparseBenchmark(opts: SparseOptions = {}): Promise<Spar
 
   const problems: BenchProblem[] = [];
   try {
-    const contenders: (Contender<Window> & { routing: string; problem: BenchProblem })[] = [];
-    for (const routing of routings) {
-      const p = await benchProblem(spec, { experts, routing, loss: sparseLoss(routing, experts), ...common });
+    const contenders: (Contender<Window> & { routing: string; loss: 'gaussian' | 'cooperative'; problem: BenchProblem })[] = [];
+    for (const { routing, loss } of cases) {
+      const p = await benchProblem(spec, { experts, routing, loss, ...common });
       problems.push(p);
-      contenders.push({ name: routing, routing, problem: p, measure: () => sessionWindow(p, { workers, warmupSteps, plan }) });
+      const name = routing === 'dense' && loss === 'cooperative' ? 'dense (cooperative)' : routing;
+      contenders.push({ name, routing, loss, problem: p, measure: () => sessionWindow(p, { workers, warmupSteps, plan }) });
     }
     const skewCases: Contender<Window>[] = [];
     const shardRows = { balanced: [] as number[], withSplitting: [] as number[], withoutSplitting: [] as number[] };
@@ -334,7 +396,7 @@ export async function runSparseBenchmark(opts: SparseOptions = {}): Promise<Spar
       report.rows.push({
         routing: c.routing,
         k: c.problem.mixture.config.routing.k,
-        loss: sparseLoss(c.routing, experts),
+        loss: c.loss,
         samplesPerSecond: s.samplesPerSecond,
         stepMicros: s.stepMicros,
         cpuPerWall: s.cpuPerWall,
@@ -342,10 +404,61 @@ export async function runSparseBenchmark(opts: SparseOptions = {}): Promise<Spar
         rounds: s.rounds,
         roundSamplesPerSecond: s.roundSamplesPerSecond,
         steps: s.steps,
+        busy: s.busy,
       });
     });
-    const dense = report.rows.find((r) => r.routing === 'dense');
-    if (dense) for (const r of report.rows) r.speedupOverDense = r.samplesPerSecond / dense.samplesPerSecond;
+    const denseOf = (loss: SparseRow['loss']): SparseRow | undefined => report.rows.find((r) => r.routing === 'dense' && r.loss === loss);
+    const dense = denseOf('gaussian');
+    for (const r of report.rows) {
+      if (dense) r.speedupOverDense = r.samplesPerSecond / dense.samplesPerSecond;
+      const same = denseOf(r.loss);
+      if (same) r.speedupOverDenseSameLoss = r.samplesPerSecond / same.samplesPerSecond;
+    }
+
+    if (opts.breakdown ?? true) {
+      // Each routing's step in parts (the workers trainer, as measured above), then its bound.
+      const bplan: WindowPlan = { steps, timeMs: timeMs / 2, minSteps: plan.minSteps };
+      for (const [i, c] of contenders.entries()) {
+        const inProc = await breakdownInProcess(c.problem, { warmupSteps, plan: bplan, replayMs: 0 });
+        const w = await breakdownWorkers(c.problem, workers, inProc.shares, { warmupSteps, plan: bplan });
+        const fixed = w.optimiserMicros + w.gateMicros + w.syncMicros;
+        report.rows[i]!.breakdown = {
+          stepMicros: w.stepMicros,
+          optimiserMicros: w.optimiserMicros,
+          gateMicros: w.gateMicros,
+          syncMicros: w.syncMicros,
+          fixedMicros: fixed,
+          perEntryMicros: w.gemmMicros + w.elementwiseMicros + w.otherMicros,
+          entriesPerRow: report.rows[i]!.k,
+          parts: w,
+        };
+        progress(`sparse ${c.name}: fixed ${num(fixed)} µs (Adam ${num(w.optimiserMicros)}, gate and routing ${num(w.gateMicros)}, sync ${num(w.syncMicros)}), per-entry ${num(report.rows[i]!.breakdown!.perEntryMicros)} µs of a ${num(w.stepMicros)} µs step`);
+      }
+      for (const r of report.rows) {
+        const d = denseOf(r.loss)?.breakdown;
+        if (!d || !r.breakdown) continue;
+        r.amdahlBound = d.stepMicros / (r.breakdown.fixedMicros + (d.perEntryMicros * r.k) / d.entriesPerRow);
+        if (r.speedupOverDenseSameLoss !== undefined) r.fractionOfBound = r.speedupOverDenseSameLoss / r.amdahlBound;
+      }
+    }
+
+    if (predictRows > 0) {
+      // The public predict, on raw inputs of the mixture's width.
+      const rng = new Rng(seed + 1);
+      const x = new Float32Array(predictRows * spec.inputs);
+      for (let i = 0; i < x.length; i++) x[i] = rng.normal();
+      const results: SparsePredict['results'] = [];
+      for (const c of contenders) {
+        const m = c.problem.mixture;
+        m.predict(x.subarray(0, Math.min(x.length, 64 * spec.inputs)));
+        const w = await timeWindow(() => m.predict(x), plan);
+        results.push({ routing: c.routing, loss: c.loss, samplesPerSecond: (w.steps * predictRows) / w.wallSeconds });
+        progress(`sparse predict ${c.name}: ${num(results[results.length - 1]!.samplesPerSecond)} rows/s over ${w.steps} calls of ${predictRows} rows`);
+      }
+      const densePredict = results.find((r) => r.routing === 'dense' && r.loss === 'gaussian');
+      if (densePredict) for (const r of results) r.speedupOverDense = r.samplesPerSecond / densePredict.samplesPerSecond;
+      report.predict = { rows: predictRows, results };
+    }
     if (skewCases.length) {
       const micros = (j: number): number => summariseRounds(results[contenders.length + j]!, spec.batch, machineCores).stepMicros;
       const balancedMicros = micros(0), withSplittingMicros = micros(1), withoutSplittingMicros = micros(2);
@@ -362,7 +475,7 @@ export async function runSparseBenchmark(opts: SparseOptions = {}): Promise<Spar
   } finally {
     for (const p of problems) await p.mixture.close();
   }
-  endLoad(report.loadAverage);
+  endLoad(report.loadAverage, progress, cores);
   return report;
 }
 
@@ -377,30 +490,56 @@ export function formatSparseMarkdown(r: SparseReport): string {
   out.push(
     ...headerLines(r, [
       `- Compute: ${r.backend} (${r.backendDetail}), ${r.blasThreads} BLAS thread per compute thread; ${r.workers} workers`,
-      `- Mixture: ${r.experts} experts ${r.expert} (${r.inputs}→…→${r.outputs}, tanh), linear gate, batch ${r.batch}, Adam, random regression data; Gaussian NLL (cooperative for switch and topk:1); no balancing`,
+      `- Mixture: ${r.experts} experts ${r.expert} (${r.inputs}→…→${r.outputs}, tanh), linear gate, batch ${r.batch}, Adam, random regression data; Gaussian NLL (cooperative for switch and topk:1, and dense once more on the cooperative error to compare them on the same loss); no balancing`,
       `- Measurement: ${r.rounds} interleaved round${r.rounds === 1 ? '' : 's'}, ${r.steps !== undefined ? `${r.steps} timed steps` : `${num(r.timeMs)} ms`} per measurement, the median round; samples/s = batch rows per second of full training steps`,
     ]),
   );
   out.push('');
   out.push(
     ...markdownTable(
-      ['routing', 'k / C', 'loss', 'samples/s', '× dense', 'µs/step', 'rounds min–max', 'CPU ÷ wall'],
+      ['routing', 'k / C', 'loss', 'samples/s', '× dense', '× dense, same loss', 'Amdahl bound', 'of the bound', 'µs/step', 'rounds min–max', 'CPU ÷ wall'],
       r.rows.map((x) => [
-        x.routing,
+        `${x.routing}${x.busy ? ' (busy)' : ''}`,
         String(x.k),
         x.loss,
         num(x.samplesPerSecond),
         ratio(x.speedupOverDense),
+        ratio(x.speedupOverDenseSameLoss),
+        ratio(x.amdahlBound),
+        pct(x.fractionOfBound),
         num(x.stepMicros),
         x.roundSamplesPerSecond.length > 1 ? `${num(Math.min(...x.roundSamplesPerSecond))}–${num(Math.max(...x.roundSamplesPerSecond))}` : '–',
         `${x.cpuPerWall.toFixed(2)}${x.valid ? '' : ' ✗'}`,
       ]),
-      ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r'],
+      ['l', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
   );
   out.push('');
-  const top2 = r.rows.find((x) => x.routing === 'topk:2');
-  if (top2?.speedupOverDense !== undefined) out.push(`Target (measured, not asserted): topk:2 of ${r.experts} ≥ 4× dense samples/s: ${top2.speedupOverDense.toFixed(2)}× — ${top2.speedupOverDense >= 4 ? 'met' : 'not met'}.`, '');
+  if (r.rows.some((x) => x.breakdown)) {
+    out.push('Where the step goes (the workers trainer, µs per step, timers on): the fixed part does not shrink with fewer entries; the per-entry part does.', '');
+    out.push(
+      ...markdownTable(
+        ['routing', 'loss', 'step', 'Adam (every expert)', 'gate, routing, loss (main thread)', 'sync', 'fixed', 'per-entry', 'entries per row'],
+        r.rows
+          .filter((x) => x.breakdown)
+          .map((x) => {
+            const b = x.breakdown!;
+            return [x.routing, x.loss, num(b.stepMicros), num(b.optimiserMicros), num(b.gateMicros), num(b.syncMicros), num(b.fixedMicros), num(b.perEntryMicros), String(b.entriesPerRow)];
+          }),
+        ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+    out.push(
+      '',
+      "Amdahl bound: dense's step (same loss) ÷ (this routing's fixed part + dense's per-entry part × this routing's entries per row ÷ dense's), the speed-up over dense were the per-entry part exactly its share of dense's; of the bound = × dense, same loss ÷ the bound.",
+      '',
+    );
+  }
+  if (r.predict) {
+    out.push(`## Predict (\`Mixture.predict\`, ${r.predict.rows.toLocaleString('en-US')} rows)`, '');
+    out.push(...markdownTable(['routing', 'loss', 'rows/s', '× dense'], r.predict.results.map((x) => [x.routing, x.loss, num(x.samplesPerSecond), ratio(x.speedupOverDense)]), ['l', 'l', 'r', 'r']));
+    out.push('');
+  }
   if (r.skew) {
     const k = r.skew;
     out.push('## Skewed load', '');
@@ -419,10 +558,6 @@ export function formatSparseMarkdown(r: SparseReport): string {
       ),
     );
     out.push('');
-    out.push(
-      `Targets (measured, not asserted): without splitting ≥ 1.3× the balanced step: ${k.withoutSplittingRatio.toFixed(2)}× — ${k.withoutSplittingRatio >= 1.3 ? 'met' : 'not met'}; with splitting ≤ 1.25× of it: ${k.withSplittingRatio.toFixed(2)}× — ${k.withSplittingRatio <= 1.25 ? 'met' : 'not met'}.`,
-      '',
-    );
   }
   for (const s of r.skipped) out.push(`Not measured: ${s}.`);
   if (r.skipped.length) out.push('');

@@ -4,17 +4,8 @@
  * steps on. Every system of a benchmark starts from the same problem, so every one of them
  * sees the same numbers.
  */
-import type { BackendRequest, ComputeProvider } from '../compute/provider.js';
-import type { Dataset } from '../data/dataset.js';
-import { fitStandardizer, identityStandardizer } from '../data/standardize.js';
-import { kernelSetFromEnv } from '../kernels/index.js';
-import { Mixture } from '../mixture.js';
-import { expertShape } from '../model/config.js';
-import type { Activation } from '../model/mlp.js';
-import { Rng } from '../rng.js';
-import type { TrainingData } from '../engine/step.js';
-import { trainingData } from '../train/data.js';
-import { TrainingSession, type SessionOptions } from '../train/session.js';
+import { type Activation, type BackendRequest, type ComputeProvider, type Dataset, DENORMAL_MODES, type DenormalMode, Mixture, Rng } from '../src/index.js';
+import { expertShape, fitStandardizer, identityStandardizer, kernelSetFromEnv, type SessionOptions, type TrainingData, trainingData, TrainingSession } from '../src/internal.js';
 import { timeWindow, type SizeSpec, type Window, type WindowPlan } from './harness.js';
 
 /** Batches of distinct rows held in memory: the steps cycle over them. */
@@ -22,13 +13,23 @@ export const BATCHES = 8;
 /** Learning rate of every system (a modest one: thousands of steps revisit the same batches). */
 export const BENCH_LR = 1e-3;
 
-/** Random regression rows for a size: standard normal inputs, each target a noisy copy of one input. */
-export function randomData(spec: Pick<SizeSpec, 'inputs' | 'outputs'>, rows: number, rng: Rng): Dataset {
+/** The benchmarks' data: `learnable` (each target a noisy copy of one input) or `hard` (independent random targets, which no mixture can learn). */
+export const BENCH_DATA = ['learnable', 'hard'] as const;
+/** One of {@link BENCH_DATA}. */
+export type BenchData = (typeof BENCH_DATA)[number];
+
+export { DENORMAL_MODES, type DenormalMode };
+
+/**
+ * Random regression rows for a size: standard normal inputs; each target a noisy copy of
+ * one input (`learnable`, default) or standard normal of its own (`hard`).
+ */
+export function randomData(spec: Pick<SizeSpec, 'inputs' | 'outputs'>, rows: number, rng: Rng, kind: BenchData = 'learnable'): Dataset {
   const { inputs: D, outputs: K } = spec;
   const x = new Float32Array(rows * D);
   for (let i = 0; i < x.length; i++) x[i] = rng.normal();
   const y = new Float32Array(rows * K);
-  for (let r = 0; r < rows; r++) for (let k = 0; k < K; k++) y[r * K + k] = x[r * D + (k % D)]! + 0.1 * rng.normal();
+  for (let r = 0; r < rows; r++) for (let k = 0; k < K; k++) y[r * K + k] = kind === 'hard' ? rng.normal() : x[r * D + (k % D)]! + 0.1 * rng.normal();
   return { task: 'regression', n: rows, inputs: D, x, outputs: K, y, source: 'random' };
 }
 
@@ -48,6 +49,13 @@ export interface ProblemOptions {
   blasLibrary?: string;
   /** The data (default {@link randomData} of BATCHES batches). */
   data?: Dataset;
+  /** The kind of {@link randomData} where `data` is not given (default learnable). */
+  targets?: BenchData;
+  /**
+   * Subnormal floats in this library's compute (default flush): the sessions and predict
+   * run in it, and the reports record it.
+   */
+  denormals?: DenormalMode;
   /** Standardise the inputs on the data (default) or leave them as they are. */
   inputScaling?: 'fit' | 'identity';
   /** A provider fall-back's one-line notice. */
@@ -74,6 +82,8 @@ export interface BenchProblem {
   batches: Int32Array[];
   /** The experts' hidden activation. */
   activation: Activation;
+  /** Subnormal floats in this library's compute, as asked for. */
+  denormals: DenormalMode;
 }
 
 /** Build the mixture and data of one size (Adam, linear gate, regression). */
@@ -96,20 +106,22 @@ export async function benchProblem(spec: SizeSpec, o: ProblemOptions): Promise<B
     ...(o.onWarning ? { onWarning: o.onWarning } : {}),
   });
   const B = spec.batch;
-  const data = o.data ?? randomData(spec, B * BATCHES, new Rng(seed));
+  const data = o.data ?? randomData(spec, B * BATCHES, new Rng(seed), o.targets ?? 'learnable');
   const nb = Math.floor(data.n / B);
   m.state.inputScaler = o.inputScaling === 'identity' ? identityStandardizer(spec.inputs) : fitStandardizer(data.x, data.n, spec.inputs);
   m.state.targetScaler = fitStandardizer(data.y!, data.n, spec.outputs);
   const training = trainingData(m.state, data);
   const batches = Array.from({ length: nb }, (_, i) => Int32Array.from({ length: B }, (_, r) => i * B + r));
-  return { spec, mixture: m, data, training, x: training.x, t: training.t, batch: B, batches, activation: expertShape(m.config).activation };
+  // predict and evaluate run in the model's recorded mode.
+  m.state.training.denormals = o.denormals ?? 'flush';
+  return { spec, mixture: m, data, training, x: training.x, t: training.t, batch: B, batches, activation: expertShape(m.config).activation, denormals: o.denormals ?? 'flush' };
 }
 
 /** Start a training session on the problem (the session's options besides batch and kernels). */
 export function startSession(p: BenchProblem, o: Omit<SessionOptions, 'maxBatch' | 'kernels'> & { provider?: ComputeProvider }): Promise<TrainingSession> {
   const m = p.mixture;
   const { provider, ...rest } = o;
-  return TrainingSession.start(m.state, provider ?? m.provider, p.training, { maxBatch: p.batch, kernels: kernelSetFromEnv(), ...rest });
+  return TrainingSession.start(m.state, provider ?? m.provider, p.training, { maxBatch: p.batch, kernels: kernelSetFromEnv(), denormals: p.denormals, ...rest });
 }
 
 /** A step function cycling over the problem's batches: step t trains on batch t mod BATCHES. */

@@ -1,12 +1,14 @@
 /**
  * What every benchmark shares: the header a report starts with (machine, Node, date, load),
- * the problem sizes, option checks, the timed window and the interleaved-rounds runner, and
- * the helpers that format numbers for markdown and JSON. The benchmarks themselves
+ * the problem sizes, option checks, the timed window (tinybench, the one harness) and the
+ * interleaved-rounds runner (tinybench runs tasks one after another and cannot interleave
+ * rounds of them), and the helpers that format numbers for markdown and JSON. The benchmarks themselves
  * (scaling.ts, peers.ts, sparse.ts, kernels.ts, csv.ts) only add what is theirs.
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
-import { OptionError } from '../errors.js';
-import { median } from '../reproduce/stats.js';
+import { Bench } from 'tinybench';
+import { OptionError } from '../src/index.js';
+import { median } from '../src/internal.js';
 
 // ---------------------------------------------------------------------------------------
 // Header
@@ -29,12 +31,36 @@ export interface BenchHeader {
   notes?: string[];
 }
 
-/** The system's 1-minute load average when a run started and ended (other processes compete for the cores). */
+/**
+ * The system's 1-minute load average when a run started and ended, and what of it other
+ * processes made (they compete for the cores): the load less the benchmark's own threads.
+ */
 export interface LoadAverage {
   /** At the start of the run. */
   start: number;
   /** At the end of the run. */
   end: number;
+  /** The benchmark's own busy threads: its process's CPU time ÷ wall time over the run. */
+  ownThreads: number;
+  /** Other processes' load at the start: the load then (nothing of the run had started). */
+  otherStart: number;
+  /** Other processes' load at the end: the load less the benchmark's own threads. */
+  otherEnd: number;
+  /** Either of them above {@link BUSY_LOAD_PER_CORE} × cores: every number of the run may be off. */
+  busy: boolean;
+}
+
+/** Other processes' load per core above which a machine is busy and its measurements suspect. */
+export const BUSY_LOAD_PER_CORE = 0.25;
+
+/** Is `otherLoad` (load average less the benchmark's own threads) high for `cores` cores? */
+export function isBusy(otherLoad: number, cores = availableParallelism()): boolean {
+  return otherLoad > BUSY_LOAD_PER_CORE * cores;
+}
+
+/** Other processes' load: the load average less `ownThreads` (never below 0). */
+export function otherLoad(load: number, ownThreads: number): number {
+  return Math.max(0, load - ownThreads);
 }
 
 /** `AMD EPYC 7B13` on 2 cores → `amd-epyc-7b13-2c`. */
@@ -63,22 +89,50 @@ export function loadNow(): number {
   return loadavg()[0]!;
 }
 
-/** A load average whose `end` is filled in by {@link endLoad}. */
+/** Where each run's process CPU time and wall clock stood at its start. */
+const runStarts = new WeakMap<LoadAverage, { cpu: NodeJS.CpuUsage; t: number }>();
+
+/** A load average whose end is filled in by {@link endLoad}. */
 export function startLoad(): LoadAverage {
-  return { start: loadNow(), end: NaN };
+  const start = loadNow();
+  const l: LoadAverage = { start, end: NaN, ownThreads: NaN, otherStart: start, otherEnd: NaN, busy: false };
+  runStarts.set(l, { cpu: process.cpuUsage(), t: performance.now() });
+  return l;
 }
 
-/** Record the end of the run's load average. */
-export function endLoad(l: LoadAverage): void {
+/**
+ * Record the end of the run's load average, less the run's own threads; where other
+ * processes' load was high at the start or the end, say so through `onWarning` (one line).
+ */
+export function endLoad(l: LoadAverage, onWarning?: (line: string) => void, cores = availableParallelism()): void {
   l.end = loadNow();
+  const s = runStarts.get(l);
+  if (s) {
+    const c = process.cpuUsage(s.cpu);
+    const wall = (performance.now() - s.t) / 1000;
+    l.ownThreads = wall > 0 ? (c.user + c.system) / 1e6 / wall : 0;
+  } else l.ownThreads = 0;
+  l.otherEnd = otherLoad(l.end, l.ownThreads);
+  l.busy = isBusy(l.otherStart, cores) || isBusy(l.otherEnd, cores);
+  if (l.busy) onWarning?.(`warning: ${busyLine(l, cores)}`);
+}
+
+/** The busy machine's warning, for the log and the report. */
+export function busyLine(l: LoadAverage, cores: number): string {
+  return `the machine was busy: other processes' load ${l.otherStart.toFixed(2)} at the start and ${l.otherEnd.toFixed(2)} at the end (the 1-minute load average less this benchmark's ${l.ownThreads.toFixed(2)} busy threads) on ${cores} cores, above ${(BUSY_LOAD_PER_CORE * cores).toFixed(2)}; every number may be off, and the rows measured then are marked busy`;
+}
+
+/** The load average for a report's header line. */
+export function loadText(l: LoadAverage, cores: number): string {
+  return `1-minute load average ${l.start.toFixed(2)} at the start, ${l.end.toFixed(2)} at the end (${cores} cores); less this benchmark's own ${Number.isFinite(l.ownThreads) ? l.ownThreads.toFixed(2) : '–'} busy threads: ${l.otherStart.toFixed(2)} and ${Number.isFinite(l.otherEnd) ? l.otherEnd.toFixed(2) : '–'}`;
 }
 
 /** The markdown header lines every report shares: machine, date and load, command, notes. */
 export function headerLines(h: BenchHeader & { loadAverage?: LoadAverage }, extra: string[] = []): string[] {
   const out = [`- Machine: ${h.machine} (${h.cpuModel}, ${h.cores} cores), Node ${h.node}`];
   out.push(...extra);
-  const load = h.loadAverage ? `; 1-minute load average ${h.loadAverage.start.toFixed(2)} at the start, ${h.loadAverage.end.toFixed(2)} at the end (${h.cores} cores)` : '';
-  out.push(`- Date: ${h.date}${load}`);
+  out.push(`- Date: ${h.date}${h.loadAverage ? `; ${loadText(h.loadAverage, h.cores)}` : ''}`);
+  if (h.loadAverage?.busy) out.push(`- **Warning:** ${busyLine(h.loadAverage, h.cores)}.`);
   if (h.command) out.push(`- Command: \`${h.command}\``);
   for (const n of h.notes ?? []) out.push(`- Note: ${n}`);
   return out;
@@ -188,29 +242,67 @@ export interface Window {
   wallSeconds: number;
   /** Process CPU time of the steps (every thread, user + system), s. */
   cpuSeconds: number;
+  /** The median step's wall time, s (the step another process taking the core for a moment moves least). */
+  medianStepSeconds: number;
+  /** Each timed step's wall time, s, in the order run. */
+  stepSeconds: number[];
+  /** Other processes' load when the window ended: the 1-minute load less the window's own busy threads (CPU ÷ wall). */
+  otherLoad?: number;
 }
 
-/** Has the window of `steps` steps begun at `t0` (performance.now()) run its course? */
-export function windowDone(plan: WindowPlan, steps: number, t0: number): boolean {
-  if (plan.steps !== undefined) return steps >= plan.steps;
-  return steps >= plan.minSteps && performance.now() - t0 >= plan.timeMs;
+/** Steps per window of {@link slowdownOf}. */
+export const SLOWDOWN_WINDOW = 10;
+
+/**
+ * How much a run slowed down as it went: the slowest `window`-step window's mean step time
+ * ÷ the fastest's, over every window of consecutive steps (1: steady). Runs shorter than two
+ * windows use windows of half the run; NaN under 2 steps.
+ */
+export function slowdownOf(stepSeconds: readonly number[], window = SLOWDOWN_WINDOW): number {
+  const n = stepSeconds.length;
+  if (n < 2) return Number.NaN;
+  const w = Math.min(window, Math.floor(n / 2));
+  let sum = 0;
+  for (let i = 0; i < w; i++) sum += stepSeconds[i]!;
+  let lo = sum, hi = sum;
+  for (let i = w; i < n; i++) {
+    sum += stepSeconds[i]! - stepSeconds[i - w]!;
+    if (sum < lo) lo = sum;
+    if (sum > hi) hi = sum;
+  }
+  return lo > 0 ? hi / lo : Number.NaN;
 }
 
 /**
- * Run `step` over one window (see {@link WindowPlan}) and measure its wall time and the
- * process's CPU time (`process.cpuUsage`: every thread of the process, workers included).
+ * Run `step` over one window (see {@link WindowPlan}) with tinybench, the benchmarks' one
+ * harness: one task, no warm-up of its own (callers warm up on their own session first),
+ * `iterations` = the exact step count or `minSteps`, `time` = the budget (0 with exact
+ * steps), so tinybench runs until both are reached. Around it, the process's CPU time
+ * (`process.cpuUsage`: every thread of the process, workers included), which tinybench does
+ * not measure.
  */
 export async function timeWindow(step: () => unknown, plan: WindowPlan): Promise<Window> {
+  const bench = new Bench({ time: plan.steps !== undefined ? 0 : plan.timeMs, iterations: plan.steps ?? plan.minSteps, warmup: false, throws: true });
+  const stepSeconds: number[] = [];
+  bench.add(
+    'window',
+    async () => {
+      const s0 = performance.now();
+      await step();
+      stepSeconds.push((performance.now() - s0) / 1000);
+    },
+    { async: true },
+  );
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  let steps = 0;
-  do {
-    await step();
-    steps++;
-  } while (!windowDone(plan, steps, t0));
+  await bench.run();
   const wall = (performance.now() - t0) / 1000;
   const c = process.cpuUsage(c0);
-  return { steps, wallSeconds: wall, cpuSeconds: (c.user + c.system) / 1e6 };
+  const task = bench.tasks[0]!;
+  const r = task.result;
+  if (r.state !== 'completed') throw new Error(`timed window did not complete: ${r.state}`);
+  const cpuSeconds = (c.user + c.system) / 1e6;
+  return { steps: task.runs, wallSeconds: wall, cpuSeconds, medianStepSeconds: r.latency.p50 / 1000, stepSeconds, otherLoad: otherLoad(loadNow(), cpuSeconds / wall) };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -286,6 +378,10 @@ export interface RoundSummary {
   steps: number;
   /** Mean µs per step over the rounds used (batch ÷ median samples/s). */
   stepMicros: number;
+  /** The slowest 10-step window's mean step ÷ the fastest's ({@link slowdownOf}), the median over the rounds used; null under 2 steps. */
+  slowdown: number | null;
+  /** Some round ended with other processes' load high ({@link isBusy}): measured on a busy machine. */
+  busy: boolean;
 }
 
 /**
@@ -310,7 +406,14 @@ export function summariseRounds(windows: readonly Window[], batch: number, cores
     roundSamplesPerSecond: sps,
     steps: windows.reduce((a, w) => a + w.steps, 0),
     stepMicros: (batch * 1e6) / s,
+    slowdown: finiteOrNull(median(use(windows.map((w) => slowdownOf(w.stepSeconds))))),
+    busy: windows.some((w) => w.otherLoad !== undefined && isBusy(w.otherLoad)),
   };
+}
+
+/** A number, or null where it is not finite (JSON has no NaN). */
+export function finiteOrNull(v: number): number | null {
+  return Number.isFinite(v) ? v : null;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -2,11 +2,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { formatScalingMarkdown } from '../src/bench/report.js';
-import { machineSlug } from '../src/bench/harness.js';
-import { defaultWorkerCounts, runScalingBenchmark, type ScalingReport } from '../src/bench/scaling.js';
-import { OptionError } from '../src/errors.js';
-import { benchCli, positiveFinite } from './helpers/bench-cli.js';
+import { formatScalingMarkdown } from '../report.js';
+import { machineSlug } from '../harness.js';
+import { defaultWorkerCounts, runScalingBenchmark, type ScalingReport } from '../scaling.js';
+import { OptionError } from '../../src/index.js';
+import { benchCli, positiveFinite } from './cli.js';
 
 // Functional checks only: the numbers depend on the machine and its load, never asserted.
 const TINY = { timeMs: 20, minSteps: 3, warmupSteps: 1, pings: 10 };
@@ -67,7 +67,23 @@ describe('runScalingBenchmark', () => {
 
     const md = formatScalingMarkdown(report);
     expect(md).toContain(`# Scaling benchmark: ${report.machine}`);
-    expect(md).toMatch(/^\| small \| 2 \| /m);
+    // A busy machine marks its rows, it does not fail the test.
+    expect(md).toMatch(/^\| small( \(busy\))? \| 2 \| /m);
+    for (const r of report.rows) {
+      expect(r.suspect).toBe(r.efficiency > 1.1);
+      expect(r.busy).toBe(r.otherLoad > 0.25 * report.cores);
+    }
+    expect(report.loadAverage.otherEnd).toBeCloseTo(Math.max(0, report.loadAverage.end - report.loadAverage.ownThreads), 9);
+
+    // An efficiency of 603% on a busy machine: flagged, not hidden.
+    const busy: ScalingReport = {
+      ...report,
+      loadAverage: { ...report.loadAverage, otherStart: 3, busy: true },
+      rows: report.rows.map((r, i) => (i === 1 ? { ...r, efficiency: 6.03, suspect: true, busy: true } : r)),
+    };
+    const flagged = formatScalingMarkdown(busy);
+    expect(flagged).toMatch(/^\| small \(busy\) \| 2 \| [\d,.]+ \| [\d.]+ \| 603% ⚠ suspect \|/m);
+    expect(flagged).toContain("- **Warning:** the machine was busy: other processes' load 3.00 at the start");
   });
 });
 
@@ -103,6 +119,8 @@ describe('moe bench scaling', () => {
     await expect(benchCli(['scaling', '--machine', '../etc', '--quick'])).rejects.toMatchObject({ option: '--machine' });
     // A choice commander checks: its error names the flag, and main exits 2 on it as on an OptionError.
     await expect(benchCli(['scaling', '--backend', 'gpu', '--quick'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--backend') });
-    await expect(benchCli(['csv', '--rows', '0'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--rows') });
+    await expect(benchCli(['scaling', '--experts', '0'])).rejects.toMatchObject({ code: 'commander.invalidArgument', message: expect.stringContaining('--experts') });
+    // `bench csv` left with 0.3.0.
+    await expect(benchCli(['csv', '--rows', '10'])).rejects.toMatchObject({ code: 'commander.unknownCommand' });
   });
 });

@@ -16,15 +16,20 @@ import {
   roundOrder,
   runInterleaved,
   summariseRounds,
+  slowdownOf,
+  otherLoad,
+  isBusy,
+  startLoad,
+  endLoad,
+  headerLines,
+  benchHeader,
   timeWindow,
-  windowDone,
   withinCores,
   type Contender,
   type Window,
-} from '../src/bench/harness.js';
-import { addRatios, type PeerReport, type PeerRow } from '../src/bench/peers.js';
-import { peerTargets } from '../src/bench/peers-report.js';
-import { OptionError } from '../src/errors.js';
+} from '../harness.js';
+import { addRatios, lossDifference, type PeerRow } from '../peers.js';
+import { OptionError } from '../../src/index.js';
 
 describe('interleaved rounds', () => {
   it('runs every contender once per round, reversing the order every other round', () => {
@@ -65,7 +70,7 @@ describe('interleaved rounds', () => {
 });
 
 describe('summarising rounds', () => {
-  const w = (steps: number, wallSeconds: number, cpuSeconds: number): Window => ({ steps, wallSeconds, cpuSeconds });
+  const w = (steps: number, wallSeconds: number, cpuSeconds: number): Window => ({ steps, wallSeconds, cpuSeconds, medianStepSeconds: wallSeconds / steps, stepSeconds: [] });
 
   it('takes the median of the valid rounds and flags a round over its cores', () => {
     // batch 10: 1000, 2000 (invalid: 1.5 cores on 1), 1200 samples/s.
@@ -92,11 +97,10 @@ describe('summarising rounds', () => {
   it('leaves invalid rows out of the ratios and out of "PyTorch\'s best"', () => {
     const row = (system: PeerRow['system'], samplesPerSecond: number, valid: boolean, config?: PeerRow['config'], cores = 1): PeerRow => ({
       size: 'medium', system, label: system, threads: 1, blasThreads: 1, cores, compute: '', batch: 512, samplesPerSecond, cpuPerWall: 1, valid,
-      rounds: 3, invalidRounds: valid ? 0 : 3, roundSamplesPerSecond: [], steps: 3, stepMicros: 1, ...(config ? { config } : {}),
+      rounds: 3, invalidRounds: valid ? 0 : 3, roundSamplesPerSecond: [], steps: 3, stepMicros: 1, slowdown: null, busy: false, ...(config ? { config } : {}),
     });
     const rows = [
       row('in-process', 600, true),
-      row('tfjs-wasm', 200, true),
       row('pytorch', 400, true, 'torch1-blas1'),
       row('pytorch', 900, false, 'torch2-blas2', 2), // used more than 2 cores: never "best"
       row('pytorch', 500, true, 'torch1-blas2', 2),
@@ -105,32 +109,66 @@ describe('summarising rounds', () => {
     const best = addRatios(rows);
     expect(best.bestTwoCore?.config).toBe('torch1-blas2');
     expect(best.oneCore?.config).toBe('torch1-blas1');
-    expect(rows[0]).toMatchObject({ vsTfjsWasm: 3, vsPytorchOneCore: 1.5, vsPytorchBestTwoCore: 1.2 });
+    expect(rows[0]).toMatchObject({ vsPytorchOneCore: 1.5, vsPytorchBestTwoCore: 1.2 });
+    expect(rows[0]!.vsPytorchOneCoreCeiling).toBeUndefined();
+    // "Best on at most two cores" includes the one-core rows, of either denormal mode.
+    const flushedOneCore = [row('in-process', 600, true), { ...row('pytorch', 700, true, 'torch1-blas1'), flushDenormal: true }, row('pytorch', 500, true, 'torch1-blas2', 2)];
+    expect(addRatios(flushedOneCore).bestTwoCore).toMatchObject({ config: 'torch1-blas1', flushDenormal: true });
+    // Ceilings: that PyTorch step ÷ the sgemm-only time (the replay ÷ the row's threads).
+    const withCeiling = [row('in-process', 600, true), { ...row('workers', 1000, true), threads: 2 }, { ...row('pytorch', 400, true, 'torch1-blas1'), stepMicros: 1000 }];
+    addRatios(withCeiling, 250, 2);
+    expect(withCeiling[0]!.vsPytorchOneCoreCeiling).toBe(4);
+    expect(withCeiling[1]!.vsPytorchBestTwoCoreCeiling).toBe(8);
+    expect(withCeiling[2]!.vsPytorchOneCoreCeiling).toBeUndefined();
     const noValidOneCore = [row('in-process', 600, true), row('pytorch', 400, false, 'torch1-blas1')];
     expect(addRatios(noValidOneCore).oneCore).toBeUndefined();
     expect(noValidOneCore[0]!.vsPytorchOneCore).toBeUndefined();
   });
 });
 
-describe('the per-core targets', () => {
-  it('are checked per size from the rows\' ratios and gemmShare, and "not measured" where a number is missing', () => {
-    const entry = (size: 'small' | 'medium', gemmShare: number | null, gemmGflops: number | null) => ({ size, gemmShare, gemmGflops }) as PeerReport['sizes'][number];
-    const r = {
-      workers: 2,
-      sizes: [entry('small', 0.1, 2), entry('medium', 0.9, 85)],
-      rows: [
-        { size: 'small', system: 'in-process', vsPytorchOneCore: 3.5 },
-        { size: 'medium', system: 'in-process', vsPytorchOneCore: 1.2 },
-        { size: 'medium', system: 'workers' },
-      ],
-    } as unknown as PeerReport;
-    expect(peerTargets(r).map((t) => [t.size, t.target, t.measured, t.met])).toEqual([
-      ['small', 'in-process ≥ 3× PyTorch one core', '3.50×', true],
-      ['medium', "2 workers ≥ 1.5× PyTorch's best two-core", '–', undefined],
-      ['medium', 'in-process ≥ 1.25× PyTorch one core', '1.20×', false],
-      ['medium', 'gemmShare ≥ 0.85', '0.90', true],
-      ['medium', 'gemmGflops ≥ 90', '85.0 GFLOP/s', false],
-    ]);
+describe('a busy machine', () => {
+  it('counts the load less the benchmark\'s own threads, high above 0.25 per core, and marks the rows measured then', () => {
+    expect(otherLoad(3.5, 2)).toBe(1.5);
+    expect(otherLoad(1, 2)).toBe(0);
+    expect(isBusy(0.5, 2)).toBe(false);
+    expect(isBusy(0.51, 2)).toBe(true);
+    expect(isBusy(1.9, 8)).toBe(false);
+    const w = (other?: number): Window => ({ steps: 10, wallSeconds: 1, cpuSeconds: 1, medianStepSeconds: 0.1, stepSeconds: [], ...(other !== undefined ? { otherLoad: other } : {}) });
+    expect(summariseRounds([w(0.1), w(0.2)], 1, 1).busy).toBe(false);
+    expect(summariseRounds([w(0.1), w(5)], 1, 1).busy).toBe(isBusy(5));
+    expect(summariseRounds([w()], 1, 1).busy).toBe(false);
+  });
+
+  it('records the run\'s own threads and other processes\' load at its end, and warns once where it was high', () => {
+    const l = startLoad();
+    const warnings: string[] = [];
+    endLoad(l, (line) => warnings.push(line), 1_000_000);
+    expect(l.ownThreads).toBeGreaterThanOrEqual(0);
+    expect(l.otherEnd).toBe(Math.max(0, l.end - l.ownThreads));
+    expect(l.busy).toBe(false); // no load is high for a million cores
+    expect(warnings).toEqual([]);
+    const m = startLoad();
+    m.otherStart = 1e9;
+    endLoad(m, (line) => warnings.push(line), 1);
+    expect(m.busy).toBe(true);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/^warning: the machine was busy: other processes' load/);
+    expect(headerLines({ ...benchHeader('x'), loadAverage: m }).join('\n')).toContain('- **Warning:** the machine was busy');
+  });
+});
+
+describe('slowdown', () => {
+  it('divides the slowest 10-step window\'s mean by the fastest\'s, in run order', () => {
+    expect(slowdownOf(Array.from({ length: 50 }, () => 1))).toBe(1);
+    // Steps 1…50 ms: windows 1–10 (mean 5.5) and 41–50 (mean 45.5).
+    expect(slowdownOf(Array.from({ length: 50 }, (_, i) => i + 1))).toBeCloseTo(45.5 / 5.5, 12);
+    // One slow step counts once in every window it falls in; sorted order would lose this.
+    const spike = Array.from({ length: 30 }, (_, i) => (i === 15 ? 11 : 1));
+    expect(slowdownOf(spike)).toBeCloseTo(20 / 10, 12);
+    expect(slowdownOf([1, 3])).toBe(3);
+    expect(slowdownOf([1])).toBeNaN();
+    expect(lossDifference([2, 4], [[2, 4.004], [2.002]])).toBeCloseTo(1e-3, 12);
+    expect(lossDifference([2], [[null]])).toBe(Number.POSITIVE_INFINITY);
   });
 });
 
@@ -142,10 +180,15 @@ describe('timed windows', () => {
     expect(n).toBe(7);
     expect(w.wallSeconds).toBeGreaterThan(0);
     expect(w.cpuSeconds).toBeGreaterThanOrEqual(0);
-    const t0 = performance.now();
-    expect(windowDone({ timeMs: 1e9, minSteps: 1 }, 5, t0)).toBe(false);
-    expect(windowDone({ timeMs: 0, minSteps: 3 }, 2, t0)).toBe(false);
-    expect(windowDone({ timeMs: 0, minSteps: 3 }, 3, t0)).toBe(true);
+    expect(w.medianStepSeconds).toBeGreaterThanOrEqual(0);
+    expect(w.stepSeconds).toHaveLength(7);
+    // A budget: at least minSteps, and on until the steps' time reaches it.
+    n = 0;
+    const few = await timeWindow(() => void n++, { timeMs: 0, minSteps: 3 });
+    expect(few.steps).toBe(3);
+    const sleepy = await timeWindow(() => new Promise((r) => setTimeout(r, 2)), { timeMs: 30, minSteps: 1 });
+    expect(sleepy.steps).toBeGreaterThan(1);
+    expect(sleepy.wallSeconds).toBeGreaterThanOrEqual(0.03);
   });
 });
 

@@ -11,14 +11,8 @@
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Bench } from 'tinybench';
-import type { BackendRequest } from '../compute/provider.js';
-import { BUSY_SLOTS, CMD } from '../memory/layout.js';
-import { mlpParamCount } from '../model/mlp.js';
-import { expertShape, gateShape } from '../model/config.js';
-import { checkWorkerCount } from '../engine/plan.js';
-import type { ParallelPool } from '../parallel/pool.js';
-import type { ExpertPool } from '../engine/pool.js';
-import type { TrainingSession } from '../train/session.js';
+import type { BackendRequest } from '../src/index.js';
+import { checkWorkerCount, CMD, expertShape, gateShape, mlpParamCount, type ParallelPool, type TrainingSession } from '../src/internal.js';
 import {
   BENCH_SIZES,
   benchHeader,
@@ -28,6 +22,9 @@ import {
   checkPositiveInt,
   defaultExperts,
   endLoad,
+  isBusy,
+  loadNow,
+  otherLoad,
   num,
   SIZE_SPECS,
   startLoad,
@@ -37,6 +34,7 @@ import {
   type SizeSpec,
 } from './harness.js';
 import { benchProblem, startSession, stepper } from './problem.js';
+import { perPhaseMicros, StepTimer, TimedPool } from './step-timer.js';
 
 export { SIZE_SPECS, type SizeSpec };
 
@@ -119,7 +117,16 @@ export interface ScalingRow {
   idleRoundTripMicros: number;
   /** The in-process trainer on the same size, same data, same step code. */
   inProcessSamplesPerSecond?: number;
+  /** efficiency above {@link SUSPECT_EFFICIENCY}: more than W cores can give, so the 1-worker baseline was probably disturbed. */
+  suspect: boolean;
+  /** Other processes' load was high when this measurement ended (see `LoadAverage`). */
+  busy: boolean;
+  /** Other processes' load when this measurement ended: the 1-minute load less this benchmark's busy threads (min(W + 1, cores)). */
+  otherLoad: number;
 }
+
+/** Efficiency above which a row is flagged suspect (the published large-size result is 101%). */
+export const SUSPECT_EFFICIENCY = 1.1;
 
 /** Mean µs of one phase. */
 export interface PhaseMicros {
@@ -165,97 +172,6 @@ export function defaultWorkerCounts(cores: number, experts: number): number[] {
   return out;
 }
 
-/**
- * An ExpertPool around the parallel pool that times every phase on the main thread and
- * reads each shard's compute time for that phase from the shared `busy` region, so that
- * synchronisation is measured per phase, not inferred from totals. No allocation beyond
- * the one promise per phase the wait itself costs.
- */
-class PhaseClock implements ExpertPool {
-  readonly workers: number;
-  private begun = 0;
-  private called = 0;
-  private readonly last: Float64Array;
-  /** Since reset, indexed by CMD: phases run, sync ms, slowest-shard compute ms. */
-  readonly phases = new Float64Array(4);
-  readonly syncMs = new Float64Array(4);
-  readonly computeMs = new Float64Array(4);
-
-  constructor(
-    private readonly inner: ParallelPool,
-    private readonly busy: Float64Array,
-  ) {
-    this.workers = inner.workers;
-    this.last = new Float64Array(busy.length);
-    this.reset();
-  }
-
-  reset(): void {
-    this.last.set(this.busy);
-    this.phases.fill(0);
-    this.syncMs.fill(0);
-    this.computeMs.fill(0);
-  }
-
-  /** Mean µs per phase of `of` (syncMs or computeMs) for one command, or over all three. */
-  micros(of: Float64Array, cmd?: number): number {
-    if (cmd !== undefined) return (of[cmd]! * 1000) / this.phases[cmd]!;
-    let sum = 0, n = 0;
-    for (const c of [CMD.FORWARD, CMD.BACKWARD, CMD.UPDATE]) {
-      sum += of[c]!;
-      n += this.phases[c]!;
-    }
-    return (sum * 1000) / n;
-  }
-
-  private end(cmd: number): void {
-    const now = performance.now();
-    let slowest = 0;
-    for (let k = 0; k < this.workers; k++) {
-      const i = k * BUSY_SLOTS + cmd;
-      const b = this.busy[i]!;
-      const d = b - this.last[i]!;
-      this.last[i] = b;
-      if (d > slowest) slowest = d;
-    }
-    const own = this.called - this.begun;
-    this.syncMs[cmd] = this.syncMs[cmd]! + (now - this.begun - (slowest > own ? slowest : own));
-    this.computeMs[cmd] = this.computeMs[cmd]! + slowest;
-    this.phases[cmd] = this.phases[cmd]! + 1;
-  }
-
-  beginForward(rows: number, step: number): void {
-    this.begun = performance.now();
-    this.inner.beginForward(rows, step);
-  }
-  async finishForward(): Promise<void> {
-    this.called = performance.now();
-    await this.inner.finishForward();
-    this.end(CMD.FORWARD);
-  }
-  beginBackward(rows: number, step: number): void {
-    this.begun = performance.now();
-    this.inner.beginBackward(rows, step);
-  }
-  async finishBackward(): Promise<void> {
-    this.called = performance.now();
-    await this.inner.finishBackward();
-    this.end(CMD.BACKWARD);
-  }
-  beginUpdate(lr: number, step: number): void {
-    this.begun = performance.now();
-    this.inner.beginUpdate(lr, step);
-  }
-  async finishUpdate(): Promise<void> {
-    this.called = performance.now();
-    await this.inner.finishUpdate();
-    this.end(CMD.UPDATE);
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
 /** What one timed measurement leaves behind. */
 interface Measured {
   steps: number;
@@ -267,6 +183,7 @@ interface Measured {
   shardComputeMicrosByPhase?: PhaseMicros;
   atomicsRoundTripMicros?: number;
   idleRoundTripMicros?: number;
+  otherLoad: number;
 }
 
 /**
@@ -319,7 +236,8 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
     const measured = new Map<number, Measured>();
     // Everything a task's hooks set up, torn down in afterAll.
     let run: (() => Promise<number>) | undefined;
-    let clock: PhaseClock | undefined;
+    let clock: StepTimer | undefined;
+    let timed: TimedPool | undefined;
     let pool: ParallelPool | undefined;
     let session: TrainingSession | undefined;
 
@@ -358,11 +276,13 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
             workers,
             wrapPool: (inner, views) => {
               pool = inner as ParallelPool;
-              return (clock = new PhaseClock(pool, views.busy));
+              clock = new StepTimer();
+              return (timed = new TimedPool(inner, views.busy, clock));
             },
           });
           const started = pool!;
           const timer = clock!;
+          const wrapper = timed!;
           run = stepper(p, s);
           try {
             for (let i = 0; i < warmupSteps; i++) await run();
@@ -372,13 +292,18 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
             await started.close();
             throw err;
           }
+          // Only the pool's phase timers: the steps' own are tinybench's.
           timer.reset();
+          wrapper.resync();
+          timer.on = true;
         },
         afterAll: async () => {
           const started = pool, k = clock;
           run = undefined;
           pool = undefined;
           clock = undefined;
+          timed = undefined;
+          if (k) k.on = false;
           if (!started) return;
           try {
             if (k && k.phases[CMD.UPDATE]! > 0) {
@@ -395,12 +320,12 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
                 await started.ping();
                 idle += performance.now() - t;
               }
-              const byPhase = (of: Float64Array): PhaseMicros => ({ forward: k.micros(of, CMD.FORWARD), backward: k.micros(of, CMD.BACKWARD), update: k.micros(of, CMD.UPDATE) });
+              const byPhase = (of: Float64Array): PhaseMicros => ({ forward: perPhaseMicros(k, of, CMD.FORWARD), backward: perPhaseMicros(k, of, CMD.BACKWARD), update: perPhaseMicros(k, of, CMD.UPDATE) });
               poolSide.set(workers, {
-                syncMicros: k.micros(k.syncMs),
-                shardComputeMicros: k.micros(k.computeMs),
+                syncMicros: perPhaseMicros(k, k.syncMs),
+                shardComputeMicros: perPhaseMicros(k, k.shardMs),
                 syncMicrosByPhase: byPhase(k.syncMs),
-                shardComputeMicrosByPhase: byPhase(k.computeMs),
+                shardComputeMicrosByPhase: byPhase(k.shardMs),
                 atomicsRoundTripMicros: hot,
                 idleRoundTripMicros: (idle * 1000) / idlePings,
               });
@@ -417,7 +342,8 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       const r = t.result;
       if (r.state !== 'completed') return;
       const w = t.name === 'in-process' ? 0 : Number.parseInt(t.name, 10);
-      const out: Measured = { steps: t.runs, stepMicros: r.period * 1000, rmePercent: r.latency.rme, ...poolSide.get(w) };
+      // Other processes' load: this benchmark's busy threads are the workers and the main thread.
+      const out: Measured = { steps: t.runs, stepMicros: r.period * 1000, rmePercent: r.latency.rme, otherLoad: otherLoad(loadNow(), Math.min(w + 1, cores)), ...poolSide.get(w) };
       measured.set(w, out);
       progress(
         `${size} ${t.name}: ${num((B * 1e6) / out.stepMicros)} samples/s over ${out.steps} steps (${num(out.stepMicros)} µs/step ±${out.rmePercent.toFixed(1)}%)` +
@@ -454,11 +380,16 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
         shardComputeMicrosByPhase: r.shardComputeMicrosByPhase!,
         atomicsRoundTripMicros: r.atomicsRoundTripMicros,
         idleRoundTripMicros: r.idleRoundTripMicros,
+        suspect: false,
+        busy: isBusy(r.otherLoad, cores),
+        otherLoad: r.otherLoad,
       };
+      row.suspect = row.efficiency > SUSPECT_EFFICIENCY;
+      if (row.suspect) progress(`warning: ${size} at ${workers} workers: efficiency ${(row.efficiency * 100).toFixed(0)}% is above ${SUSPECT_EFFICIENCY * 100}%, suspect (the 1-worker baseline was probably slowed by other work)`);
       if (inProc) row.inProcessSamplesPerSecond = (B * 1e6) / inProc.stepMicros;
       report.rows.push(row);
     }
   }
-  endLoad(report.loadAverage);
+  endLoad(report.loadAverage, progress, cores);
   return report;
 }

@@ -1,19 +1,19 @@
-/** The scaling cost model (src/bench/cost-model.ts): its inputs from a scaling report, and its formula. */
+/** The scaling cost model (bench/cost-model.ts): its inputs from a scaling report, and its formula. */
 import { describe, expect, it } from 'vitest';
-import { costModelInputs, predictScaling, predictStepMicros } from '../src/bench/cost-model.js';
-import type { ScalingReport, ScalingRow } from '../src/bench/scaling.js';
-import { OptionError } from '../src/errors.js';
+import { costModelInputs, predictScaling, predictStepMicros } from '../cost-model.js';
+import type { ScalingReport, ScalingRow } from '../scaling.js';
+import { OptionError } from '../../src/index.js';
 
 function row(workers: number, stepMicros: number, compute: [number, number, number], sync: [number, number, number]): ScalingRow {
   const ph = ([forward, backward, update]: [number, number, number]) => ({ forward, backward, update });
   return {
     size: 'medium', workers, batch: 512, steps: 10, stepMicros, rmePercent: 1, samplesPerSecond: 512e6 / stepMicros, speedup: 1, efficiency: 1,
-    syncMicros: 0, shardComputeMicros: 0, syncMicrosByPhase: ph(sync), shardComputeMicrosByPhase: ph(compute), atomicsRoundTripMicros: 1, idleRoundTripMicros: 1,
+    syncMicros: 0, shardComputeMicros: 0, syncMicrosByPhase: ph(sync), shardComputeMicrosByPhase: ph(compute), atomicsRoundTripMicros: 1, idleRoundTripMicros: 1, suspect: false, busy: false, otherLoad: 0,
   };
 }
 
 const report = {
-  machine: 'test', cpuModel: 'x', cores: 2, node: 'v20', date: '', backend: 'blas', backendDetail: '', experts: 8, loadAverage: { start: 0, end: 0 }, sizes: [],
+  machine: 'test', cpuModel: 'x', cores: 2, node: 'v20', date: '', backend: 'blas', backendDetail: '', experts: 8, loadAverage: { start: 0, end: 0, ownThreads: 0, otherStart: 0, otherEnd: 0, busy: false }, sizes: [],
   // 1 worker: 100 µs of main-thread work around 1000 + 1000 + 200 µs of compute and 10 µs of sync per phase.
   // 2 workers: each shard's half of the compute 10% slower in forward and backward (κ 1.1), as fast in update.
   rows: [row(1, 2330, [1000, 1000, 200], [10, 10, 10]), row(2, 1360, [550, 550, 100], [40, 50, 60])],
