@@ -24,6 +24,23 @@ export interface RankSlices {
 let world: Communicator | undefined;
 
 /**
+ * UCX settings for a process that is also a V8 isolate:
+ * - UCX traps SIGSEGV by default, and V8 uses SIGSEGV for WebAssembly bounds checks: with
+ *   UCX's handler, an out-of-bounds access that V8 turns into a catchable RuntimeError
+ *   kills the process instead (tested);
+ * - UCX's memory hooks replace malloc and patch mmap/munmap in a process that has already
+ *   allocated and runs V8's threads: about one run in 30 under load died in V8's lazy
+ *   compiler (a memcpy of corrupted memory, core dump examined); without the hooks, none
+ *   in 150. This library's collectives work on memory that never moves or returns to the
+ *   system during a fit, so UCX's registration cache loses nothing.
+ */
+const UCX_SETTINGS: readonly (readonly [string, string])[] = [
+  ['UCX_ERROR_SIGNALS', ''],
+  ['UCX_MEM_MALLOC_HOOKS', 'no'],
+  ['UCX_MEM_EVENTS', 'no'],
+];
+
+/**
  * The least time a collective may wait before this rank gives up (ms): a collective waits
  * for the slowest rank to finish its phase, so the limit is the larger of this and 20 ×
  * the longest wait so far (as the shards' stall watchdog does), unless set.
@@ -68,13 +85,11 @@ export class Communicator {
    */
   static world(opts: { library?: string } = {}): Communicator {
     if (world) return world;
-    // UCX (MPICH's transport here) traps SIGSEGV by default, and V8 uses SIGSEGV for
-    // WebAssembly bounds checks: with UCX's handler, an out-of-bounds access that V8 turns
-    // into a catchable RuntimeError kills the process instead. UCX reads the setting when
-    // the library loads and at init, so it is set around both and the user's environment
-    // is put back after.
-    const before = process.env.UCX_ERROR_SIGNALS;
-    process.env.UCX_ERROR_SIGNALS = before ?? '';
+    // UCX (MPICH's transport on Debian) must keep out of V8's way, and reads its settings
+    // when the library loads and at init: they are set around both (where the user has
+    // not set them) and the user's environment is put back after.
+    const saved = UCX_SETTINGS.map(([name]) => [name, process.env[name]] as const);
+    for (const [name, value] of UCX_SETTINGS) process.env[name] ??= value;
     let lib: MpiLibrary;
     try {
       lib = loadMpi(opts.library);
@@ -86,8 +101,10 @@ export class Communicator {
         if (provided[0]! < MPI.THREAD_FUNNELED) throw new MoeError('MPI_UNAVAILABLE', `${lib.path} provides thread level ${provided[0]}, the trainer needs MPI_THREAD_FUNNELED`);
       }
     } finally {
-      if (before === undefined) delete process.env.UCX_ERROR_SIGNALS;
-      else process.env.UCX_ERROR_SIGNALS = before;
+      for (const [name, value] of saved) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
     }
     const c = lib.calls;
     c.setErrhandler(MPI.COMM_WORLD, MPI.ERRORS_RETURN);
