@@ -87,3 +87,21 @@ describe('commit only finite steps', () => {
     });
   }
 });
+
+describe('long phases in-process', () => {
+  it('a phase over thousands of experts yields between slices, and a stop asked for meanwhile ends the step there', async () => {
+    const n = 64, xs: number[][] = [], ys: number[][] = [];
+    for (let i = 0; i < n; i++) xs.push(Array.from({ length: 8 }, (_, j) => Math.sin(i * (j + 1)))), ys.push([Math.sin(2 * i)]);
+    const data = datasetFromArrays('regression', xs, ys);
+    // Each of FORWARD and BACKWARD runs 4,000 MLP experts: well over one slice (100 ms).
+    const m = await Mixture.create({ task: 'regression', inputs: 8, outputs: 1, experts: 4_000, expert: 'mlp:256', seed: 1 });
+    const controller = new AbortController();
+    // The stop is asked for as step 2 starts (the schedule runs after the between-steps
+    // check): only a check between a phase's slices can see it before the step ends.
+    const err = await rejection(m.fit(data, { epochs: 5, batchSize: 64, signal: controller.signal, schedule: ({ step, baseLr }) => (step === 2 && controller.abort(), baseLr) }));
+    expect(err.code).toBe('ABORTED');
+    expect(err.message).toBe('training aborted during step 2; parameters are those of step 1');
+    expect(m.training.step).toBe(1);
+    await m.close();
+  });
+});

@@ -131,17 +131,23 @@ export class ExpertSide {
     return bv;
   }
 
-  /** FORWARD: every block assigned to this shard. */
-  forward(): void {
+  /**
+   * FORWARD: every block assigned to this shard, from block `from`; where `until` (a
+   * performance.now() time) passes, it stops between blocks and returns the next block
+   * (the in-process pool then yields to the event loop and goes on), else returns −1.
+   */
+  forward(from = 0, until = Infinity): number {
     const v = this.v, blocks = Atomics.load(v.control, CTRL.BLOCKS), me = this.spec.shard;
     const gathers = this.spec.layout.sizes.gathers;
-    for (let b = 0; b < blocks; b++) {
+    for (let b = from; b < blocks; b++) {
+      if (pastDeadline(b, from, until)) return b;
       if (v.blockWorker[b] !== me) continue;
       const bv = this.views(b);
       if (gathers) this.gather(bv);
       mlpForward(this.gemm, this.k, bv.pass, bv.x, bv.rows, bv.loss.out);
       this.ef.expertScores(this.k, bv.loss);
     }
+    return -1;
   }
 
   /** Sparse routing: the block's inputs, and what its loss reads, from the batch. */
@@ -153,11 +159,12 @@ export class ExpertSide {
     if (this.spec.config.task === 'classification') k.gatherRowsI32(v.batchLabels, idx, bv.rows, bv.loss.labels);
   }
 
-  /** BACKWARD: ∂E/∂o from the main thread's weights, backpropagated into each block's slot. */
-  backward(): void {
+  /** BACKWARD: ∂E/∂o from the main thread's weights, backpropagated into each block's slot; `from`, `until` and the result as {@link forward}'s. */
+  backward(from = 0, until = Infinity): number {
     const v = this.v, blocks = Atomics.load(v.control, CTRL.BLOCKS), me = this.spec.shard;
     const gathers = this.spec.layout.sizes.gathers;
-    for (let b = 0; b < blocks; b++) {
+    for (let b = from; b < blocks; b++) {
+      if (pastDeadline(b, from, until)) return b;
       if (v.blockWorker[b] !== me) continue;
       const bv = this.views(b);
       if (gathers && this.ef.mixesOutputs) {
@@ -170,6 +177,7 @@ export class ExpertSide {
       const g = slot < 0 ? v.expertGrads.subarray(bv.expert * this.P, (bv.expert + 1) * this.P) : v.blockGrads.subarray(slot * this.P, (slot + 1) * this.P);
       if (!committable(this.gemm, g, this.P, this.norm)) Atomics.add(v.control, CTRL.BAD_GRADS, 1);
     }
+    return -1;
   }
 
   /**
@@ -194,4 +202,12 @@ export class ExpertSide {
     for (let i = 0; i < count; i++) if (!seen[i]) this.k.fill(v.expertGrads.subarray((first + i) * P, (first + i + 1) * P), P, 0);
     optimizerStep(this.k, this.optimizer, this.owned, lr, t);
   }
+}
+
+/** Blocks between two looks at the clock (a look costs ~50 ns; a block at least ~1 µs). */
+const CLOCK_EVERY = 64;
+
+/** Whether a phase slice that started at block `from` should stop before block `b`. */
+function pastDeadline(b: number, from: number, until: number): boolean {
+  return until !== Infinity && b > from && (b - from) % CLOCK_EVERY === 0 && performance.now() > until;
 }

@@ -234,6 +234,9 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   // MPI: a rank asked to stop tells the others in the step's agreement; all stop together.
   const mpiPool = session.mpi;
   if (mpiPool) mpiPool.stopRequested = () => (o.signal?.aborted ?? false) || run.closed;
+  // In-process, a long phase yields between slices, and a stop asked for meanwhile ends the
+  // step there (parameters at the step before); an MPI rank stops only by agreement.
+  else if (session.inProcess) session.inProcess.hooks.interrupted = () => (o.signal?.aborted ?? false) || run.closed;
   try {
     for (let e = 0; e < epochs; e++) {
       const te = performance.now();

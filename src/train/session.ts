@@ -66,6 +66,8 @@ export class TrainingSession {
     readonly noiseRng: Rng | undefined,
     /** MPI: this rank's pool (its exchanges and the gather of every rank's experts). */
     readonly mpi: MpiPool | undefined,
+    /** In-process: the pool, whose long phases yield between slices (the fit tells it when to stop). */
+    readonly inProcess: InProcessPool | undefined,
   ) {}
 
   /**
@@ -131,8 +133,11 @@ export class TrainingSession {
       gemm: provider.sgemm,
       kernels: k,
     });
-    const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data, new FloatMode(denormals));
-    return new TrainingSession(memory, layout, views, pool, step, router, noiseRng, local instanceof MpiPool ? local : undefined);
+    const fm = new FloatMode(denormals);
+    const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data, fm);
+    const inProcess = inner instanceof InProcessPool ? inner : undefined;
+    if (inProcess) inProcess.hooks.floatMode = fm;
+    return new TrainingSession(memory, layout, views, pool, step, router, noiseRng, local instanceof MpiPool ? local : undefined, inProcess);
   }
 
   /** The live parameter views (they change with every step). */
