@@ -377,6 +377,9 @@ def self_test(torch, a):
     return 0 if out["ok"] else 1
 
 
+DDP_TIMEOUT_S = 300
+
+
 def launch(argv, a):
     """DDP: start one process per rank (this script again, with --rank), each setting its own
     FTZ/DAZ before importing torch; print rank 0's JSON line. No torch in this process."""
@@ -389,7 +392,15 @@ def launch(argv, a):
             subprocess.Popen([sys.executable, os.path.abspath(__file__), *argv, "--rank", str(r), "--rendezvous", rdv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for r in range(a.processes)
         ]
-        outs = [p.communicate() for p in procs]
+        # A rank that hangs (a deadlock in gloo or at exit) must not hang the benchmark.
+        outs = []
+        for p in procs:
+            try:
+                outs.append(p.communicate(timeout=DDP_TIMEOUT_S))
+            except subprocess.TimeoutExpired:
+                for q in procs:
+                    q.kill()
+                fail(f"a DDP rank did not finish within {DDP_TIMEOUT_S} s")
     for p, (out, err) in zip(procs, outs):
         if p.returncode != 0:
             sys.stderr.write(err)
@@ -525,4 +536,11 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    if "--rank" in sys.argv:
+        # A DDP rank: its result is printed; leave without the interpreter's teardown, which
+        # can wait forever joining gloo's and torch's threads (seen: 1 run in CI hung there).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -60,7 +60,7 @@ required=(package.json README.md LICENSE bin/moe.js data/peterson-barney-1952.cs
 for f in "${required[@]}"; do
   printf '%s\n' "${files[@]}" | grep -qxF "$f" || die "the tarball lacks $f"
 done
-extra="$(printf '%s\n' "${files[@]}" | grep -vxE 'package\.json|README\.md|LICENSE|bin/moe\.js|data/peterson-barney-1952\.csv|data/README\.md|dist/kernels/kernels\.wasm|python/torch_peer\.py|dist/(src|workers)/.+\.(js|d\.ts)' || true)"
+extra="$(printf '%s\n' "${files[@]}" | grep -vxE 'package\.json|README\.md|LICENSE|bin/moe\.js|data/peterson-barney-1952\.csv|data/README\.md|dist/kernels/kernels\.wasm|python/torch_peer\.py|dist/(src|workers|bench)/.+\.(js|d\.ts)' || true)"
 [[ -z "$extra" ]] || die "the tarball carries files no user needs:"$'\n'"$extra"
 mkdir "$work/unpacked"
 tar -xzf "$tgz" -C "$work/unpacked"
