@@ -377,7 +377,7 @@ def self_test(torch, a):
     return 0 if out["ok"] else 1
 
 
-DDP_TIMEOUT_S = 300
+DDP_TIMEOUT_S = 90
 
 
 def launch(argv, a):
@@ -507,7 +507,8 @@ def main(argv):
         total = torch.tensor([cpu], dtype=torch.float64)
         dist.all_reduce(total)
         cpu = total.item()
-        dist.destroy_process_group()
+        # No destroy_process_group(): a rank waited there forever in CI (gloo); the ranks
+        # leave with os._exit once their part is done (see the end of this file).
         if a.rank != 0:
             return 0
     out = {
