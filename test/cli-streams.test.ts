@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FIXTURES, MAIN, ROOT, finish, lastJson, moe, requireBuild, type RunResult } from './fixtures/cli/harness.js';
+import { withoutFallbackNotice, FIXTURES, MAIN, ROOT, finish, lastJson, moe, requireBuild, type RunResult } from './fixtures/cli/harness.js';
 
 const REGRESSION = join(FIXTURES, 'regression.csv');
 const TRAIN = ['train', '--data', REGRESSION, '--target', 'y', '--task', 'regression', '--experts', '2', '--epochs', '3', '--log-every', '1'];
@@ -43,7 +43,7 @@ function finishPartial(child: ReturnType<typeof spawn>): Promise<RunResult> {
   child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
   return new Promise((res, rej) => {
     child.on('error', rej);
-    child.on('close', (code, signal) => res({ code, signal, stdout, stderr }));
+    child.on('close', (code, signal) => res({ code, signal, stdout, stderr: withoutFallbackNotice(stderr) }));
   });
 }
 

@@ -130,8 +130,8 @@ suite('float mode', () => {
 
   for (const workers of [0, 2]) {
     it(`user code runs IEEE: schedule, stopWhen, onEpoch, warnings, and after fit, predict, evaluate (${workers} workers)`, async () => {
-      const m = await Mixture.create({ task: 'regression', inputs: 2, outputs: 1, experts: 4, seed: 2, onWarning: () => seen.push(['warn', flushesNow()]) });
       const seen: [string, boolean][] = [];
+      const m = await Mixture.create({ task: 'regression', inputs: 2, outputs: 1, experts: 4, seed: 2, onWarning: () => seen.push(['warn', flushesNow()]) });
       const data = regression();
       const r = await m.fit(data, {
         epochs: 2,
@@ -154,7 +154,8 @@ suite('float mode', () => {
       expect(r.denormals).toBe('flush');
       expect(m.training.denormals).toBe('flush');
       expect(seen.filter(([, f]) => f)).toEqual([]);
-      expect(new Set(seen.map(([w]) => w))).toEqual(new Set(['schedule', 'stopWhen', 'onEpoch', 'onEpoch after await', 'after fit', 'after predict', 'after evaluate']));
+      // ('warn' too where a warning was given, e.g. the provider's fall-back without OpenBLAS.)
+      expect(new Set(seen.map(([w]) => w).filter((w) => w !== 'warn'))).toEqual(new Set(['schedule', 'stopWhen', 'onEpoch', 'onEpoch after await', 'after fit', 'after predict', 'after evaluate']));
       await m.close();
     });
   }
