@@ -3,8 +3,8 @@
  *
  * - the step broken into matrix products (sgemm), element-wise kernels, the optimiser, the
  *   main thread's gate work, synchronisation and the rest, by timing wrappers around the
- *   provider's sgemm, around every kernel (`wrapKernels`) and around the expert pool's
- *   phases (`wrapPool`), so that the parts can be checked to add up to the step;
+ *   provider's sgemm, around every kernel (`wrapKernels`) and around the shard runner's
+ *   phases (`wrapRunner`), so that the parts can be checked to add up to the step;
  * - `gemmShare`: the step's own sgemm calls recorded once (shapes and buffers) and replayed
  *   alone on the same thread right after, warm, ÷ the step's time; `gemmGflops` their rate.
  *
@@ -19,7 +19,7 @@ import type { ComputeProvider } from '../src/index.js';
 import { CMD, median, type TrainingSession } from '../src/internal.js';
 import { checkPositiveInt, timeWindow, type WindowPlan } from './harness.js';
 import { startSession, stepper, type BenchProblem } from './problem.js';
-import { PHASES, StepTimer, TimedPool, type GemmCall } from './step-timer.js';
+import { PHASES, StepTimer, TimedRunner, type GemmCall } from './step-timer.js';
 
 
 /** One step's time in parts, µs per step (means over the timed steps). */
@@ -86,7 +86,7 @@ export interface GemmReplay {
 interface TimedSession {
   session: TrainingSession;
   timer: StepTimer;
-  pool: TimedPool;
+  runner: TimedRunner;
   run: () => Promise<number>;
 }
 
@@ -94,21 +94,21 @@ async function timedSession(p: BenchProblem, workers: number): Promise<TimedSess
   const timer = new StepTimer();
   const m = p.mixture;
   const provider: ComputeProvider = { name: m.provider.name, detail: m.provider.detail, sgemm: timer.sgemm(m.provider.sgemm) };
-  let pool: TimedPool | undefined;
+  let runner: TimedRunner | undefined;
   const session = await startSession(p, {
     workers,
     provider,
     wrapKernels: (k) => timer.kernels(k),
-    wrapPool: (inner, views) => (pool = new TimedPool(inner, views.busy, timer)),
+    wrapRunner: (inner, views) => (runner = new TimedRunner(inner, views.busy, timer)),
   });
-  return { session, timer, pool: pool!, run: stepper(p, session) };
+  return { session, timer, runner: runner!, run: stepper(p, session) };
 }
 
 /** Time a window of steps with the timers on; the timer's accumulators then hold its sums. */
 async function timedSteps(s: TimedSession, plan: WindowPlan): Promise<void> {
   const t = s.timer;
   t.reset();
-  s.pool.resync();
+  s.runner.resync();
   t.on = true;
   try {
     await timeWindow(async () => {

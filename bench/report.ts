@@ -54,7 +54,7 @@ export function formatScalingMarkdown(report: ScalingReport): string {
   out.push(
     '- sync µs/phase: per phase (forward, backward, update), the main thread’s wall time from signalling the shards to resuming after the wait, minus the longer of the slowest shard’s compute in that phase (from the shards’ busy-time counters) and the main thread’s own overlapping work; the mean over every phase of the timed steps.',
   );
-  out.push('- ping µs: the mean of `ParallelPool.ping()` on the same pool right after its steps: the trainer’s own signal and wait with no work, back to back.');
+  out.push('- ping µs: the mean of `ThreadRunner.ping()` on the same runner right after its steps: the trainer’s own signal and wait with no work, back to back.');
   out.push(
     `- ping after ${IDLE_GAP_MS} ms idle: the same round trip with every thread idle for ${IDLE_GAP_MS} ms before each one, as after a phase of milliseconds of compute; the waiting threads' wake-up then costs more than in back-to-back pings.`,
   );

@@ -2,17 +2,17 @@
  * The scaling benchmark: dense mixtures of one expert count, trained step by step with 1…W
  * worker threads (and in-process, for reference), measuring throughput, parallel
  * efficiency and the synchronisation cost of each phase against the bare round trip of the
- * trainer's own signalling (`ParallelPool.ping`) on the same pool in the same run.
+ * trainer's own signalling (`ThreadRunner.ping`) on the same runner in the same run.
  *
  * Steps are timed with tinybench, one task per worker count and size, after a fixed
  * warm-up that each task runs itself (tinybench warms every task before running any, which
- * would keep every task's pool and memory alive at once).
+ * would keep every task's runner and memory alive at once).
  */
 import { availableParallelism } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Bench } from 'tinybench';
 import type { BackendRequest } from '../src/index.js';
-import { checkWorkerCount, CMD, expertShape, gateShape, mlpParamCount, type ParallelPool, type TrainingSession } from '../src/internal.js';
+import { checkWorkerCount, CMD, expertShape, gateShape, mlpParamCount, type ThreadRunner, type TrainingSession } from '../src/internal.js';
 import {
   BENCH_SIZES,
   benchHeader,
@@ -34,7 +34,7 @@ import {
   type SizeSpec,
 } from './harness.js';
 import { benchProblem, startSession, stepper } from './problem.js';
-import { perPhaseMicros, StepTimer, TimedPool } from './step-timer.js';
+import { perPhaseMicros, StepTimer, TimedRunner } from './step-timer.js';
 
 export { SIZE_SPECS, type SizeSpec };
 
@@ -64,7 +64,7 @@ export interface ScalingOptions {
   minSteps?: number;
   /** Untimed steps before each measurement; default 3. */
   warmupSteps?: number;
-  /** `ping()` round trips averaged per pool; default 500. */
+  /** `ping()` round trips averaged per runner; default 500. */
   pings?: number;
   /** Also time the in-process trainer on every size (default true). */
   inProcess?: boolean;
@@ -108,7 +108,7 @@ export interface ScalingRow {
   syncMicrosByPhase: PhaseMicros;
   /** `shardComputeMicros` per phase, µs. */
   shardComputeMicrosByPhase: PhaseMicros;
-  /** Mean `pool.ping()` on the same pool: the bare signal-and-wait round trip, µs. */
+  /** Mean `runner.ping()` on the same runner: the bare signal-and-wait round trip, µs. */
   atomicsRoundTripMicros: number;
   /**
    * The same round trip after every thread has been idle for `IDLE_GAP_MS` (20 ms), µs: what
@@ -237,8 +237,8 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
     // Everything a task's hooks set up, torn down in afterAll.
     let run: (() => Promise<number>) | undefined;
     let clock: StepTimer | undefined;
-    let timed: TimedPool | undefined;
-    let pool: ParallelPool | undefined;
+    let timed: TimedRunner | undefined;
+    let runner: ThreadRunner | undefined;
     let session: TrainingSession | undefined;
 
     const bench = new Bench({
@@ -249,9 +249,9 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       throws: true,
     });
     const fn = (): Promise<number> => run!();
-    // afterAll runs before tinybench has computed the task's result: the pool-side numbers
+    // afterAll runs before tinybench has computed the task's result: the runner-side numbers
     // are kept here, and joined with the step timings once the task's cycle ends.
-    const poolSide = new Map<number, Required<Pick<Measured, 'syncMicros' | 'shardComputeMicros' | 'syncMicrosByPhase' | 'shardComputeMicrosByPhase' | 'atomicsRoundTripMicros' | 'idleRoundTripMicros'>>>();
+    const runnerSide = new Map<number, Required<Pick<Measured, 'syncMicros' | 'shardComputeMicros' | 'syncMicrosByPhase' | 'shardComputeMicrosByPhase' | 'atomicsRoundTripMicros' | 'idleRoundTripMicros'>>>();
 
     if (opts.inProcess ?? true) {
       bench.add('in-process', fn, {
@@ -274,13 +274,13 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
         beforeAll: async () => {
           const s = await startSession(p, {
             workers,
-            wrapPool: (inner, views) => {
-              pool = inner as ParallelPool;
+            wrapRunner: (inner, views) => {
+              runner = inner as ThreadRunner;
               clock = new StepTimer();
-              return (timed = new TimedPool(inner, views.busy, clock));
+              return (timed = new TimedRunner(inner, views.busy, clock));
             },
           });
-          const started = pool!;
+          const started = runner!;
           const timer = clock!;
           const wrapper = timed!;
           run = stepper(p, s);
@@ -288,26 +288,26 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
             for (let i = 0; i < warmupSteps; i++) await run();
           } catch (err) {
             // afterAll does not run when beforeAll throws.
-            pool = undefined;
+            runner = undefined;
             await started.close();
             throw err;
           }
-          // Only the pool's phase timers: the steps' own are tinybench's.
+          // Only the runner's phase timers: the steps' own are tinybench's.
           timer.reset();
           wrapper.resync();
           timer.on = true;
         },
         afterAll: async () => {
-          const started = pool, k = clock;
+          const started = runner, k = clock;
           run = undefined;
-          pool = undefined;
+          runner = undefined;
           clock = undefined;
           timed = undefined;
           if (k) k.on = false;
           if (!started) return;
           try {
             if (k && k.phases[CMD.UPDATE]! > 0) {
-              // The bare round trip, on the same pool right after its steps.
+              // The bare round trip, on the same runner right after its steps.
               for (let i = 0; i < Math.min(50, pings); i++) await started.ping();
               const t0 = performance.now();
               for (let i = 0; i < pings; i++) await started.ping();
@@ -321,7 +321,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
                 idle += performance.now() - t;
               }
               const byPhase = (of: Float64Array): PhaseMicros => ({ forward: perPhaseMicros(k, of, CMD.FORWARD), backward: perPhaseMicros(k, of, CMD.BACKWARD), update: perPhaseMicros(k, of, CMD.UPDATE) });
-              poolSide.set(workers, {
+              runnerSide.set(workers, {
                 syncMicros: perPhaseMicros(k, k.syncMs),
                 shardComputeMicros: perPhaseMicros(k, k.shardMs),
                 syncMicrosByPhase: byPhase(k.syncMs),
@@ -343,7 +343,7 @@ export async function runScalingBenchmark(opts: ScalingOptions = {}): Promise<Sc
       if (r.state !== 'completed') return;
       const w = t.name === 'in-process' ? 0 : Number.parseInt(t.name, 10);
       // Other processes' load: this benchmark's busy threads are the workers and the main thread.
-      const out: Measured = { steps: t.runs, stepMicros: r.period * 1000, rmePercent: r.latency.rme, otherLoad: otherLoad(loadNow(), Math.min(w + 1, cores)), ...poolSide.get(w) };
+      const out: Measured = { steps: t.runs, stepMicros: r.period * 1000, rmePercent: r.latency.rme, otherLoad: otherLoad(loadNow(), Math.min(w + 1, cores)), ...runnerSide.get(w) };
       measured.set(w, out);
       progress(
         `${size} ${t.name}: ${num((B * 1e6) / out.stepMicros)} samples/s over ${out.steps} steps (${num(out.stepMicros)} µs/step ±${out.rmePercent.toFixed(1)}%)` +

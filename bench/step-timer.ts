@@ -1,6 +1,6 @@
 /**
  * The benchmarks' one timing wrapper: timers around the provider's sgemm, every kernel and
- * the expert pool's phases of one training session, pass-through while off (one branch
+ * the shard runner's phases of one training session, pass-through while off (one branch
  * per call). The scaling benchmark reads each phase's synchronisation from it, the
  * breakdown (bench/breakdown.ts) every part of the step.
  *
@@ -9,7 +9,7 @@
  * (the shards' busy counters in shared memory) and the main thread's own overlapping work.
  */
 import type { Sgemm } from '../src/index.js';
-import { BUSY_SLOTS, CMD, type ExpertPool, type Kernels } from '../src/internal.js';
+import { BUSY_SLOTS, CMD, type ShardRunner, type Kernels } from '../src/internal.js';
 
 /** Kernels counted as the optimiser; every other kernel is element-wise. */
 export const OPTIMISER_KERNELS: ReadonlySet<string> = new Set(['sgd', 'momentum', 'adam']);
@@ -25,7 +25,7 @@ export interface GemmCall {
 }
 
 /**
- * Timing wrappers for one session: sgemm, the kernels and the pool, all of them pass-through
+ * Timing wrappers for one session: sgemm, the kernels and the runner, all of them pass-through
  * while `on` is false (one branch per call), and the step's main-thread segments.
  */
 export class StepTimer {
@@ -127,18 +127,18 @@ export class StepTimer {
 }
 
 /**
- * The pool wrapper: in-process, each phase runs inside `begin*` on this thread (timed, and
+ * The runner wrapper: in-process, each phase runs inside `begin*` on this thread (timed, and
  * marked so the kernels' wrappers file their time under it); with workers, each phase's
  * wall time, the slowest shard's compute (busy counters) and the main thread's overlapping
  * work give its synchronisation, as the scaling benchmark measures it.
  */
-export class TimedPool implements ExpertPool {
+export class TimedRunner implements ShardRunner {
   readonly workers: number;
   private readonly last: Float64Array;
   private begun = 0;
 
   constructor(
-    private readonly inner: ExpertPool,
+    private readonly inner: ShardRunner,
     private readonly busy: Float64Array,
     private readonly t: StepTimer,
   ) {

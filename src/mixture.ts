@@ -441,7 +441,7 @@ export class Mixture implements FitHost {
       const labels = new Int32Array(n);
       for (let r = 0; r < n; r++) {
         let best = 0;
-        for (let k = 1; k < K; k++) if (f.mixture[r * K + k]! > f.mixture[r * K + best]!) best = k;
+        for (let c = 1; c < K; c++) if (f.mixture[r * K + c]! > f.mixture[r * K + best]!) best = c;
         labels[r] = best;
       }
       p.labels = labels;
@@ -508,7 +508,7 @@ export class Mixture implements FitHost {
     // A diverged model's outputs are not finite: its scores are NaN, not a metric's complaint about yPred.
     const finite = p.output.every(Number.isFinite);
     if (this.config.task === 'classification') {
-      const classes = Array.from({ length: K }, (_, k) => k);
+      const classes = Array.from({ length: K }, (_, c) => c);
       ev.accuracy = accuracyScore(data.labels!, p.labels!);
       if (outputIsProbability(this.config)) ev.logLoss = finite ? logLoss(data.labels!, p.output) : NaN;
       ev.confusionMatrix = confusionMatrix(data.labels!, p.labels!, { labels: classes });

@@ -123,7 +123,7 @@ describe('a shard that fails in the forward or backward phase', () => {
       expectIdentical(m.params, ref.params);
       await portsClosed();
 
-      // Nothing was lost: a fresh pool picks up from step 10 as in-process training does.
+      // Nothing was lost: a fresh runner picks up from step 10 as in-process training does.
       await m.fit(data, { epochs: 1, batchSize: 40, workers: 2 });
       await ref.fit(data, { epochs: 1, batchSize: 40, workers: 0 });
       expect(m.training.step).toBe(15);

@@ -11,14 +11,14 @@
 import { describe, expect, it } from 'vitest';
 import { FloatMode, flushSupported, setThreadMode, threadFlushes } from '../src/compute/float-mode.js';
 import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
-import type { ExpertPool } from '../src/engine/pool.js';
+import type { ShardRunner } from '../src/engine/runner.js';
 import { OptionError } from '../src/errors.js';
 import { expF32, logF32, tanhF32 } from '../src/kernels/js.js';
 import { wasmApi } from '../src/kernels/wasm-api.js';
 import { wasmScalarMath } from '../src/kernels/wasm.js';
 import type { MixtureViews } from '../src/memory/layout.js';
 import { Mixture } from '../src/mixture.js';
-import { WRAP_POOL, type InternalFitOptions } from '../src/train/internal.js';
+import { WRAP_RUNNER, type InternalFitOptions } from '../src/train/internal.js';
 import type { FitOptions } from '../src/train/options.js';
 import { readModel } from '../src/io/read-model.js';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -63,9 +63,9 @@ async function steepGate(): Promise<Mixture> {
 }
 
 /** Counts the subnormal gate probabilities and entry weights the main thread formed, each step, before BACKWARD. */
-function subnormalCounter(): { wrap: (pool: ExpertPool, v: MixtureViews) => ExpertPool; count: () => number } {
+function subnormalCounter(): { wrap: (runner: ShardRunner, v: MixtureViews) => ShardRunner; count: () => number } {
   let n = 0;
-  const wrap = (inner: ExpertPool, v: MixtureViews): ExpertPool => ({
+  const wrap = (inner: ShardRunner, v: MixtureViews): ShardRunner => ({
     get workers() {
       return inner.workers;
     },
@@ -186,7 +186,7 @@ suite('float mode', () => {
         const m = await steepGate();
         const c = subnormalCounter();
         const o: InternalFitOptions = { epochs: 2, batchSize: 32, workers, denormals: mode, shuffle: true };
-        o[WRAP_POOL] = c.wrap;
+        o[WRAP_RUNNER] = c.wrap;
         const r = await m.fit(data, o as FitOptions);
         expect(r.denormals).toBe(mode);
         results.push(Float32Array.from([...m.params.gateParams, ...m.params.expertParams]));

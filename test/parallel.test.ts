@@ -15,7 +15,7 @@ import { stepDecay, type OptimizerName } from '../src/optim/config.js';
 import { shardExperts } from '../src/engine/plan.js';
 import { mapViews, planLayout } from '../src/memory/layout.js';
 import { denseSizes } from '../src/engine/plan.js';
-import { ParallelPool } from '../src/parallel/pool.js';
+import { ThreadRunner } from '../src/parallel/thread-runner.js';
 import { chooseWorkers } from '../src/train/fit.js';
 import { trainingData } from '../src/train/data.js';
 import { kernelSetFromEnv } from '../src/kernels/index.js';
@@ -212,13 +212,13 @@ describe('choosing the worker count', () => {
 });
 
 describe('a runtime without SharedArrayBuffer', () => {
-  it('ParallelPool.start on a memory that is not shared rejects with SHARED_MEMORY_UNAVAILABLE', async () => {
+  it('ThreadRunner.start on a memory that is not shared rejects with SHARED_MEMORY_UNAVAILABLE', async () => {
     const m = await Mixture.create({ task: 'regression', inputs: 3, outputs: 2, experts: 4, seed: 1 });
     const layout = planLayout(denseSizes(m.config, m.optimizer, 32, 2));
     const memory = new wasmApi.Memory({ initial: Math.ceil(layout.byteLength / 65536) });
     expect(memory.buffer).toBeInstanceOf(ArrayBuffer);
     void mapViews(memory.buffer, layout);
-    const err = await ParallelPool.start({
+    const err = await ThreadRunner.start({
       memory,
       layout,
       config: m.config,
@@ -285,41 +285,41 @@ describe('parameters in shared memory', () => {
     expect(firstDifference(seen.at(-1)!, m.expertParameters(3))).toBe(-1);
   });
 
-  it('ParallelPool#snapshot copies a shard’s experts; a step through the pool updates them; close is idempotent', async () => {
+  it('ThreadRunner#snapshot copies a shard’s experts; a step through the runner updates them; close is idempotent', async () => {
     const m = await Mixture.create({ task: 'classification', inputs: 2, outputs: 3, experts: 3, expert: 'mlp:4', seed: 9 });
     const data = classificationData();
     m.state.inputScaler = fitStandardizer(data.x, data.n, 2);
     m.state.targetScaler = identityStandardizer(3);
     const B = 40;
     const session = await TrainingSession.start(m.state, m.provider, trainingData(m.state, data), { maxBatch: B, workers: 2, kernels: kernelSetFromEnv() });
-    const pool = session.pool as ParallelPool;
+    const runner = session.runner as ThreadRunner;
     const views = session.views;
     try {
-      expect(pool.workers).toBe(2);
-      expect(pool.shards).toEqual([{ first: 0, count: 2 }, { first: 2, count: 1 }]);
+      expect(runner.workers).toBe(2);
+      expect(runner.shards).toEqual([{ first: 0, count: 2 }, { first: 2, count: 1 }]);
       const P = views.expertParams.length / 3;
       const slices = () => [views.expertParams.slice(0, 2 * P), views.expertParams.slice(2 * P, 3 * P)];
       const before = slices();
-      const snap0 = [await pool.snapshot(0), await pool.snapshot(1)];
+      const snap0 = [await runner.snapshot(0), await runner.snapshot(1)];
       expect(snap0[0]!.length).toBe(2 * P);
       expect(snap0[1]!.length).toBe(P);
       snap0.forEach((s, k) => expect(firstDifference(s, before[k]!)).toBe(-1));
-      expect(() => pool.snapshot(2)).toThrow(OptionError);
+      expect(() => runner.snapshot(2)).toThrow(OptionError);
 
       const loss = await session.step.run(Int32Array.from({ length: B }, (_, i) => i * 5), 0.01, 1);
       expect(Number.isFinite(loss)).toBe(true);
       const after = slices();
-      const snap1 = [await pool.snapshot(0), await pool.snapshot(1)];
+      const snap1 = [await runner.snapshot(0), await runner.snapshot(1)];
       snap1.forEach((s, k) => {
         expect(firstDifference(s, after[k]!)).toBe(-1);
         expect(firstDifference(s, before[k]!)).not.toBe(-1);
       });
     } finally {
-      await pool.close();
+      await runner.close();
     }
-    await pool.close();
-    await pool[Symbol.asyncDispose]();
-    expect(() => pool.beginForward(1, 2)).toThrow(/closed/);
+    await runner.close();
+    await runner[Symbol.asyncDispose]();
+    expect(() => runner.beginForward(1, 2)).toThrow(/closed/);
   });
 
   it('after fit, no worker port is left open in this process', async () => {

@@ -63,7 +63,7 @@ export class ExpertSide {
 
   constructor(
     private readonly gemm: Sgemm,
-    private readonly k: Kernels,
+    private readonly kernels: Kernels,
     readonly spec: ExpertSideSpec,
     private readonly v: MixtureViews,
   ) {
@@ -134,7 +134,7 @@ export class ExpertSide {
   /**
    * FORWARD: every block assigned to this shard, from block `from`; where `until` (a
    * performance.now() time) passes, it stops between blocks and returns the next block
-   * (the in-process pool then yields to the event loop and goes on), else returns −1.
+   * (the in-process runner then yields to the event loop and goes on), else returns −1.
    */
   forward(from = 0, until = Infinity): number {
     const v = this.v, blocks = Atomics.load(v.control, CTRL.BLOCKS), me = this.spec.shard;
@@ -144,19 +144,19 @@ export class ExpertSide {
       if (v.blockWorker[b] !== me) continue;
       const bv = this.views(b);
       if (gathers) this.gather(bv);
-      mlpForward(this.gemm, this.k, bv.pass, bv.x, bv.rows, bv.loss.out);
-      this.ef.expertScores(this.k, bv.loss);
+      mlpForward(this.gemm, this.kernels, bv.pass, bv.x, bv.rows, bv.loss.out);
+      this.ef.expertScores(this.kernels, bv.loss);
     }
     return -1;
   }
 
   /** Sparse routing: the block's inputs, and what its loss reads, from the batch. */
   private gather(bv: BlockViews): void {
-    const v = this.v, s = this.spec.layout.sizes, k = this.k;
+    const v = this.v, s = this.spec.layout.sizes, kernels = this.kernels;
     const idx = v.entryRow.subarray(bv.start, bv.start + bv.rows);
-    k.gatherRows(v.batchX, s.inputs, idx, bv.rows, bv.x);
-    if (this.ef.readsTargets) k.gatherRows(v.batchT, s.outputs, idx, bv.rows, bv.loss.target);
-    if (this.spec.config.task === 'classification') k.gatherRowsI32(v.batchLabels, idx, bv.rows, bv.loss.labels);
+    kernels.gatherRows(v.batchX, s.inputs, idx, bv.rows, bv.x);
+    if (this.ef.readsTargets) kernels.gatherRows(v.batchT, s.outputs, idx, bv.rows, bv.loss.target);
+    if (this.spec.config.task === 'classification') kernels.gatherRowsI32(v.batchLabels, idx, bv.rows, bv.loss.labels);
   }
 
   /** BACKWARD: ∂E/∂o from the main thread's weights, backpropagated into each block's slot; `from`, `until` and the result as {@link forward}'s. */
@@ -168,12 +168,12 @@ export class ExpertSide {
       if (v.blockWorker[b] !== me) continue;
       const bv = this.views(b);
       if (gathers && this.ef.mixesOutputs) {
-        this.k.gatherRows(v.mix, this.spec.config.outputs, v.entryRow.subarray(bv.start, bv.start + bv.rows), bv.rows, this.shardMix);
+        this.kernels.gatherRows(v.mix, this.spec.config.outputs, v.entryRow.subarray(bv.start, bv.start + bv.rows), bv.rows, this.shardMix);
       }
-      this.ef.expertOutputGrad(this.k, bv.loss);
+      this.ef.expertOutputGrad(this.kernels, bv.loss);
       const slot = v.blockSlot[b]!;
       bv.pass.grads = slot < 0 ? this.ownGrads[bv.expert]! : this.slotGrads[slot]!;
-      mlpBackward(this.gemm, this.k, bv.pass, bv.x, bv.rows, this.gradOut);
+      mlpBackward(this.gemm, this.kernels, bv.pass, bv.x, bv.rows, this.gradOut);
       const g = slot < 0 ? v.expertGrads.subarray(bv.expert * this.P, (bv.expert + 1) * this.P) : v.blockGrads.subarray(slot * this.P, (slot + 1) * this.P);
       if (!committable(this.gemm, g, this.P, this.norm)) Atomics.add(v.control, CTRL.BAD_GRADS, 1);
     }
@@ -197,10 +197,10 @@ export class ExpertSide {
       if (i < 0 || i >= count) continue;
       seen[i] = 1;
       const slot = v.blockSlot[b]!;
-      if (slot >= 0) this.k.addInto(v.expertGrads.subarray((first + i) * P, (first + i + 1) * P), v.blockGrads.subarray(slot * P, (slot + 1) * P), P);
+      if (slot >= 0) this.kernels.addInto(v.expertGrads.subarray((first + i) * P, (first + i + 1) * P), v.blockGrads.subarray(slot * P, (slot + 1) * P), P);
     }
-    for (let i = 0; i < count; i++) if (!seen[i]) this.k.fill(v.expertGrads.subarray((first + i) * P, (first + i + 1) * P), P, 0);
-    optimizerStep(this.k, this.optimizer, this.owned, lr, t);
+    for (let i = 0; i < count; i++) if (!seen[i]) this.kernels.fill(v.expertGrads.subarray((first + i) * P, (first + i + 1) * P), P, 0);
+    optimizerStep(this.kernels, this.optimizer, this.owned, lr, t);
   }
 }
 

@@ -1,5 +1,5 @@
 /**
- * One training step, main thread's side. The experts run behind an {@link ExpertPool}; the
+ * One training step, main thread's side. The experts run behind an {@link ShardRunner}; the
  * main thread gathers the batch, runs the gate and the routing, combines the experts'
  * per-entry scores into the loss and the weights of their output gradients, and steps the
  * gate. Three phases (FORWARD, BACKWARD, UPDATE) so parameters change only in UPDATE. The
@@ -18,7 +18,7 @@ import { layerViews } from '../model/mlp.js';
 import type { OptimizerConfig } from '../optim/config.js';
 import { optimizerStep, optimizerViews, type OptimizerViews } from '../optim/step.js';
 import { mlpBackward, mlpForward, type MlpPass } from '../nn/mlp.js';
-import type { ExpertPool } from './pool.js';
+import type { ShardRunner } from './runner.js';
 import type { Router } from './routing.js';
 
 /** The dataset a session trains on: standardised, in the session's own (unshared) memory. */
@@ -63,12 +63,12 @@ export class MixtureStep {
 
   constructor(
     private readonly gemm: Sgemm,
-    private readonly k: Kernels,
+    private readonly kernels: Kernels,
     private readonly config: MixtureConfig,
     private optimizer: Required<OptimizerConfig>,
     private readonly v: MixtureViews,
     private readonly router: Router,
-    private readonly pool: ExpertPool,
+    private readonly runner: ShardRunner,
     private readonly data: TrainingData,
     /** The session's float mode: set for the step's compute, put back around every await. */
     readonly fm: FloatMode = new FloatMode('ieee'),
@@ -132,8 +132,8 @@ export class MixtureStep {
   private gateForward(rows: number): void {
     const v = this.v;
     this.gateHiddenFor(rows);
-    mlpForward(this.gemm, this.k, this.gate, v.batchX, rows, v.gateLogits);
-    this.k.logSoftmaxRows(v.gateLogits, rows, this.config.experts, v.gateLogProb, v.gateProb);
+    mlpForward(this.gemm, this.kernels, this.gate, v.batchX, rows, v.gateLogits);
+    this.kernels.logSoftmaxRows(v.gateLogits, rows, this.config.experts, v.gateLogProb, v.gateProb);
   }
 
   /**
@@ -143,11 +143,11 @@ export class MixtureStep {
    */
   private mixOutputs(rows: number): void {
     const v = this.v, K = this.config.outputs, E = this.config.experts;
-    this.k.fill(v.mix, rows * K, 0);
+    this.kernels.fill(v.mix, rows * K, 0);
     if (v.expertStart[E] === rows * E) {
       for (let i = 0; i < E; i++) {
         const a = v.expertStart[i]!;
-        this.k.mixAccumulate(v.mix, v.entryOut.subarray(a * K), v.entryGateWeight.subarray(a), 1, 0, rows, K);
+        this.kernels.mixAccumulate(v.mix, v.entryOut.subarray(a * K), v.entryGateWeight.subarray(a), 1, 0, rows, K);
       }
       return;
     }
@@ -158,14 +158,14 @@ export class MixtureStep {
       const y = q * K;
       for (let j = v.rowStart[q]!; j < v.rowStart[q + 1]!; j++) {
         const e = v.rowEntries[j]!, g = w[e]!, o = e * K;
-        for (let k = 0; k < K; k++) mix[y + k] = Math.fround(mix[y + k]! + Math.fround(g * out[o + k]!));
+        for (let j = 0; j < K; j++) mix[y + j] = Math.fround(mix[y + j]! + Math.fround(g * out[o + j]!));
       }
     }
   }
 
   /**
    * Train on the dataset rows `batch` with learning rate `lr` as optimisation step `step`
-   * (1-based). Returns the batch's mean loss: at once where the expert pool runs in
+   * (1-based). Returns the batch's mean loss: at once where the shard runner runs in
    * process (no await, so nothing else runs in between and the float mode can stay set
    * across steps), else as a promise. Throws (or rejects with) MoeError('DIVERGED') before
    * any parameter changes when the loss is not finite.
@@ -189,7 +189,7 @@ export class MixtureStep {
   }
 
   /**
-   * The rest of a step whose pool runs on threads: each wait outside the float mode (the
+   * The rest of a step whose runner runs on threads: each wait outside the float mode (the
    * event loop may run the user's callbacks and timers meanwhile, which must see the mode
    * the user has), each phase of the main thread's work inside it.
    */
@@ -215,16 +215,16 @@ export class MixtureStep {
     }
   }
 
-  /** One step's work in order; yields what each phase of the pool gives to wait for. */
+  /** One step's work in order; yields what each phase of the runner gives to wait for. */
   private *phases(batch: ArrayLike<number>, lr: number, step: number): Generator<Promise<void> | void, number, void> {
     const rows = batch.length;
-    const ef = this.ef, router = this.router, pool = this.pool;
+    const ef = this.ef, router = this.router, runner = this.runner;
     this.gather(batch, rows);
     // Which experts compute a row depends on the gate: it runs first, then the routing plan.
     this.gateForward(rows);
     router.route(rows);
-    pool.beginForward(rows, step);
-    yield pool.finishForward();
+    runner.beginForward(rows, step);
+    yield runner.finishForward();
 
     this.main.rows = rows;
     if (ef.mixesOutputs) this.mixOutputs(rows);
@@ -234,20 +234,20 @@ export class MixtureStep {
     }
 
     Atomics.store(this.v.control, CTRL.BAD_GRADS, 0);
-    pool.beginBackward(rows, step);
+    runner.beginBackward(rows, step);
     // The gate's backward overlaps the experts' (cooperative needs their dots first).
     if (!ef.gateGradAfterBackward) this.gateBackward(rows);
-    yield pool.finishBackward();
+    yield runner.finishBackward();
     if (ef.gateGradAfterBackward) {
       ef.gateGrad!(this.main);
       this.gateBackward(rows);
     }
 
     this.checkCommittable(step);
-    pool.beginUpdate(lr, step);
-    optimizerStep(this.k, this.optimizer, this.gateUpdate, lr, step);
-    optimizerStep(this.k, this.optimizer, this.noiseUpdate, lr, step);
-    yield pool.finishUpdate();
+    runner.beginUpdate(lr, step);
+    optimizerStep(this.kernels, this.optimizer, this.gateUpdate, lr, step);
+    optimizerStep(this.kernels, this.optimizer, this.noiseUpdate, lr, step);
+    yield runner.finishUpdate();
     router.afterStep(rows);
     return value;
   }
@@ -266,6 +266,6 @@ export class MixtureStep {
 
   private gateBackward(rows: number): void {
     this.router.backward(rows);
-    mlpBackward(this.gemm, this.k, this.gate, this.v.batchX, rows, this.v.gateLogitGrad);
+    mlpBackward(this.gemm, this.kernels, this.gate, this.v.batchX, rows, this.v.gateLogitGrad);
   }
 }

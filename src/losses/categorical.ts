@@ -13,11 +13,11 @@ export const categorical: ErrorFunction = {
   readsTargets: false,
   mixesOutputs: false,
   gateGradAfterBackward: false,
-  expertScores(k, b) {
-    k.logSoftmaxPickRows(b.out, b.labels, b.rows, b.K, b.score, 1, 0, b.lse);
+  expertScores(kernels, b) {
+    kernels.logSoftmaxPickRows(b.out, b.labels, b.rows, b.K, b.score, 1, 0, b.lse);
   },
-  expertOutputGrad(k, b) {
-    k.softmaxMinusOnehotRows(b.out, b.lse, b.labels, b.weight, 1, 0, b.rows, b.K, b.gradOut);
+  expertOutputGrad(kernels, b) {
+    kernels.softmaxMinusOnehotRows(b.out, b.lse, b.labels, b.weight, 1, 0, b.rows, b.K, b.gradOut);
   },
   combine(v) {
     return combineLogScores(v, (logP) => logP);

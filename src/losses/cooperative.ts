@@ -15,17 +15,17 @@ export const cooperative: ErrorFunction = {
   mixesOutputs: true,
   gateGradAfterBackward: true,
   expertScores() {},
-  expertOutputGrad(k, b) {
-    k.weightedDiffRows(b.mix, b.target, b.weight, 1, 0, b.rows, b.K, b.gradOut);
-    k.dotDiffRows(b.target, b.mix, b.out, b.rows, b.K, b.dot, 1, 0);
+  expertOutputGrad(kernels, b) {
+    kernels.weightedDiffRows(b.mix, b.target, b.weight, 1, 0, b.rows, b.K, b.gradOut);
+    kernels.dotDiffRows(b.target, b.mix, b.out, b.rows, b.K, b.dot, 1, 0);
   },
   combine(v) {
     const inv = 1 / v.rows;
     let total = 0;
     for (let r = 0; r < v.rows; r++) {
       let se = 0;
-      for (let k = 0; k < v.K; k++) {
-        const diff = v.target[r * v.K + k]! - v.mix[r * v.K + k]!;
+      for (let o = 0; o < v.K; o++) {
+        const diff = v.target[r * v.K + o]! - v.mix[r * v.K + o]!;
         se += diff * diff;
       }
       total += 0.5 * se;
@@ -41,9 +41,9 @@ export const cooperative: ErrorFunction = {
     for (let r = 0; r < v.rows; r++) {
       let b = 0;
       if (!v.normalized) {
-        for (let k = 0; k < v.K; k++) {
-          const y = v.mix[r * v.K + k]!;
-          b += (v.target[r * v.K + k]! - y) * y;
+        for (let o = 0; o < v.K; o++) {
+          const y = v.mix[r * v.K + o]!;
+          b += (v.target[r * v.K + o]! - y) * y;
         }
       }
       for (let j = v.rowStart[r]!; j < v.rowStart[r + 1]!; j++) {

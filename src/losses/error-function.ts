@@ -100,9 +100,9 @@ export interface ErrorFunction {
   /** Whether ∂E/∂log ĝ needs the experts' BACKWARD first (cooperative's dots). */
   readonly gateGradAfterBackward: boolean;
   /** FORWARD, expert side: per-row scores of one block. */
-  expertScores(k: Kernels, b: ExpertLossBlock): void;
+  expertScores(kernels: Kernels, b: ExpertLossBlock): void;
   /** BACKWARD, expert side: ∂E/∂o of one block from the main thread's weights (and cooperative's dots). */
-  expertOutputGrad(k: Kernels, b: ExpertLossBlock): void;
+  expertOutputGrad(kernels: Kernels, b: ExpertLossBlock): void;
   /**
    * Main side after FORWARD: the batch's mean loss, the experts' per-entry weights and,
    * unless {@link gateGradAfterBackward}, ∂E/∂log ĝ per entry.
@@ -118,11 +118,11 @@ export interface ErrorFunction {
  */
 export const squaredErrorExpertSide: Pick<ErrorFunction, 'readsTargets' | 'expertScores' | 'expertOutputGrad'> = {
   readsTargets: true,
-  expertScores(k, b) {
-    k.sqErrRows(b.out, b.target, b.rows, b.K, b.score, 1, 0);
+  expertScores(kernels, b) {
+    kernels.sqErrRows(b.out, b.target, b.rows, b.K, b.score, 1, 0);
   },
-  expertOutputGrad(k, b) {
-    k.weightedDiffRows(b.out, b.target, b.weight, 1, 0, b.rows, b.K, b.gradOut);
+  expertOutputGrad(kernels, b) {
+    kernels.weightedDiffRows(b.out, b.target, b.weight, 1, 0, b.rows, b.K, b.gradOut);
   },
 };
 

@@ -26,7 +26,7 @@ export interface MlpPass {
 }
 
 /** Forward pass: `out (rows×n_L) = f(x (rows×n_0))`; hidden activations kept in `p.hidden`. */
-export function mlpForward(gemm: Sgemm, k: Kernels, p: MlpPass, x: Float32Array, rows: number, out: Float32Array): void {
+export function mlpForward(gemm: Sgemm, kernels: Kernels, p: MlpPass, x: Float32Array, rows: number, out: Float32Array): void {
   const s = p.shape.sizes;
   const L = p.params.w.length;
   let input = x;
@@ -36,12 +36,12 @@ export function mlpForward(gemm: Sgemm, k: Kernels, p: MlpPass, x: Float32Array,
     const z = last ? out : p.hidden[l]!;
     if (last) {
       // z = b_l (every row), then z += input·W_l: the bias add happens inside sgemm.
-      k.biasRows(z, p.params.b[l]!, rows, nout);
+      kernels.biasRows(z, p.params.b[l]!, rows, nout);
       gemm(false, false, rows, nout, nin, 1, input, p.params.w[l]!, 1, z);
     } else {
       // z = input·W_l, then z = f(z + b_l) in one pass over z.
       gemm(false, false, rows, nout, nin, 1, input, p.params.w[l]!, 0, z);
-      k.biasActivate(p.shape.activation, z, p.params.b[l]!, rows, nout);
+      kernels.biasActivate(p.shape.activation, z, p.params.b[l]!, rows, nout);
     }
     input = z;
   }
@@ -52,7 +52,7 @@ export function mlpForward(gemm: Sgemm, k: Kernels, p: MlpPass, x: Float32Array,
  * `p.grads` (overwritten, not accumulated). `x` and `p.hidden` must hold the batch of the
  * last {@link mlpForward}. `gradOut` is left unchanged.
  */
-export function mlpBackward(gemm: Sgemm, k: Kernels, p: MlpPass, x: Float32Array, rows: number, gradOut: Float32Array): void {
+export function mlpBackward(gemm: Sgemm, kernels: Kernels, p: MlpPass, x: Float32Array, rows: number, gradOut: Float32Array): void {
   const s = p.shape.sizes;
   const g = p.grads!;
   let delta = gradOut;
@@ -61,10 +61,10 @@ export function mlpBackward(gemm: Sgemm, k: Kernels, p: MlpPass, x: Float32Array
     const nin = s[l]!, nout = s[l + 1]!;
     const input = l === 0 ? x : p.hidden[l - 1]!;
     gemm(true, false, nin, nout, rows, 1, input, delta, 0, g.w[l]!);
-    k.colSums(delta, rows, nout, g.b[l]!);
+    kernels.colSums(delta, rows, nout, g.b[l]!);
     if (l > 0) {
       gemm(false, true, rows, nin, nout, 1, delta, p.params.w[l]!, 0, spare);
-      k.activateBackward(p.shape.activation, spare, p.hidden[l - 1]!, rows * nin);
+      kernels.activateBackward(p.shape.activation, spare, p.hidden[l - 1]!, rows * nin);
       delta = spare;
       spare = spare === p.deltaA ? p.deltaB : p.deltaA;
     }

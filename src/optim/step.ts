@@ -38,20 +38,20 @@ export function optimizerViews(params: Float32Array, grads: Float32Array, state:
  * One step with learning rate `lr` (after the schedule) as 1-based step `t` (Adam's bias
  * correction, computed in float64 here, once per call).
  */
-export function optimizerStep(k: Kernels, cfg: Required<OptimizerConfig>, v: OptimizerViews, lr: number, t: number): void {
+export function optimizerStep(kernels: Kernels, cfg: Required<OptimizerConfig>, v: OptimizerViews, lr: number, t: number): void {
   const n = v.params.length;
   if (n === 0) return;
   switch (cfg.name) {
     case 'sgd':
-      k.sgd(v.params, v.grads, n, lr, cfg.weightDecay);
+      kernels.sgd(v.params, v.grads, n, lr, cfg.weightDecay);
       break;
     case 'momentum':
-      k.momentum(v.params, v.grads, v.slot0, n, lr, cfg.momentum, cfg.weightDecay);
+      kernels.momentum(v.params, v.grads, v.slot0, n, lr, cfg.momentum, cfg.weightDecay);
       break;
     case 'adam': {
       // Bias corrections folded into two constants: m̂/(√v̂ + ε) = (m/c₁)/(√(v/c₂) + ε).
       const stepSize = lr / (1 - Math.pow(cfg.beta1, t)), invC2 = 1 / (1 - Math.pow(cfg.beta2, t));
-      k.adam(v.params, v.grads, v.slot0, v.slot1, n, stepSize, invC2, cfg.beta1, cfg.beta2, 1 - cfg.beta1, 1 - cfg.beta2, cfg.epsilon, cfg.weightDecay);
+      kernels.adam(v.params, v.grads, v.slot0, v.slot1, n, stepSize, invC2, cfg.beta1, cfg.beta2, 1 - cfg.beta1, 1 - cfg.beta2, cfg.epsilon, cfg.weightDecay);
       break;
     }
   }

@@ -71,12 +71,12 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
     async init() {
       try {
         const provider = await loadExactProvider(task.backend, task.blasLibrary !== undefined ? { blasLibrary: task.blasLibrary } : {});
-        const k = createKernels(task.memory, task.kernels);
-        side = new ExpertSide(provider.sgemm, k, { config: task.config, optimizer: task.optimizer, layout: task.layout, shard: task.shard, owns: { first: task.first, count: task.count } }, views);
+        const kernels = createKernels(task.memory, task.kernels);
+        side = new ExpertSide(provider.sgemm, kernels, { config: task.config, optimizer: task.optimizer, layout: task.layout, shard: task.shard, owns: { first: task.first, count: task.count } }, views);
         initDone(true);
         return { backend: provider.name, detail: provider.detail };
       } catch (err) {
-        // The task ends at once (so the pool's close() does not wait out its grace period),
+        // The task ends at once (so the runner's close() does not wait out its grace period),
         // and its result carries the error too: piscina may report the task's end before
         // comlink delivers this reply.
         initError = errorToWire(err);
@@ -127,7 +127,7 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
     }
   } finally {
     task.port.close();
-    // The thread goes back to the pool, idle, and its views of the session's memory and its
+    // The thread goes back to the runner, idle, and its views of the session's memory and its
     // kernel instance are garbage. An idle thread allocates nothing, so V8 may not collect
     // them before the thread's next task or its idle timeout (IDLE_MS in threads.ts), which
     // bounds how long a past session's memory is held. The library sets no V8 flag: only

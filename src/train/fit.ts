@@ -1,7 +1,7 @@
 /**
  * The training loop, the same for every worker count: data standardised into the
  * session, epochs of shuffled batches, validation, stopping rules, callbacks, and
- * snapshots at step boundaries. Only the session's pool differs between in-process and
+ * snapshots at step boundaries. Only the session's runner differs between in-process and
  * parallel training.
  */
 import { Communicator } from '../mpi/communicator.js';
@@ -21,7 +21,7 @@ import { expertShape, type MixtureConfig } from '../model/config.js';
 import { mlpParamCount } from '../model/mlp.js';
 import { cloneState, copyParams, setParams, type MixtureParams, type ModelState } from '../model/state.js';
 import { Rng } from '../rng.js';
-import { SHARD_ENTRY, WRAP_POOL, type InternalFitOptions } from './internal.js';
+import { SHARD_ENTRY, WRAP_RUNNER, type InternalFitOptions } from './internal.js';
 import { BUSY_SLOTS, CMD } from '../memory/layout.js';
 import { checkFitOptions, type EpochInfo, type FitOptions, type FitResult, type RoutingMetrics, type StopReason } from './options.js';
 import { TrainingSession } from './session.js';
@@ -104,11 +104,11 @@ export class FitRun {
 
 /** Start the session, moving to the next provider where the workers cannot load this one. */
 async function startSession(host: FitHost, data: TrainingData, batchSize: number, workers: number, o: FitOptions, denormals: DenormalMode, mpi: Communicator | undefined): Promise<TrainingSession> {
-  const entry = (o as InternalFitOptions)[SHARD_ENTRY], wrapPool = (o as InternalFitOptions)[WRAP_POOL];
+  const entry = (o as InternalFitOptions)[SHARD_ENTRY], wrapRunner = (o as InternalFitOptions)[WRAP_RUNNER];
   const kernels = kernelSetFromEnv();
   for (;;) {
     try {
-      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry, split: o.splitExperts, denormals, wrapPool, mpi });
+      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry, split: o.splitExperts, denormals, wrapRunner, mpi });
     } catch (err) {
       const next = BACKENDS[BACKENDS.indexOf(host.provider.name) + 1];
       if (!(err instanceof BackendError) || workers === 0 || mpi || next === undefined || process.env.MOE_REQUIRE_BACKEND === host.provider.name) throw err;
@@ -121,9 +121,9 @@ async function startSession(host: FitHost, data: TrainingData, batchSize: number
 /** The epoch's routing statistics and each worker's compute time per step. */
 function routingMetrics(session: TrainingSession, busyAtStart: Float64Array, shards: number): RoutingMetrics {
   const st = session.router.stats, busy = session.views.busy;
-  const workerBusyMs = Array.from({ length: shards }, (_, k) => {
+  const workerBusyMs = Array.from({ length: shards }, (_, shard) => {
     let ms = 0;
-    for (const cmd of [CMD.FORWARD, CMD.BACKWARD, CMD.UPDATE]) ms += busy[k * BUSY_SLOTS + cmd]! - busyAtStart[k * BUSY_SLOTS + cmd]!;
+    for (const cmd of [CMD.FORWARD, CMD.BACKWARD, CMD.UPDATE]) ms += busy[shard * BUSY_SLOTS + cmd]! - busyAtStart[shard * BUSY_SLOTS + cmd]!;
     return ms / Math.max(1, st.steps);
   });
   return { rowsPerExpert: Array.from(st.rowsPerExpert), droppedRows: st.dropped, unusedExperts: st.unused, gateEntropy: st.entropy, loadCv: st.loadCv, workerBusyMs };
@@ -227,13 +227,13 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   let sinceBest = es?.sinceBest ?? 0;
   const baseLr = state.optimizer.lr;
   let lr = baseLr;
-  // The in-process pool resolves every phase synchronously: without yielding now and then,
+  // The in-process runner resolves every phase synchronously: without yielding now and then,
   // a long epoch never lets signal handlers (Ctrl-C) or timers run.
   let yieldedAt = performance.now();
   const fm = session.step.fm, hold = workers === 0 && !comm;
   // MPI: a rank asked to stop tells the others in the step's agreement; all stop together.
-  const mpiPool = session.mpi;
-  if (mpiPool) mpiPool.stopRequested = () => (o.signal?.aborted ?? false) || run.closed;
+  const mpiRunner = session.mpi;
+  if (mpiRunner) mpiRunner.stopRequested = () => (o.signal?.aborted ?? false) || run.closed;
   // In-process, a long phase yields between slices, and a stop asked for meanwhile ends the
   // step there (parameters at the step before); an MPI rank stops only by agreement.
   else if (session.inProcess) session.inProcess.hooks.interrupted = () => (o.signal?.aborted ?? false) || run.closed;
@@ -256,7 +256,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
       if (hold) fm.enter();
       try {
         for (let start = skip * batchSize; start < train.n; start += batchSize) {
-          if (!mpiPool && (o.signal?.aborted || run.closed)) throw new MoeError('ABORTED', `training aborted at step ${state.training.step} (epoch ${state.training.epoch + 1}); parameters are those of step ${state.training.step}`);
+          if (!mpiRunner && (o.signal?.aborted || run.closed)) throw new MoeError('ABORTED', `training aborted at step ${state.training.step} (epoch ${state.training.epoch + 1}); parameters are those of step ${state.training.step}`);
           const batch = order.subarray(start, Math.min(start + batchSize, train.n));
           const t = state.training.step + 1;
           lr = o.schedule ? fm.outside(() => o.schedule!({ epoch: state.training.epoch, step: t, baseLr })) : baseLr;
@@ -291,7 +291,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
         if (hold) fm.leave();
       }
       // MPI: every expert whole on every rank before validation, callbacks and snapshots.
-      if (mpiPool) await mpiPool.gather();
+      if (mpiRunner) await mpiRunner.gather();
       const rowsDone = train.n - skip * batchSize;
       skip = 0;
       const seconds = (performance.now() - te) / 1000;
@@ -328,7 +328,7 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
     }
   } catch (err) {
     // A stop or divergence every rank agreed on: the others' experts are needed whole.
-    if (mpiPool && err instanceof MoeError && (err.code === 'ABORTED' || err.code === 'DIVERGED')) await mpiPool.gather();
+    if (mpiRunner && err instanceof MoeError && (err.code === 'ABORTED' || err.code === 'DIVERGED')) await mpiRunner.gather();
     throw err;
   } finally {
     await session.close();

@@ -1,19 +1,19 @@
 /**
  * A training session: the threads and memory one fit owns. It lays out one shared kernel
  * memory for the model's parameters, gradients, optimiser state and every step's scratch,
- * copies the parameters in, starts the expert pool (in-process, or shard workers that
+ * copies the parameters in, starts the shard runner (in-process, or shard workers that
  * receive the memory itself), and at the end copies the parameters back into the model's
  * own memory and lets go of everything (the dataset included).
  */
 import { errorFunction } from '../losses/index.js';
 import type { Communicator } from '../mpi/communicator.js';
-import { checkRankShards, MpiPool } from '../mpi/pool.js';
+import { checkRankShards, MpiRunner } from '../mpi/mpi-runner.js';
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import { FloatMode, type DenormalMode } from '../compute/float-mode.js';
 import type { ComputeProvider } from '../compute/provider.js';
 import { MixtureStep, type TrainingData } from '../engine/step.js';
 import { denseSizes, shardExperts, sparseSizes } from '../engine/plan.js';
-import { InProcessPool, type ExpertPool } from '../engine/pool.js';
+import { InProcessRunner, type ShardRunner } from '../engine/runner.js';
 import { Router } from '../engine/routing.js';
 import { routingRule, type RoutingRule } from '../engine/routing-plan.js';
 import { Rng } from '../rng.js';
@@ -22,7 +22,7 @@ import type { KernelSetName, Kernels } from '../kernels/types.js';
 import { mapViews, planLayout, type MixtureLayout, type MixtureViews } from '../memory/layout.js';
 import { allocateMemory } from '../memory/memory.js';
 import { setParams, type MixtureParams, type ModelState } from '../model/state.js';
-import { ParallelPool } from '../parallel/pool.js';
+import { ThreadRunner } from '../parallel/thread-runner.js';
 
 /** How a session is set up. */
 export interface SessionOptions {
@@ -32,12 +32,12 @@ export interface SessionOptions {
   workers: number;
   /** The kernel set of every thread. */
   kernels: KernelSetName;
-  /** Stall timeout of a parallel pool, ms (undefined: the pool's default). */
+  /** Stall timeout of a parallel runner, ms (undefined: the runner's default). */
   stallTimeoutMs?: number | undefined;
   /** Shard worker entry (tests wrap the real one). */
   shardEntry?: string | undefined;
-  /** Benchmarks: wrap the pool (to time its phases). */
-  wrapPool?: ((pool: ExpertPool, views: MixtureViews) => ExpertPool) | undefined;
+  /** Benchmarks: wrap the runner (to time its phases). */
+  wrapRunner?: ((runner: ShardRunner, views: MixtureViews) => ShardRunner) | undefined;
   /** Benchmarks: wrap the main thread's kernels (to time them; in-process, the experts' too). */
   wrapKernels?: ((kernels: Kernels) => Kernels) | undefined;
   /**
@@ -58,20 +58,20 @@ export class TrainingSession {
     readonly memory: WasmMemory,
     readonly layout: MixtureLayout,
     readonly views: MixtureViews,
-    readonly pool: ExpertPool,
+    readonly runner: ShardRunner,
     readonly step: MixtureStep,
     /** The routing rule, with its statistics. */
     readonly router: Router,
     /** Noisy top-k: the noise generator, whose state the model's training state records. */
     readonly noiseRng: Rng | undefined,
-    /** MPI: this rank's pool (its exchanges and the gather of every rank's experts). */
-    readonly mpi: MpiPool | undefined,
-    /** In-process: the pool, whose long phases yield between slices (the fit tells it when to stop). */
-    readonly inProcess: InProcessPool | undefined,
+    /** MPI: this rank's runner (its exchanges and the gather of every rank's experts). */
+    readonly mpi: MpiRunner | undefined,
+    /** In-process: the runner, whose long phases yield between slices (the fit tells it when to stop). */
+    readonly inProcess: InProcessRunner | undefined,
   ) {}
 
   /**
-   * Lay out the memory for `state` and `data`, copy the parameters in and start the pool.
+   * Lay out the memory for `state` and `data`, copy the parameters in and start the runner.
    * Throws BackendError when the provider does not load in a worker (nothing is changed).
    */
   static async start(state: ModelState, provider: ComputeProvider, data: TrainingData, o: SessionOptions): Promise<TrainingSession> {
@@ -98,11 +98,11 @@ export class TrainingSession {
     const views = mapViews(memory.buffer, layout);
     setParams(views, state.params);
     const created = createKernels(memory, o.kernels);
-    const k = o.wrapKernels ? o.wrapKernels(created) : created;
-    const inner: ExpertPool =
+    const kernels = o.wrapKernels ? o.wrapKernels(created) : created;
+    const inner: ShardRunner =
       o.workers === 0
-        ? new InProcessPool(provider.sgemm, k, c, state.optimizer, layout, views, rankExperts[rank])
-        : await ParallelPool.start({
+        ? new InProcessRunner(provider.sgemm, kernels, c, state.optimizer, layout, views, rankExperts[rank])
+        : await ThreadRunner.start({
             memory,
             layout,
             config: c,
@@ -117,8 +117,8 @@ export class TrainingSession {
             groups: localGroups,
           });
     const ef = errorFunction(c.loss);
-    const local = o.mpi ? new MpiPool(inner, o.mpi, views, c, rankExperts, ef) : inner;
-    const pool = o.wrapPool ? o.wrapPool(local, views) : local;
+    const local = o.mpi ? new MpiRunner(inner, o.mpi, views, c, rankExperts, ef) : inner;
+    const runner = o.wrapRunner ? o.wrapRunner(local, views) : local;
     const noiseRng = c.routing.noise ? new Rng(state.training.noiseRng!) : undefined;
     const router = new Router(views, {
       config: c,
@@ -131,13 +131,13 @@ export class TrainingSession {
       shardOffset,
       noiseRng,
       gemm: provider.sgemm,
-      kernels: k,
+      kernels,
     });
     const fm = new FloatMode(denormals);
-    const step = new MixtureStep(provider.sgemm, k, c, state.optimizer, views, router, pool, data, fm);
-    const inProcess = inner instanceof InProcessPool ? inner : undefined;
+    const step = new MixtureStep(provider.sgemm, kernels, c, state.optimizer, views, router, runner, data, fm);
+    const inProcess = inner instanceof InProcessRunner ? inner : undefined;
     if (inProcess) inProcess.hooks.floatMode = fm;
-    return new TrainingSession(memory, layout, views, pool, step, router, noiseRng, local instanceof MpiPool ? local : undefined, inProcess);
+    return new TrainingSession(memory, layout, views, runner, step, router, noiseRng, local instanceof MpiRunner ? local : undefined, inProcess);
   }
 
   /** The live parameter views (they change with every step). */
@@ -145,8 +145,8 @@ export class TrainingSession {
     return this.views;
   }
 
-  /** Stop the pool's threads (idempotent). */
+  /** Stop the runner's threads (idempotent). */
   close(): Promise<void> {
-    return this.pool.close();
+    return this.runner.close();
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Where the experts of a step run: in-process (the reference) or sharded over worker
- * threads (src/parallel/pool.ts). `begin*` starts a phase (in-process: runs it), `finish*`
+ * threads (src/parallel/thread-runner.ts). `begin*` starts a phase (in-process: runs it), `finish*`
  * waits for it; between the two the main thread does its own overlapping work.
  */
 import type { Sgemm } from '../compute/provider.js';
@@ -14,7 +14,7 @@ import { ExpertSide } from './expert-side.js';
 import type { ExpertRange } from './plan.js';
 
 /** The expert side of a session, behind one interface for every worker count. */
-export interface ExpertPool {
+export interface ShardRunner {
   /** Worker threads the experts run on (0 = in-process). */
   readonly workers: number;
   /** Start the experts' forward pass for 1-based `step` on `rows` batch rows. */
@@ -48,8 +48,8 @@ export interface SliceHooks {
   interrupted: () => boolean;
 }
 
-/** The reference pool: every expert on the calling thread, as the only shard (busy time in shard 0's slots). */
-export class InProcessPool implements ExpertPool {
+/** The reference runner: every expert on the calling thread, as the only shard (busy time in shard 0's slots). */
+export class InProcessRunner implements ShardRunner {
   readonly workers = 0;
   readonly side: ExpertSide;
   /** Set by the session and the fit. */
@@ -60,7 +60,7 @@ export class InProcessPool implements ExpertPool {
   private step = 0;
   constructor(
     gemm: Sgemm,
-    k: Kernels,
+    kernels: Kernels,
     config: MixtureConfig,
     optimizer: Required<OptimizerConfig>,
     layout: MixtureLayout,
@@ -68,7 +68,7 @@ export class InProcessPool implements ExpertPool {
     /** The experts this process computes (all of them, but for an MPI rank). */
     owns: ExpertRange = { first: 0, count: config.experts },
   ) {
-    this.side = new ExpertSide(gemm, k, { config, optimizer, layout, shard: 0, owns }, views);
+    this.side = new ExpertSide(gemm, kernels, { config, optimizer, layout, shard: 0, owns }, views);
     this.busy = views.busy.subarray(0, BUSY_SLOTS);
   }
   private timed(cmd: number, run: () => void): void {
@@ -88,7 +88,7 @@ export class InProcessPool implements ExpertPool {
     this.pending = undefined;
     if (p) return this.rest(p);
   }
-  private async rest(p: NonNullable<InProcessPool['pending']>): Promise<void> {
+  private async rest(p: NonNullable<InProcessRunner['pending']>): Promise<void> {
     const { floatMode, interrupted } = this.hooks;
     for (let next = p.next; next >= 0; ) {
       // Yield: the event loop runs what waited (a signal handler among it).

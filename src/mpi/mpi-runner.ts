@@ -1,10 +1,10 @@
 /**
- * The expert pool of one MPI rank: its share of the experts computed by a local pool
+ * The shard runner of one MPI rank: its share of the experts computed by a local runner
  * (in-process or worker threads), and after each phase an exchange that gives every rank
  * what the main side needs from the entries the others computed. Every rank runs the
  * main side (data, gate, routing, loss, the gate's update) on identical inputs, so every
  * rank computes the same numbers; experts' gradients and optimiser state stay on their
- * rank during training, and {@link MpiPool.gather} makes the whole model whole on every
+ * rank during training, and {@link MpiRunner.gather} makes the whole model whole on every
  * rank (before validation, a snapshot, and at the end).
  *
  * Exchanges, in a fixed order (rank r's entries are those of its experts, contiguous):
@@ -17,7 +17,7 @@
  *   the same step boundary.
  * Nothing here reduces floats: parameters are bit-identical for any ranks × workers.
  */
-import type { ExpertPool } from '../engine/pool.js';
+import type { ShardRunner } from '../engine/runner.js';
 import type { ExpertRange } from '../engine/plan.js';
 import { MoeError } from '../errors.js';
 import { CTRL, type MixtureViews } from '../memory/layout.js';
@@ -35,7 +35,7 @@ export interface ExchangeNeeds {
 /** Slots of the per-step integer allreduce. */
 const AGREE = { BAD_GRADS: 0, STOP: 1 } as const;
 
-export class MpiPool implements ExpertPool {
+export class MpiRunner implements ShardRunner {
   readonly workers: number;
   /** Set by the trainer: whether this rank was asked to stop (checked once a step). */
   stopRequested: () => boolean = () => false;
@@ -46,7 +46,7 @@ export class MpiPool implements ExpertPool {
   private readonly agree = new Int32Array(2);
 
   constructor(
-    private readonly inner: ExpertPool,
+    private readonly inner: ShardRunner,
     readonly comm: Communicator,
     private readonly v: MixtureViews,
     private readonly config: MixtureConfig,

@@ -1,5 +1,5 @@
 /**
- * The parallel expert pool: E experts sharded over W worker threads (contiguous groups,
+ * The parallel shard runner: E experts sharded over W worker threads (contiguous groups,
  * balanced by count since every expert has the same cost), driven through the control
  * block in shared memory. Lifecycle by piscina (each shard is one long-running task, so a
  * worker that throws or exits rejects a promise here instead of hanging the trainer);
@@ -19,12 +19,12 @@ import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, PHASE_NAMES, type Command, type
 import type { MixtureConfig } from '../model/config.js';
 import type { OptimizerConfig } from '../optim/config.js';
 import { shardExperts, type ExpertRange } from '../engine/plan.js';
-import type { ExpertPool } from '../engine/pool.js';
+import type { ShardRunner } from '../engine/runner.js';
 import type { ShardApi, ShardResult, ShardTask } from './shard.js';
 import { releaseThreads, shardThreads } from './threads.js';
 
-/** What a pool of shard workers is started with. */
-export interface ParallelPoolOptions {
+/** What a runner of shard workers is started with. */
+export interface ThreadRunnerOptions {
   /** The session's kernel memory, laid out by `layout` (see src/memory/layout.ts). */
   memory: WasmMemory;
   /** Where each region lies in `memory`. */
@@ -63,7 +63,7 @@ const POLL_MICROS = 300;
 /** The window (ms) before a phase's expected end in which the main thread polls. */
 const MAIN_POLL_MS = 0.5;
 
-/** How long close() waits for shards to stop before the pool is destroyed anyway. */
+/** How long close() waits for shards to stop before the piscina pool is destroyed anyway. */
 const CLOSE_GRACE_MS = 2000;
 
 /** The stall timeout's floor, and its multiple of the longest phase seen. */
@@ -72,10 +72,10 @@ const STALL_FACTOR = 20;
 
 /**
  * The experts of one fit, sharded over worker threads and driven phase by phase through
- * the control block (see the module comment). Started by {@link ParallelPool.start},
- * stopped by {@link ParallelPool.close}; most callers use `fit({ workers })` instead.
+ * the control block (see the module comment). Started by {@link ThreadRunner.start},
+ * stopped by {@link ThreadRunner.close}; most callers use `fit({ workers })` instead.
  */
-export class ParallelPool implements ExpertPool {
+export class ThreadRunner implements ShardRunner {
   readonly workers: number;
   private readonly ctrl: Int32Array;
   private readonly hyper: Float64Array;
@@ -86,7 +86,7 @@ export class ParallelPool implements ExpertPool {
   private phase: Command | 0 = 0;
   private inFlight = false;
   private step = 0;
-  /** CTRL.SEQ of the command in flight; a shard that finished it has SHARD_DONE[k] = seq. */
+  /** CTRL.SEQ of the command in flight; a shard that finished it has SHARD_DONE[shard] = seq. */
   private seq = 0;
   private failedShard = -1;
   /** When the command in flight was signalled, and each command's typical duration (ms). */
@@ -107,12 +107,12 @@ export class ParallelPool implements ExpertPool {
 
   private constructor(
     private readonly threads: { threads: Piscina; shared: boolean },
-    opts: ParallelPoolOptions,
+    opts: ThreadRunnerOptions,
   ) {
     this.workers = opts.shards;
     const v = mapViews(opts.memory.buffer, opts.layout);
     this.ctrl = v.control;
-    // A fresh control block: a pool started on memory that an earlier pool used (the
+    // A fresh control block: a runner started on memory that an earlier runner used (the
     // fall-back to the next provider does that) must not inherit its STOP or ABORT.
     this.ctrl.fill(0);
     this.hyper = v.hyper;
@@ -129,19 +129,19 @@ export class ParallelPool implements ExpertPool {
   }
 
   /** Start W shard workers on the shared buffer; resolves once every shard has loaded the provider. */
-  static async start(opts: ParallelPoolOptions): Promise<ParallelPool> {
+  static async start(opts: ThreadRunnerOptions): Promise<ThreadRunner> {
     if (typeof SharedArrayBuffer !== 'function' || !(opts.memory.buffer instanceof SharedArrayBuffer)) {
       throw new MoeError('SHARED_MEMORY_UNAVAILABLE', 'the parallel trainer needs SharedArrayBuffer, which this runtime does not provide; use workers: 0');
     }
     const threads = shardThreads(opts.entry);
     const piscina = threads.threads;
-    const pool = new ParallelPool(threads, opts);
+    const runner = new ThreadRunner(threads, opts);
     const pollMicros = availableParallelism() > opts.shards ? POLL_MICROS : 0;
     const inits: Promise<{ backend: BackendName; detail: string } | { error: WireError }>[] = [];
-    pool.groups.forEach((g, k) => {
+    runner.groups.forEach((g, shard) => {
       const { port1, port2 } = new MessageChannel();
       const task: ShardTask = {
-        shard: k,
+        shard,
         first: g.first,
         count: g.count,
         memory: opts.memory,
@@ -156,18 +156,18 @@ export class ParallelPool implements ExpertPool {
         ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
       };
       const running = piscina.run(task, { transferList: [port2] as never }) as Promise<ShardResult>;
-      pool.tasks.push(
+      runner.tasks.push(
         running.then(
           (r) => {
             // A provider that failed to load is reported by start(), as a BackendError.
-            if (!pool.closed && r === 'stopped') pool.fail(k, 'its task ended while the trainer was running');
+            if (!runner.closed && r === 'stopped') runner.fail(shard, 'its task ended while the trainer was running');
           },
-          (err: unknown) => pool.fail(k, err instanceof Error ? err.message : String(err), err),
+          (err: unknown) => runner.fail(shard, err instanceof Error ? err.message : String(err), err),
         ),
       );
       const api = Comlink.wrap<ShardApi>(port1 as unknown as Comlink.Endpoint);
-      pool.apis.push(api);
-      pool.ports.push(port1);
+      runner.apis.push(api);
+      runner.ports.push(port1);
       // comlink's call never settles if the worker dies, so race it against the task.
       const ended = running.then((r): { error: WireError } =>
         r === 'stopped' ? { error: { code: 'INTERNAL', name: 'Error', message: 'shard task ended during init' } } : { error: r.initError },
@@ -183,20 +183,20 @@ export class ParallelPool implements ExpertPool {
     // next provider. Otherwise a shard that died during start-up has been reported by
     // fail(), as a ShardCrashError naming it: that is the error, not init's echo of it.
     let error: Error | undefined;
-    results.forEach((r, k) => {
-      if (!error && 'error' in r && r.error.code === 'BACKEND_UNAVAILABLE') error = new BackendError(`shard ${k}: ${r.error.message}`);
+    results.forEach((r, shard) => {
+      if (!error && 'error' in r && r.error.code === 'BACKEND_UNAVAILABLE') error = new BackendError(`shard ${shard}: ${r.error.message}`);
     });
-    error ??= pool.failure as ShardCrashError | undefined;
-    results.forEach((r, k) => {
+    error ??= runner.failure as ShardCrashError | undefined;
+    results.forEach((r, shard) => {
       if (error) return;
-      if ('error' in r) error = new ShardCrashError(k, pool.expertsOf(k), 'start-up', -1, errorFromWire(r.error).message);
-      else if (r.backend !== opts.backend) error = new BackendError(`shard ${k} loaded ${r.backend}, the run uses ${opts.backend}`);
+      if ('error' in r) error = new ShardCrashError(shard, runner.expertsOf(shard), 'start-up', -1, errorFromWire(r.error).message);
+      else if (r.backend !== opts.backend) error = new BackendError(`shard ${shard} loaded ${r.backend}, the run uses ${opts.backend}`);
     });
     if (error) {
-      await pool.close();
+      await runner.close();
       throw error;
     }
-    return pool;
+    return runner;
   }
 
   private fail(shard: number, detail: string, cause?: unknown): void {
@@ -233,13 +233,13 @@ export class ParallelPool implements ExpertPool {
   /** Shards that have not finished the command in flight. */
   private unfinished(): number[] {
     const out: number[] = [];
-    for (let k = 0; k < this.workers; k++) if (Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + k) !== this.seq) out.push(k);
+    for (let shard = 0; shard < this.workers; shard++) if (Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + shard) !== this.seq) out.push(shard);
     return out;
   }
 
   /**
    * Give up on shards that are alive but did not finish the phase in time: their threads
-   * are terminated (by destroying the pool) and the fit rejects with a ShardStallError.
+   * are terminated (by destroying the piscina pool) and the fit rejects with a ShardStallError.
    */
   private stall(): never {
     const phase = this.currentPhase();
@@ -264,8 +264,8 @@ export class ParallelPool implements ExpertPool {
     const deadline = performance.now() + CLOSE_GRACE_MS;
     for (;;) {
       let pending = false;
-      for (let k = 0; k < this.workers; k++) {
-        if (k !== this.failedShard && Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + k) !== this.seq) pending = true;
+      for (let shard = 0; shard < this.workers; shard++) {
+        if (shard !== this.failedShard && Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + shard) !== this.seq) pending = true;
       }
       if (!pending) return true;
       if (performance.now() > deadline) return false;
@@ -375,10 +375,10 @@ export class ParallelPool implements ExpertPool {
 
   /**
    * Milliseconds each shard has spent computing, per command (index by CMD.FORWARD etc.),
-   * accumulated since the pool started: wall time minus this is synchronisation.
+   * accumulated since the runner started: wall time minus this is synchronisation.
    */
   busyMillis(): number[][] {
-    return Array.from({ length: this.workers }, (_, k) => Array.from(this.busy.subarray(k * BUSY_SLOTS, (k + 1) * BUSY_SLOTS)));
+    return Array.from({ length: this.workers }, (_, shard) => Array.from(this.busy.subarray(shard * BUSY_SLOTS, (shard + 1) * BUSY_SLOTS)));
   }
 
   /** Each shard's expert range. */
@@ -393,7 +393,7 @@ export class ParallelPool implements ExpertPool {
     return api.snapshot();
   }
 
-  /** Stop every shard and destroy the pool; no thread is left running. Idempotent. */
+  /** Stop every shard and destroy the piscina pool (when it is the fit's own); no thread is left running. Idempotent. */
   close(): Promise<void> {
     // Every caller (Mixture.close(), the fit's own clean-up) waits for the same shutdown.
     this.closing ??= this.shutDown();
@@ -428,12 +428,12 @@ export class ParallelPool implements ExpertPool {
     // comlink's release never closes the port itself (its RELEASE reply is never matched,
     // comlink 4.4): close it here, or every fit leaves a live port behind.
     for (const port of this.ports) port.close();
-    // Threads whose task ended go back to the process's pool for the next fit; a shard
-    // that did not stop (hung) can only be terminated with its pool.
+    // Threads whose task ended go back to the process's piscina pool for the next fit; a shard
+    // that did not stop (hung) can only be terminated with its piscina pool.
     await releaseThreads(this.threads, !ended);
   }
 
-  /** `await using pool = await ParallelPool.start(…)` closes it at the end of the scope. */
+  /** `await using runner = await ThreadRunner.start(…)` closes it at the end of the scope. */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
