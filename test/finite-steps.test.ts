@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
-import { MAX_GRAD_SQNORM, squaredNorm } from '../src/engine/finite.js';
+import { LOOP_MAX, MAX_GRAD_SQNORM, squaredNorm } from '../src/engine/finite.js';
 import { MoeError } from '../src/errors.js';
 import { Mixture } from '../src/mixture.js';
 import { copyParams, expectIdentical } from './helpers/params.js';
@@ -35,14 +35,25 @@ async function rejection(p: Promise<unknown>): Promise<MoeError> {
 }
 
 describe('commit only finite steps', () => {
-  it('squaredNorm: NaN and ±∞ propagate, overflow gives +∞', async () => {
+  it('squaredNorm, by the loop (short vectors) and by sgemm (long ones): NaN and ±∞ propagate, overflow is refused', async () => {
     const m = await Mixture.create({ task: 'regression', inputs: 1, outputs: 1, experts: 1 });
     const gemm = m.provider.sgemm, out = new Float32Array(1);
-    expect(squaredNorm(gemm, new Float32Array([3, 4]), 2, out)).toBe(25);
-    expect(squaredNorm(gemm, new Float32Array([1, NaN, 2]), 3, out)).toBeNaN();
-    expect(squaredNorm(gemm, new Float32Array([1, -Infinity]), 2, out)).toBe(Infinity);
-    expect(squaredNorm(gemm, new Float32Array([3e19, 1]), 2, out)).toBe(Infinity);
-    expect(squaredNorm(gemm, new Float32Array([1e15, 0]), 2, out)).toBeLessThanOrEqual(MAX_GRAD_SQNORM * 1.0000001);
+    // The same values at the head of a short vector and of one past LOOP_MAX (zeros after).
+    const vec = (head: number[], long: boolean): Float32Array => {
+      const g = new Float32Array(long ? LOOP_MAX + 5 : head.length);
+      g.set(head);
+      return g;
+    };
+    for (const long of [false, true]) {
+      const norm = (head: number[]): number => { const g = vec(head, long); return squaredNorm(gemm, g, g.length, out); };
+      expect(norm([3, 4])).toBe(25);
+      expect(norm([1, NaN, 2])).toBeNaN();
+      expect(norm([1, -Infinity])).toBe(Infinity);
+      // 9e38: past float32's range in sgemm's accumulation (+∞), finite in the loop's float64: refused both ways.
+      expect(norm([3e19, 1])).toBeGreaterThan(MAX_GRAD_SQNORM);
+      if (long) expect(norm([3e19, 1])).toBe(Infinity);
+      expect(norm([1e15, 0])).toBeLessThanOrEqual(MAX_GRAD_SQNORM * 1.0000001);
+    }
     await m.close();
   });
 
