@@ -256,15 +256,7 @@ export interface PeerReport extends BenchHeader {
 type Outcome = { window: Window; compute: string; losses?: (number | null)[] } | { error: string };
 
 /** A contender of one size with what its rows need. */
-interface PeerContender extends Contender<Outcome> {
-  system: PeerSystem;
-  config?: PytorchConfigName;
-  flushDenormal?: boolean;
-  label: string;
-  threads: number;
-  blasThreads: number;
-  cores: number;
-}
+interface PeerContender extends Contender<Outcome>, Pick<PeerRow, 'system' | 'config' | 'flushDenormal' | 'label' | 'threads' | 'blasThreads' | 'cores'> {}
 
 /**
  * Row ratios against PyTorch's best valid rows of one size: on one core, and on at most two

@@ -21,6 +21,7 @@ import { cloneState, type ModelState } from '../src/model/state.js';
 import { cosineDecay, stepDecay } from '../src/optim/config.js';
 import { routingArg } from '../src/cli/common.js';
 import { rejection } from './helpers/rejection.js';
+import { joinSafetensors, splitSafetensors } from './helpers/safetensors-bytes.js';
 
 const FILE = 'model.x';
 // Literal limits (not imported), so that this file also runs against 0.2.0 and fails there.
@@ -64,21 +65,6 @@ function thrown(f: () => unknown): Error {
     return e as Error;
   }
   throw new Error('did not throw');
-}
-
-/** A file from a header object and data bytes. */
-function join8(header: Record<string, unknown> | string, data: Uint8Array): Uint8Array {
-  const text = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
-  const out = new Uint8Array(8 + text.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
-  out.set(text, 8);
-  out.set(data, 8 + text.length);
-  return out;
-}
-
-function splitFile(bytes: Uint8Array): { header: Record<string, any>; data: Uint8Array } {
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  return { header: JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')), data: bytes.subarray(8 + n) };
 }
 
 let dir: string;
@@ -131,16 +117,16 @@ describe('defect 2: deep nesting is one ModelFormatError line', () => {
 
   it('a safetensors tensor entry whose shape nests 20,000 deep, and metadata that does', () => {
     const b = stateToSafetensors(cloneState(model.state));
-    const { header, data } = splitFile(b);
+    const { header, data } = splitSafetensors(b);
     const name = Object.keys(header).find((k) => k !== '__metadata__')!;
     header[name].shape = 'DEEP';
     const text = JSON.stringify(header).replace('"DEEP"', `${'['.repeat(20_000)}${']'.repeat(20_000)}`);
-    const err = thrown(() => stateFromSafetensors(join8(text, data), FILE));
+    const err = thrown(() => stateFromSafetensors(joinSafetensors(text, data), FILE));
     expect(err).toBeInstanceOf(ModelFormatError);
     expect(err.message).toContain('is not a list of non-negative integers');
-    const { header: h2 } = splitFile(b);
+    const { header: h2 } = splitSafetensors(b);
     h2.__metadata__.config = JSON.stringify({ ...JSON.parse(h2.__metadata__.config), x: 'DEEP' }).replace('"DEEP"', `${'['.repeat(20_000)}${']'.repeat(20_000)}`);
-    const err2 = thrown(() => stateFromSafetensors(join8(h2, data), FILE));
+    const err2 = thrown(() => stateFromSafetensors(joinSafetensors(h2, data), FILE));
     expect(err2).toBeInstanceOf(ModelFormatError);
     expect(err2.message).toMatch(/__metadata__\.config: x(\[0\])+\.\.\.: nested more than/);
   });
@@ -369,21 +355,21 @@ describe('rough edges', () => {
   });
 
   it('unknown or excess header entries are refused before any entry is checked or read', () => {
-    const { header, data } = splitFile(stateToSafetensors(cloneState(model.state)));
+    const { header, data } = splitSafetensors(stateToSafetensors(cloneState(model.state)));
     const tensors = Object.keys(header).length - 1;
     // 100,000 entries no configuration of 4 experts has: counted before the header is parsed.
     const many = structuredClone(header);
     for (let i = 0; i < 100_000; i++) many[`experts.${4 + i}.layers.0.weight`] = { dtype: 'F64', shape: [1], data_offsets: [0, 8] };
-    const err = thrown(() => stateFromSafetensors(join8(many, data), FILE));
+    const err = thrown(() => stateFromSafetensors(joinSafetensors(many, data), FILE));
     expect(err).toBeInstanceOf(ModelFormatError);
     expect(err.message).toBe(`${FILE}: the header lists ${(100_000 + tensors).toLocaleString('en-US')} tensors; this model has at most ${tensors.toLocaleString('en-US')}`);
     // One unknown entry (malformed too): its name is refused before its entry is checked.
     header['experts.4.layers.0.weight'] = { dtype: 'F64', shape: [1], data_offsets: [0, 8] };
-    expect(thrown(() => stateFromSafetensors(join8(header, data), FILE)).message).toBe(`${FILE}: tensor experts.4.layers.0.weight is not part of this configuration (4 experts, gate 3→4, experts 3→1)`);
+    expect(thrown(() => stateFromSafetensors(joinSafetensors(header, data), FILE)).message).toBe(`${FILE}: tensor experts.4.layers.0.weight is not part of this configuration (4 experts, gate 3→4, experts 3→1)`);
     delete header['experts.4.layers.0.weight'];
     const h2 = structuredClone(header);
     h2['optimizer.momentum_buffer.gate.layers.0.weight'] = { dtype: 'F64', shape: [], data_offsets: [0, 0] };
-    expect(thrown(() => stateFromSafetensors(join8(h2, data), FILE)).message).toBe(`${FILE}: tensor optimizer.momentum_buffer.gate.layers.0.weight is not part of a adam checkpoint of this configuration`);
+    expect(thrown(() => stateFromSafetensors(joinSafetensors(h2, data), FILE)).message).toBe(`${FILE}: tensor optimizer.momentum_buffer.gate.layers.0.weight is not part of a adam checkpoint of this configuration`);
   });
 
   it('expert-choice:1e-3 is a capacity factor like 0.001; malformed ones get a message of their own', () => {

@@ -15,6 +15,7 @@ import { resolveMixtureConfig } from '../src/model/config.js';
 import { resolveOptimizer, type OptimizerName } from '../src/optim/config.js';
 import { adamLayoutMismatch, trainCase, EXPORT_CASES } from './helpers/export-models.js';
 import { expectSame, REGIONS } from './helpers/params.js';
+import { joinSafetensors, splitSafetensors } from './helpers/safetensors-bytes.js';
 
 const FILE = 'model.safetensors';
 
@@ -23,22 +24,6 @@ function expectSameState(a: ModelState, b: ModelState): void {
   const { params: _pa, ...restA } = a;
   const { params: _pb, ...restB } = b;
   expect(restB).toStrictEqual(restA);
-}
-
-/** The file's header (parsed) and data, to make malformed variants of it. */
-function split(bytes: Uint8Array): { header: Record<string, any>; data: Uint8Array } {
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  return { header: JSON.parse(Buffer.from(bytes.subarray(8, 8 + n)).toString('utf8')), data: bytes.subarray(8 + n) };
-}
-
-/** A file from a header object (or raw header text) and data bytes. */
-function join(header: Record<string, unknown> | string, data: Uint8Array): Uint8Array {
-  const text = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header), 'utf8');
-  const out = new Uint8Array(8 + text.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(text.length), true);
-  out.set(text, 8);
-  out.set(data, 8 + text.length);
-  return out;
 }
 
 function errorOf(f: () => unknown): ModelFormatError {
@@ -79,11 +64,11 @@ describe('round trip JS → safetensors → JS', () => {
   it("a noisy top-k file without the noise generator's state (written elsewhere) draws from the stream its seed starts", async () => {
     const { m } = await trainCase(EXPORT_CASES[7]!, 2);
     expect(m.state.training.noiseRng).toBeDefined();
-    const { header, data } = split(stateToSafetensors(cloneState(m.state)));
+    const { header, data } = splitSafetensors(stateToSafetensors(cloneState(m.state)));
     const training = JSON.parse(header.__metadata__.training as string) as Record<string, unknown>;
     delete training.noiseRng;
     header.__metadata__.training = JSON.stringify(training);
-    const back = stateFromSafetensors(join(header, data), FILE).state;
+    const back = stateFromSafetensors(joinSafetensors(header, data), FILE).state;
     expect(back.training.noiseRng).toEqual(new Rng(noiseSeed(m.state.training.seed)).state());
     // The noise network's parameters and optimiser state travel as tensors.
     expectSame('noiseParams', m.state.params.noiseParams, back.params.noiseParams);
@@ -231,9 +216,9 @@ describe('malformed files: one ModelFormatError line naming the file (and the te
     const big = b.slice();
     new DataView(big.buffer).setBigUint64(0, BigInt(MAX_HEADER_BYTES + 1), true);
     expect(errorOf(load(big)).message).toContain('header length 100000001 bytes is over the 100000000-byte limit');
-    const { header, data } = split(b);
-    expect(errorOf(load(join(JSON.stringify(header).slice(0, -1), data))).message).toBe(`${FILE}: the header is not valid JSON (not a safetensors file, or corrupt)`);
-    expect(errorOf(load(join('[1, 2]', data))).message).toBe(`${FILE}: the header is not a JSON object`);
+    const { header, data } = splitSafetensors(b);
+    expect(errorOf(load(joinSafetensors(JSON.stringify(header).slice(0, -1), data))).message).toBe(`${FILE}: the header is not valid JSON (not a safetensors file, or corrupt)`);
+    expect(errorOf(load(joinSafetensors('[1, 2]', data))).message).toBe(`${FILE}: the header is not a JSON object`);
   });
 
   it('truncated data', async () => {
@@ -243,9 +228,9 @@ describe('malformed files: one ModelFormatError line naming the file (and the te
 
   it('a dtype other than F32', async () => {
     for (const dtype of ['F16', 'BF16', 'F64', 'I64']) {
-      const { header, data } = split(await base());
+      const { header, data } = splitSafetensors(await base());
       header[W].dtype = dtype;
-      expect(errorOf(load(join(header, data))).message).toBe(`${FILE}: tensor ${W}: dtype "${dtype}" is not supported (only F32)`);
+      expect(errorOf(load(joinSafetensors(header, data))).message).toBe(`${FILE}: tensor ${W}: dtype "${dtype}" is not supported (only F32)`);
     }
   });
 
@@ -258,18 +243,18 @@ describe('malformed files: one ModelFormatError line naming the file (and the te
       [[48, 0], 'data_offsets [48, 0] end before they begin'],
     ];
     for (const [offs, msg] of cases) {
-      const { header, data } = split(await base());
+      const { header, data } = splitSafetensors(await base());
       header[W].data_offsets = offs;
-      expect(errorOf(load(join(header, data))).message).toBe(`${FILE}: tensor ${W}: ${msg}`);
+      expect(errorOf(load(joinSafetensors(header, data))).message).toBe(`${FILE}: tensor ${W}: ${msg}`);
     }
   });
 
   it('overlapping and gapped offsets, bytes after the last tensor', async () => {
-    const { header, data } = split(await base());
+    const { header, data } = splitSafetensors(await base());
     const [b0, e0] = header[W].data_offsets as [number, number];
     const h1 = structuredClone(header);
     h1[W].data_offsets = [b0 - 4, e0 - 4];
-    expect(errorOf(load(join(h1, data))).message).toMatch(new RegExp(`^model\\.safetensors: tensor ${W.replaceAll('.', '\\.')}: data_offsets \\[${b0 - 4}, ${e0 - 4}\\] overlap tensor experts\\.0\\.layers\\.1\\.bias`));
+    expect(errorOf(load(joinSafetensors(h1, data))).message).toMatch(new RegExp(`^model\\.safetensors: tensor ${W.replaceAll('.', '\\.')}: data_offsets \\[${b0 - 4}, ${e0 - 4}\\] overlap tensor experts\\.0\\.layers\\.1\\.bias`));
     // Grow the data by 8 bytes and move the tensor up: a gap before it.
     const grown = new Uint8Array(data.length + 8);
     grown.set(data);
@@ -278,22 +263,22 @@ describe('malformed files: one ModelFormatError line naming the file (and the te
       const t = v as { data_offsets?: [number, number] };
       if (t.data_offsets && t.data_offsets[0] >= b0) t.data_offsets = [t.data_offsets[0] + 8, t.data_offsets[1] + 8];
     }
-    expect(errorOf(load(join(h2, grown))).message).toBe(`${FILE}: tensor ${W}: data_offsets [${b0 + 8}, ${e0 + 8}] leave a gap of 8 bytes before it`);
-    expect(errorOf(load(join(header, grown))).message).toMatch(/^model\.safetensors: 8 bytes after the last tensor \(optimizer\.momentum_buffer\.experts\.2\.layers\.1\.bias\): not a well-formed safetensors file$/);
+    expect(errorOf(load(joinSafetensors(h2, grown))).message).toBe(`${FILE}: tensor ${W}: data_offsets [${b0 + 8}, ${e0 + 8}] leave a gap of 8 bytes before it`);
+    expect(errorOf(load(joinSafetensors(header, grown))).message).toMatch(/^model\.safetensors: 8 bytes after the last tensor \(optimizer\.momentum_buffer\.experts\.2\.layers\.1\.bias\): not a well-formed safetensors file$/);
   });
 
   it('shape × 4 ≠ byte length, and a bad shape', async () => {
-    const { header, data } = split(await base());
+    const { header, data } = splitSafetensors(await base());
     header[W].shape = [8, 3];
-    expect(errorOf(load(join(header, data))).message).toMatch(new RegExp(`^model\\.safetensors: tensor ${W.replaceAll('.', '\\.')}: shape \\[8, 3\\] of F32 needs 96 bytes, data_offsets \\[\\d+, \\d+\\] hold 64$`));
+    expect(errorOf(load(joinSafetensors(header, data))).message).toMatch(new RegExp(`^model\\.safetensors: tensor ${W.replaceAll('.', '\\.')}: shape \\[8, 3\\] of F32 needs 96 bytes, data_offsets \\[\\d+, \\d+\\] hold 64$`));
     header[W].shape = [8, -1];
-    expect(errorOf(load(join(header, data))).message).toBe(`${FILE}: tensor ${W}: shape [8,-1] is not a list of non-negative integers`);
+    expect(errorOf(load(joinSafetensors(header, data))).message).toBe(`${FILE}: tensor ${W}: shape [8,-1] is not a list of non-negative integers`);
   });
 
   it('a wrong shape (same size, transposed)', async () => {
-    const { header, data } = split(await base());
+    const { header, data } = splitSafetensors(await base());
     header[W].shape = [2, 8];
-    expect(errorOf(load(join(header, data))).message).toBe(`${FILE}: tensor ${W} has shape [2, 8], the configuration needs [8, 2]`);
+    expect(errorOf(load(joinSafetensors(header, data))).message).toBe(`${FILE}: tensor ${W} has shape [2, 8], the configuration needs [8, 2]`);
   });
 
   it('a missing tensor, an extra tensor, a partial optimiser state', async () => {
@@ -312,10 +297,10 @@ describe('malformed files: one ModelFormatError line naming the file (and the te
 
   it('metadata: not strings, missing, foreign, newer, invalid', async () => {
     const b = await base();
-    const { header, data } = split(b);
+    const { header, data } = splitSafetensors(b);
     const h1 = structuredClone(header);
     h1.__metadata__.format_version = 1;
-    expect(errorOf(load(join(h1, data))).message).toBe(`${FILE}: __metadata__.format_version is not a string`);
+    expect(errorOf(load(joinSafetensors(h1, data))).message).toBe(`${FILE}: __metadata__.format_version is not a string`);
     const { tensors, metadata } = decodeSafetensors(b, FILE);
     const withMeta = (m: Record<string, string>) => encodeSafetensors([...tensors], m);
     expect(errorOf(load(withMeta({}))).message).toContain('not a local-experts model: __metadata__.format is undefined');

@@ -6,10 +6,7 @@
  * imports it. Functional checks only: no timing is asserted.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   bestPytorchRows,
   CPU_PER_WALL_TOLERANCE,
@@ -24,35 +21,10 @@ import {
   type PytorchRow,
 } from '../peers/pytorch.js';
 import { OptionError } from '../../src/index.js';
-import { findTorchPython, type TorchPython } from '../../src/internal.js';
+import { torchFixture } from '../../test/helpers/torch-fixture.js';
 
-let found: Awaited<ReturnType<typeof findTorchPython>>;
-let dir: string;
-/** An environment in which `import torch` fails for every interpreter: a torch.py that raises, first on PYTHONPATH. */
-let noTorchEnv: NodeJS.ProcessEnv;
-
-beforeAll(async () => {
-  const env = { ...process.env };
-  delete env.MOE_PYTHON;
-  found = await findTorchPython({ env });
-  if (found.python === undefined) console.warn(`PyTorch tests skipped: ${found.reason}`);
-  dir = mkdtempSync(join(tmpdir(), 'moe-torch-test-'));
-  writeFileSync(join(dir, 'torch.py'), 'raise ImportError("torch blocked by the test")\n');
-  noTorchEnv = { ...env, PYTHONPATH: dir, MOE_PYTHON: join(dir, 'no-such-python') };
-});
-
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** Skip (with the reason printed) where no interpreter imports torch; the interpreter otherwise. */
-function torchOrSkip(ctx: { skip: (note?: string) => void }): TorchPython {
-  if (found.python === undefined) {
-    ctx.skip(`no Python imports torch here: ${found.reason}`);
-    throw new Error('unreachable');
-  }
-  return found;
-}
+const fx = torchFixture('moe-torch-test-');
+const { torchOrSkip } = fx;
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -155,7 +127,7 @@ describe('runPytorchPeer', () => {
   });
 
   it('resolves to a skipped reason, not an error, where no interpreter imports torch', async () => {
-    const r = await runPytorchPeer('small', { steps: 1, env: noTorchEnv });
+    const r = await runPytorchPeer('small', { steps: 1, env: fx.noTorchEnv });
     expect(r.rows).toEqual([]);
     expect(r.skipped).toContain('ImportError: torch blocked by the test');
   });
