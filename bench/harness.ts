@@ -8,7 +8,7 @@
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { Bench } from 'tinybench';
 import { OptionError } from '../src/index.js';
-import { median } from '../src/internal.js';
+import { machineInfo, machineText, median } from '../src/internal.js';
 
 // ---------------------------------------------------------------------------------------
 // Header
@@ -21,6 +21,8 @@ export interface BenchHeader {
   cpuModel: string;
   /** Cores available to this process. */
   cores: number;
+  /** Hardware threads per core (1: no SMT), where the OS says. */
+  threadsPerCore?: number | undefined;
   /** Node.js version (`process.version`). */
   node: string;
   /** ISO 8601. */
@@ -75,10 +77,12 @@ export function machineSlug(model = cpus()[0]?.model ?? 'unknown-cpu', cores = a
 
 /** The header of a report starting now, on this machine (`machine` overrides the slug). */
 export function benchHeader(machine?: string): BenchHeader {
+  const m = machineInfo();
   return {
     machine: machine ?? machineSlug(),
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    cores: availableParallelism(),
+    cpuModel: m.cpuModel,
+    cores: m.cores,
+    threadsPerCore: m.threadsPerCore,
     node: process.version,
     date: new Date().toISOString(),
   };
@@ -127,9 +131,14 @@ export function loadText(l: LoadAverage, cores: number): string {
   return `1-minute load average ${l.start.toFixed(2)} at the start, ${l.end.toFixed(2)} at the end (${cores} cores); less this benchmark's own ${Number.isFinite(l.ownThreads) ? l.ownThreads.toFixed(2) : '–'} busy threads: ${l.otherStart.toFixed(2)} and ${Number.isFinite(l.otherEnd) ? l.otherEnd.toFixed(2) : '–'}`;
 }
 
+/** `amd-epyc-2c (AMD EPYC, 2 cores, no SMT)`: the machine as every report names it. */
+export function machineLine(h: BenchHeader): string {
+  return `${h.machine} (${machineText({ cpuModel: h.cpuModel, cores: h.cores, threadsPerCore: h.threadsPerCore })})`;
+}
+
 /** The markdown header lines every report shares: machine, date and load, command, notes. */
 export function headerLines(h: BenchHeader & { loadAverage?: LoadAverage }, extra: string[] = []): string[] {
-  const out = [`- Machine: ${h.machine} (${h.cpuModel}, ${h.cores} cores), Node ${h.node}`];
+  const out = [`- Machine: ${machineLine(h)}, Node ${h.node}`];
   out.push(...extra);
   out.push(`- Date: ${h.date}${h.loadAverage ? `; ${loadText(h.loadAverage, h.cores)}` : ''}`);
   if (h.loadAverage?.busy) out.push(`- **Warning:** ${busyLine(h.loadAverage, h.cores)}.`);

@@ -14,7 +14,7 @@ import { Bench } from 'tinybench';
 import { OptionError, Rng, type Sgemm } from '../src/index.js';
 import { jsKernels, type Kernels, loadExactProvider, wasmApi, wasmKernels, type WasmMemory } from '../src/internal.js';
 import * as old from './kernels-baseline.js';
-import { benchHeader, busyLine, checkChoices, checkMillis, endLoad, formatJson, loadText, startLoad, type BenchHeader, type LoadAverage } from './harness.js';
+import { benchHeader, busyLine, checkChoices, machineLine, checkMillis, endLoad, formatJson, loadText, startLoad, type BenchHeader, type LoadAverage } from './harness.js';
 
 /** The sets measured: the kernels' two implementations and the 0.1.0 loops. */
 export const KERNEL_BENCH_SETS = ['js-old', 'js', 'wasm'] as const;
@@ -319,7 +319,7 @@ function ns(v: number | undefined): string {
 export function formatKernelMarkdown(report: KernelBenchReport): string {
   const out: string[] = [];
   out.push(`# Kernel benchmark: ${report.machine}`, '');
-  out.push(`- Machine: ${report.machine} (${report.cpuModel}, ${report.cores} cores), Node ${report.node}, one thread`);
+  out.push(`- Machine: ${machineLine(report)}, Node ${report.node}, one thread`);
   out.push(`- Date: ${report.date}; ${loadText(report.loadAverage, report.cores)}`);
   if (report.loadAverage.busy) out.push(`- **Warning:** ${busyLine(report.loadAverage, report.cores)}.`);
   if (report.command) out.push(`- Command: \`${report.command}\``);

@@ -2,7 +2,7 @@
  * Benchmark reports as markdown (for people and the repository's bench/results) and JSON
  * (for tools). Formatting only: the numbers come from the benchmark runners.
  */
-import { BUSY_LOAD_PER_CORE, busyLine, formatJson, loadText, num, pct, type BenchHeader } from './harness.js';
+import { BUSY_LOAD_PER_CORE, busyLine, formatJson, loadText, machineLine, num, pct, type BenchHeader } from './harness.js';
 import { IDLE_GAP_MS, SUSPECT_EFFICIENCY, type ScalingReport, type ScalingRow } from './scaling.js';
 
 export type { BenchHeader };
@@ -17,7 +17,7 @@ export function formatScalingJson(report: ScalingReport, pretty = false): string
 export function formatScalingMarkdown(report: ScalingReport): string {
   const out: string[] = [];
   out.push(`# Scaling benchmark: ${report.machine}`, '');
-  out.push(`- Machine: ${report.machine} (${report.cpuModel}, ${report.cores} cores)`);
+  out.push(`- Machine: ${machineLine(report)}`);
   out.push(`- Backend: ${report.backend}${report.backendDetail ? ` (${report.backendDetail})` : ''}`);
   out.push(`- Node: ${report.node}`);
   out.push(`- Date: ${report.date}; ${loadText(report.loadAverage, report.cores)}`);

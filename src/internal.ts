@@ -31,3 +31,4 @@ export { loadExactProvider } from './compute/load.js';
 export { findTorchPython } from './python/find-torch.js';
 export type { TorchPython } from './python/find-torch.js';
 export { median } from './reproduce/stats.js';
+export { machineInfo, machineText } from './reproduce/machine.js';

@@ -28,6 +28,7 @@ import {
   type Contender,
   type Window,
 } from '../harness.js';
+import { machineText } from '../../src/internal.js';
 import { addRatios, lossDifference, type PeerRow } from '../peers.js';
 import { OptionError } from '../../src/index.js';
 
@@ -154,6 +155,9 @@ describe('a busy machine', () => {
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/^warning: the machine was busy: other processes' load/);
     expect(headerLines({ ...benchHeader('x'), loadAverage: m }).join('\n')).toContain('- **Warning:** the machine was busy');
+    // The machine line names the CPU, the cores and SMT (Linux's CPU topology; 'SMT unknown' elsewhere).
+    expect(headerLines(benchHeader('x'))[0]).toMatch(/^- Machine: x \(.+, \d+ cores, (no SMT|\d+ threads per core \(SMT\)|SMT unknown)\), Node v/);
+    expect(machineText({ cpuModel: 'C', cores: 16, threadsPerCore: 2 })).toBe('C, 16 cores, 2 threads per core (SMT)');
   });
 });
 

@@ -4,6 +4,7 @@
  * vowels) over many seeded runs, the runs spread over worker threads by piscina, then
  * the table, the verdicts, the Figure-2 analog and learning curves written to a folder.
  */
+import { machineInfo, type MachineInfo } from './machine.js';
 import { availableParallelism } from 'node:os';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -66,6 +67,8 @@ export interface Jacobs1991Report {
   curves: Record<string, number[]>;
   perRun: Omit<RunResult, 'curve' | 'figure'>[];
   backend: string;
+  /** The machine it ran on (CPU model, cores, SMT): the wall time and nothing else depend on it. */
+  machine: MachineInfo;
   seconds: number;
   files: string[];
   pngNote?: string;
@@ -219,6 +222,7 @@ export async function reproduceJacobs1991(o: ReproduceOptions = {}): Promise<Jac
     curves,
     perRun: results.map(({ curve: _curve, figure: _figure, ...rest }) => rest),
     backend: backends.join(', '),
+    machine: machineInfo(),
     seconds: 0,
     files: [],
     generated: new Date().toISOString(),

@@ -1,4 +1,5 @@
 /** The markdown report of `moe reproduce jacobs1991`, written from the numbers alone. */
+import { machineText } from './machine.js';
 import type { Jacobs1991Report } from './jacobs1991.js';
 import { GENERALISATION_TOLERANCE_PP, FASTER_RATIO_MAX, HALF_RATIO_MAX, SAME_RATIO, type SystemSummary } from './report.js';
 import { alternativeActivation, PAPER_TABLE_1 } from './systems.js';
@@ -35,7 +36,7 @@ export function markdownReport(r: Jacobs1991Report): string {
   const alt = alternativeActivation(s.bpActivation);
   const L: string[] = [];
   L.push('# Reproducing Jacobs, Jordan, Nowlan & Hinton (1991): Table 1 and Figure 2', '');
-  L.push(`Written by \`${r.command}\`, base seed ${r.seed}, ${r.runs} runs per system on ${r.jobs} worker thread${r.jobs === 1 ? '' : 's'}, compute backend ${r.backend}, ${r.seconds.toFixed(1)} s wall time (${r.generated}).`, '');
+  L.push(`Written by \`${r.command}\`, base seed ${r.seed}, ${r.runs} runs per system on ${r.jobs} worker thread${r.jobs === 1 ? '' : 's'}, compute backend ${r.backend}, on ${machineText(r.machine)}, ${r.seconds.toFixed(1)} s wall time (${r.generated}).`, '');
   L.push(`Paper: ${r.paper}.`, '');
 
   L.push('## In short', '');
