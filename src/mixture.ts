@@ -28,7 +28,7 @@ import { accuracyScore, confusionMatrix, logLoss, precisionScore, recallScore } 
 import { meanBaselineScores, regressionScores, type RegressionScores } from './metrics/regression.js';
 import { weightsSumToOne } from './model/routing.js';
 import { targetMatrix } from './train/data.js';
-import { FitRun, runFit, type FitHost } from './train/fit.js';
+import { FitRun, type FitHost } from './train/fit.js';
 import { guardedFitOptions, type FitOptions, type FitResult } from './train/options.js';
 
 /** Options of {@link Mixture.create}. */
@@ -352,7 +352,7 @@ export class Mixture implements FitHost {
     const run = new FitRun(this);
     this.#run = run;
     this.#engine = undefined;
-    return runFit(this, run, data, options).finally(() => {
+    return run.train(data, options).finally(() => {
       if (this.#run === run) this.#run = undefined;
       this.#engine = undefined;
     });

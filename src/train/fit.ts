@@ -25,6 +25,7 @@ import { SHARD_ENTRY, WRAP_RUNNER, type InternalFitOptions } from './internal.js
 import { BUSY_SLOTS, CMD } from '../memory/layout.js';
 import { checkFitOptions, type EpochInfo, type FitOptions, type FitResult, type RoutingMetrics, type StopReason } from './options.js';
 import { TrainingSession } from './session.js';
+import { Validation } from './validation.js';
 
 /**
  * Expert compute per step (in flops: forward + backward ≈ 3 × 2·B·P per expert) below
@@ -49,28 +50,20 @@ export function chooseWorkers(config: MixtureConfig, requested: number | 'auto' 
   return [requested, undefined];
 }
 
-/** Metrics of a dataset under the model as it is now (the host's evaluate). */
-export interface LiveEvaluation {
-  loss: number;
-  accuracy?: number;
-  mse?: number;
-}
-
-/** What the loop needs of the model it trains (the public Mixture implements it). */
+/** What a fit needs of the model it trains (the public Mixture gives it itself). */
 export interface FitHost {
-  /** The model's state; the loop updates its training state and scalers, and its parameters at the end. */
+  /** The model's state; the fit updates its training state and scalers, and its parameters at the end. */
   readonly state: ModelState;
   /** The provider the math runs on; a parallel fit whose workers cannot load it moves to the next. */
   provider: ComputeProvider;
   /** One-line warnings. */
   warn(message: string): void;
-  /** Evaluate a dataset with the parameters as they are now (the session's, during a fit). */
-  evaluate(data: Dataset): LiveEvaluation;
 }
 
 /**
- * A fit in progress, as the model sees it: its session, whether it is inside a step, and
- * the snapshots waiting for the next step boundary.
+ * One fit: its loop ({@link FitRun.train}), and its handle as the model sees it while it
+ * runs: its session, whether it is inside a step, close(), and the snapshots waiting for
+ * the next step boundary.
  */
 export class FitRun {
   /** close() was called: stop after the current step. */
@@ -100,15 +93,20 @@ export class FitRun {
   get params(): MixtureParams {
     return this.session ? this.session.params : this.host.state.params;
   }
+
+  /** Train the model on `data` (see {@link FitOptions}); once per FitRun. */
+  train(data: Dataset, o: FitOptions): Promise<FitResult> {
+    return runFit(this.host, this, data, o);
+  }
 }
 
 /** Start the session, moving to the next provider where the workers cannot load this one. */
-async function startSession(host: FitHost, data: TrainingData, batchSize: number, workers: number, o: FitOptions, denormals: DenormalMode, mpi: Communicator | undefined): Promise<TrainingSession> {
+async function startSession(host: FitHost, data: TrainingData, batchSize: number, workers: number, o: FitOptions, denormals: DenormalMode, mpi: Communicator | undefined, validationRows: number | undefined): Promise<TrainingSession> {
   const entry = (o as InternalFitOptions)[SHARD_ENTRY], wrapRunner = (o as InternalFitOptions)[WRAP_RUNNER];
   const kernels = kernelSetFromEnv();
   for (;;) {
     try {
-      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry, split: o.splitExperts, denormals, wrapRunner, mpi });
+      return await TrainingSession.start(host.state, host.provider, data, { maxBatch: batchSize, workers, kernels, stallTimeoutMs: o.stallTimeout, shardEntry: entry, split: o.splitExperts, denormals, wrapRunner, mpi, validationRows });
     } catch (err) {
       const next = BACKENDS[BACKENDS.indexOf(host.provider.name) + 1];
       if (!(err instanceof BackendError) || workers === 0 || mpi || next === undefined || process.env.MOE_REQUIRE_BACKEND === host.provider.name) throw err;
@@ -133,7 +131,7 @@ function routingMetrics(session: TrainingSession, busyAtStart: Float64Array, sha
 const STOP_REASONS: readonly StopReason[] = ['epochs', 'criterion', 'early-stopping', 'callback'];
 
 /** Train `host`'s model on `data` (see {@link FitOptions}); `run` is the fit's handle for close() and save(). */
-export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOptions): Promise<FitResult> {
+async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOptions): Promise<FitResult> {
   checkFitOptions(o);
   const state = host.state;
   const c = state.config;
@@ -185,18 +183,22 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
   // Fitted on the first training set only; undone if this fit is refused before training.
   const fittedHere = !state.inputScaler;
   if (fittedHere) {
-    state.inputScaler = fitStandardizer(train.x, train.n, c.inputs);
-    state.targetScaler = c.task === 'regression' ? fitStandardizer(train.y!, train.n, c.outputs) : identityStandardizer(c.outputs);
     const constant = constantColumns(train.x, train.n, c.inputs);
+    state.inputScaler = fitStandardizer(train.x, train.n, c.inputs, constant);
+    state.targetScaler = c.task === 'regression' ? fitStandardizer(train.y!, train.n, c.outputs) : identityStandardizer(c.outputs);
     if (constant.length > 0) {
       const names = listValues(constant.map((j) => state.featureNames?.[j] ?? train.featureNames?.[j] ?? `#${j + 1}`));
       host.warn(`local-experts: input column${constant.length > 1 ? 's' : ''} ${names} ${constant.length > 1 ? 'are' : 'is'} constant on the training rows (standardised to 0: no information for the experts or the gate)`);
     }
   }
   let session: TrainingSession;
+  // Both sets standardised once, here: the training set into the session's dataset, the
+  // validation set for the session's inference engine (measured after every epoch).
+  let validation: Validation | undefined;
   try {
     const data = trainingData(state, train);
-    session = await startSession(host, data, batchSize, workers, o, denormals, comm);
+    validation = val ? new Validation(state, val) : undefined;
+    session = await startSession(host, data, batchSize, workers, o, denormals, comm, validation?.rows);
     if (comm) {
       await compareAcrossRanks(comm, [
         ['the training data', digest(data.x, data.t, data.labels)],
@@ -296,8 +298,8 @@ export async function runFit(host: FitHost, run: FitRun, data: Dataset, o: FitOp
       skip = 0;
       const seconds = (performance.now() - te) / 1000;
       const info: EpochInfo = { epoch: state.training.epoch, loss: sum / batches, lr, step: state.training.step, seconds, samplesPerSecond: rowsDone / seconds, routing: routingMetrics(session, busyAtStart, Math.max(1, workers)) };
-      if (val) {
-        const ev = host.evaluate(val);
+      if (validation) {
+        const ev = validation.measure(session);
         info.valLoss = ev.loss;
         if (ev.accuracy !== undefined) info.valAccuracy = ev.accuracy;
         if (ev.mse !== undefined) info.valMse = ev.mse;
