@@ -27,8 +27,8 @@ import { resolveOptimizer, type OptimizerConfig, type OptimizerName } from './op
 import { accuracyScore, confusionMatrix, logLoss, precisionScore, recallScore } from './metrics/classification.js';
 import { meanBaselineScores, regressionScores, type RegressionScores } from './metrics/regression.js';
 import { weightsSumToOne } from './model/routing.js';
-import { targetMatrix } from './train/data.js';
-import { FitRun, runFit, type FitHost } from './train/fit.js';
+import { trainingData } from './train/data.js';
+import { FitRun, type FitHost } from './train/fit.js';
 import { guardedFitOptions, type FitOptions, type FitResult } from './train/options.js';
 
 /** Options of {@link Mixture.create}. */
@@ -352,7 +352,7 @@ export class Mixture implements FitHost {
     const run = new FitRun(this);
     this.#run = run;
     this.#engine = undefined;
-    return runFit(this, run, data, options).finally(() => {
+    return run.train(data, options).finally(() => {
       if (this.#run === run) this.#run = undefined;
       this.#engine = undefined;
     });
@@ -497,9 +497,9 @@ export class Mixture implements FitHost {
     this.requireScalers();
     const { outputs: K, experts: E } = this.config;
     const n = data.n;
-    const xs = standardize(this.inputScaler!, data.x, n);
-    const targets = { t: targetMatrix(this.#state, data), labels: data.labels ?? new Int32Array(n) };
-    const f = this.floatMode().run(() => this.engine().forward(xs, n, targets));
+    // Model space, as a fit's validation set: standardised inputs, model-space targets.
+    const d = trainingData(this.#state, data);
+    const f = this.floatMode().run(() => this.engine().forward(d.x, n, { t: d.t, labels: d.labels }));
     const p = this.toPrediction(f);
     this.checkOutputs(p.output, data.x);
     const gateShare = new Array<number>(E).fill(0);

@@ -1,6 +1,2 @@
-// Piscina entry of a shard worker: wires the task's shared memory to src/parallel/shard.
-import { runShard, type ShardResult, type ShardTask } from '../src/parallel/shard.js';
-
-export default function shard(task: ShardTask): Promise<ShardResult> {
-  return runShard(task);
-}
+// Piscina entry of a shard worker: the piscina task is runShard itself (src/parallel/shard.ts).
+export { runShard as default } from '../src/parallel/shard.js';

@@ -58,9 +58,10 @@ export function constantColumns(v: Float32Array, n: number, w: number): number[]
 /**
  * Column means and standard deviations of an n×w row-major matrix (accumulated in
  * float64). A constant column (see {@link constantColumns}) gets std 1; every other
- * column its own std, however small.
+ * column its own std, however small. `constant`: the matrix's constant columns where the
+ * caller has them already (one pass over the data fewer).
  */
-export function fitStandardizer(v: Float32Array, n: number, w: number): Standardizer {
+export function fitStandardizer(v: Float32Array, n: number, w: number, constant: readonly number[] = constantColumns(v, n, w)): Standardizer {
   const mean = new Array<number>(w).fill(0);
   const sq = new Array<number>(w).fill(0);
   for (let r = 0; r < n; r++) for (let c = 0; c < w; c++) mean[c]! += v[r * w + c]!;
@@ -71,12 +72,12 @@ export function fitStandardizer(v: Float32Array, n: number, w: number): Standard
       sq[c]! += d * d;
     }
   }
-  const constant = new Set(constantColumns(v, n, w));
+  const constantSet = new Set(constant);
   const std = sq.map((s, c) => {
     const sd = Math.sqrt(s / n);
     // sd > 0 holds for every non-constant column (its values differ); the check only
     // guards against a degenerate n (0 rows).
-    return constant.has(c) || !(sd > 0) ? 1 : sd;
+    return constantSet.has(c) || !(sd > 0) ? 1 : sd;
   });
   return { mean, std };
 }

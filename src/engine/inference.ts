@@ -4,7 +4,8 @@
  * in chunks of rows so the kernel memory stays bounded. Each chunk is routed by the
  * routing plan training uses (src/engine/routing-plan.ts, predict mode), and each expert
  * computes only the rows routed to it. The engine copies the parameters into a kernel
- * memory of its own when it is made; make a new one when they change.
+ * memory of its own when it is made (make a new one when they change), or, in a training
+ * session, runs in that session's memory on its live parameters (see {@link EngineHome}).
  */
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import type { Sgemm } from '../compute/provider.js';
@@ -72,7 +73,59 @@ export const INFERENCE_CHUNK = 1024;
 type FloatBuffers = 'x' | 'u' | 'logG' | 'g' | 'eHidden' | 'gHidden' | 'out' | 'prob' | 'mix' | 'score' | 'lse' | 't' | 'w' | 'dlw' | 'rowScratch' | 'ex' | 'et' | 'all';
 type IntBuffers = 'labels' | 'el';
 
-/** A model's forward pass on the calling thread, over a kernel memory of its own. */
+/**
+ * Where an engine runs when it has no memory of its own: a training session's kernel
+ * memory, its scratch after the session's layout (from `base`), the session's kernels on
+ * that memory, and the parameters read in place from the session's views (never copied,
+ * so each forward pass sees them as they are at the time).
+ */
+export interface EngineHome {
+  memory: WasmMemory;
+  kernels: Kernels;
+  /** First byte of the engine's scratch, past everything else the memory holds. */
+  base: number;
+  /** Most rows of one chunk (≤ INFERENCE_CHUNK; chunks still start INFERENCE_CHUNK rows apart). */
+  rows: number;
+}
+
+/** The engine's scratch regions for chunks of `C` rows. */
+function reserveScratch(a: Arena, config: MixtureConfig, rule: RoutingRule, C: number) {
+  const { inputs: D, outputs: K, experts: E } = config;
+  const N = rule.maxEntries(C, E, 'predict');
+  return {
+    x: a.reserve(C * D),
+    u: a.reserve(C * E),
+    logG: a.reserve(C * E),
+    g: a.reserve(C * E),
+    gHidden: a.reserve(C * hiddenWidthSum(gateShape(config))),
+    eHidden: a.reserve(C * hiddenWidthSum(expertShape(config))),
+    delta: a.reserve(0),
+    out: a.reserve(N * K),
+    prob: a.reserve(C * K),
+    mix: a.reserve(C * K),
+    score: a.reserve(N),
+    lse: a.reserve(N),
+    t: a.reserve(C * K),
+    w: a.reserve(N),
+    dlw: a.reserve(N),
+    rowScratch: a.reserve(C),
+    ex: a.reserve(C * D),
+    et: a.reserve(C * K),
+    all: a.reserve(C * K),
+    logW: a.reserve(N),
+    gW: a.reserve(N),
+    labels: a.reserve(C, 'i32'),
+    el: a.reserve(C, 'i32'),
+    expertStart: a.reserve(E + 1, 'i32'),
+    expertLoad: a.reserve(E, 'i32'),
+    entryRow: a.reserve(N, 'i32'),
+    entryExpert: a.reserve(N, 'i32'),
+    rowStart: a.reserve(C + 1, 'i32'),
+    rowEntries: a.reserve(N, 'i32'),
+  };
+}
+
+/** A model's forward pass on the calling thread, over a kernel memory of its own or a session's. */
 export class InferenceEngine {
   private readonly memory: WasmMemory;
   private readonly kernels: Kernels;
@@ -86,9 +139,13 @@ export class InferenceEngine {
   /** The plan's entries and each row's (in the kernel memory: the kernels gather by them). */
   private readonly entries: PlanEntries;
   private readonly scores: GateScores;
+  /** Most rows one chunk holds. */
+  private readonly chunkRows: number;
 
   /**
+   * An engine with a kernel memory of its own, holding a copy of the parameters.
    * @param rule the routing rule (default: the configuration's; tests pass their own)
+   * @param home run inside another memory instead (see {@link EngineHome}); `makeKernels` is then not called
    */
   constructor(
     private readonly gemm: Sgemm,
@@ -98,53 +155,30 @@ export class InferenceEngine {
     expertParams: Float32Array,
     routerBias: Float32Array = new Float32Array(0),
     private readonly rule: RoutingRule = routingRule(config.routing),
+    home?: EngineHome,
   ) {
-    const { inputs: D, outputs: K, experts: E } = config;
+    const E = config.experts;
     this.eShape = expertShape(config);
     this.gShape = gateShape(config);
-    const C = INFERENCE_CHUNK, P = mlpParamCount(this.eShape);
-    const N = rule.maxEntries(C, E, 'predict');
-    const a = new Arena();
-    const ids = {
-      gateParams: a.reserve(gateParams.length),
-      expertParams: a.reserve(expertParams.length),
-      x: a.reserve(C * D),
-      u: a.reserve(C * E),
-      logG: a.reserve(C * E),
-      g: a.reserve(C * E),
-      gHidden: a.reserve(C * hiddenWidthSum(this.gShape)),
-      eHidden: a.reserve(C * hiddenWidthSum(this.eShape)),
-      delta: a.reserve(0),
-      out: a.reserve(N * K),
-      prob: a.reserve(C * K),
-      mix: a.reserve(C * K),
-      score: a.reserve(N),
-      lse: a.reserve(N),
-      t: a.reserve(C * K),
-      w: a.reserve(N),
-      dlw: a.reserve(N),
-      rowScratch: a.reserve(C),
-      ex: a.reserve(C * D),
-      et: a.reserve(C * K),
-      all: a.reserve(C * K),
-      routerBias: a.reserve(routerBias.length),
-      logW: a.reserve(N),
-      gW: a.reserve(N),
-      labels: a.reserve(C, 'i32'),
-      el: a.reserve(C, 'i32'),
-      expertStart: a.reserve(E + 1, 'i32'),
-      expertLoad: a.reserve(E, 'i32'),
-      entryRow: a.reserve(N, 'i32'),
-      entryExpert: a.reserve(N, 'i32'),
-      rowStart: a.reserve(C + 1, 'i32'),
-      rowEntries: a.reserve(N, 'i32'),
-    };
-    this.memory = allocateMemory(a.byteLength, 'inference', 'model');
+    const P = mlpParamCount(this.eShape);
+    const a = new Arena(home?.base);
+    // Own memory: the parameters are copied in first; at home they are read where they lie.
+    const own = home ? undefined : { gate: a.reserve(gateParams.length), experts: a.reserve(expertParams.length), bias: a.reserve(routerBias.length) };
+    const C = home?.rows ?? INFERENCE_CHUNK;
+    const ids = reserveScratch(a, config, rule, C);
+    this.chunkRows = C;
+    this.memory = home ? home.memory : allocateMemory(a.byteLength, 'inference', 'model');
     const b = this.memory.buffer;
-    this.kernels = makeKernels(this.memory);
-    const gp = a.f32(b, ids.gateParams), ep = a.f32(b, ids.expertParams);
-    gp.set(gateParams);
-    ep.set(expertParams);
+    this.kernels = home ? home.kernels : makeKernels(this.memory);
+    let gp = gateParams, ep = expertParams, bias = routerBias;
+    if (own) {
+      gp = a.f32(b, own.gate);
+      ep = a.f32(b, own.experts);
+      bias = a.f32(b, own.bias);
+      gp.set(gateParams);
+      ep.set(expertParams);
+      bias.set(routerBias);
+    }
     const f = (id: number): Float32Array => a.f32(b, id);
     this.buf = {
       x: f(ids.x), u: f(ids.u), logG: f(ids.logG), g: f(ids.g), gHidden: f(ids.gHidden), eHidden: f(ids.eHidden), out: f(ids.out),
@@ -156,13 +190,18 @@ export class InferenceEngine {
       expertStart: a.i32(b, ids.expertStart), expertLoad: a.i32(b, ids.expertLoad), entryRow: a.i32(b, ids.entryRow), entryExpert: a.i32(b, ids.entryExpert),
       rowStart: a.i32(b, ids.rowStart), rowEntries: a.i32(b, ids.rowEntries), entryLogWeight: f(ids.logW), entryGateWeight: f(ids.gW),
     };
-    const bias = f(ids.routerBias);
-    bias.set(routerBias);
     this.plan = new RoutingPlan(rule, 'predict', E, C, this.entries);
     this.scores = { rows: 0, experts: E, logits: this.buf.u, logProb: this.buf.logG, prob: this.buf.g, bias };
     const empty = a.f32(b, ids.delta);
     this.gatePass = { shape: this.gShape, params: layerViews(this.gShape, gp), hidden: [], deltaA: empty, deltaB: empty };
     this.expertParams = Array.from({ length: E }, (_, i) => layerViews(this.eShape, ep.subarray(i * P, (i + 1) * P)));
+  }
+
+  /** Bytes a memory needs for an engine at home from `base` with chunks of up to `rows` rows (the configuration's routing). */
+  static homeEnd(config: MixtureConfig, base: number, rows: number): number {
+    const a = new Arena(base);
+    reserveScratch(a, config, routingRule(config.routing), rows);
+    return a.byteLength;
   }
 
   private hidden(shape: MlpShape, region: Float32Array, rows: number): Float32Array[] {
@@ -186,6 +225,7 @@ export class InferenceEngine {
     const kernels = this.kernels, B = this.buf, o = this.entries;
     const ef = errorFunction(c.loss);
     const categorical = c.loss === 'categorical';
+    if (Math.min(n, INFERENCE_CHUNK) > this.chunkRows) throw new RangeError(`inference engine: chunks of ${Math.min(n, INFERENCE_CHUNK)} rows, room for ${this.chunkRows}`);
     const gate = new Float32Array(n * E), routed = new Uint8Array(n * E), mixture = new Float32Array(n * K);
     // Every expert's outputs at once (dense, allExperts), or the routed ones compactly
     // (row, expert, K outputs), spread into E×n×K when `experts` is first read.

@@ -1,13 +1,19 @@
 /**
- * A bump allocator of typed views over one memory, for memories whose regions are few and
- * private (the inference engine's). 64-byte aligned, like the training layout.
+ * A bump allocator of typed views over one memory, for regions that are few and private
+ * (the inference engine's, in a memory of its own or after a session's layout). 64-byte
+ * aligned, like the training layout.
  */
 import { LAYOUT_BASE } from './layout.js';
 
 /** Plans byte offsets first, then hands out views once the memory exists. */
 export class Arena {
-  private offset = LAYOUT_BASE;
+  private offset: number;
   private readonly plan: { kind: 'f32' | 'i32'; offset: number; length: number }[] = [];
+
+  /** @param base the first byte the arena may use (a memory of its own: LAYOUT_BASE; after a session's layout: its byteLength). */
+  constructor(base = LAYOUT_BASE) {
+    this.offset = base;
+  }
 
   /** Reserve `length` floats (or ints); returns the reservation's index. */
   reserve(length: number, kind: 'f32' | 'i32' = 'f32'): number {

@@ -1,9 +1,10 @@
 /**
- * A shard: the worker-thread side of the parallel trainer. It maps the session's shared
- * kernel memory, loads the run's compute provider and kernel set, and then loops on the
- * control block running FORWARD / BACKWARD / UPDATE for its blocks and experts until
- * STOP. The control plane (init, snapshot) is a comlink API on a
- * MessagePort of its own.
+ * A shard: the worker-thread side of the parallel trainer, and the piscina task itself
+ * (workers/shard.ts only names it for piscina). It maps the session's shared kernel
+ * memory, loads the run's compute provider and kernel set, and then loops on the Atomics
+ * control block running FORWARD / BACKWARD / UPDATE for its blocks and experts until STOP
+ * (or ABORT). Its comlink API, on a MessagePort of its own, has two calls: init (load the
+ * provider and kernels, start the loop) and snapshot (a copy of its experts).
  */
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import * as Comlink from 'comlink';
@@ -16,6 +17,7 @@ import { errorToWire, type WireError } from '../errors.js';
 import { createKernels } from '../kernels/index.js';
 import type { KernelSetName } from '../kernels/types.js';
 import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, type MixtureLayout } from '../memory/layout.js';
+import { pollFor } from './polling.js';
 import type { MixtureConfig } from '../model/config.js';
 import type { OptimizerConfig } from '../optim/config.js';
 
@@ -141,14 +143,4 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
 function collectGarbage(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (typeof gc === 'function') gc();
-}
-
-/** Poll CTRL.SEQ for up to `micros`; true once it differs from `seen`. */
-function pollFor(ctrl: Int32Array, seen: number, micros: number): boolean {
-  if (micros <= 0) return false;
-  const until = performance.now() + micros / 1000;
-  do {
-    if (Atomics.load(ctrl, CTRL.SEQ) !== seen) return true;
-  } while (performance.now() < until);
-  return false;
 }

@@ -1,19 +1,20 @@
 /**
  * The parallel shard runner: E experts sharded over W worker threads (contiguous groups,
- * balanced by count since every expert has the same cost), driven through the control
- * block in shared memory. Lifecycle by piscina (each shard is one long-running task, so a
- * worker that throws or exits rejects a promise here instead of hanging the trainer);
- * control plane by comlink, which never rejects pending calls when a worker dies
- * (comlink#601): liveness is this class's job, and a shard task rejecting is the signal.
+ * balanced by count since every expert has the same cost), driven phase by phase. Each
+ * mechanism has one job: piscina, thread lifecycle (each shard is one long-running task,
+ * so a worker that throws or exits rejects a promise here instead of hanging the
+ * trainer); comlink, the control API (init, snapshot), which never rejects pending calls
+ * when a worker dies (comlink#601); the Atomics control block, the per-phase commands
+ * (FORWARD, BACKWARD, UPDATE, STOP) and their completion. Whether the shards are alive is
+ * src/parallel/liveness.ts's job, how this thread waits for a phase src/parallel/polling.ts's.
  */
 import type { DenormalMode } from '../compute/float-mode.js';
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import * as Comlink from 'comlink';
-import { availableParallelism } from 'node:os';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import type { Piscina } from 'piscina';
 import type { BackendName } from '../compute/provider.js';
-import { BackendError, errorFromWire, errorToWire, MoeError, OptionError, ShardCrashError, ShardStallError, type StepPhase, type WireError } from '../errors.js';
+import { BackendError, errorFromWire, errorToWire, MoeError, OptionError, ShardCrashError, type StepPhase, type WireError } from '../errors.js';
 import type { KernelSetName } from '../kernels/types.js';
 import { BUSY_SLOTS, CMD, CTRL, HYPER, mapViews, PHASE_NAMES, type Command, type MixtureLayout } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
@@ -21,6 +22,8 @@ import type { OptimizerConfig } from '../optim/config.js';
 import { shardExperts, type ExpertRange } from '../engine/plan.js';
 import type { ShardRunner } from '../engine/runner.js';
 import type { ShardApi, ShardResult, ShardTask } from './shard.js';
+import { Liveness } from './liveness.js';
+import { MainPolling, shardPollMicros } from './polling.js';
 import { releaseThreads, shardThreads } from './threads.js';
 
 /** What a runner of shard workers is started with. */
@@ -54,21 +57,8 @@ export interface ThreadRunnerOptions {
   denormals?: DenormalMode | undefined;
 }
 
-/**
- * How long a shard polls for the next command before parking, where it has a core of its
- * own (cores > workers): long enough to cover the main thread's work between phases.
- */
-const POLL_MICROS = 300;
-
-/** The window (ms) before a phase's expected end in which the main thread polls. */
-const MAIN_POLL_MS = 0.5;
-
 /** How long close() waits for shards to stop before the piscina pool is destroyed anyway. */
 const CLOSE_GRACE_MS = 2000;
-
-/** The stall timeout's floor, and its multiple of the longest phase seen. */
-const STALL_FLOOR_MS = 60_000;
-const STALL_FACTOR = 20;
 
 /**
  * The experts of one fit, sharded over worker threads and driven phase by phase through
@@ -81,22 +71,18 @@ export class ThreadRunner implements ShardRunner {
   private readonly hyper: Float64Array;
   private readonly busy: Float64Array;
   private readonly groups: ExpertRange[];
-  private failure: ShardCrashError | ShardStallError | undefined;
+  /** Whether the shards are alive: deaths, the stall watchdog, ABORT. */
+  private readonly live: Liveness;
+  /** How the main thread waits for a phase: poll near its expected end, else park. */
+  private readonly polling: MainPolling;
   /** The last command signalled (0 before the first), and whether it is still running. */
   private phase: Command | 0 = 0;
   private inFlight = false;
   private step = 0;
   /** CTRL.SEQ of the command in flight; a shard that finished it has SHARD_DONE[shard] = seq. */
   private seq = 0;
-  private failedShard = -1;
-  /** When the command in flight was signalled, and each command's typical duration (ms). */
+  /** When the command in flight was signalled. */
   private phaseStart = 0;
-  private readonly typicalMs = new Float64Array(8);
-  /** The longest phase so far (ms), for the default stall timeout. */
-  private longestMs = 0;
-  private readonly stallTimeoutMs: number | undefined;
-  /** The main thread polls near a phase's end only where it has a core of its own. */
-  private readonly mainPolls: boolean;
   private closed = false;
   private closing: Promise<void> | undefined;
   /** STOP has been sent: no phase can complete any more. */
@@ -118,8 +104,8 @@ export class ThreadRunner implements ShardRunner {
     this.hyper = v.hyper;
     this.busy = v.busy;
     this.groups = opts.groups ?? shardExperts(opts.config.experts, opts.shards);
-    this.mainPolls = availableParallelism() > opts.shards;
-    this.stallTimeoutMs = opts.stallTimeoutMs;
+    this.live = new Liveness(this.ctrl, opts.shards, opts.stallTimeoutMs);
+    this.polling = new MainPolling(this.ctrl, opts.shards);
   }
 
   /** Which experts a shard owns, for error messages. */
@@ -136,7 +122,7 @@ export class ThreadRunner implements ShardRunner {
     const threads = shardThreads(opts.entry);
     const piscina = threads.threads;
     const runner = new ThreadRunner(threads, opts);
-    const pollMicros = availableParallelism() > opts.shards ? POLL_MICROS : 0;
+    const pollMicros = shardPollMicros(opts.shards);
     const inits: Promise<{ backend: BackendName; detail: string } | { error: WireError }>[] = [];
     runner.groups.forEach((g, shard) => {
       const { port1, port2 } = new MessageChannel();
@@ -186,7 +172,7 @@ export class ThreadRunner implements ShardRunner {
     results.forEach((r, shard) => {
       if (!error && 'error' in r && r.error.code === 'BACKEND_UNAVAILABLE') error = new BackendError(`shard ${shard}: ${r.error.message}`);
     });
-    error ??= runner.failure as ShardCrashError | undefined;
+    error ??= runner.live.failure as ShardCrashError | undefined;
     results.forEach((r, shard) => {
       if (error) return;
       if ('error' in r) error = new ShardCrashError(shard, runner.expertsOf(shard), 'start-up', -1, errorFromWire(r.error).message);
@@ -199,8 +185,9 @@ export class ThreadRunner implements ShardRunner {
     return runner;
   }
 
+  /** A shard's task rejected or ended: a crash, reported to {@link Liveness} with where it happened. */
   private fail(shard: number, detail: string, cause?: unknown): void {
-    if (this.closed || this.failure) return;
+    if (this.closed || this.live.failure) return;
     // Between steps (the last UPDATE completed everywhere) nothing is half-done.
     // Idle after an UPDATE (or a ping), every shard finished step `step`; idle between the
     // other phases, step `step` is still under way and nothing of it is applied yet.
@@ -208,13 +195,10 @@ export class ThreadRunner implements ShardRunner {
     const phase = this.currentPhase();
     const during = phase !== 'between-steps' ? phase : betweenSteps ? 'a pause between steps' : `a pause after the ${PHASE_NAMES[this.phase]} phase of step ${this.step}`;
     const completed = betweenSteps ? this.step : this.step - 1;
-    this.failure = new ShardCrashError(shard, this.expertsOf(shard), phase, completed, detail, { cause, during });
-    this.failedShard = shard;
     // In UPDATE the other shards must finish the update they were given before they are
     // told to stop (wait() raises ABORT once they have): raising it now would stop a shard
     // that has not yet read the command, and its experts would stay a step behind.
-    if (!(this.inFlight && this.phase === CMD.UPDATE)) this.abort();
-    Atomics.notify(this.ctrl, CTRL.DONE);
+    this.live.crashed(shard, new ShardCrashError(shard, this.expertsOf(shard), phase, completed, detail, { cause, during }), this.inFlight && this.phase === CMD.UPDATE);
   }
 
   /** The phase in flight, or `between-steps` when idle (`start-up` before the first). */
@@ -225,60 +209,19 @@ export class ThreadRunner implements ShardRunner {
     return name === 'forward' || name === 'backward' || name === 'update' ? name : 'between-steps';
   }
 
-  /** The stall timeout now: the option, or max(60 s, 20 × the longest phase so far). */
-  private stallLimitMs(): number {
-    return this.stallTimeoutMs ?? Math.max(STALL_FLOOR_MS, STALL_FACTOR * this.longestMs);
-  }
-
-  /** Shards that have not finished the command in flight. */
-  private unfinished(): number[] {
-    const out: number[] = [];
-    for (let shard = 0; shard < this.workers; shard++) if (Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + shard) !== this.seq) out.push(shard);
-    return out;
-  }
-
   /**
    * Give up on shards that are alive but did not finish the phase in time: their threads
    * are terminated (by destroying the piscina pool) and the fit rejects with a ShardStallError.
    */
   private stall(): never {
-    const phase = this.currentPhase();
-    const completed = this.step - 1;
-    const err = new ShardStallError(this.unfinished(), phase, completed, this.stallLimitMs());
-    this.failure ??= err;
-    this.abort();
+    const err = this.live.stalled(this.seq, this.currentPhase(), this.step - 1);
     // Terminating the workers must not wait for the hung ones: destroy() terminates them.
     void this.close();
     throw err;
   }
 
-  /** Stop every shard's loop (a shard died). */
-  private abort(): void {
-    Atomics.store(this.ctrl, CTRL.ABORT, 1);
-    Atomics.add(this.ctrl, CTRL.SEQ, 1);
-    Atomics.notify(this.ctrl, CTRL.SEQ);
-  }
-
-  /** After a crash in UPDATE: wait (bounded) until every other shard has finished it. */
-  private async survivorsUpdated(): Promise<boolean> {
-    const deadline = performance.now() + CLOSE_GRACE_MS;
-    for (;;) {
-      let pending = false;
-      for (let shard = 0; shard < this.workers; shard++) {
-        if (shard !== this.failedShard && Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + shard) !== this.seq) pending = true;
-      }
-      if (!pending) return true;
-      if (performance.now() > deadline) return false;
-      const done = Atomics.load(this.ctrl, CTRL.DONE);
-      // Timed: the deadline bounds a survivor that is itself stuck.
-      // Short timed waits: a survivor's DONE notify wakes this at once.
-      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, 50);
-      if (w.async) await w.value;
-    }
-  }
-
   private signal(cmd: Command, rows: number, step: number): void {
-    if (this.failure) return; // reported by the next wait
+    if (this.live.failure) return; // reported by the next wait
     if (this.closed) throw new MoeError('ABORTED', `training stopped: the mixture was closed during fit; parameters are those of step ${step - 1}`);
     this.phase = cmd;
     this.inFlight = true;
@@ -292,38 +235,32 @@ export class ThreadRunner implements ShardRunner {
     this.phaseStart = performance.now();
   }
 
+  /**
+   * Wait for the command in flight: liveness first (a failure is thrown; a phase past the
+   * stall limit is a stall), then the polling strategy's spin or park until DONE moves.
+   */
   private async wait(): Promise<void> {
+    const live = this.live;
     for (;;) {
-      if (this.failure) {
-        if (this.inFlight && this.phase === CMD.UPDATE && Atomics.load(this.ctrl, CTRL.ABORT) === 0) {
-          if (!(await this.survivorsUpdated())) this.failure.message += `; some other shards did not finish the update within ${CLOSE_GRACE_MS} ms either`;
-          this.abort();
+      if (live.failure) {
+        if (this.inFlight && this.phase === CMD.UPDATE && !live.aborted) {
+          if (!(await live.survivorsFinished(this.seq, CLOSE_GRACE_MS))) live.failure.message += `; some other shards did not finish the update within ${CLOSE_GRACE_MS} ms either`;
+          live.abort();
         }
-        throw this.failure;
+        throw live.failure;
       }
       const done = Atomics.load(this.ctrl, CTRL.DONE);
       if (done >= this.workers) {
         this.inFlight = false;
-        // A running mean that follows the phase's duration up and down (short last batches
-        // of an epoch pull it down only a little).
-        const took = performance.now() - this.phaseStart, typical = this.typicalMs[this.phase]!;
-        this.typicalMs[this.phase] = typical === 0 ? took : typical + 0.2 * (took - typical);
-        if (took > this.longestMs) this.longestMs = took;
+        const took = performance.now() - this.phaseStart;
+        this.polling.phaseEnded(this.phase, took);
+        live.phaseEnded(took);
         return;
       }
       const elapsed = performance.now() - this.phaseStart;
-      if (elapsed > this.stallLimitMs()) this.stall();
-      // A thread parked through a phase of milliseconds takes 100–500 µs to wake on this
-      // kind of VM; polling over the phase's expected end (bounded, and only on a core no
-      // shard needs) saves that. A death reported meanwhile waits for the poll to end.
-      const remaining = this.typicalMs[this.phase]! - (performance.now() - this.phaseStart);
-      if (this.mainPolls && this.typicalMs[this.phase]! > 0 && remaining < MAIN_POLL_MS) {
-        const until = performance.now() + 3 * MAIN_POLL_MS;
-        while (Atomics.load(this.ctrl, CTRL.DONE) < this.workers && performance.now() < until) {
-          // poll
-        }
-        if (Atomics.load(this.ctrl, CTRL.DONE) >= this.workers) continue;
-      }
+      if (elapsed > live.stallLimitMs()) this.stall();
+      const remaining = this.polling.remainingMs(this.phase, this.phaseStart);
+      if (this.polling.spin(this.phase, remaining)) continue;
       // close() lets the phase in flight finish before it stops the shards; once it has
       // stopped them, this phase can no longer complete.
       if (this.stopped) {
@@ -336,14 +273,9 @@ export class ThreadRunner implements ShardRunner {
             : `training stopped: the mixture was closed during fit; parameters are those of step ${this.step - 1}`,
         );
       }
-      // waitAsync, never Atomics.wait: a worker's death reaches this thread as its piscina
-      // task rejecting, on this event loop; a blocking wait would hang instead of failing.
-      // fail() notifies DONE to wake this wait at once; the timeout either ends the wait in
-      // time to poll over the phase's expected end, or is a safety net.
-      // The timeout also bounds the wait by the stall limit, which is checked above.
-      const cap = Math.max(1, Math.min(1000, this.stallLimitMs() - elapsed + 1));
-      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, this.mainPolls && remaining > MAIN_POLL_MS ? Math.min(remaining - MAIN_POLL_MS, cap) : cap);
-      if (w.async) await w.value;
+      // Bounded by the stall limit (checked above) and 1 s; a death's notify or close()'s
+      // wakes it sooner.
+      await this.polling.park(done, remaining, Math.max(1, Math.min(1000, live.stallLimitMs() - elapsed + 1)));
     }
   }
 
@@ -405,7 +337,7 @@ export class ThreadRunner implements ShardRunner {
     // Let a phase in flight finish, so that STOP never lands on a shard that has not yet
     // read the command (it would skip it, and an UPDATE would end half-applied).
     const until = performance.now() + CLOSE_GRACE_MS;
-    while (this.inFlight && !this.failure && Atomics.load(this.ctrl, CTRL.DONE) < this.workers && performance.now() < until) {
+    while (this.inFlight && !this.live.failure && Atomics.load(this.ctrl, CTRL.DONE) < this.workers && performance.now() < until) {
       // Timed: a stuck shard must not stall close().
       const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, Atomics.load(this.ctrl, CTRL.DONE), 50);
       if (w.async) await w.value;

@@ -3,7 +3,8 @@
  * memory for the model's parameters, gradients, optimiser state and every step's scratch,
  * copies the parameters in, starts the shard runner (in-process, or shard workers that
  * receive the memory itself), and at the end copies the parameters back into the model's
- * own memory and lets go of everything (the dataset included).
+ * own memory and lets go of everything (the dataset included). A fit that validates gets
+ * the predict path's inference engine in the same memory, on the same live parameters.
  */
 import { errorFunction } from '../losses/index.js';
 import type { Communicator } from '../mpi/communicator.js';
@@ -13,6 +14,7 @@ import { FloatMode, type DenormalMode } from '../compute/float-mode.js';
 import type { ComputeProvider } from '../compute/provider.js';
 import { MixtureStep, type TrainingData } from '../engine/step.js';
 import { denseSizes, shardExperts, sparseSizes } from '../engine/plan.js';
+import { InferenceEngine, INFERENCE_CHUNK } from '../engine/inference.js';
 import { InProcessRunner, type ShardRunner } from '../engine/runner.js';
 import { Router } from '../engine/routing.js';
 import { routingRule, type RoutingRule } from '../engine/routing-plan.js';
@@ -51,6 +53,11 @@ export interface SessionOptions {
   mpi?: Communicator | undefined;
   /** Tests: a routing rule of their own instead of the configuration's (sparse layout). */
   rule?: RoutingRule | undefined;
+  /**
+   * Rows of the validation set, if the fit validates: the session then holds an inference
+   * engine in its own memory, on its live parameters and kernels (see {@link TrainingSession.inference}).
+   */
+  validationRows?: number | undefined;
 }
 
 export class TrainingSession {
@@ -68,6 +75,13 @@ export class TrainingSession {
     readonly mpi: MpiRunner | undefined,
     /** In-process: the runner, whose long phases yield between slices (the fit tells it when to stop). */
     readonly inProcess: InProcessRunner | undefined,
+    /**
+     * Validation's forward pass (where the session was started with validationRows): the
+     * predict path's engine, its scratch after the layout in this session's memory, on
+     * the session's kernels and live parameters. Run it between steps only (at a step
+     * boundary every shard is idle and every expert's parameters are in this memory).
+     */
+    readonly inference: InferenceEngine | undefined,
   ) {}
 
   /**
@@ -94,11 +108,18 @@ export class TrainingSession {
     // each, on its owner; sparse: blocks of gathered rows that any shard may compute.
     const dense = c.routing.kind === 'dense' && !o.rule;
     const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, allShards) : sparseSizes(c, state.optimizer, o.maxBatch, allShards, rule));
-    const memory = allocateMemory(layout.byteLength, `a training session (batch ${o.maxBatch})`, 'batchSize');
+    // Validation's scratch follows the layout; the shards never look past the layout.
+    const inferenceRows = o.validationRows ? Math.min(INFERENCE_CHUNK, o.validationRows) : 0;
+    const byteLength = inferenceRows > 0 ? InferenceEngine.homeEnd(c, layout.byteLength, inferenceRows) : layout.byteLength;
+    const memory = allocateMemory(byteLength, `a training session (batch ${o.maxBatch})`, 'batchSize');
     const views = mapViews(memory.buffer, layout);
     setParams(views, state.params);
     const created = createKernels(memory, o.kernels);
     const kernels = o.wrapKernels ? o.wrapKernels(created) : created;
+    const inference =
+      inferenceRows > 0
+        ? new InferenceEngine(provider.sgemm, () => created, c, views.gateParams, views.expertParams, views.routerBias, undefined, { memory, kernels: created, base: layout.byteLength, rows: inferenceRows })
+        : undefined;
     const inner: ShardRunner =
       o.workers === 0
         ? new InProcessRunner(provider.sgemm, kernels, c, state.optimizer, layout, views, rankExperts[rank])
@@ -137,7 +158,7 @@ export class TrainingSession {
     const step = new MixtureStep(provider.sgemm, kernels, c, state.optimizer, views, router, runner, data, fm);
     const inProcess = inner instanceof InProcessRunner ? inner : undefined;
     if (inProcess) inProcess.hooks.floatMode = fm;
-    return new TrainingSession(memory, layout, views, runner, step, router, noiseRng, local instanceof MpiRunner ? local : undefined, inProcess);
+    return new TrainingSession(memory, layout, views, runner, step, router, noiseRng, local instanceof MpiRunner ? local : undefined, inProcess, inference);
   }
 
   /** The live parameter views (they change with every step). */

@@ -1,0 +1,102 @@
+/**
+ * Liveness of a thread runner's shards, and nothing else: whether a shard died or stalled,
+ * the first such failure (later ones are its consequences), the stall watchdog's limit, and
+ * the ABORT that stops every shard's loop. Deaths arrive as piscina tasks rejecting or
+ * ending (the runner reports them here); a stall is a phase that outlives the limit. How
+ * the main thread waits for a phase (polling, parking) is src/parallel/polling.ts's job.
+ */
+import { ShardStallError, type ShardCrashError, type StepPhase } from '../errors.js';
+import { CTRL } from '../memory/layout.js';
+
+/** The stall timeout's floor, and its multiple of the longest phase seen. */
+const STALL_FLOOR_MS = 60_000;
+const STALL_FACTOR = 20;
+
+/** The failure state and stall watchdog of one runner's shards. */
+export class Liveness {
+  /** The first failure: what every later wait throws. */
+  failure: ShardCrashError | ShardStallError | undefined;
+  /** The shard that crashed (-1: none, or a stall). */
+  failedShard = -1;
+  /** The longest phase so far (ms), for the default stall timeout. */
+  private longestMs = 0;
+
+  constructor(
+    private readonly ctrl: Int32Array,
+    private readonly workers: number,
+    /** The stall timeout option (undefined: max(60 s, 20 × the longest phase so far)). */
+    private readonly stallTimeoutMs: number | undefined,
+  ) {}
+
+  /**
+   * A shard died: record it (the first failure only) and wake the main thread's wait. The
+   * other shards are stopped now, unless `letFinish` (an UPDATE in flight: they must
+   * finish the update they were given first; see {@link survivorsFinished}).
+   */
+  crashed(shard: number, error: ShardCrashError, letFinish: boolean): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.failedShard = shard;
+    if (!letFinish) this.abort();
+    Atomics.notify(this.ctrl, CTRL.DONE);
+  }
+
+  /** A phase completed in `ms`: the default stall limit follows the longest. */
+  phaseEnded(ms: number): void {
+    if (ms > this.longestMs) this.longestMs = ms;
+  }
+
+  /** The stall timeout now: the option, or max(60 s, 20 × the longest phase so far). */
+  stallLimitMs(): number {
+    return this.stallTimeoutMs ?? Math.max(STALL_FLOOR_MS, STALL_FACTOR * this.longestMs);
+  }
+
+  /** Shards that have not finished command `seq`. */
+  unfinished(seq: number): number[] {
+    const out: number[] = [];
+    for (let shard = 0; shard < this.workers; shard++) if (Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + shard) !== seq) out.push(shard);
+    return out;
+  }
+
+  /**
+   * Shards alive but not done with command `seq` in time: record a ShardStallError naming
+   * them and stop every shard's loop. The caller terminates the threads and throws it.
+   */
+  stalled(seq: number, phase: StepPhase, completed: number): ShardStallError {
+    const err = new ShardStallError(this.unfinished(seq), phase, completed, this.stallLimitMs());
+    this.failure ??= err;
+    this.abort();
+    return err;
+  }
+
+  /** Stop every shard's loop (a shard died or stalled): ABORT, and a new SEQ to wake them. */
+  abort(): void {
+    Atomics.store(this.ctrl, CTRL.ABORT, 1);
+    Atomics.add(this.ctrl, CTRL.SEQ, 1);
+    Atomics.notify(this.ctrl, CTRL.SEQ);
+  }
+
+  /** Whether ABORT has been raised. */
+  get aborted(): boolean {
+    return Atomics.load(this.ctrl, CTRL.ABORT) !== 0;
+  }
+
+  /** After a crash in UPDATE: wait (bounded by `graceMs`) until every other shard has finished command `seq`. */
+  async survivorsFinished(seq: number, graceMs: number): Promise<boolean> {
+    const deadline = performance.now() + graceMs;
+    for (;;) {
+      let pending = false;
+      for (let shard = 0; shard < this.workers; shard++) {
+        if (shard !== this.failedShard && Atomics.load(this.ctrl, CTRL.SHARD_DONE_BASE + shard) !== seq) pending = true;
+      }
+      if (!pending) return true;
+      if (performance.now() > deadline) return false;
+      const done = Atomics.load(this.ctrl, CTRL.DONE);
+      // Why this wait: a survivor's DONE notify wakes it at once; it is timed (50 ms) so that
+      // the deadline bounds a survivor that is itself stuck, and async so that the event
+      // loop keeps running (a second death still reaches the runner).
+      const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, 50);
+      if (w.async) await w.value;
+    }
+  }
+}
