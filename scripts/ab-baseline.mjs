@@ -2,7 +2,8 @@
 // A/B of this checkout against a built baseline checkout (0.2.0: `git worktree add ../base020
 // b0f1374 && cd ../base020 && npm ci && npm run build`), on the benchmarks both have:
 // `moe bench peers` (this library's in-process and 2-worker rows, small, medium, large) and
-// `moe bench sparse` (every routing, medium). Rounds are interleaved: in each round every
+// `moe bench sparse` (every routing, medium), and dense predict on 4,096 rows
+// (scripts/ab-predict-workload.mjs, through each version's public API). Rounds are interleaved: in each round every
 // benchmark runs once under each version, the order of the versions reversed every other
 // round; each row's figure is the median over rounds, and its ratio the median of the
 // rounds' ratios (this ÷ baseline), so that a drift of the machine's speed cancels.
@@ -30,12 +31,18 @@ if (!o.base) {
 }
 const rounds = Number(o.rounds), time = o.time;
 const versions = {
-  baseline: { dir: resolve(o.base), peers: [], sparse: [] },
-  current: { dir: resolve('.'), peers: ['--denormals', 'ieee'], sparse: ['--no-breakdown', '--predict-rows', '0'] },
+  baseline: { dir: resolve(o.base), peers: [], sparse: [], predict: [] },
+  current: { dir: resolve('.'), peers: ['--denormals', 'ieee'], sparse: ['--no-breakdown', '--predict-rows', '0'], predict: [] },
 };
 const version = (dir) => JSON.parse(execFileSync('node', ['-p', 'JSON.stringify(require("./package.json").version)'], { cwd: dir, encoding: 'utf8' }));
 
+function predictRun(dir) {
+  const out = execFileSync('node', [join(versions.current.dir, 'scripts/ab-predict-workload.mjs'), join(dir, 'dist'), time], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  return JSON.parse(out.trim().split('\n').at(-1));
+}
+
 function run(dir, args) {
+  if (args[0] === 'predict') return predictRun(dir);
   const out = execFileSync('node', [join(dir, 'dist/src/cli/main.js'), 'bench', ...args, '--json'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 26 });
   return JSON.parse(out.trim().split('\n').at(-1));
 }
@@ -43,10 +50,12 @@ function run(dir, args) {
 const BENCHES = {
   peers: (extra) => ['peers', '--sizes', 'small,medium,large', '--no-pytorch', '--no-breakdown', '--rounds', '1', '--time', time, ...extra],
   sparse: (extra) => ['sparse', '--no-skew', '--rounds', '1', '--time', time, ...extra],
+  predict: () => ['predict'],
 };
 const rowsOf = {
   peers: (r) => r.rows.filter((x) => x.system === 'in-process' || x.system === 'workers').map((x) => [`peers ${x.size} ${x.label}`, x.samplesPerSecond]),
   sparse: (r) => r.rows.map((x) => [`sparse medium ${x.routing} (${x.loss}), ${r.workers} workers`, x.samplesPerSecond]),
+  predict: (r) => [['predict medium dense, 4,096 rows (rows/s)', r.rowsPerSecond]],
 };
 
 const samples = new Map(); // row → { baseline: [], current: [] }
