@@ -171,9 +171,9 @@ export interface ProbePoint {
 /** The one-host network as the probe measured it. */
 export interface ProbeResult {
   points: ProbePoint[];
-  /** α: the smallest allgatherv's fastest time (less its bytes at β) ÷ its ⌈log2 R⌉ rounds, µs. */
+  /** α: the smallest allgatherv's (8 bytes) fastest time ÷ its ⌈log2 R⌉ rounds, µs. */
   latencyMicros: number;
-  /** β from the fastest times of the largest and smallest points, Gb/s. */
+  /** β: the best rate beyond α of the sizes from 64 kB (each size's fastest repetition), Gb/s. */
   gbps: number;
 }
 
@@ -427,10 +427,13 @@ async function probeNetwork(comm: Communicator): Promise<ProbeResult> {
     }
     points.push({ floatsPerRank: n, bytesReceived: 4 * n * (R - 1), micros: median(times), minMicros: Math.min(...times), reps });
   }
-  const a = points[0]!, b = points.at(-1)!;
+  // α: the smallest size's fastest time (8 bytes: all latency); β: the best rate any size of
+  // 64 kB or more reached beyond that latency (on a shared host a slow repetition is the
+  // other rank waiting for a core, not the transfer).
   const rounds = Math.ceil(Math.log2(R));
-  const bytesPerMicro = (b.bytesReceived - a.bytesReceived) / Math.max(1e-9, b.minMicros - a.minMicros);
-  return { points, latencyMicros: Math.max(0, a.minMicros - a.bytesReceived / bytesPerMicro) / rounds, gbps: (bytesPerMicro * 1e6 * 8) / 1e9 };
+  const alpha = points[0]!.minMicros / rounds;
+  const bytesPerMicro = Math.max(...points.filter((x) => x.bytesReceived >= 65_536).map((x) => x.bytesReceived / Math.max(1e-3, x.minMicros - rounds * alpha)));
+  return { points, latencyMicros: alpha, gbps: (bytesPerMicro * 1e6 * 8) / 1e9 };
 }
 
 const mean = (xs: number[]): number => xs.reduce((a, x) => a + x, 0) / xs.length;

@@ -137,7 +137,7 @@ export function formatMpiScalingMarkdown(report: MpiScalingReport): string {
   }
   if (report.probe) {
     const p = report.probe;
-    out.push('', `One-host network, probed through the communicator (allgatherv, every rank contributing the same; fitted to the fastest of each size's repetitions): latency α = ${num(p.latencyMicros)} µs per round, bandwidth β = ${num(p.gbps)} Gb/s.`, '');
+    out.push('', `One-host network, probed through the communicator (allgatherv, every rank contributing the same; each size's fastest repetition; α from 8 bytes, β the best rate beyond α from 64 kB up): latency α = ${num(p.latencyMicros)} µs per round, bandwidth β = ${num(p.gbps)} Gb/s.`, '');
     out.push(...markdownTable(['bytes received per rank', 'µs (fastest)', 'µs (median)', 'reps'], p.points.map((x) => [bytes(x.bytesReceived), num(x.minMicros), num(x.micros), String(x.reps)])));
   }
   if (report.checks.length) {
