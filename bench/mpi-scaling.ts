@@ -18,7 +18,7 @@
  * (PREDICTED) for more ranks on real networks.
  */
 import { loadavg } from 'node:os';
-import type { BackendRequest } from '../src/index.js';
+import { OptionError, type BackendRequest } from '../src/index.js';
 import { CMD, Communicator, errorFunction, expertShape, gateShape, mlpParamCount, median, type ExchangeCounters, type TrainingSession } from '../src/internal.js';
 import { costModelInputsOf, exchangeBytesPerStep, predictRanks, rankExpertCounts, type CostModelInputs, type ExchangeBytes, type ExchangeFlags, type Network, type RankPrediction } from './cost-model.js';
 import {
@@ -248,10 +248,8 @@ export function bytesFormula(flags: ExchangeFlags): string {
   return `4·B·E·(R−1)·(${f}) + 8·R`;
 }
 
-/** Run the benchmark on every rank of the MPI job (see the module comment). */
-export async function runMpiScalingBenchmark(opts: MpiScalingOptions = {}): Promise<MpiScalingReport> {
-  const comm = Communicator.world();
-  const R = comm.size, rank = comm.rank;
+/** The options checked (the same on every rank). */
+function checkOptions(opts: MpiScalingOptions, R: number) {
   const experts = opts.experts === undefined ? defaultExperts() : checkPositiveInt(opts.experts, 'experts');
   const sizes = checkChoices(opts.sizes ?? ['medium'], BENCH_SIZES, 'sizes', 'size');
   const loss = checkChoices([opts.loss ?? 'gaussian'], MPI_BENCH_LOSSES, 'loss', 'error function')[0]!;
@@ -263,9 +261,26 @@ export async function runMpiScalingBenchmark(opts: MpiScalingOptions = {}): Prom
   const rounds = checkPositiveInt(opts.rounds ?? 3, 'rounds');
   const bandwidths = opts.bandwidthsGbps ?? [10, 100];
   const latencies = opts.latencyMicros ?? [20];
-  if (latencies.length !== 1 && latencies.length !== bandwidths.length) throw new Error(`latencyMicros: one value, or one per bandwidth (${bandwidths.length})`);
+  if (latencies.length !== 1 && latencies.length !== bandwidths.length) throw new OptionError('latencyMicros', `one value, or one per bandwidth (${bandwidths.length})`);
   const networks: Network[] = bandwidths.map((gbps, i) => ({ gbps, latencyMicros: latencies[latencies.length === 1 ? 0 : i]! }));
   const predictCounts = opts.predictRanks ?? [4, 8, 16];
+  return { experts, sizes, loss, workers, timeMs, minSteps, warmupSteps, rounds, networks, predictCounts };
+}
+
+/** Run the benchmark on every rank of the MPI job (see the module comment). */
+export async function runMpiScalingBenchmark(opts: MpiScalingOptions = {}): Promise<MpiScalingReport> {
+  const comm = Communicator.world();
+  const R = comm.size, rank = comm.rank;
+  // The options are the same on every rank, and so is their check: rank 0 alone reports a
+  // bad one (its error ends the job), the others wait for that instead of racing it.
+  let checked: ReturnType<typeof checkOptions>;
+  try {
+    checked = checkOptions(opts, R);
+  } catch (err) {
+    if (rank !== 0) await comm.bcast(new Uint8Array(1), 0, "rank 0's report of a bad option");
+    throw err;
+  }
+  const { experts, sizes, loss, workers, timeMs, minSteps, warmupSteps, rounds, networks, predictCounts } = checked;
   const progress = rank === 0 ? (opts.onProgress ?? (() => {})) : () => {};
   const flags: ExchangeFlags = errorFunction(loss);
   // One-rank rows: 1 and 2 workers (the model's inputs), and R·w (the same shards in one process).

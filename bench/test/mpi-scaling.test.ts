@@ -17,6 +17,7 @@ import { positiveFinite } from './cli.js';
 const mpiexec = spawnSync('mpiexec', ['--version'], { encoding: 'utf8' });
 const libmpich = spawnSync('sh', ['-c', 'ldconfig -p | grep -q libmpich.so.12'], { encoding: 'utf8' });
 const available = mpiexec.status === 0 && libmpich.status === 0;
+const why = 'MPICH not installed (apt-get install mpich): moe bench scaling --mpi needs mpiexec and libmpich.so.12';
 const dir = mkdtempSync(join(tmpdir(), 'moe-mpi-bench-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -30,7 +31,11 @@ function bench(args: string[]): MpiScalingReport {
   return JSON.parse(lines[0]!) as MpiScalingReport;
 }
 
-describe.skipIf(!available)('moe bench scaling --mpi (MPICH not installed, apt-get install mpich: these tests need mpiexec and libmpich.so.12)', () => {
+describe.skipIf(available)('moe bench scaling --mpi', () => {
+  it.skip(why, () => {});
+});
+
+describe.skipIf(!available)('moe bench scaling --mpi', () => {
   it('2 ranks × 1 worker, Gaussian NLL: rows of ranks × workers, exchange time and bytes, the model and its PREDICTED rows; rank 0 writes mpi-<machine>.json/.md', () => {
     const out = join(dir, 'out');
     const j = bench(['--workers', '1', '--experts', '8', '--machine', 'test-box', '--out', out]);
@@ -93,5 +98,17 @@ describe.skipIf(!available)('moe bench scaling --mpi (MPICH not installed, apt-g
     expect(row.byExchange!.map((x) => x.what)).toEqual(['the scores after FORWARD', 'the outputs after FORWARD', 'the dot products after BACKWARD', 'the step agreement after BACKWARD']);
     expect(j.exchange[0]!.formula).toBe('4·B·E·(R−1)·(1 + K + 1) + 8·R');
     expect(j.predictions.map((p) => [p.ranks, p.workers, p.experts, p.network])).toEqual([4, 8, 16].map((r) => [r, 2, 32, { gbps: 25, latencyMicros: 5 }]));
+  });
+
+  it('refuses ranks × workers above the experts and a bad option in one line, rank 0\'s, and ends the job', () => {
+    for (const [args, message] of [
+      [['--workers', '3', '--experts', '4'], /^moe: error: .*2 ranks × 3 workers need at least 6 experts, the model has 4$/m],
+      [['--bandwidth', '10,x'], /^moe: error: --bandwidth: expected a comma-separated list of numbers > 0, got "10,x"$/m],
+    ] as const) {
+      const r = spawnSync('mpiexec', ['-n', '2', process.execPath, 'bin/moe', 'bench', 'scaling', '--mpi', '--sizes', 'small', '--quick', ...args], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).not.toBe(0);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.match(/moe: error/g), r.stderr).toHaveLength(1);
+    }
   });
 });

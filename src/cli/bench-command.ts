@@ -22,7 +22,7 @@ import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUT
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWorkerCount } from '../engine/plan.js';
-import { joinMpi, writesFiles } from './mpi.js';
+import { joinMpi, sameOnEveryRank, writesFiles } from './mpi.js';
 import { EXIT_CODES_HELP_NO_SAVE, backendOf, backendOption, checkOutputDir, forceOption, intArg, noteWorkers, verboseOption, warn } from './common.js';
 
 /** A comma-separated list of positive integers. */
@@ -250,21 +250,25 @@ export function benchCommand(): Command {
   async function mpiScaling(cmd: Command, o: ScalingCliOptions): Promise<void> {
     // MPI first: the rank decides who prints and writes (ranks other than 0 print only errors).
     joinMpi();
-    const opts: MpiScalingOptions = {
-      sizes: cmd.getOptionValueSource('sizes') === 'cli' ? sizeList(o.sizes ?? 'medium') : ['medium'],
-      loss: o.loss as MpiBenchLoss,
-      backend: backendOf(o.backend),
-      bandwidthsGbps: positiveList(o.bandwidth, '--bandwidth'),
-      latencyMicros: positiveList(o.latency, '--latency', true),
-      onProgress: progress,
-      ...(o.quick ? { timeMs: 300, minSteps: 3, warmupSteps: 1, rounds: 1 } : {}),
-    };
-    if (opts.latencyMicros!.length !== 1 && opts.latencyMicros!.length !== opts.bandwidthsGbps!.length) throw new OptionError('--latency', `one value, or one per bandwidth (${opts.bandwidthsGbps!.length})`);
-    if (o.workers !== undefined) opts.workers = intList(o.workers, '--workers');
-    if (o.experts !== undefined) opts.experts = o.experts;
-    if (o.time !== undefined) opts.timeMs = timeOf(o.time);
-    if (o.rounds !== undefined) opts.rounds = o.rounds;
-    if (o.machine !== undefined) opts.machine = machineOf(o.machine);
+    // The options are the same on every rank: rank 0 alone reports a bad one.
+    const opts = await sameOnEveryRank(() => {
+      const opts: MpiScalingOptions = {
+        sizes: cmd.getOptionValueSource('sizes') === 'cli' ? sizeList(o.sizes ?? 'medium') : ['medium'],
+        loss: o.loss as MpiBenchLoss,
+        backend: backendOf(o.backend),
+        bandwidthsGbps: positiveList(o.bandwidth, '--bandwidth'),
+        latencyMicros: positiveList(o.latency, '--latency', true),
+        onProgress: progress,
+        ...(o.quick ? { timeMs: 300, minSteps: 3, warmupSteps: 1, rounds: 1 } : {}),
+      };
+      if (opts.latencyMicros!.length !== 1 && opts.latencyMicros!.length !== opts.bandwidthsGbps!.length) throw new OptionError('--latency', `one value, or one per bandwidth (${opts.bandwidthsGbps!.length})`);
+      if (o.workers !== undefined) opts.workers = intList(o.workers, '--workers');
+      if (o.experts !== undefined) opts.experts = o.experts;
+      if (o.time !== undefined) opts.timeMs = timeOf(o.time);
+      if (o.rounds !== undefined) opts.rounds = o.rounds;
+      if (o.machine !== undefined) opts.machine = machineOf(o.machine);
+      return opts;
+    });
     const name = `mpi-${opts.machine ?? machineSlug()}`;
     if (writesFiles()) await checkReportDir(o.out, name, o.force);
     const report = await runMpiScalingBenchmark(opts);
