@@ -2,7 +2,8 @@
  * Benchmark reports as markdown (for people and the repository's bench/results) and JSON
  * (for tools). Formatting only: the numbers come from the benchmark runners.
  */
-import { BUSY_LOAD_PER_CORE, busyLine, formatJson, loadText, machineLine, num, pct, type BenchHeader } from './harness.js';
+import { BUSY_LOAD_PER_CORE, busyLine, formatJson, headerLines, loadText, machineLine, markdownTable, num, pct, ratio, type BenchHeader } from './harness.js';
+import type { MpiScalingReport } from './mpi-scaling.js';
 import { IDLE_GAP_MS, SUSPECT_EFFICIENCY, type ScalingReport, type ScalingRow } from './scaling.js';
 
 export type { BenchHeader };
@@ -80,4 +81,87 @@ function inProcessComparison(rows: ScalingRow[]): string[] {
     );
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// moe bench scaling --mpi
+
+/** The MPI scaling report as one JSON line (or indented, for files). */
+export function formatMpiScalingJson(report: MpiScalingReport, pretty = false): string {
+  return formatJson(report, pretty);
+}
+
+const bytes = (b: number | undefined): string => (b === undefined || !Number.isFinite(b) ? '–' : b >= 1e6 ? `${(b / 1e6).toFixed(2)} MB` : b >= 1e4 ? `${(b / 1e3).toFixed(1)} kB` : `${Math.round(b)} B`);
+
+/** The MPI scaling report as markdown: rows, exchanges, the cost model's check and its PREDICTED rows. */
+export function formatMpiScalingMarkdown(report: MpiScalingReport): string {
+  const out: string[] = [`# Scaling across MPI ranks: ${report.machine}`, ''];
+  out.push(
+    ...headerLines(report, [
+      `- MPI: ${report.ranks} rank${report.ranks > 1 ? 's' : ''} on this host, ${report.mpiLibrary}`,
+      `- Backend: ${report.backend}${report.backendDetail ? ` (${report.backendDetail})` : ''}`,
+      `- uptime load averages (1, 5, 15 min): ${report.uptime.start.map((x) => x.toFixed(2)).join(', ')} at the start, ${report.uptime.end.map((x) => x.toFixed(2)).join(', ')} at the end`,
+      `- Mixtures: ${report.experts} experts, dense, linear gate, regression on random data, ${report.loss} error, Adam; ${report.rounds} interleaved round${report.rounds > 1 ? 's' : ''} per row, the median reported.`,
+      ...report.sizes.map((s) => `- ${s.size}: ${s.note}, batch ${s.batch}; ${s.expertParams.toLocaleString('en-US')} parameters per expert.`),
+    ]),
+  );
+  out.push('');
+  out.push(
+    ...markdownTable(
+      ['size', 'ranks × workers', 'samples/s', 'µs/step', 'MPI exchange µs/step', 'exchange share', 'bytes/step (job)', 'bytes/step received, per rank', 'collectives/step', 'steps', 'rounds samples/s'],
+      report.rows.map((r) => [
+        `${r.size}${r.busy ? ' (busy)' : ''}`,
+        `${r.ranks} × ${r.workers}`,
+        num(r.samplesPerSecond),
+        num(r.stepMicros),
+        num(r.exchangeMicrosPerStep),
+        r.exchangeMicrosPerStep !== undefined ? pct(r.exchangeMicrosPerStep / r.stepMicros) : '–',
+        bytes(r.bytesPerStep),
+        r.byRank ? r.byRank.map((x) => bytes(x.bytesReceivedPerStep)).join(' / ') : '–',
+        r.byRank ? num(r.byRank[0]!.exchangesPerStep) : '–',
+        String(r.steps),
+        r.roundSamplesPerSecond.map((x) => num(x)).join(', '),
+      ]),
+    ),
+  );
+  for (const o of report.overhead) {
+    out.push('', `**Overhead (${o.size}):** ${o.ranks} ranks × 1 worker reach ${ratio(o.ratio)} the samples/s of 1 rank × ${o.ranks} workers (target ≥ ${o.target}×: ${o.ratio >= o.target ? 'met' : 'NOT met'}${report.loadAverage.busy ? ', on a busy machine' : ''}); round by round ${o.roundRatios.map((x) => x.toFixed(3)).join(', ')}.`);
+  }
+  const mpiRows = report.rows.filter((r) => r.byExchange?.length);
+  if (mpiRows.length) {
+    out.push('', 'Exchanges of rank 0, per step:', '');
+    out.push(...markdownTable(['size', 'ranks × workers', 'exchange', 'times', 'bytes received', 'µs'], mpiRows.flatMap((r) => r.byExchange!.map((x) => [r.size, `${r.ranks} × ${r.workers}`, x.what, num(x.perStep), bytes(x.bytesReceivedPerStep), num(x.microsPerStep)])), ['l', 'r', 'l', 'r', 'r', 'r']));
+  }
+  for (const x of report.exchange) {
+    out.push('', `Cost model, bytes per step (${x.size}, ${x.ranks} ranks × ${x.workers} workers, experts per rank ${x.rankExperts.join(', ')}): job total ${x.formula} = ${x.bytes.total.toLocaleString('en-US')} B (f = ${x.floatsPerEntry} floats per entry); per rank received ${x.bytes.receivedByRank.map((b) => b.toLocaleString('en-US')).join(' / ')} B.`);
+  }
+  if (report.probe) {
+    const p = report.probe;
+    out.push('', `One-host network, probed through the communicator (allgatherv, every rank contributing the same; each size's fastest repetition; α from 8 bytes, β the best rate beyond α from 64 kB up): latency α = ${num(p.latencyMicros)} µs per round, bandwidth β = ${num(p.gbps)} Gb/s.`, '');
+    out.push(...markdownTable(['bytes received per rank', 'µs (fastest)', 'µs (median)', 'reps'], p.points.map((x) => [bytes(x.bytesReceived), num(x.minMicros), num(x.micros), String(x.reps)])));
+  }
+  if (report.checks.length) {
+    out.push('', 'Cost model against the measurement (this host, the probe’s α and β; κ for ranks × workers busy cores):', '');
+    out.push(
+      ...markdownTable(
+        ['size', 'ranks × workers', 'predicted µs/step', 'measured µs/step', 'measured ÷ predicted', 'predicted exchange µs', 'measured exchange µs', 'predicted bytes/step', 'measured bytes/step'],
+        report.checks.map((c) => [c.size, `${c.ranks} × ${c.workers}`, num(c.predicted.stepMicros), num(c.measuredStepMicros), ratio(c.measuredStepMicros / c.predicted.stepMicros), num(c.predicted.exchangeMicros), num(c.measuredExchangeMicros), c.predicted.bytesPerStep.toLocaleString('en-US'), Number.isFinite(c.measuredBytesPerStep) ? c.measuredBytesPerStep.toLocaleString('en-US') : '–']),
+      ),
+    );
+    out.push('', 'The measured exchange time includes the wait for the slowest rank (skew, other load), which the model leaves out.');
+  }
+  if (report.predictions.length) {
+    out.push('', '**PREDICTED** (cost model, not measured): one rank per host, its W workers on that host’s cores.', '');
+    out.push(
+      ...markdownTable(
+        ['', 'size', 'ranks × workers', 'experts', 'network', 'bytes/step (job)', 'busiest rank receives', 'exchange µs/step', 'µs/step', 'samples/s', 'speed-up over 1 rank'],
+        report.predictions.map((p) => ['PREDICTED', p.size, `${p.ranks} × ${p.workers}`, String(p.experts), `${p.network.gbps} Gb/s, ${p.network.latencyMicros} µs`, bytes(p.bytesPerStep), bytes(p.maxRankBytesPerStep), num(p.exchangeMicros), num(p.stepMicros), num(p.samplesPerSecond), ratio(p.speedup)]),
+        ['l', 'l', 'r', 'r', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+      ),
+    );
+  }
+  out.push('', 'Definitions:');
+  out.push('- MPI exchange µs/step: the wall time of the communicator’s collectives per step, from the start call to MPI_Test’s completion, the mean over ranks: the transfer and the wait for the slowest rank. 1-rank rows are rank 0 alone in a plain session (no MPI), the others waiting.');
+  out.push('- bytes/step: payload (an allgatherv’s slices; 8 B of the step agreement per rank); the job’s is the sum over ranks of what each receives.');
+  return out.join('\n') + '\n';
 }

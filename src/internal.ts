@@ -2,7 +2,7 @@
  * The one internal entry: what the benchmarks in the top-level `bench/` folder need from
  * the library beyond its public API (src/index.ts): the training session and its step, the
  * shared-memory layout the timing wrappers read, the kernel sets, the provider loader and
- * the interpreter finder of the PyTorch peer.
+ * the interpreter finder of the PyTorch peer, and the MPI communicator with its counters.
  *
  * NOT public API and not under semver: the package's `exports` map does not name it, so a
  * user of the package cannot import it; it changes with the library's internals. Only
@@ -32,3 +32,8 @@ export { findTorchPython } from './python/find-torch.js';
 export type { TorchPython } from './python/find-torch.js';
 export { median } from './reproduce/stats.js';
 export { machineInfo, machineText } from './reproduce/machine.js';
+// MPI (`moe bench scaling --mpi`): the world communicator and its exchange counters, and
+// what each error function needs exchanged.
+export { Communicator } from './mpi/communicator.js';
+export type { ExchangeCounters } from './mpi/communicator.js';
+export { errorFunction } from './losses/index.js';

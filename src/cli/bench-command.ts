@@ -15,12 +15,14 @@ import { PEER_EXPERTS, runPeerBenchmark, type PeerOptions } from '../../bench/pe
 import { formatPeersJson, formatPeersMarkdown } from '../../bench/peers-report.js';
 import { PYTORCH_CONFIGS, type PytorchConfigName } from '../../bench/peers/pytorch.js';
 import { BENCH_DATA, DENORMAL_MODES, type BenchData, type DenormalMode } from '../../bench/problem.js';
-import { formatScalingJson, formatScalingMarkdown } from '../../bench/report.js';
+import { MPI_BENCH_LOSSES, runMpiScalingBenchmark, type MpiBenchLoss, type MpiScalingOptions } from '../../bench/mpi-scaling.js';
+import { formatMpiScalingJson, formatMpiScalingMarkdown, formatScalingJson, formatScalingMarkdown } from '../../bench/report.js';
 import { runScalingBenchmark, type ScalingOptions } from '../../bench/scaling.js';
 import { formatSparseJson, formatSparseMarkdown, runSparseBenchmark, SPARSE_ROUTINGS, type SparseOptions } from '../../bench/sparse.js';
 import { OptionError } from '../errors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { checkWorkerCount } from '../engine/plan.js';
+import { joinMpi, sameOnEveryRank, writesFiles } from './mpi.js';
 import { EXIT_CODES_HELP_NO_SAVE, backendOf, backendOption, checkOutputDir, forceOption, intArg, noteWorkers, verboseOption, warn } from './common.js';
 
 /** A comma-separated list of positive integers. */
@@ -30,6 +32,13 @@ function intList(text: string, option: string): number[] {
   } catch {
     throw new OptionError(option, `expected a comma-separated list of positive integers, got ${JSON.stringify(text)}`);
   }
+}
+
+/** A comma-separated list of positive numbers (or ≥ 0 with `zero`). */
+function positiveList(text: string, option: string, zero = false): number[] {
+  const xs = text.split(',').map((s) => Number(s.trim()));
+  if (text.trim() === '' || xs.some((x) => !Number.isFinite(x) || x < 0 || (!zero && x === 0))) throw new OptionError(option, `expected a comma-separated list of numbers ${zero ? '≥ 0' : '> 0'}, got ${JSON.stringify(text)}`);
+  return xs;
 }
 
 /** `--sizes`: a comma-separated list of benchmark sizes. */
@@ -125,6 +134,11 @@ interface ScalingCliOptions {
   quick?: boolean;
   time?: string;
   note?: string[];
+  mpi?: boolean;
+  loss: string;
+  rounds?: number;
+  bandwidth: string;
+  latency: string;
 }
 
 interface PeersCliOptions {
@@ -193,10 +207,19 @@ export function benchCommand(): Command {
     .option('--quick', 'short measurements (a smoke run, not for publishing)')
     .option('--time <ms>', 'timed budget per measurement in milliseconds (default 3000, --quick 300)')
     .option('--note <text>', 'a remark to print with the report (repeatable)', collect)
+    .option(
+      '--mpi',
+      'run as one rank of an MPI job (mpiexec -n R npx moe bench scaling --mpi --workers 1): rows of 1 rank × 1, 2, R·W workers and R ranks × W workers (--workers: per rank, default 1; --sizes default medium), the time and bytes of the MPI exchanges per step, the cost model checked against them and its PREDICTED rows for more ranks; rank 0 reports, --out writes <dir>/mpi-<machine>.json and .md',
+    )
+    .addOption(new Option('--loss <name>', 'with --mpi: the error function (its exchange differs)').choices(MPI_BENCH_LOSSES).default('gaussian'))
+    .addOption(new Option('--rounds <n>', 'with --mpi: interleaved rounds per row, the median reported (default 3, --quick 1)').argParser(intArg(1)))
+    .option('--bandwidth <list>', "with --mpi: the predictions' network bandwidths, Gb/s", '10,100')
+    .option('--latency <list>', "with --mpi: the predictions' network latency, µs (one value, or one per bandwidth)", '20')
     .addOption(forceOption())
     .addOption(verboseOption())
     .addHelpText('after', EXIT_CODES_HELP_NO_SAVE)
     .action(async function (this: Command, o: ScalingCliOptions) {
+      if (o.mpi) return mpiScaling(this, o);
       const opts: ScalingOptions = {
         sizes: sizeList(o.sizes ?? BENCH_SIZES.join(',')),
         backend: backendOf(o.backend),
@@ -223,6 +246,42 @@ export function benchCommand(): Command {
       }
       process.stdout.write(o.json ? formatScalingJson(report) + '\n' : md);
     });
+
+  async function mpiScaling(cmd: Command, o: ScalingCliOptions): Promise<void> {
+    // MPI first: the rank decides who prints and writes (ranks other than 0 print only errors).
+    joinMpi();
+    // The options are the same on every rank: rank 0 alone reports a bad one.
+    const opts = await sameOnEveryRank(() => {
+      const opts: MpiScalingOptions = {
+        sizes: cmd.getOptionValueSource('sizes') === 'cli' ? sizeList(o.sizes ?? 'medium') : ['medium'],
+        loss: o.loss as MpiBenchLoss,
+        backend: backendOf(o.backend),
+        bandwidthsGbps: positiveList(o.bandwidth, '--bandwidth'),
+        latencyMicros: positiveList(o.latency, '--latency', true),
+        onProgress: progress,
+        ...(o.quick ? { timeMs: 300, minSteps: 3, warmupSteps: 1, rounds: 1 } : {}),
+      };
+      if (opts.latencyMicros!.length !== 1 && opts.latencyMicros!.length !== opts.bandwidthsGbps!.length) throw new OptionError('--latency', `one value, or one per bandwidth (${opts.bandwidthsGbps!.length})`);
+      if (o.workers !== undefined) opts.workers = intList(o.workers, '--workers');
+      if (o.experts !== undefined) opts.experts = o.experts;
+      if (o.time !== undefined) opts.timeMs = timeOf(o.time);
+      if (o.rounds !== undefined) opts.rounds = o.rounds;
+      if (o.machine !== undefined) opts.machine = machineOf(o.machine);
+      return opts;
+    });
+    const name = `mpi-${opts.machine ?? machineSlug()}`;
+    if (writesFiles()) await checkReportDir(o.out, name, o.force);
+    const report = await runMpiScalingBenchmark(opts);
+    if (!writesFiles()) return;
+    report.command = commandLine(cmd);
+    if (o.note?.length) report.notes = o.note;
+    const md = formatMpiScalingMarkdown(report);
+    if (o.out !== undefined) {
+      const files = await writeReport(o.out, name, formatMpiScalingJson(report, true), md);
+      progress(`wrote ${files.join(', ')}`);
+    }
+    process.stdout.write(o.json ? formatMpiScalingJson(report) + '\n' : md);
+  }
 
   bench
     .command('peers')

@@ -24,6 +24,20 @@ export function joinMpi(): number {
   return comm.rank;
 }
 
+/**
+ * Run `fn`, whose error every rank meets alike (a bad option on the same command line):
+ * rank 0 alone reports it (its error ends the job), the other ranks wait for that instead
+ * of racing it with their own line.
+ */
+export async function sameOnEveryRank<T>(fn: () => T | Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (comm && comm.rank !== 0) await comm.bcast(new Uint8Array(1), 0, "rank 0's report of an error every rank met");
+    throw err;
+  }
+}
+
 /** Whether this process writes the run's files (rank 0, or no MPI). */
 export function writesFiles(): boolean {
   return comm === undefined || comm.rank === 0;

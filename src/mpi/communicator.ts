@@ -13,6 +13,25 @@
 import { MoeError } from '../errors.js';
 import { loadMpi, MPI, type MpiLibrary } from './library.js';
 
+/**
+ * What one rank's collectives moved and how long they took, counted as payload: in an
+ * allgatherv, this rank sends its own slice to each of the R − 1 others and receives
+ * theirs; in an allreduce of n values it sends and receives n (none with one rank); in a
+ * broadcast the root sends to R − 1 ranks and every other rank receives once. The MPI
+ * library's algorithm may move more on the wire (a ring or recursive doubling forwards
+ * others' slices); the payload is what the cost model counts.
+ */
+export interface ExchangeCounters {
+  /** Collectives completed. */
+  exchanges: number;
+  /** Payload bytes this rank sent. */
+  bytesSent: number;
+  /** Payload bytes this rank received. */
+  bytesReceived: number;
+  /** Wall time inside collectives, ms: from the start call to MPI_Test's completion. */
+  ms: number;
+}
+
 /** One rank's slice of a collective, in elements of the view. */
 export interface RankSlices {
   /** counts[r]: elements rank r contributes. */
@@ -55,10 +74,18 @@ export class Communicator {
   readonly size: number;
   /** Collectives completed (for reports). */
   exchanges = 0;
-  /** Bytes this rank received in collectives. */
+  /** Payload bytes this rank sent in collectives (see {@link ExchangeCounters}). */
+  bytesSent = 0;
+  /** Payload bytes this rank received in collectives. */
   bytesReceived = 0;
-  /** Milliseconds spent waiting in collectives. */
+  /** Milliseconds spent in collectives, from the start call to MPI_Test's completion. */
   waitMs = 0;
+  /**
+   * Benchmarks: the same counters for each exchange by name ('the scores after FORWARD',
+   * …) while set (`new Map()` switches them on); undefined, the default, costs one branch
+   * per collective.
+   */
+  byExchange: Map<string, ExchangeCounters> | undefined;
   private busy = false;
   // Off V8's heap (a SharedArrayBuffer never moves): MPI writes the request's handle.
   private readonly request = new Int32Array(new SharedArrayBuffer(4));
@@ -118,17 +145,20 @@ export class Communicator {
     const type = view instanceof Float32Array ? MPI.FLOAT : MPI.INT;
     let bytes = 0;
     for (let r = 0; r < this.size; r++) if (r !== this.rank) bytes += 4 * slices.counts[r]!;
-    return this.run(what, bytes, [view, slices.counts, slices.displs], (req) => this.library.calls.iallgatherv(MPI.IN_PLACE, 0, type, view, slices.counts, slices.displs, type, MPI.COMM_WORLD, req));
+    const sent = 4 * slices.counts[this.rank]! * (this.size - 1);
+    return this.run(what, sent, bytes, [view, slices.counts, slices.displs], (req) => this.library.calls.iallgatherv(MPI.IN_PLACE, 0, type, view, slices.counts, slices.displs, type, MPI.COMM_WORLD, req));
   }
 
   /** Allreduce of integers in place (sum or max): flags and counts only, never parameters. */
   allreduceInts(values: Int32Array, op: 'sum' | 'max', what: string): Promise<void> {
-    return this.run(what, 4 * values.length, [values], (req) => this.library.calls.iallreduce(MPI.IN_PLACE, values, values.length, MPI.INT, op === 'sum' ? MPI.SUM : MPI.MAX, MPI.COMM_WORLD, req));
+    const bytes = this.size > 1 ? 4 * values.length : 0;
+    return this.run(what, bytes, bytes, [values], (req) => this.library.calls.iallreduce(MPI.IN_PLACE, values, values.length, MPI.INT, op === 'sum' ? MPI.SUM : MPI.MAX, MPI.COMM_WORLD, req));
   }
 
   /** Broadcast of bytes from `root`. */
   bcast(bytes: Uint8Array, root: number, what: string): Promise<void> {
-    return this.run(what, this.rank === root ? 0 : bytes.length, [bytes], (req) => this.library.calls.ibcast(bytes, bytes.length, MPI.BYTE, root, MPI.COMM_WORLD, req));
+    const root0 = this.rank === root;
+    return this.run(what, root0 ? bytes.length * (this.size - 1) : 0, root0 ? 0 : bytes.length, [bytes], (req) => this.library.calls.ibcast(bytes, bytes.length, MPI.BYTE, root, MPI.COMM_WORLD, req));
   }
 
   /** Gather every rank's equal-length ints: out[r·n …] = rank r's `mine` (n ints). */
@@ -138,6 +168,11 @@ export class Communicator {
     const counts = new Int32Array(this.size).fill(n), displs = Int32Array.from({ length: this.size }, (_, r) => r * n);
     await this.allgatherv(out, { counts, displs }, what);
     return out;
+  }
+
+  /** The totals so far (subtract two of them for a span). */
+  counters(): ExchangeCounters {
+    return { exchanges: this.exchanges, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, ms: this.waitMs };
   }
 
   /** End every rank of the job now (an abnormal exit of any rank). */
@@ -157,7 +192,7 @@ export class Communicator {
   }
 
   /** Start one non-blocking collective and poll it to completion from the event loop. */
-  private async run(what: string, bytes: number, views: ArrayBufferView[], start: (request: Int32Array) => number): Promise<void> {
+  private async run(what: string, sent: number, received: number, views: ArrayBufferView[], start: (request: Int32Array) => number): Promise<void> {
     if (this.busy) throw new MoeError('INTERNAL', `MPI: ${what} started while another collective was in flight`);
     this.busy = true;
     // MPI reads and writes these until the request completes, through the addresses koffi
@@ -182,11 +217,21 @@ export class Communicator {
         // microseconds to a few ms), then back off so a long wait does not take a core.
         await new Promise<void>((r) => (polls < SPIN_POLLS ? setImmediate(r) : setTimeout(r, 1)));
       }
+      const ms = performance.now() - t0;
       this.exchanges++;
-      this.bytesReceived += bytes;
-      this.longestMs = Math.max(this.longestMs, performance.now() - t0);
+      this.bytesSent += sent;
+      this.bytesReceived += received;
+      this.waitMs += ms;
+      this.longestMs = Math.max(this.longestMs, ms);
+      if (this.byExchange) {
+        let c = this.byExchange.get(what);
+        if (!c) this.byExchange.set(what, (c = { exchanges: 0, bytesSent: 0, bytesReceived: 0, ms: 0 }));
+        c.exchanges++;
+        c.bytesSent += sent;
+        c.bytesReceived += received;
+        c.ms += ms;
+      }
     } finally {
-      this.waitMs += performance.now() - t0;
       this.busy = false;
       this.inFlight = [];
     }
