@@ -7,22 +7,32 @@
  *   router z-loss L = w·mean_r (logsumexp u_r)²;  ∂L/∂u_{r,m} = (2w/B)·lse_r·p_{r,m}
  *
  * and per-epoch routing statistics. Loss values are float64 sums; gradients are added to
- * the gate's ∂E/∂u in place.
+ * the gate's ∂E/∂u in place. The loops over B×E run in ranges of a {@link Slicer} (a
+ * training step pauses between them), sums carried from range to range in the same order.
  */
 import type { MixtureViews } from '../memory/layout.js';
 import type { RoutingConfig } from '../model/routing.js';
+import { drain, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /** The balancing losses' value for a step of `rows` rows (0 when both are off). */
 export function balanceLossValue(v: MixtureViews, r: RoutingConfig, rows: number, E: number): number {
+  const s = balanceLossSlices(v, r, rows, E, WHOLE);
+  for (let x = s.next(); ; x = s.next()) if (x.done) return x.value;
+}
+
+/** {@link balanceLossValue}, its loop over the experts in ranges of `slicer`. */
+export function* balanceLossSlices(v: MixtureViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Generator<Promise<void>, number, void> {
   let total = 0;
   if (r.balanceLoss > 0) {
     const pairs = loadTotal(v, E);
     let s = 0;
-    for (let i = 0; i < E; i++) {
-      let P = 0;
-      for (let q = 0; q < rows; q++) P += v.gateProb[q * E + i]!;
-      s += (v.expertLoad[i]! / pairs) * (P / rows);
-    }
+    yield* slicer.ranges(E, perRange(rows), (from, until) => {
+      for (let i = from; i < until; i++) {
+        let P = 0;
+        for (let q = 0; q < rows; q++) P += v.gateProb[q * E + i]!;
+        s += (v.expertLoad[i]! / pairs) * (P / rows);
+      }
+    });
     total += r.balanceLoss * E * s;
   }
   if (r.zLoss > 0) {
@@ -38,23 +48,32 @@ export function balanceLossValue(v: MixtureViews, r: RoutingConfig, rows: number
 
 /** Add the balancing losses' ∂L/∂u to v.gateLogitGrad (rows×E). */
 export function addBalanceGradients(v: MixtureViews, r: RoutingConfig, rows: number, E: number): void {
+  drain(balanceGradientSlices(v, r, rows, E, WHOLE));
+}
+
+/** {@link addBalanceGradients}, its rows in ranges of `slicer`. */
+export function* balanceGradientSlices(v: MixtureViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Slices {
   if (r.balanceLoss > 0) {
     const pairs = loadTotal(v, E), c = (r.balanceLoss * E) / rows;
-    for (let q = 0; q < rows; q++) {
-      let fp = 0;
-      for (let i = 0; i < E; i++) fp += (v.expertLoad[i]! / pairs) * v.gateProb[q * E + i]!;
-      for (let m = 0; m < E; m++) {
-        const p = v.gateProb[q * E + m]!;
-        v.gateLogitGrad[q * E + m] = v.gateLogitGrad[q * E + m]! + c * p * (v.expertLoad[m]! / pairs - fp);
+    yield* slicer.ranges(rows, perRange(4 * E), (from, until) => {
+      for (let q = from; q < until; q++) {
+        let fp = 0;
+        for (let i = 0; i < E; i++) fp += (v.expertLoad[i]! / pairs) * v.gateProb[q * E + i]!;
+        for (let m = 0; m < E; m++) {
+          const p = v.gateProb[q * E + m]!;
+          v.gateLogitGrad[q * E + m] = v.gateLogitGrad[q * E + m]! + c * p * (v.expertLoad[m]! / pairs - fp);
+        }
       }
-    }
+    });
   }
   if (r.zLoss > 0) {
     const c = (2 * r.zLoss) / rows;
-    for (let q = 0; q < rows; q++) {
-      const lse = v.gateLogits[q * E]! - v.gateLogProb[q * E]!;
-      for (let m = 0; m < E; m++) v.gateLogitGrad[q * E + m] = v.gateLogitGrad[q * E + m]! + c * lse * v.gateProb[q * E + m]!;
-    }
+    yield* slicer.ranges(rows, perRange(2 * E), (from, until) => {
+      for (let q = from; q < until; q++) {
+        const lse = v.gateLogits[q * E]! - v.gateLogProb[q * E]!;
+        for (let m = 0; m < E; m++) v.gateLogitGrad[q * E + m] = v.gateLogitGrad[q * E + m]! + c * lse * v.gateProb[q * E + m]!;
+      }
+    });
   }
 }
 
@@ -82,15 +101,22 @@ export class RoutingStats {
 
   /** Add one step: its load, dropped rows and the gate's entropy (full softmax) per row. */
   add(v: MixtureViews, rows: number, dropped: number): void {
+    drain(this.addSlices(v, rows, dropped, WHOLE));
+  }
+
+  /** {@link RoutingStats.add}, its rows in ranges of `slicer`. */
+  *addSlices(v: MixtureViews, rows: number, dropped: number, slicer: Slicer): Slices {
     const E = this.experts;
     for (let i = 0; i < E; i++) this.rowsPerExpert[i] = this.rowsPerExpert[i]! + v.expertLoad[i]!;
     let h = 0;
-    for (let q = 0; q < rows; q++) {
-      for (let i = 0; i < E; i++) {
-        const p = v.gateProb[q * E + i]!;
-        if (p > 0) h -= p * v.gateLogProb[q * E + i]!;
+    yield* slicer.ranges(rows, perRange(2 * E), (from, until) => {
+      for (let q = from; q < until; q++) {
+        for (let i = 0; i < E; i++) {
+          const p = v.gateProb[q * E + i]!;
+          if (p > 0) h -= p * v.gateLogProb[q * E + i]!;
+        }
       }
-    }
+    });
     this.entropySum += h;
     this.dropped += dropped;
     this.rows += rows;

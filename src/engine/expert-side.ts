@@ -44,11 +44,16 @@ export class ExpertSide {
   private readonly shape: MlpShape;
   private readonly ef: ErrorFunction;
   private readonly P: number;
-  private readonly params: LayerViews[];
+  /**
+   * Views of each expert's parameters and gradients, and of each gradient slot, made when
+   * first used (not all at once when the session starts: at a million experts that took
+   * seconds on the main thread, in-process, before the first step could yield).
+   */
+  private readonly params: (LayerViews | undefined)[] = [];
   /** One float for the finite-step check's squared norm. */
   private readonly norm = new Float32Array(1);
-  private readonly ownGrads: LayerViews[];
-  private readonly slotGrads: LayerViews[];
+  private readonly ownGrads: (LayerViews | undefined)[] = [];
+  private readonly slotGrads: (LayerViews | undefined)[] = [];
   private readonly hiddenOffsets: number[];
   private readonly deltaA: Float32Array;
   private readonly deltaB: Float32Array;
@@ -70,10 +75,7 @@ export class ExpertSide {
     const c = spec.config, s = spec.layout.sizes;
     this.shape = expertShape(c);
     this.ef = errorFunction(c.loss);
-    const P = (this.P = s.expertParams);
-    this.params = Array.from({ length: c.experts }, (_, i) => layerViews(this.shape, v.expertParams.subarray(i * P, (i + 1) * P)));
-    this.ownGrads = Array.from({ length: c.experts }, (_, i) => layerViews(this.shape, v.expertGrads.subarray(i * P, (i + 1) * P)));
-    this.slotGrads = Array.from({ length: s.extraGradSlots }, (_, j) => layerViews(this.shape, v.blockGrads.subarray(j * P, (j + 1) * P)));
+    this.P = s.expertParams;
     this.hiddenOffsets = [];
     let h = 0;
     for (let l = 1; l + 1 < this.shape.sizes.length; l++) {
@@ -95,6 +97,11 @@ export class ExpertSide {
     return optimizerViews(this.v.expertParams, this.v.expertGrads, this.v.expertOpt, this.v.expertParams.length, first * this.P, (first + count) * this.P);
   }
 
+  /** Views of `of` (length n·P) at index i, made at first use and kept in `cache`. */
+  private layer(cache: (LayerViews | undefined)[], of: Float32Array, i: number): LayerViews {
+    return (cache[i] ??= layerViews(this.shape, of.subarray(i * this.P, (i + 1) * this.P)));
+  }
+
   private views(b: number): BlockViews {
     const v = this.v;
     const start = v.blockStart[b]!, rows = v.blockRows[b]!, expert = v.blockExpert[b]!;
@@ -112,7 +119,7 @@ export class ExpertSide {
       rows,
       expert,
       x: gathers ? v.entryX.subarray(start * D, (start + rows) * D) : v.batchX,
-      pass: { shape: this.shape, params: this.params[expert]!, hidden, deltaA: this.deltaA, deltaB: this.deltaB },
+      pass: { shape: this.shape, params: this.layer(this.params, v.expertParams, expert), hidden, deltaA: this.deltaA, deltaB: this.deltaB },
       loss: {
         rows,
         K,
@@ -172,7 +179,7 @@ export class ExpertSide {
       }
       this.ef.expertOutputGrad(this.kernels, bv.loss);
       const slot = v.blockSlot[b]!;
-      bv.pass.grads = slot < 0 ? this.ownGrads[bv.expert]! : this.slotGrads[slot]!;
+      bv.pass.grads = slot < 0 ? this.layer(this.ownGrads, v.expertGrads, bv.expert) : this.layer(this.slotGrads, v.blockGrads, slot);
       mlpBackward(this.gemm, this.kernels, bv.pass, bv.x, bv.rows, this.gradOut);
       const g = slot < 0 ? v.expertGrads.subarray(bv.expert * this.P, (bv.expert + 1) * this.P) : v.blockGrads.subarray(slot * this.P, (slot + 1) * this.P);
       if (!committable(this.gemm, g, this.P, this.norm)) Atomics.add(v.control, CTRL.BAD_GRADS, 1);
@@ -199,7 +206,15 @@ export class ExpertSide {
       const slot = v.blockSlot[b]!;
       if (slot >= 0) this.kernels.addInto(v.expertGrads.subarray((first + i) * P, (first + i + 1) * P), v.blockGrads.subarray(slot * P, (slot + 1) * P), P);
     }
-    for (let i = 0; i < count; i++) if (!seen[i]) this.kernels.fill(v.expertGrads.subarray((first + i) * P, (first + i + 1) * P), P, 0);
+    // Zeros for each run of experts no row reached (one call a run: at a million experts
+    // and a sparse routing, a call per expert took a second).
+    for (let i = 0; i < count; i++) {
+      if (seen[i]) continue;
+      let j = i + 1;
+      while (j < count && !seen[j]) j++;
+      this.kernels.fill(v.expertGrads.subarray((first + i) * P, (first + j) * P), (j - i) * P, 0);
+      i = j;
+    }
     optimizerStep(this.kernels, this.optimizer, this.owned, lr, t);
   }
 }

@@ -10,7 +10,7 @@
 import type { WasmMemory } from '../kernels/wasm-api.js';
 import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
-import { errorFunction, type ExpertLossBlock, type MainLossViews } from '../losses/index.js';
+import { errorFunction, meanLoss, type ExpertLossBlock, type MainLossViews } from '../losses/index.js';
 import { Arena } from '../memory/arena.js';
 import { allocateMemory } from '../memory/memory.js';
 import { expertShape, gateShape, type MixtureConfig } from '../model/config.js';
@@ -350,6 +350,6 @@ export class InferenceEngine {
       rows, K: c.outputs, rowStart: o.rowStart, rowEntries: o.rowEntries, logWeight: o.entryLogWeight, gateWeight: o.entryGateWeight, score: B.score,
       dot: B.score, target: B.t, mix: B.mix, rowScratch: B.rowScratch, weight: B.w, dLogWeight: B.dlw, normalized: this.rule.normalized,
     };
-    return errorFunction(c.loss).combine(v);
+    return meanLoss(errorFunction(c.loss), v);
   }
 }

@@ -39,6 +39,7 @@
  * batch), its spelling in the ONNX builder and in the PyTorch example.
  */
 import type { RoutingConfig } from '../model/routing.js';
+import { drain, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /** A shard's own experts [first, first + count) (the shard that runs their UPDATE). */
 interface OwnedRange {
@@ -90,6 +91,15 @@ export interface RoutingRule {
   maxEntries(rows: number, experts: number, mode: RoutingMode): number;
   /** Set chosen[q·E + i] = 1 for each row q's experts (the mask comes zeroed). */
   choose(s: GateScores, mode: RoutingMode, chosen: Uint8Array, scratch: ChoiceScratch): void;
+  /**
+   * Optional, for a choice over many experts: the choice in parts (rows, or experts), so
+   * that a training step can pause between them. `parts` says how many parts the choice
+   * of `s` has and the work of one (in floats read); {@link RoutingRule.choosePart} marks
+   * those of parts [from, until) only, and over parts that cover them all in order marks
+   * exactly what {@link RoutingRule.choose} marks.
+   */
+  parts?(s: GateScores, mode: RoutingMode): { count: number; cost: number };
+  choosePart?(s: GateScores, mode: RoutingMode, chosen: Uint8Array, scratch: ChoiceScratch, from: number, until: number): void;
 }
 
 /** The biased score experts are ranked by: the float32 sum of a logit and its expert's bias. */
@@ -99,11 +109,11 @@ export function biasedScore(h: number, bias: Float32Array, i: number): number {
 
 /**
  * Mark each row's K largest of `score(q, i)` (ties to the lower index; NaN never beats a
- * number). A scan per pick for small K, one sort of the row for large K.
+ * number), rows [from, until). A scan per pick for small K, one sort of the row for large K.
  */
-function topPerRow(s: GateScores, K: number, chosen: Uint8Array, scratch: ChoiceScratch, byLogProb: boolean): void {
-  const E = s.experts, rows = s.rows, sc = scratch.score;
-  for (let q = 0; q < rows; q++) {
+function topPerRow(s: GateScores, K: number, chosen: Uint8Array, scratch: ChoiceScratch, byLogProb: boolean, from = 0, until = s.rows): void {
+  const E = s.experts, sc = scratch.score;
+  for (let q = from; q < until; q++) {
     const base = q * E;
     if (byLogProb) for (let i = 0; i < E; i++) sc[i] = s.logProb[base + i]!;
     else for (let i = 0; i < E; i++) sc[i] = biasedScore(s.logits[base + i]!, s.bias, i); // float32: fround
@@ -160,6 +170,10 @@ function topk(K: number, name: string): RoutingRule {
     choose(s, _mode, chosen, scratch) {
       topPerRow(s, K, chosen, scratch, false);
     },
+    parts: (s) => ({ count: s.rows, cost: s.experts * Math.min(K, 8) }),
+    choosePart(s, _mode, chosen, scratch, from, until) {
+      topPerRow(s, K, chosen, scratch, false, from, until);
+    },
   };
 }
 
@@ -170,13 +184,18 @@ function expertChoice(C: number): RoutingRule {
     normalized: false,
     maxEntries: (rows, E, mode) => (mode === 'training' ? E * expertCapacity(C, rows, E) : rows * Math.min(E, Math.ceil(C))),
     choose(s, mode, chosen, scratch) {
+      this.choosePart!(s, mode, chosen, scratch, 0, this.parts!(s, mode).count);
+    },
+    // Predict: rows, each its experts; training: experts, each its rows.
+    parts: (s, mode) => (mode === 'predict' ? { count: s.rows, cost: s.experts * Math.min(Math.ceil(C), 8) } : { count: s.experts, cost: 8 * s.rows }),
+    choosePart(s, mode, chosen, scratch, from, until) {
       const E = s.experts, rows = s.rows;
       if (mode === 'predict') {
-        topPerRow(s, Math.min(E, Math.ceil(C)), chosen, scratch, true);
+        topPerRow(s, Math.min(E, Math.ceil(C)), chosen, scratch, true, from, until);
         return;
       }
       const cap = expertCapacity(C, rows, E), order = scratch.order.subarray(0, rows), lp = s.logProb;
-      for (let i = 0; i < E; i++) {
+      for (let i = from; i < until; i++) {
         for (let q = 0; q < rows; q++) order[q] = q;
         // Largest log p first, ties to the lower row (the comparator makes the order total).
         order.sort((a, b) => lp[b * E + i]! - lp[a * E + i]! || a - b);
@@ -268,26 +287,46 @@ export class RoutingPlan {
 
   /** Choice, binning and weights for `s.rows` rows. Returns the number of entries. */
   route(s: GateScores): number {
-    this.choose(s);
-    this.bin(s.rows);
-    this.weigh(s);
+    drain(this.routeSlices(s, WHOLE));
     return this.entries;
+  }
+
+  /** {@link RoutingPlan.route} with its long loops in ranges of `slicer` (a training step pauses between them). */
+  *routeSlices(s: GateScores, slicer: Slicer): Slices {
+    yield* this.chooseSlices(s, slicer);
+    yield* this.binSlices(s.rows, slicer);
+    yield* this.weighSlices(s, slicer);
   }
 
   /** 1. Choice: the rows×E mask. */
   choose(s: GateScores): void {
+    drain(this.chooseSlices(s, WHOLE));
+  }
+
+  private *chooseSlices(s: GateScores, slicer: Slicer): Slices {
     this.chosen.fill(0, 0, s.rows * this.experts);
-    this.rule.choose(s, this.mode, this.chosen, this.scratch);
+    const rule = this.rule, parts = rule.parts?.(s, this.mode);
+    if (!parts || !rule.choosePart) {
+      rule.choose(s, this.mode, this.chosen, this.scratch);
+      return;
+    }
+    yield* slicer.ranges(parts.count, perRange(parts.cost), (from, until) => rule.choosePart!(s, this.mode, this.chosen, this.scratch, from, until));
   }
 
   /** 2. Binning: expert-major entries (rows ascending), each row's entries (experts ascending), the dropped rows. */
   bin(rows: number): void {
-    const o = this.out, E = this.experts, chosen = this.chosen, load = o.expertLoad, cur = this.cursor;
+    drain(this.binSlices(rows, WHOLE));
+  }
+
+  private *binSlices(rows: number, slicer: Slicer): Slices {
+    const o = this.out, E = this.experts, chosen = this.chosen, load = o.expertLoad, cur = this.cursor, per = perRange(E);
     load.fill(0, 0, E);
-    for (let q = 0; q < rows; q++) {
-      const base = q * E;
-      for (let i = 0; i < E; i++) if (chosen[base + i]) load[i] = load[i]! + 1;
-    }
+    yield* slicer.ranges(rows, per, (from, until) => {
+      for (let q = from; q < until; q++) {
+        const base = q * E;
+        for (let i = 0; i < E; i++) if (chosen[base + i]) load[i] = load[i]! + 1;
+      }
+    });
     let n = 0;
     for (let i = 0; i < E; i++) {
       o.expertStart[i] = cur[i] = n;
@@ -295,19 +334,21 @@ export class RoutingPlan {
     }
     o.expertStart[E] = n;
     let m = 0, dropped = 0;
-    for (let q = 0; q < rows; q++) {
-      o.rowStart[q] = m;
-      const base = q * E;
-      for (let i = 0; i < E; i++) {
-        if (!chosen[base + i]) continue;
-        const e = cur[i]!;
-        cur[i] = e + 1;
-        o.entryRow[e] = q;
-        o.entryExpert[e] = i;
-        o.rowEntries[m++] = e;
+    yield* slicer.ranges(rows, per, (from, until) => {
+      for (let q = from; q < until; q++) {
+        o.rowStart[q] = m;
+        const base = q * E;
+        for (let i = 0; i < E; i++) {
+          if (!chosen[base + i]) continue;
+          const e = cur[i]!;
+          cur[i] = e + 1;
+          o.entryRow[e] = q;
+          o.entryExpert[e] = i;
+          o.rowEntries[m++] = e;
+        }
+        if (o.rowStart[q] === m) dropped++;
       }
-      if (o.rowStart[q] === m) dropped++;
-    }
+    });
     o.rowStart[rows] = m;
     this.entries = n;
     this.dropped = dropped;
@@ -315,16 +356,28 @@ export class RoutingPlan {
 
   /** ĝ and log ĝ per entry: softmax of h over each row's kept, or p of the kept. */
   weigh(s: GateScores): void {
-    const o = this.out, E = this.experts, h = s.logits;
+    drain(this.weighSlices(s, WHOLE));
+  }
+
+  private *weighSlices(s: GateScores, slicer: Slicer): Slices {
+    const o = this.out, E = this.experts;
     if (this.rule.weights === 'probability') {
-      for (let e = 0; e < this.entries; e++) {
-        const j = o.entryRow[e]! * E + o.entryExpert[e]!;
-        o.entryLogWeight[e] = s.logProb[j]!;
-        o.entryGateWeight[e] = s.prob[j]!;
-      }
+      yield* slicer.ranges(this.entries, perRange(4), (from, until) => {
+        for (let e = from; e < until; e++) {
+          const j = o.entryRow[e]! * E + o.entryExpert[e]!;
+          o.entryLogWeight[e] = s.logProb[j]!;
+          o.entryGateWeight[e] = s.prob[j]!;
+        }
+      });
       return;
     }
-    for (let q = 0; q < s.rows; q++) {
+    yield* slicer.ranges(s.rows, perRange((4 * this.entries) / Math.max(1, s.rows)), (from, until) => this.weighRows(s, from, until));
+  }
+
+  /** Kept-softmax weights of rows [from, until). */
+  private weighRows(s: GateScores, from: number, until: number): void {
+    const o = this.out, E = this.experts, h = s.logits;
+    for (let q = from; q < until; q++) {
       const a = o.rowStart[q]!, b = o.rowStart[q + 1]!, base = q * E;
       let m = -Infinity;
       for (let j = a; j < b; j++) m = Math.max(m, h[base + o.entryExpert[o.rowEntries[j]!]!]!);

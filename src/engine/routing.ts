@@ -16,9 +16,10 @@ import type { Kernels } from '../kernels/types.js';
 import { CTRL, groupViews, type GroupRegions, type MixtureViews } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
 import type { Rng } from '../rng.js';
-import { addBalanceGradients, balanceLossValue, RoutingStats } from './balance.js';
+import { balanceGradientSlices, balanceLossSlices, RoutingStats } from './balance.js';
 import type { ExpertRange } from './plan.js';
 import { RoutingPlan, type GateScores, type RoutingRule } from './routing-plan.js';
+import { drain, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /** What a session's router works with. */
 export interface RouterSpec {
@@ -75,40 +76,62 @@ export class Router {
     this.scores = { rows: 0, experts: E, logits: this.noisy ? v.noisyLogits : v.gateLogits, logProb: v.gateLogProb, prob: v.gateProb, bias: v.routerBias };
   }
 
-  /** Noisy top-k: h = u + ε·softplus(x·Wn + bn) into v.noisyLogits. */
-  private addNoise(rows: number): void {
+  /** Noisy top-k: h = u + ε·softplus(x·Wn + bn) into v.noisyLogits (the draws in row order, range by range). */
+  private *addNoise(rows: number, slicer: Slicer): Slices {
     const v = this.v, E = this.E, rng = this.s.noiseRng!;
     const D = this.s.config.inputs;
     const W = v.noiseParams.subarray(0, D * E), b = v.noiseParams.subarray(D * E);
     this.s.kernels.biasRows(v.noiseLogits, b, rows, E);
     this.s.gemm(false, false, rows, E, D, 1, v.batchX, W, 1, v.noiseLogits);
-    for (let j = 0; j < rows * E; j++) {
-      const eps = rng.normal();
-      v.gateNoise[j] = eps;
-      v.noisyLogits[j] = v.gateLogits[j]! + eps * softplus(v.noiseLogits[j]!);
-    }
+    yield* slicer.ranges(rows, perRange(4 * E), (from, until) => {
+      for (let j = from * E; j < until * E; j++) {
+        const eps = rng.normal();
+        v.gateNoise[j] = eps;
+        v.noisyLogits[j] = v.gateLogits[j]! + eps * softplus(v.noiseLogits[j]!);
+      }
+    });
   }
 
   /** Write the step's entries, weights and blocks for `rows` batch rows (after the gate's forward, before FORWARD). */
   route(rows: number): void {
-    if (this.noisy) this.addNoise(rows);
+    drain(this.routeSlices(rows, WHOLE));
+  }
+
+  /** {@link Router.route}, its long loops in ranges of `slicer`. */
+  *routeSlices(rows: number, slicer: Slicer): Slices {
+    if (this.noisy) yield* this.addNoise(rows, slicer);
     this.scores.rows = rows;
     const plan = this.plan, v = this.v;
-    plan.route(this.scores);
+    yield* plan.routeSlices(this.scores, slicer);
     plan.cut(this.planViews, this.s.blockRows);
     plan.schedule(this.planViews, this.s.groups, this.s.split, this.s.shardOffset ?? 0);
     Atomics.store(v.control, CTRL.BLOCKS, plan.blocks);
   }
 
-  /** The balancing losses' value for the step (added to the error function's). */
-  auxLoss(rows: number): number {
-    return balanceLossValue(this.v, this.s.config.routing, rows, this.E);
+  /** The balancing losses' value for the step (added to the error function's), its loops in ranges of `slicer`. */
+  auxLoss(rows: number, slicer: Slicer): Generator<Promise<void>, number, void> {
+    return balanceLossSlices(this.v, this.s.config.routing, rows, this.E, slicer);
   }
 
   /** ∂E/∂u (rows×E) from ∂E/∂log ĝ per entry, plus the balancing losses'. */
   backward(rows: number): void {
+    drain(this.backwardSlices(rows, WHOLE));
+  }
+
+  /** {@link Router.backward}, its long loops in ranges of `slicer`. */
+  *backwardSlices(rows: number, slicer: Slicer): Slices {
+    const v = this.v, E = this.E;
+    yield* slicer.ranges(rows, perRange(2 * E), (from, until) => this.logitGradRows(from, until));
+    // h = u + noise enters the loss only through ĝ: the noise network's gradient is the
+    // loss's ∂E/∂h alone, taken before the balancing terms (functions of u, not h) join.
+    if (this.noisy) yield* this.noiseBackward(rows, slicer);
+    yield* balanceGradientSlices(v, this.s.config.routing, rows, E, slicer);
+  }
+
+  /** ∂E/∂u of rows [from, until) from ∂E/∂log ĝ (no balancing terms yet). */
+  private logitGradRows(from: number, until: number): void {
     const v = this.v, E = this.E, du = v.gateLogitGrad, keptSoftmax = this.s.rule.weights === 'kept-softmax';
-    for (let q = 0; q < rows; q++) {
+    for (let q = from; q < until; q++) {
       const a = v.rowStart[q]!, b = v.rowStart[q + 1]!, base = q * E;
       let sum = 0;
       for (let j = a; j < b; j++) sum += v.entryDLogWeight[v.rowEntries[j]!]!;
@@ -130,24 +153,27 @@ export class Router {
         }
       }
     }
-    // h = u + noise enters the loss only through ĝ: the noise network's gradient is the
-    // loss's ∂E/∂h alone, taken before the balancing terms (functions of u, not h) join.
-    if (this.noisy) this.noiseBackward(rows);
-    addBalanceGradients(v, this.s.config.routing, rows, E);
   }
 
   /** ∂E/∂(x·Wn + bn) = ∂E/∂h · ε · sigmoid(x·Wn + bn), then the noise network's gradients. */
-  private noiseBackward(rows: number): void {
+  private *noiseBackward(rows: number, slicer: Slicer): Slices {
     const v = this.v, E = this.E, D = this.s.config.inputs;
     const dn = v.noisyLogits; // h is no longer needed: its rows take ∂E/∂(x·Wn + bn)
-    for (let j = 0; j < rows * E; j++) dn[j] = (v.gateLogitGrad[j]! * v.gateNoise[j]!) / (1 + Math.exp(-v.noiseLogits[j]!));
+    yield* slicer.ranges(rows, perRange(4 * E), (from, until) => {
+      for (let j = from * E; j < until * E; j++) dn[j] = (v.gateLogitGrad[j]! * v.gateNoise[j]!) / (1 + Math.exp(-v.noiseLogits[j]!));
+    });
     this.s.gemm(true, false, D, E, rows, 1, v.batchX, dn, 0, v.noiseGrads.subarray(0, D * E));
     this.s.kernels.colSums(dn, rows, E, v.noiseGrads.subarray(D * E));
   }
 
   /** After the step's UPDATE: statistics, and the balancing bias. */
   afterStep(rows: number): void {
-    this.stats.add(this.v, rows, this.plan.dropped);
+    drain(this.afterStepSlices(rows, WHOLE));
+  }
+
+  /** {@link Router.afterStep}, its long loops in ranges of `slicer`. */
+  *afterStepSlices(rows: number, slicer: Slicer): Slices {
+    yield* this.stats.addSlices(this.v, rows, this.plan.dropped, slicer);
     const gamma = this.s.config.routing.balanceBias;
     if (gamma > 0) {
       const v = this.v, E = this.E;

@@ -3,7 +3,9 @@
  * main thread gathers the batch, runs the gate and the routing, combines the experts'
  * per-entry scores into the loss and the weights of their output gradients, and steps the
  * gate. Three phases (FORWARD, BACKWARD, UPDATE) so parameters change only in UPDATE. The
- * step branches on no loss name: the error function's object says what it needs.
+ * step branches on no loss name: the error function's object says what it needs. The main
+ * thread's own loops over rows × experts run in slices (src/engine/slices.ts): a step over
+ * a million experts pauses between them, and a stop asked for meanwhile ends it before UPDATE.
  */
 import { committable } from './finite.js';
 import { CTRL } from '../memory/layout.js';
@@ -12,13 +14,14 @@ import type { Sgemm } from '../compute/provider.js';
 import { MoeError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
 import { errorFunction, type ErrorFunction, type MainLossViews } from '../losses/index.js';
+import { perRange, StepSlicer, type Slices } from './slices.js';
 import type { MixtureViews } from '../memory/layout.js';
 import { gateShape, type MixtureConfig } from '../model/config.js';
 import { layerViews } from '../model/mlp.js';
 import type { OptimizerConfig } from '../optim/config.js';
 import { optimizerStep, optimizerViews, type OptimizerViews } from '../optim/step.js';
 import { mlpBackward, mlpForward, type MlpPass } from '../nn/mlp.js';
-import type { ShardRunner } from './runner.js';
+import { PHASE_SLICE_MS, type ShardRunner } from './runner.js';
 import type { Router } from './routing.js';
 
 /** The dataset a session trains on: standardised, in the session's own (unshared) memory. */
@@ -36,6 +39,9 @@ interface Widths {
   D: number;
   K: number;
 }
+
+/** Parameters per range of a sliced optimiser step (a multiple of 4: the kernels' SIMD lanes fall as in one call). */
+const OPTIMIZER_RANGE = 1 << 20;
 
 /** Rows of `width` floats below which a plain loop copies faster than a view and a memcpy. */
 const NARROW_ROW = 16;
@@ -60,6 +66,8 @@ export class MixtureStep {
   private gateUpdate: OptimizerViews;
   private noiseUpdate: OptimizerViews;
   private readonly w: Widths;
+  /** Slices of the main thread's long loops; the fit sets its `interrupted`. */
+  readonly slices = new StepSlicer();
 
   constructor(
     private readonly gemm: Sgemm,
@@ -128,12 +136,16 @@ export class MixtureStep {
     if (this.config.task === 'classification') for (let r = 0; r < rows; r++) v.batchLabels[r] = d.labels[batch[r]!]!;
   }
 
-  /** Gate forward: logits, log-softmax and softmax of the batch's rows. */
-  private gateForward(rows: number): void {
-    const v = this.v;
+  /** Gate forward: logits, log-softmax and softmax of the batch's rows (the softmax row by row, in ranges). */
+  private *gateForward(rows: number): Slices {
+    const v = this.v, E = this.config.experts, k = this.kernels;
     this.gateHiddenFor(rows);
-    mlpForward(this.gemm, this.kernels, this.gate, v.batchX, rows, v.gateLogits);
-    this.kernels.logSoftmaxRows(v.gateLogits, rows, this.config.experts, v.gateLogProb, v.gateProb);
+    mlpForward(this.gemm, k, this.gate, v.batchX, rows, v.gateLogits);
+    yield* this.slices.ranges(rows, perRange(4 * E), (from, until) =>
+      from === 0 && until === rows
+        ? k.logSoftmaxRows(v.gateLogits, rows, E, v.gateLogProb, v.gateProb)
+        : k.logSoftmaxRows(v.gateLogits.subarray(from * E), until - from, E, v.gateLogProb.subarray(from * E), v.gateProb.subarray(from * E)),
+    );
   }
 
   /**
@@ -141,26 +153,61 @@ export class MixtureStep {
    * When every expert has every row (dense), expert i's entries are the batch rows in
    * order, and one kernel call per expert does the same float32 products and sums.
    */
-  private mixOutputs(rows: number): void {
+  private *mixOutputs(rows: number): Slices {
     const v = this.v, K = this.config.outputs, E = this.config.experts;
     this.kernels.fill(v.mix, rows * K, 0);
     if (v.expertStart[E] === rows * E) {
-      for (let i = 0; i < E; i++) {
-        const a = v.expertStart[i]!;
-        this.kernels.mixAccumulate(v.mix, v.entryOut.subarray(a * K), v.entryGateWeight.subarray(a), 1, 0, rows, K);
-      }
+      // Experts in ranges (each range adds its experts in order, as one loop would).
+      yield* this.slices.ranges(E, perRange(64 + rows * K), (from, until) => {
+        for (let i = from; i < until; i++) {
+          const a = v.expertStart[i]!;
+          this.kernels.mixAccumulate(v.mix, v.entryOut.subarray(a * K), v.entryGateWeight.subarray(a), 1, 0, rows, K);
+        }
+      });
       return;
     }
     // A few entries of K values per row: a plain loop (the same float32 products and
     // sums as the kernel's) costs less than a kernel call and three views per entry.
     const mix = v.mix, out = v.entryOut, w = v.entryGateWeight;
-    for (let q = 0; q < rows; q++) {
-      const y = q * K;
-      for (let j = v.rowStart[q]!; j < v.rowStart[q + 1]!; j++) {
-        const e = v.rowEntries[j]!, g = w[e]!, o = e * K;
-        for (let j = 0; j < K; j++) mix[y + j] = Math.fround(mix[y + j]! + Math.fround(g * out[o + j]!));
+    yield* this.slices.ranges(rows, perRange((K * v.expertStart[E]!) / Math.max(1, rows)), (from, until) => {
+      for (let q = from; q < until; q++) {
+        const y = q * K;
+        for (let j = v.rowStart[q]!; j < v.rowStart[q + 1]!; j++) {
+          const e = v.rowEntries[j]!, g = w[e]!, o = e * K;
+          for (let j = 0; j < K; j++) mix[y + j] = Math.fround(mix[y + j]! + Math.fround(g * out[o + j]!));
+        }
       }
+    });
+  }
+
+  /** The error function's main side over the batch's rows, in ranges; the batch's mean loss. */
+  private *combine(rows: number): Generator<Promise<void>, number, void> {
+    const ef = this.ef, main = this.main, v = this.v;
+    let total = 0;
+    yield* this.slices.ranges(rows, perRange((8 * v.rowStart[rows]!) / Math.max(1, rows)), (from, until) => (total = ef.combine(main, from, until, total)));
+    return total * (1 / rows);
+  }
+
+  /**
+   * One optimiser step on `u` (the gate's or the noise's), in ranges of parameters for a
+   * large one: each element's update is on its own, so ranges compute what one call does.
+   */
+  private *optimize(u: OptimizerViews, lr: number, step: number): Slices {
+    const n = u.params.length;
+    if (n <= OPTIMIZER_RANGE) {
+      optimizerStep(this.kernels, this.optimizer, u, lr, step);
+      return;
     }
+    yield* this.slices.ranges(Math.ceil(n / OPTIMIZER_RANGE), 1, (from) => {
+      const a = from * OPTIMIZER_RANGE, b = Math.min(n, a + OPTIMIZER_RANGE);
+      const part: OptimizerViews = {
+        params: u.params.subarray(a, b),
+        grads: u.grads.subarray(a, b),
+        slot0: u.slot0.length > 0 ? u.slot0.subarray(a, b) : u.slot0,
+        slot1: u.slot1.length > 0 ? u.slot1.subarray(a, b) : u.slot1,
+      };
+      optimizerStep(this.kernels, this.optimizer, part, lr, step);
+    });
   }
 
   /**
@@ -174,6 +221,9 @@ export class MixtureStep {
     const fm = this.fm;
     fm.enter();
     let async = false;
+    this.slices.step = step;
+    this.slices.abortable = true;
+    this.slices.restart();
     try {
       const phases = this.phases(batch, lr, step);
       for (let r = phases.next(); ; r = phases.next()) {
@@ -205,6 +255,7 @@ export class MixtureStep {
           } finally {
             fm.resume(depth);
           }
+          this.slices.restart();
         }
         const r = phases.next();
         if (r.done) return r.value;
@@ -215,20 +266,23 @@ export class MixtureStep {
     }
   }
 
-  /** One step's work in order; yields what each phase of the runner gives to wait for. */
+  /**
+   * One step's work in order; yields what each phase of the runner gives to wait for, and
+   * the pauses of its own long loops (before UPDATE, a stop asked for ends the step there).
+   */
   private *phases(batch: ArrayLike<number>, lr: number, step: number): Generator<Promise<void> | void, number, void> {
     const rows = batch.length;
-    const ef = this.ef, router = this.router, runner = this.runner;
+    const ef = this.ef, router = this.router, runner = this.runner, slices = this.slices;
     this.gather(batch, rows);
     // Which experts compute a row depends on the gate: it runs first, then the routing plan.
-    this.gateForward(rows);
-    router.route(rows);
+    yield* this.gateForward(rows);
+    yield* router.routeSlices(rows, slices);
     runner.beginForward(rows, step);
-    yield runner.finishForward();
+    yield* this.wait(runner.finishForward());
 
     this.main.rows = rows;
-    if (ef.mixesOutputs) this.mixOutputs(rows);
-    const value = ef.combine(this.main) + router.auxLoss(rows);
+    if (ef.mixesOutputs) yield* this.mixOutputs(rows);
+    const value = (yield* this.combine(rows)) + (yield* router.auxLoss(rows, slices));
     if (!Number.isFinite(value)) {
       throw new MoeError('DIVERGED', `loss is ${value} at step ${step}; parameters are left at step ${step - 1} (lower the learning rate, or check the data's scale)`);
     }
@@ -236,20 +290,43 @@ export class MixtureStep {
     Atomics.store(this.v.control, CTRL.BAD_GRADS, 0);
     runner.beginBackward(rows, step);
     // The gate's backward overlaps the experts' (cooperative needs their dots first).
-    if (!ef.gateGradAfterBackward) this.gateBackward(rows);
-    yield runner.finishBackward();
+    // A stop during it waits for the experts' BACKWARD to end (wait), then ends the step.
+    let stop: unknown;
+    if (!ef.gateGradAfterBackward) {
+      try {
+        yield* this.gateBackward(rows);
+      } catch (err) {
+        stop = err;
+      }
+    }
+    yield* this.wait(runner.finishBackward());
+    if (stop !== undefined) throw stop;
     if (ef.gateGradAfterBackward) {
-      ef.gateGrad!(this.main);
-      this.gateBackward(rows);
+      yield* slices.ranges(rows, perRange((4 * this.v.rowStart[rows]!) / Math.max(1, rows)), (from, until) => ef.gateGrad!(this.main, from, until));
+      yield* this.gateBackward(rows);
     }
 
     this.checkCommittable(step);
+    // From here the step commits: its remaining loops may still pause, but a stop waits for its end.
+    slices.abortable = false;
     runner.beginUpdate(lr, step);
-    optimizerStep(this.kernels, this.optimizer, this.gateUpdate, lr, step);
-    optimizerStep(this.kernels, this.optimizer, this.noiseUpdate, lr, step);
+    yield* this.optimize(this.gateUpdate, lr, step);
+    yield* this.optimize(this.noiseUpdate, lr, step);
     yield runner.finishUpdate();
-    router.afterStep(rows);
+    yield* router.afterStepSlices(rows, slices);
     return value;
+  }
+
+  /**
+   * Wait for a runner's phase (FORWARD or BACKWARD); after a wait that let the event loop
+   * run, a stop asked for meanwhile ends the step (a long step: a step of a few
+   * milliseconds goes on to its end, and the fit stops before the next).
+   */
+  private *wait(w: Promise<void> | void): Generator<Promise<void> | void, void, void> {
+    if (!w) return;
+    const t0 = performance.now();
+    yield w;
+    if (performance.now() - t0 > PHASE_SLICE_MS) this.slices.stopIfAsked();
   }
 
   /** Commit only finite steps: refuse the UPDATE when any gradient failed its check (engine/finite.ts). */
@@ -264,8 +341,8 @@ export class MixtureStep {
     throw new MoeError('DIVERGED', `${what} is not finite (or its norm is over 1e15) at step ${step}; parameters and optimiser state are left at step ${step - 1} (lower the learning rate or the loss weights, or check the data's scale)`);
   }
 
-  private gateBackward(rows: number): void {
-    this.router.backward(rows);
+  private *gateBackward(rows: number): Slices {
+    yield* this.router.backwardSlices(rows, this.slices);
     mlpBackward(this.gemm, this.kernels, this.gate, this.v.batchX, rows, this.v.gateLogitGrad);
   }
 }

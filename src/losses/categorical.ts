@@ -19,7 +19,7 @@ export const categorical: ErrorFunction = {
   expertOutputGrad(kernels, b) {
     kernels.softmaxMinusOnehotRows(b.out, b.lse, b.labels, b.weight, 1, 0, b.rows, b.K, b.gradOut);
   },
-  combine(v) {
-    return combineLogScores(v, (logP) => logP);
+  combine(v, from, until, total) {
+    return combineLogScores(v, (logP) => logP, from, until, total);
   },
 };

@@ -12,10 +12,9 @@ export const competitive: ErrorFunction = {
   ...squaredErrorExpertSide,
   mixesOutputs: false,
   gateGradAfterBackward: false,
-  combine(v) {
+  combine(v, from, until, total) {
     const inv = 1 / v.rows;
-    let total = 0;
-    for (let r = 0; r < v.rows; r++) {
+    for (let r = from; r < until; r++) {
       for (let j = v.rowStart[r]!; j < v.rowStart[r + 1]!; j++) {
         const e = v.rowEntries[j]!;
         const g = v.gateWeight[e]!, s = v.score[e]!;
@@ -24,6 +23,6 @@ export const competitive: ErrorFunction = {
         v.dLogWeight[e] = g * s * inv;
       }
     }
-    return total * inv;
+    return total;
   },
 };

@@ -19,10 +19,9 @@ export const cooperative: ErrorFunction = {
     kernels.weightedDiffRows(b.mix, b.target, b.weight, 1, 0, b.rows, b.K, b.gradOut);
     kernels.dotDiffRows(b.target, b.mix, b.out, b.rows, b.K, b.dot, 1, 0);
   },
-  combine(v) {
+  combine(v, from, until, total) {
     const inv = 1 / v.rows;
-    let total = 0;
-    for (let r = 0; r < v.rows; r++) {
+    for (let r = from; r < until; r++) {
       let se = 0;
       for (let o = 0; o < v.K; o++) {
         const diff = v.target[r * v.K + o]! - v.mix[r * v.K + o]!;
@@ -34,11 +33,11 @@ export const cooperative: ErrorFunction = {
         v.weight[e] = v.gateWeight[e]! * inv;
       }
     }
-    return total * inv;
+    return total;
   },
-  gateGrad(v) {
+  gateGrad(v, from, until) {
     const inv = 1 / v.rows;
-    for (let r = 0; r < v.rows; r++) {
+    for (let r = from; r < until; r++) {
       let b = 0;
       if (!v.normalized) {
         for (let o = 0; o < v.K; o++) {

@@ -104,12 +104,20 @@ export interface ErrorFunction {
   /** BACKWARD, expert side: ∂E/∂o of one block from the main thread's weights (and cooperative's dots). */
   expertOutputGrad(kernels: Kernels, b: ExpertLossBlock): void;
   /**
-   * Main side after FORWARD: the batch's mean loss, the experts' per-entry weights and,
-   * unless {@link gateGradAfterBackward}, ∂E/∂log ĝ per entry.
+   * Main side after FORWARD, for the batch rows [from, until): the experts' per-entry
+   * weights and, unless {@link gateGradAfterBackward}, ∂E/∂log ĝ per entry; returns
+   * `total` plus the rows' losses, added in row order (float64). Over ranges that cover
+   * the batch in order, from a total of 0, it sums what one call over every row sums: the
+   * batch's mean loss is the final total × (1/B) ({@link meanLoss}).
    */
-  combine(v: MainLossViews): number;
-  /** Main side after BACKWARD, where {@link gateGradAfterBackward}: ∂E/∂log ĝ per entry. */
-  gateGrad?(v: MainLossViews): void;
+  combine(v: MainLossViews, from: number, until: number, total: number): number;
+  /** Main side after BACKWARD, where {@link gateGradAfterBackward}: ∂E/∂log ĝ per entry of the rows [from, until). */
+  gateGrad?(v: MainLossViews, from: number, until: number): void;
+}
+
+/** The batch's mean loss by `ef`'s main side, every row at once (weights and ∂E/∂log ĝ written as a side effect). */
+export function meanLoss(ef: ErrorFunction, v: MainLossViews): number {
+  return ef.combine(v, 0, v.rows, 0) * (1 / v.rows);
 }
 
 /**
@@ -132,11 +140,11 @@ let rowLogs = new Float64Array(16);
 /**
  * The joint log-score NLLs (gaussian, categorical): per row, a_j = log ĝ_j + log s_j,
  * E = −logsumexp_j a_j, h_j = exp(a_j − E'), weight h/B, ∂E/∂log ĝ_j = −h_j/B. Float64.
+ * Rows [from, until); returns `total` minus their logsumexps (the sum of their E).
  */
-export function combineLogScores(v: MainLossViews, logScore: (score: number) => number): number {
+export function combineLogScores(v: MainLossViews, logScore: (score: number) => number, from: number, until: number, total: number): number {
   const inv = 1 / v.rows;
-  let total = 0;
-  for (let r = 0; r < v.rows; r++) {
+  for (let r = from; r < until; r++) {
     const a = v.rowStart[r]!, b = v.rowStart[r + 1]!;
     if (a === b) continue; // a row no expert took contributes nothing
     // a_j once per entry (the score's callback and the sum are the per-entry cost).
@@ -159,5 +167,5 @@ export function combineLogScores(v: MainLossViews, logScore: (score: number) => 
       v.dLogWeight[e] = -h * inv;
     }
   }
-  return total * inv;
+  return total;
 }

@@ -12,7 +12,7 @@ export const gaussian: ErrorFunction = {
   ...squaredErrorExpertSide,
   mixesOutputs: false,
   gateGradAfterBackward: false,
-  combine(v) {
-    return combineLogScores(v, (e) => -0.5 * e);
+  combine(v, from, until, total) {
+    return combineLogScores(v, (e) => -0.5 * e, from, until, total);
   },
 };

@@ -13,4 +13,5 @@ export function errorFunction(name: LossName): ErrorFunction {
   return BY_NAME[name];
 }
 
+export { meanLoss } from './error-function.js';
 export type { ErrorFunction, ExpertLossBlock, MainLossViews } from './error-function.js';

@@ -203,9 +203,14 @@ export class FitRun {
     // MPI: a rank asked to stop tells the others in the step's agreement; all stop together.
     const mpiRunner = session.mpi;
     if (mpiRunner) mpiRunner.stopRequested = () => (o.signal?.aborted ?? false) || run.closed;
-    // In-process, a long phase yields between slices, and a stop asked for meanwhile ends the
-    // step there (parameters at the step before); an MPI rank stops only by agreement.
-    else if (session.inProcess) session.inProcess.hooks.interrupted = () => (o.signal?.aborted ?? false) || run.closed;
+    // A long phase (in-process, the experts'; for every runner, the main thread's own loops)
+    // yields between slices, and a stop asked for meanwhile ends the step there (parameters
+    // at the step before); an MPI rank stops only by agreement.
+    else {
+      const interrupted = (): boolean => (o.signal?.aborted ?? false) || run.closed;
+      session.step.slices.interrupted = interrupted;
+      if (session.inProcess) session.inProcess.hooks.interrupted = interrupted;
+    }
     try {
       for (let e = 0; e < epochs; e++) {
         const te = performance.now();

@@ -5,7 +5,7 @@
  * kernel memory of the current kernel set, so tests can check each product.
  */
 import { createKernels, kernelSetFromEnv } from '../../src/kernels/index.js';
-import { errorFunction, type ExpertLossBlock, type MainLossViews } from '../../src/losses/index.js';
+import { errorFunction, meanLoss, type ExpertLossBlock, type MainLossViews } from '../../src/losses/index.js';
 import { Arena } from '../../src/memory/arena.js';
 import { allocateMemory } from '../../src/memory/memory.js';
 import type { LossName } from '../../src/model/config.js';
@@ -89,9 +89,9 @@ export function runLossPipeline(
     for (let i = 0; i < E; i++) k.mixAccumulate(mix, O.subarray(i * B * K), gW.subarray(i * B), 1, 0, B, K);
   }
   const main: MainLossViews = { rows: B, K, rowStart, rowEntries, logWeight: logW, gateWeight: gW, score, dot, target: Dv, mix, rowScratch: f(id.rowScratch), weight, dLogWeight: dlw, normalized: true };
-  const value = ef.combine(main);
+  const value = meanLoss(ef, main);
   for (let i = 0; i < E; i++) ef.expertOutputGrad(k, block(i));
-  if (ef.gateGradAfterBackward) ef.gateGrad!(main);
+  if (ef.gateGradAfterBackward) ef.gateGrad!(main, 0, B);
   // Dense routing backward: ∂E/∂u_i = ∂E/∂log g_i − g_i Σ_j ∂E/∂log g_j.
   const gateGrad = new Float32Array(B * E), weights = new Float32Array(B * E), h = new Float32Array(B * E);
   for (let r = 0; r < B; r++) {
