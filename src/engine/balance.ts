@@ -12,12 +12,17 @@
  */
 import type { MixtureViews } from '../memory/layout.js';
 import type { RoutingConfig } from '../model/routing.js';
-import { drain, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
+import { drain, NO_PAUSES, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /** The balancing losses' value for a step of `rows` rows (0 when both are off). */
 export function balanceLossValue(v: MixtureViews, r: RoutingConfig, rows: number, E: number): number {
   const s = balanceLossSlices(v, r, rows, E, WHOLE);
   for (let x = s.next(); ; x = s.next()) if (x.done) return x.value;
+}
+
+/** Whether a routing configuration has balancing terms (else their value is 0 and their gradient nothing). */
+export function hasBalanceTerms(r: RoutingConfig): boolean {
+  return r.balanceLoss > 0 || r.zLoss > 0;
 }
 
 /** {@link balanceLossValue}, its loop over the experts in ranges of `slicer`. */
@@ -52,7 +57,11 @@ export function addBalanceGradients(v: MixtureViews, r: RoutingConfig, rows: num
 }
 
 /** {@link addBalanceGradients}, its rows in ranges of `slicer`. */
-export function* balanceGradientSlices(v: MixtureViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Slices {
+export function balanceGradientSlices(v: MixtureViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Slices {
+  return hasBalanceTerms(r) ? balanceGradients(v, r, rows, E, slicer) : NO_PAUSES;
+}
+
+function* balanceGradients(v: MixtureViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Slices {
   if (r.balanceLoss > 0) {
     const pairs = loadTotal(v, E), c = (r.balanceLoss * E) / rows;
     yield* slicer.ranges(rows, perRange(4 * E), (from, until) => {

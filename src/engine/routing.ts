@@ -16,7 +16,7 @@ import type { Kernels } from '../kernels/types.js';
 import { CTRL, groupViews, type GroupRegions, type MixtureViews } from '../memory/layout.js';
 import type { MixtureConfig } from '../model/config.js';
 import type { Rng } from '../rng.js';
-import { balanceGradientSlices, balanceLossSlices, RoutingStats } from './balance.js';
+import { balanceGradientSlices, balanceLossSlices, hasBalanceTerms, RoutingStats } from './balance.js';
 import type { ExpertRange } from './plan.js';
 import { RoutingPlan, type GateScores, type RoutingRule } from './routing-plan.js';
 import { drain, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
@@ -106,6 +106,11 @@ export class Router {
     plan.cut(this.planViews, this.s.blockRows);
     plan.schedule(this.planViews, this.s.groups, this.s.split, this.s.shardOffset ?? 0);
     Atomics.store(v.control, CTRL.BLOCKS, plan.blocks);
+  }
+
+  /** Whether the routing has balancing terms (else {@link Router.auxLoss} is 0). */
+  get balanced(): boolean {
+    return hasBalanceTerms(this.s.config.routing);
   }
 
   /** The balancing losses' value for the step (added to the error function's), its loops in ranges of `slicer`. */

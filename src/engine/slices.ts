@@ -39,10 +39,15 @@ export const RANGE_WORK = 1 << 16;
 
 /** No slicing: every loop whole, nothing yielded (predict, tests, direct callers). */
 export const WHOLE: Slicer = {
-  *ranges(n, _per, work) {
+  ranges(n, _per, work) {
     if (n > 0) work(0, n);
+    return NO_PAUSES;
   },
 };
+
+/** A section that never pauses (a finished generator): `yield*` over it costs one call. */
+export const NO_PAUSES: Slices = (function* (): Slices {})();
+NO_PAUSES.next();
 
 /** Run a sliced section to its end without pausing (with {@link WHOLE}, nothing is ever yielded). */
 export function drain(s: Slices): void {
@@ -84,7 +89,16 @@ export class StepSlicer implements Slicer {
     }
   }
 
-  *ranges(n: number, per: number, work: RangeWork): Slices {
+  ranges(n: number, per: number, work: RangeWork): Slices {
+    // One range (every small step's case): run it now, with no generator to go through.
+    if (n <= per) {
+      if (n > 0) work(0, n);
+      return NO_PAUSES;
+    }
+    return this.slicedRanges(n, per, work);
+  }
+
+  private *slicedRanges(n: number, per: number, work: RangeWork): Slices {
     for (let from = 0; from < n; ) {
       const until = Math.min(n, from + per);
       work(from, until);

@@ -14,7 +14,7 @@ import type { Sgemm } from '../compute/provider.js';
 import { MoeError } from '../errors.js';
 import type { Kernels } from '../kernels/types.js';
 import { errorFunction, type ErrorFunction, type MainLossViews } from '../losses/index.js';
-import { perRange, StepSlicer, type Slices } from './slices.js';
+import { NO_PAUSES, perRange, StepSlicer, type Slices } from './slices.js';
 import type { MixtureViews } from '../memory/layout.js';
 import { gateShape, type MixtureConfig } from '../model/config.js';
 import { layerViews } from '../model/mlp.js';
@@ -137,11 +137,11 @@ export class MixtureStep {
   }
 
   /** Gate forward: logits, log-softmax and softmax of the batch's rows (the softmax row by row, in ranges). */
-  private *gateForward(rows: number): Slices {
+  private gateForward(rows: number): Slices {
     const v = this.v, E = this.config.experts, k = this.kernels;
     this.gateHiddenFor(rows);
     mlpForward(this.gemm, k, this.gate, v.batchX, rows, v.gateLogits);
-    yield* this.slices.ranges(rows, perRange(4 * E), (from, until) =>
+    return this.slices.ranges(rows, perRange(4 * E), (from, until) =>
       from === 0 && until === rows
         ? k.logSoftmaxRows(v.gateLogits, rows, E, v.gateLogProb, v.gateProb)
         : k.logSoftmaxRows(v.gateLogits.subarray(from * E), until - from, E, v.gateLogProb.subarray(from * E), v.gateProb.subarray(from * E)),
@@ -182,23 +182,28 @@ export class MixtureStep {
 
   /** The error function's main side over the batch's rows, in ranges; the batch's mean loss. */
   private *combine(rows: number): Generator<Promise<void>, number, void> {
-    const ef = this.ef, main = this.main, v = this.v;
+    const ef = this.ef, main = this.main;
     let total = 0;
-    yield* this.slices.ranges(rows, perRange((8 * v.rowStart[rows]!) / Math.max(1, rows)), (from, until) => (total = ef.combine(main, from, until, total)));
+    yield* this.slices.ranges(rows, this.combineRows(rows), (from, until) => (total = ef.combine(main, from, until, total)));
     return total * (1 / rows);
+  }
+
+  /** Rows per range of the error function's main side. */
+  private combineRows(rows: number): number {
+    return perRange((8 * this.v.rowStart[rows]!) / Math.max(1, rows));
   }
 
   /**
    * One optimiser step on `u` (the gate's or the noise's), in ranges of parameters for a
    * large one: each element's update is on its own, so ranges compute what one call does.
    */
-  private *optimize(u: OptimizerViews, lr: number, step: number): Slices {
+  private optimize(u: OptimizerViews, lr: number, step: number): Slices {
     const n = u.params.length;
     if (n <= OPTIMIZER_RANGE) {
       optimizerStep(this.kernels, this.optimizer, u, lr, step);
-      return;
+      return NO_PAUSES;
     }
-    yield* this.slices.ranges(Math.ceil(n / OPTIMIZER_RANGE), 1, (from) => {
+    return this.slices.ranges(Math.ceil(n / OPTIMIZER_RANGE), 1, (from) => {
       const a = from * OPTIMIZER_RANGE, b = Math.min(n, a + OPTIMIZER_RANGE);
       const part: OptimizerViews = {
         params: u.params.subarray(a, b),
@@ -278,11 +283,13 @@ export class MixtureStep {
     yield* this.gateForward(rows);
     yield* router.routeSlices(rows, slices);
     runner.beginForward(rows, step);
-    yield* this.wait(runner.finishForward());
+    const forward = runner.finishForward();
+    if (forward) yield* this.wait(forward);
 
     this.main.rows = rows;
     if (ef.mixesOutputs) yield* this.mixOutputs(rows);
-    const value = (yield* this.combine(rows)) + (yield* router.auxLoss(rows, slices));
+    const loss = rows <= this.combineRows(rows) ? ef.combine(this.main, 0, rows, 0) * (1 / rows) : yield* this.combine(rows);
+    const value = loss + (router.balanced ? yield* router.auxLoss(rows, slices) : 0);
     if (!Number.isFinite(value)) {
       throw new MoeError('DIVERGED', `loss is ${value} at step ${step}; parameters are left at step ${step - 1} (lower the learning rate, or check the data's scale)`);
     }
@@ -299,7 +306,8 @@ export class MixtureStep {
         stop = err;
       }
     }
-    yield* this.wait(runner.finishBackward());
+    const backward = runner.finishBackward();
+    if (backward) yield* this.wait(backward);
     if (stop !== undefined) throw stop;
     if (ef.gateGradAfterBackward) {
       yield* slices.ranges(rows, perRange((4 * this.v.rowStart[rows]!) / Math.max(1, rows)), (from, until) => ef.gateGrad!(this.main, from, until));
@@ -322,8 +330,7 @@ export class MixtureStep {
    * run, a stop asked for meanwhile ends the step (a long step: a step of a few
    * milliseconds goes on to its end, and the fit stops before the next).
    */
-  private *wait(w: Promise<void> | void): Generator<Promise<void> | void, void, void> {
-    if (!w) return;
+  private *wait(w: Promise<void>): Generator<Promise<void>, void, void> {
     const t0 = performance.now();
     yield w;
     if (performance.now() - t0 > PHASE_SLICE_MS) this.slices.stopIfAsked();
