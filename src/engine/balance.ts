@@ -110,22 +110,36 @@ export class RoutingStats {
 
   /** Add one step: its load, dropped rows and the gate's entropy (full softmax) per row. */
   add(v: MixtureViews, rows: number, dropped: number): void {
-    drain(this.addSlices(v, rows, dropped, WHOLE));
+    this.addLoads(v);
+    this.addRest(this.entropyRows(v, 0, rows, 0), rows, dropped);
   }
 
   /** {@link RoutingStats.add}, its rows in ranges of `slicer`. */
   *addSlices(v: MixtureViews, rows: number, dropped: number, slicer: Slicer): Slices {
+    this.addLoads(v);
+    let h = 0;
+    yield* slicer.ranges(rows, perRange(2 * this.experts), (from, until) => (h = this.entropyRows(v, from, until, h)));
+    this.addRest(h, rows, dropped);
+  }
+
+  private addLoads(v: MixtureViews): void {
     const E = this.experts;
     for (let i = 0; i < E; i++) this.rowsPerExpert[i] = this.rowsPerExpert[i]! + v.expertLoad[i]!;
-    let h = 0;
-    yield* slicer.ranges(rows, perRange(2 * E), (from, until) => {
-      for (let q = from; q < until; q++) {
-        for (let i = 0; i < E; i++) {
-          const p = v.gateProb[q * E + i]!;
-          if (p > 0) h -= p * v.gateLogProb[q * E + i]!;
-        }
+  }
+
+  /** `h` less Σ p log p over rows [from, until) (float64, in order). */
+  private entropyRows(v: MixtureViews, from: number, until: number, h: number): number {
+    const E = this.experts;
+    for (let q = from; q < until; q++) {
+      for (let i = 0; i < E; i++) {
+        const p = v.gateProb[q * E + i]!;
+        if (p > 0) h -= p * v.gateLogProb[q * E + i]!;
       }
-    });
+    }
+    return h;
+  }
+
+  private addRest(h: number, rows: number, dropped: number): void {
     this.entropySum += h;
     this.dropped += dropped;
     this.rows += rows;

@@ -39,7 +39,7 @@
  * batch), its spelling in the ONNX builder and in the PyTorch example.
  */
 import type { RoutingConfig } from '../model/routing.js';
-import { drain, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
+import { NO_PAUSES, perRange, RANGE_WORK, type Slicer, type Slices } from './slices.js';
 
 /** A shard's own experts [first, first + count) (the shard that runs their UPDATE). */
 interface OwnedRange {
@@ -263,6 +263,8 @@ export class RoutingPlan {
   dropped = 0;
   /** Blocks of the last {@link RoutingPlan.cut}. */
   blocks = 0;
+  /** Binning: the next row-grouped entry. */
+  private nextEntry = 0;
   private readonly scratch: ChoiceScratch;
   private readonly cursor: Int32Array;
   private readonly blockOrder: Int32Array;
@@ -287,91 +289,120 @@ export class RoutingPlan {
 
   /** Choice, binning and weights for `s.rows` rows. Returns the number of entries. */
   route(s: GateScores): number {
-    drain(this.routeSlices(s, WHOLE));
+    const rows = s.rows;
+    this.choose(s);
+    this.binLoad(0, rows);
+    this.binStarts();
+    this.binEntries(0, rows);
+    this.binEnd(rows);
+    this.weigh(s);
     return this.entries;
   }
 
-  /** {@link RoutingPlan.route} with its long loops in ranges of `slicer` (a training step pauses between them). */
-  *routeSlices(s: GateScores, slicer: Slicer): Slices {
-    yield* this.chooseSlices(s, slicer);
-    yield* this.binSlices(s.rows, slicer);
-    yield* this.weighSlices(s, slicer);
+  /**
+   * {@link RoutingPlan.route} with its long loops in ranges of `slicer` (a training step
+   * pauses between them); a small batch at once.
+   */
+  routeSlices(s: GateScores, slicer: Slicer): Slices {
+    if (s.rows * this.experts <= RANGE_WORK) {
+      this.route(s);
+      return NO_PAUSES;
+    }
+    return this.routeSliced(s, slicer);
+  }
+
+  private *routeSliced(s: GateScores, slicer: Slicer): Slices {
+    const rows = s.rows, E = this.experts, rule = this.rule, parts = rule.parts?.(s, this.mode);
+    if (!parts || !rule.choosePart) {
+      this.choose(s);
+    } else {
+      this.chosen.fill(0, 0, rows * E);
+      yield* slicer.ranges(parts.count, perRange(parts.cost), (from, until) => rule.choosePart!(s, this.mode, this.chosen, this.scratch, from, until));
+    }
+    yield* slicer.ranges(rows, perRange(E), (from, until) => this.binLoad(from, until));
+    this.binStarts();
+    yield* slicer.ranges(rows, perRange(E), (from, until) => this.binEntries(from, until));
+    this.binEnd(rows);
+    if (this.rule.weights === 'probability') yield* slicer.ranges(this.entries, perRange(4), (from, until) => this.weighEntries(s, from, until));
+    else yield* slicer.ranges(rows, perRange((4 * this.entries) / Math.max(1, rows)), (from, until) => this.weighRows(s, from, until));
   }
 
   /** 1. Choice: the rows×E mask. */
   choose(s: GateScores): void {
-    drain(this.chooseSlices(s, WHOLE));
-  }
-
-  private *chooseSlices(s: GateScores, slicer: Slicer): Slices {
     this.chosen.fill(0, 0, s.rows * this.experts);
-    const rule = this.rule, parts = rule.parts?.(s, this.mode);
-    if (!parts || !rule.choosePart) {
-      rule.choose(s, this.mode, this.chosen, this.scratch);
-      return;
-    }
-    yield* slicer.ranges(parts.count, perRange(parts.cost), (from, until) => rule.choosePart!(s, this.mode, this.chosen, this.scratch, from, until));
+    this.rule.choose(s, this.mode, this.chosen, this.scratch);
   }
 
   /** 2. Binning: expert-major entries (rows ascending), each row's entries (experts ascending), the dropped rows. */
   bin(rows: number): void {
-    drain(this.binSlices(rows, WHOLE));
+    this.binLoad(0, rows);
+    this.binStarts();
+    this.binEntries(0, rows);
+    this.binEnd(rows);
   }
 
-  private *binSlices(rows: number, slicer: Slicer): Slices {
-    const o = this.out, E = this.experts, chosen = this.chosen, load = o.expertLoad, cur = this.cursor, per = perRange(E);
-    load.fill(0, 0, E);
-    yield* slicer.ranges(rows, per, (from, until) => {
-      for (let q = from; q < until; q++) {
-        const base = q * E;
-        for (let i = 0; i < E; i++) if (chosen[base + i]) load[i] = load[i]! + 1;
-      }
-    });
+  /** Binning, rows [from, until): each expert's load (zeroed at row 0). */
+  private binLoad(from: number, until: number): void {
+    const E = this.experts, chosen = this.chosen, load = this.out.expertLoad;
+    if (from === 0) load.fill(0, 0, E);
+    for (let q = from; q < until; q++) {
+      const base = q * E;
+      for (let i = 0; i < E; i++) if (chosen[base + i]) load[i] = load[i]! + 1;
+    }
+  }
+
+  /** Binning: where each expert's entries start. */
+  private binStarts(): void {
+    const o = this.out, E = this.experts, load = o.expertLoad, cur = this.cursor;
     let n = 0;
     for (let i = 0; i < E; i++) {
       o.expertStart[i] = cur[i] = n;
       n += load[i]!;
     }
     o.expertStart[E] = n;
-    let m = 0, dropped = 0;
-    yield* slicer.ranges(rows, per, (from, until) => {
-      for (let q = from; q < until; q++) {
-        o.rowStart[q] = m;
-        const base = q * E;
-        for (let i = 0; i < E; i++) {
-          if (!chosen[base + i]) continue;
-          const e = cur[i]!;
-          cur[i] = e + 1;
-          o.entryRow[e] = q;
-          o.entryExpert[e] = i;
-          o.rowEntries[m++] = e;
-        }
-        if (o.rowStart[q] === m) dropped++;
-      }
-    });
-    o.rowStart[rows] = m;
     this.entries = n;
+    this.nextEntry = this.dropped = 0;
+  }
+
+  /** Binning, rows [from, until): their entries, in row order (after {@link binStarts}). */
+  private binEntries(from: number, until: number): void {
+    const o = this.out, E = this.experts, chosen = this.chosen, cur = this.cursor;
+    let m = this.nextEntry, dropped = this.dropped;
+    for (let q = from; q < until; q++) {
+      o.rowStart[q] = m;
+      const base = q * E;
+      for (let i = 0; i < E; i++) {
+        if (!chosen[base + i]) continue;
+        const e = cur[i]!;
+        cur[i] = e + 1;
+        o.entryRow[e] = q;
+        o.entryExpert[e] = i;
+        o.rowEntries[m++] = e;
+      }
+      if (o.rowStart[q] === m) dropped++;
+    }
+    this.nextEntry = m;
     this.dropped = dropped;
+  }
+
+  private binEnd(rows: number): void {
+    this.out.rowStart[rows] = this.nextEntry;
   }
 
   /** ĝ and log ĝ per entry: softmax of h over each row's kept, or p of the kept. */
   weigh(s: GateScores): void {
-    drain(this.weighSlices(s, WHOLE));
+    if (this.rule.weights === 'probability') this.weighEntries(s, 0, this.entries);
+    else this.weighRows(s, 0, s.rows);
   }
 
-  private *weighSlices(s: GateScores, slicer: Slicer): Slices {
+  /** p of the kept, entries [from, until). */
+  private weighEntries(s: GateScores, from: number, until: number): void {
     const o = this.out, E = this.experts;
-    if (this.rule.weights === 'probability') {
-      yield* slicer.ranges(this.entries, perRange(4), (from, until) => {
-        for (let e = from; e < until; e++) {
-          const j = o.entryRow[e]! * E + o.entryExpert[e]!;
-          o.entryLogWeight[e] = s.logProb[j]!;
-          o.entryGateWeight[e] = s.prob[j]!;
-        }
-      });
-      return;
+    for (let e = from; e < until; e++) {
+      const j = o.entryRow[e]! * E + o.entryExpert[e]!;
+      o.entryLogWeight[e] = s.logProb[j]!;
+      o.entryGateWeight[e] = s.prob[j]!;
     }
-    yield* slicer.ranges(s.rows, perRange((4 * this.entries) / Math.max(1, s.rows)), (from, until) => this.weighRows(s, from, until));
   }
 
   /** Kept-softmax weights of rows [from, until). */

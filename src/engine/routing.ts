@@ -19,7 +19,7 @@ import type { Rng } from '../rng.js';
 import { balanceGradientSlices, balanceLossSlices, hasBalanceTerms, RoutingStats } from './balance.js';
 import type { ExpertRange } from './plan.js';
 import { RoutingPlan, type GateScores, type RoutingRule } from './routing-plan.js';
-import { drain, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
+import { drain, NO_PAUSES, perRange, RANGE_WORK, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /** What a session's router works with. */
 export interface RouterSpec {
@@ -78,31 +78,48 @@ export class Router {
 
   /** Noisy top-k: h = u + ε·softplus(x·Wn + bn) into v.noisyLogits (the draws in row order, range by range). */
   private *addNoise(rows: number, slicer: Slicer): Slices {
-    const v = this.v, E = this.E, rng = this.s.noiseRng!;
+    const v = this.v, E = this.E;
     const D = this.s.config.inputs;
     const W = v.noiseParams.subarray(0, D * E), b = v.noiseParams.subarray(D * E);
     this.s.kernels.biasRows(v.noiseLogits, b, rows, E);
     this.s.gemm(false, false, rows, E, D, 1, v.batchX, W, 1, v.noiseLogits);
-    yield* slicer.ranges(rows, perRange(4 * E), (from, until) => {
-      for (let j = from * E; j < until * E; j++) {
-        const eps = rng.normal();
-        v.gateNoise[j] = eps;
-        v.noisyLogits[j] = v.gateLogits[j]! + eps * softplus(v.noiseLogits[j]!);
-      }
-    });
+    yield* slicer.ranges(rows, perRange(4 * E), (from, until) => this.noiseRows(from, until));
+  }
+
+  /** The noise of rows [from, until), drawn in order. */
+  private noiseRows(from: number, until: number): void {
+    const v = this.v, E = this.E, rng = this.s.noiseRng!;
+    for (let j = from * E; j < until * E; j++) {
+      const eps = rng.normal();
+      v.gateNoise[j] = eps;
+      v.noisyLogits[j] = v.gateLogits[j]! + eps * softplus(v.noiseLogits[j]!);
+    }
   }
 
   /** Write the step's entries, weights and blocks for `rows` batch rows (after the gate's forward, before FORWARD). */
   route(rows: number): void {
-    drain(this.routeSlices(rows, WHOLE));
+    drain(this.routeSliced(rows, WHOLE));
   }
 
-  /** {@link Router.route}, its long loops in ranges of `slicer`. */
-  *routeSlices(rows: number, slicer: Slicer): Slices {
+  /** {@link Router.route}, its long loops in ranges of `slicer` (a small batch at once). */
+  routeSlices(rows: number, slicer: Slicer): Slices {
+    if (this.noisy || rows * this.E > RANGE_WORK) return this.routeSliced(rows, slicer);
+    this.scores.rows = rows;
+    this.plan.route(this.scores);
+    this.blocks();
+    return NO_PAUSES;
+  }
+
+  private *routeSliced(rows: number, slicer: Slicer): Slices {
     if (this.noisy) yield* this.addNoise(rows, slicer);
     this.scores.rows = rows;
+    yield* this.plan.routeSlices(this.scores, slicer);
+    this.blocks();
+  }
+
+  /** Cut the plan's entries into blocks and schedule them. */
+  private blocks(): void {
     const plan = this.plan, v = this.v;
-    yield* plan.routeSlices(this.scores, slicer);
     plan.cut(this.planViews, this.s.blockRows);
     plan.schedule(this.planViews, this.s.groups, this.s.split, this.s.shardOffset ?? 0);
     Atomics.store(v.control, CTRL.BLOCKS, plan.blocks);
@@ -120,11 +137,17 @@ export class Router {
 
   /** ∂E/∂u (rows×E) from ∂E/∂log ĝ per entry, plus the balancing losses'. */
   backward(rows: number): void {
-    drain(this.backwardSlices(rows, WHOLE));
+    drain(this.backwardSliced(rows, WHOLE));
   }
 
-  /** {@link Router.backward}, its long loops in ranges of `slicer`. */
-  *backwardSlices(rows: number, slicer: Slicer): Slices {
+  /** {@link Router.backward}, its long loops in ranges of `slicer` (a small batch at once). */
+  backwardSlices(rows: number, slicer: Slicer): Slices {
+    if (this.noisy || this.balanced || rows * this.E > RANGE_WORK) return this.backwardSliced(rows, slicer);
+    this.logitGradRows(0, rows);
+    return NO_PAUSES;
+  }
+
+  private *backwardSliced(rows: number, slicer: Slicer): Slices {
     const v = this.v, E = this.E;
     yield* slicer.ranges(rows, perRange(2 * E), (from, until) => this.logitGradRows(from, until));
     // h = u + noise enters the loss only through ĝ: the noise network's gradient is the
@@ -173,12 +196,24 @@ export class Router {
 
   /** After the step's UPDATE: statistics, and the balancing bias. */
   afterStep(rows: number): void {
-    drain(this.afterStepSlices(rows, WHOLE));
+    this.stats.add(this.v, rows, this.plan.dropped);
+    this.stepBias();
   }
 
-  /** {@link Router.afterStep}, its long loops in ranges of `slicer`. */
-  *afterStepSlices(rows: number, slicer: Slicer): Slices {
+  /** {@link Router.afterStep}, its long loops in ranges of `slicer` (a small batch at once). */
+  afterStepSlices(rows: number, slicer: Slicer): Slices {
+    if (rows * this.E > RANGE_WORK) return this.afterStepSliced(rows, slicer);
+    this.afterStep(rows);
+    return NO_PAUSES;
+  }
+
+  private *afterStepSliced(rows: number, slicer: Slicer): Slices {
     yield* this.stats.addSlices(this.v, rows, this.plan.dropped, slicer);
+    this.stepBias();
+  }
+
+  /** DeepSeek-V3's balancing bias: b_i += γ·sign(mean load − load_i). */
+  private stepBias(): void {
     const gamma = this.s.config.routing.balanceBias;
     if (gamma > 0) {
       const v = this.v, E = this.E;

@@ -348,8 +348,16 @@ export class MixtureStep {
     throw new MoeError('DIVERGED', `${what} is not finite (or its norm is over 1e15) at step ${step}; parameters and optimiser state are left at step ${step - 1} (lower the learning rate or the loss weights, or check the data's scale)`);
   }
 
-  private *gateBackward(rows: number): Slices {
-    yield* this.router.backwardSlices(rows, this.slices);
+  /** The router's backward (in ranges), then the gate network's. */
+  private gateBackward(rows: number): Slices {
+    const routed = this.router.backwardSlices(rows, this.slices);
+    if (routed !== NO_PAUSES) return this.gateBackwardAfter(routed, rows);
+    mlpBackward(this.gemm, this.kernels, this.gate, this.v.batchX, rows, this.v.gateLogitGrad);
+    return NO_PAUSES;
+  }
+
+  private *gateBackwardAfter(routed: Slices, rows: number): Slices {
+    yield* routed;
     mlpBackward(this.gemm, this.kernels, this.gate, this.v.batchX, rows, this.v.gateLogitGrad);
   }
 }
