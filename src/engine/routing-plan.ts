@@ -92,6 +92,12 @@ export interface RoutingRule {
   /** Set chosen[q·E + i] = 1 for each row q's experts (the mask comes zeroed). */
   choose(s: GateScores, mode: RoutingMode, chosen: Uint8Array, scratch: ChoiceScratch): void;
   /**
+   * Optional: true when the rule always chooses every expert for every row (dense). Its
+   * choice and binning then depend on the row count only, and a plan keeps them from one
+   * batch to the next of the same size (only the weights change).
+   */
+  readonly everyExpert?: boolean;
+  /**
    * Optional, for a choice over many experts: the choice in parts (rows, or experts), so
    * that a training step can pause between them. `parts` says how many parts the choice
    * of `s` has and the work of one (in floats read); {@link RoutingRule.choosePart} marks
@@ -157,6 +163,7 @@ const DENSE: RoutingRule = {
   choose(s, _mode, chosen) {
     chosen.fill(1, 0, s.rows * s.experts);
   },
+  everyExpert: true,
 };
 
 function topk(K: number, name: string): RoutingRule {
@@ -265,6 +272,8 @@ export class RoutingPlan {
   blocks = 0;
   /** Binning: the next row-grouped entry. */
   private nextEntry = 0;
+  /** An every-expert rule: the row count whose choice and binning the buffers hold (−1: none). */
+  private binnedRows = -1;
   private readonly scratch: ChoiceScratch;
   private readonly cursor: Int32Array;
   private readonly blockOrder: Int32Array;
@@ -290,6 +299,10 @@ export class RoutingPlan {
   /** Choice, binning and weights for `s.rows` rows. Returns the number of entries. */
   route(s: GateScores): number {
     const rows = s.rows;
+    if (this.keepsBinning(rows)) {
+      this.weigh(s);
+      return this.entries;
+    }
     this.choose(s);
     this.binLoad(0, rows);
     this.binStarts();
@@ -313,18 +326,32 @@ export class RoutingPlan {
 
   private *routeSliced(s: GateScores, slicer: Slicer): Slices {
     const rows = s.rows, E = this.experts, rule = this.rule, parts = rule.parts?.(s, this.mode);
-    if (!parts || !rule.choosePart) {
+    if (this.keepsBinning(rows)) {
+      // The choice and binning of the last batch stand (an every-expert rule, the same rows).
+    } else if (!parts || !rule.choosePart) {
       this.choose(s);
     } else {
       this.chosen.fill(0, 0, rows * E);
       yield* slicer.ranges(parts.count, perRange(parts.cost), (from, until) => rule.choosePart!(s, this.mode, this.chosen, this.scratch, from, until));
     }
-    yield* slicer.ranges(rows, perRange(E), (from, until) => this.binLoad(from, until));
-    this.binStarts();
-    yield* slicer.ranges(rows, perRange(E), (from, until) => this.binEntries(from, until));
-    this.binEnd(rows);
+    if (this.binnedRows !== rows) {
+      yield* slicer.ranges(rows, perRange(E), (from, until) => this.binLoad(from, until));
+      this.binStarts();
+      yield* slicer.ranges(rows, perRange(E), (from, until) => this.binEntries(from, until));
+      this.binEnd(rows);
+    }
     if (this.rule.weights === 'probability') yield* slicer.ranges(this.entries, perRange(4), (from, until) => this.weighEntries(s, from, until));
     else yield* slicer.ranges(rows, perRange((4 * this.entries) / Math.max(1, rows)), (from, until) => this.weighRows(s, from, until));
+  }
+
+  /**
+   * Whether the buffers already hold this batch's choice and binning: an every-expert rule
+   * binned `rows` rows last time (nothing else writes the plan's entry regions). Binning
+   * through {@link RoutingPlan.route} or its slices records the row count for the next call.
+   */
+  private keepsBinning(rows: number): boolean {
+    if (!this.rule.everyExpert) return false;
+    return this.binnedRows === rows;
   }
 
   /** 1. Choice: the rows×E mask. */
@@ -344,7 +371,10 @@ export class RoutingPlan {
   /** Binning, rows [from, until): each expert's load (zeroed at row 0). */
   private binLoad(from: number, until: number): void {
     const E = this.experts, chosen = this.chosen, load = this.out.expertLoad;
-    if (from === 0) load.fill(0, 0, E);
+    if (from === 0) {
+      load.fill(0, 0, E);
+      this.binnedRows = -1; // until binEnd: a binning stopped part-way is not kept
+    }
     for (let q = from; q < until; q++) {
       const base = q * E;
       for (let i = 0; i < E; i++) if (chosen[base + i]) load[i] = load[i]! + 1;
@@ -387,6 +417,7 @@ export class RoutingPlan {
 
   private binEnd(rows: number): void {
     this.out.rowStart[rows] = this.nextEntry;
+    this.binnedRows = this.rule.everyExpert ? rows : -1;
   }
 
   /** ĝ and log ĝ per entry: softmax of h over each row's kept, or p of the kept. */

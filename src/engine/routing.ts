@@ -143,22 +143,35 @@ export class Router {
   /** {@link Router.backward}, its long loops in ranges of `slicer` (a small batch at once). */
   backwardSlices(rows: number, slicer: Slicer): Slices {
     if (this.noisy || this.balanced || rows * this.E > RANGE_WORK) return this.backwardSliced(rows, slicer);
-    this.logitGradRows(0, rows);
+    this.logitGradRows(0, rows, rows);
     return NO_PAUSES;
   }
 
   private *backwardSliced(rows: number, slicer: Slicer): Slices {
     const v = this.v, E = this.E;
-    yield* slicer.ranges(rows, perRange(2 * E), (from, until) => this.logitGradRows(from, until));
+    yield* slicer.ranges(rows, perRange(2 * E), (from, until) => this.logitGradRows(from, until, rows));
     // h = u + noise enters the loss only through ĝ: the noise network's gradient is the
     // loss's ∂E/∂h alone, taken before the balancing terms (functions of u, not h) join.
     if (this.noisy) yield* this.noiseBackward(rows, slicer);
     yield* balanceGradientSlices(v, this.s.config.routing, rows, E, slicer);
   }
 
-  /** ∂E/∂u of rows [from, until) from ∂E/∂log ĝ (no balancing terms yet). */
-  private logitGradRows(from: number, until: number): void {
+  /** ∂E/∂u of rows [from, until) of a batch of `rows` from ∂E/∂log ĝ (no balancing terms yet). */
+  private logitGradRows(from: number, until: number, rows: number): void {
     const v = this.v, E = this.E, du = v.gateLogitGrad, keptSoftmax = this.s.rule.weights === 'kept-softmax';
+    if (!keptSoftmax && this.plan.entries === rows * E) {
+      // Every row kept every expert: binning laid the entries out expert-major, row q's
+      // entry of expert i at i·rows + q. The same sums in the same order, without the
+      // plan's indirections (dense routing's every step).
+      const dlw = v.entryDLogWeight, p = v.gateProb;
+      for (let q = from; q < until; q++) {
+        const base = q * E;
+        let sum = 0;
+        for (let i = 0; i < E; i++) sum += dlw[i * rows + q]!;
+        for (let i = 0; i < E; i++) du[base + i] = dlw[i * rows + q]! - p[base + i]! * sum;
+      }
+      return;
+    }
     for (let q = from; q < until; q++) {
       const a = v.rowStart[q]!, b = v.rowStart[q + 1]!, base = q * E;
       let sum = 0;
