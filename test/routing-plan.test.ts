@@ -29,6 +29,7 @@ import { Rng } from '../src/rng.js';
 import { trainingData } from '../src/train/data.js';
 import { TrainingSession } from '../src/train/session.js';
 import { expectSame } from './helpers/params.js';
+import { drain, WHOLE } from '../src/engine/slices.js';
 
 const EXAMPLE_DIR = fileURLToPath(new URL('../examples/pytorch/', import.meta.url));
 const torch = await findTorchPython();
@@ -324,6 +325,34 @@ describe('the plan\'s stages', () => {
         if (rule.weights === 'kept-softmax' && o.rowStart[q + 1]! > o.rowStart[q]!) expect(sum).toBeCloseTo(1, 6);
       }
     }
+  });
+
+  it('dense keeps its choice and binning while the row count stays: the regions equal a fresh plan\'s after every batch size, by route() and by binAhead() + weighSlices()', () => {
+    const rule = routingRule({ kind: 'dense', k: E, noise: false, balanceLoss: 0, zLoss: 0, balanceBias: 0, blockRows: 64 });
+    expect(rule.everyExpert).toBe(true);
+    const maxRows = 40, N = rule.maxEntries(maxRows, E, 'training');
+    const kept = planEntries(N, maxRows);
+    const plan = new RoutingPlan(rule, 'training', E, maxRows, kept);
+    const slicer = WHOLE;
+    let seed = 10;
+    for (const rows of [40, 40, 13, 40, 13, 13, 1, 40]) {
+      const s = randomScores(rows, seed++);
+      if (seed % 2) plan.route(s);
+      else {
+        expect(plan.binAhead(rows)).toBe(true);
+        drain(plan.weighSlices(s, slicer));
+      }
+      const fresh = planEntries(N, maxRows);
+      new RoutingPlan(rule, 'training', E, maxRows, fresh).route(s);
+      expect(plan.entries).toBe(rows * E);
+      for (const k of Object.keys(fresh) as (keyof PlanEntries)[]) {
+        const n = k === 'rowStart' ? rows + 1 : k === 'expertStart' ? E + 1 : k === 'expertLoad' ? E : rows * E;
+        expect(Array.from(kept[k].subarray(0, n)), `${k} at ${rows} rows`).toEqual(Array.from(fresh[k].subarray(0, n)));
+      }
+    }
+    // Any other rule plans after the gate.
+    const topk = new RoutingPlan(routingRule({ kind: 'topk', k: 2, noise: false, balanceLoss: 0, zLoss: 0, balanceBias: 0, blockRows: 64 }), 'training', E, maxRows, planEntries(N, maxRows));
+    expect(topk.binAhead(40)).toBe(false);
   });
 
   it('the biased score is the float32 sum: 2⁻²⁴ of bias is lost on a logit of 1, a tie with the next expert stays a tie', () => {

@@ -340,6 +340,34 @@ export class RoutingPlan {
       yield* slicer.ranges(rows, perRange(E), (from, until) => this.binEntries(from, until));
       this.binEnd(rows);
     }
+    yield* this.weighSliced(s, slicer);
+  }
+
+  /**
+   * An every-expert rule's choice and binning for `rows` rows without the gate's scores
+   * (they read none); false, doing nothing, for any other rule. The weights follow with
+   * {@link RoutingPlan.weighSlices} once the gate has run.
+   */
+  binAhead(rows: number): boolean {
+    if (!this.rule.everyExpert) return false;
+    if (this.binnedRows !== rows) {
+      this.chosen.fill(1, 0, rows * this.experts);
+      this.bin(rows);
+    }
+    return true;
+  }
+
+  /** {@link RoutingPlan.weigh} with its loop in ranges of `slicer` (a small batch at once). */
+  weighSlices(s: GateScores, slicer: Slicer): Slices {
+    if (s.rows * this.experts <= RANGE_WORK) {
+      this.weigh(s);
+      return NO_PAUSES;
+    }
+    return this.weighSliced(s, slicer);
+  }
+
+  private *weighSliced(s: GateScores, slicer: Slicer): Slices {
+    const rows = s.rows;
     if (this.rule.weights === 'probability') yield* slicer.ranges(this.entries, perRange(4), (from, until) => this.weighEntries(s, from, until));
     else yield* slicer.ranges(rows, perRange((4 * this.entries) / Math.max(1, rows)), (from, until) => this.weighRows(s, from, until));
   }

@@ -117,6 +117,24 @@ export class Router {
     this.blocks();
   }
 
+  /**
+   * Plan the step before the gate's forward pass where the rule's choice reads no gate
+   * score (every row to every expert): entries, blocks and their shards, all the experts'
+   * FORWARD reads, so that it can start at once and overlap the gate. False, doing nothing,
+   * under any other rule: {@link Router.routeSlices} then plans after the gate.
+   */
+  planAhead(rows: number): boolean {
+    if (this.noisy || !this.plan.binAhead(rows)) return false;
+    this.blocks();
+    return true;
+  }
+
+  /** After {@link Router.planAhead} and the gate's forward: the entries' weights. */
+  weighSlices(rows: number, slicer: Slicer): Slices {
+    this.scores.rows = rows;
+    return this.plan.weighSlices(this.scores, slicer);
+  }
+
   /** Cut the plan's entries into blocks and schedule them. */
   private blocks(): void {
     const plan = this.plan, v = this.v;

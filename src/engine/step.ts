@@ -279,10 +279,16 @@ export class MixtureStep {
     const rows = batch.length;
     const ef = this.ef, router = this.router, runner = this.runner, slices = this.slices;
     this.gather(batch, rows);
-    // Which experts compute a row depends on the gate: it runs first, then the routing plan.
+    // The experts' FORWARD reads the plan's entries and blocks, not its weights. Which
+    // experts compute a row depends on the gate, so the gate runs first and then the plan;
+    // where the rule sends every row to every expert (dense) the plan needs no gate, and
+    // FORWARD starts before the gate's forward pass and overlaps it (with workers, the
+    // gate's work then hides the shards' wake-up).
+    const planned = router.planAhead(rows);
+    if (planned) runner.beginForward(rows, step);
     yield* this.gateForward(rows);
-    yield* router.routeSlices(rows, slices);
-    runner.beginForward(rows, step);
+    yield* planned ? router.weighSlices(rows, slices) : router.routeSlices(rows, slices);
+    if (!planned) runner.beginForward(rows, step);
     const forward = runner.finishForward();
     if (forward) yield* this.wait(forward);
 
