@@ -10,12 +10,15 @@
  * the gate's ∂E/∂u in place. The loops over B×E run in ranges of a {@link Slicer} (a
  * training step pauses between them), sums carried from range to range in the same order.
  */
-import type { MixtureViews } from '../memory/layout.js';
+import type { GroupRegions } from '../memory/layout.js';
+
+/** What the balancing terms and the routing statistics read and write: the gate's probabilities and logit gradient, the plan's loads and entries. */
+export type BalanceViews = GroupRegions<'gate' | 'plan'>;
 import type { RoutingConfig } from '../model/routing.js';
 import { drain, NO_PAUSES, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /** The balancing losses' value for a step of `rows` rows (0 when both are off). */
-export function balanceLossValue(v: MixtureViews, r: RoutingConfig, rows: number, E: number): number {
+export function balanceLossValue(v: BalanceViews, r: RoutingConfig, rows: number, E: number): number {
   const s = balanceLossSlices(v, r, rows, E, WHOLE);
   for (let x = s.next(); ; x = s.next()) if (x.done) return x.value;
 }
@@ -26,7 +29,7 @@ export function hasBalanceTerms(r: RoutingConfig): boolean {
 }
 
 /** {@link balanceLossValue}, its loop over the experts in ranges of `slicer`. */
-export function* balanceLossSlices(v: MixtureViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Generator<Promise<void>, number, void> {
+export function* balanceLossSlices(v: BalanceViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Generator<Promise<void>, number, void> {
   let total = 0;
   if (r.balanceLoss > 0) {
     const pairs = loadTotal(v, E);
@@ -52,16 +55,16 @@ export function* balanceLossSlices(v: MixtureViews, r: RoutingConfig, rows: numb
 }
 
 /** Add the balancing losses' ∂L/∂u to v.gateLogitGrad (rows×E). */
-export function addBalanceGradients(v: MixtureViews, r: RoutingConfig, rows: number, E: number): void {
+export function addBalanceGradients(v: BalanceViews, r: RoutingConfig, rows: number, E: number): void {
   drain(balanceGradientSlices(v, r, rows, E, WHOLE));
 }
 
 /** {@link addBalanceGradients}, its rows in ranges of `slicer`. */
-export function balanceGradientSlices(v: MixtureViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Slices {
+export function balanceGradientSlices(v: BalanceViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Slices {
   return hasBalanceTerms(r) ? balanceGradients(v, r, rows, E, slicer) : NO_PAUSES;
 }
 
-function* balanceGradients(v: MixtureViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Slices {
+function* balanceGradients(v: BalanceViews, r: RoutingConfig, rows: number, E: number, slicer: Slicer): Slices {
   if (r.balanceLoss > 0) {
     const pairs = loadTotal(v, E), c = (r.balanceLoss * E) / rows;
     yield* slicer.ranges(rows, perRange(4 * E), (from, until) => {
@@ -86,7 +89,7 @@ function* balanceGradients(v: MixtureViews, r: RoutingConfig, rows: number, E: n
   }
 }
 
-function loadTotal(v: MixtureViews, E: number): number {
+function loadTotal(v: BalanceViews, E: number): number {
   let n = 0;
   for (let i = 0; i < E; i++) n += v.expertLoad[i]!;
   return Math.max(1, n);
@@ -109,26 +112,26 @@ export class RoutingStats {
   }
 
   /** Add one step: its load, dropped rows and the gate's entropy (full softmax) per row. */
-  add(v: MixtureViews, rows: number, dropped: number): void {
+  add(v: BalanceViews, rows: number, dropped: number): void {
     this.addLoads(v);
     this.addRest(this.entropyRows(v, 0, rows, 0), rows, dropped);
   }
 
   /** {@link RoutingStats.add}, its rows in ranges of `slicer`. */
-  *addSlices(v: MixtureViews, rows: number, dropped: number, slicer: Slicer): Slices {
+  *addSlices(v: BalanceViews, rows: number, dropped: number, slicer: Slicer): Slices {
     this.addLoads(v);
     let h = 0;
     yield* slicer.ranges(rows, perRange(2 * this.experts), (from, until) => (h = this.entropyRows(v, from, until, h)));
     this.addRest(h, rows, dropped);
   }
 
-  private addLoads(v: MixtureViews): void {
+  private addLoads(v: BalanceViews): void {
     const E = this.experts;
     for (let i = 0; i < E; i++) this.rowsPerExpert[i] = this.rowsPerExpert[i]! + v.expertLoad[i]!;
   }
 
   /** `h` less Σ p log p over rows [from, until) (float64, in order). */
-  private entropyRows(v: MixtureViews, from: number, until: number, h: number): number {
+  private entropyRows(v: BalanceViews, from: number, until: number, h: number): number {
     const E = this.experts;
     for (let q = from; q < until; q++) {
       for (let i = 0; i < E; i++) {

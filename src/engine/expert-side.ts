@@ -11,7 +11,14 @@ import { committable } from './finite.js';
 import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
 import { errorFunction, type ErrorFunction, type ExpertLossBlock } from '../losses/index.js';
-import { CTRL, type MixtureLayout, type MixtureViews } from '../memory/layout.js';
+import { CTRL, type GroupRegions, type MixtureLayout } from '../memory/layout.js';
+
+/**
+ * What the expert side reads and writes: the batch, the plan's entries and blocks, its
+ * own regions, the loss's per-entry weights and mixture, the optimiser state and the
+ * control block; never the gate's.
+ */
+export type ExpertViews = GroupRegions<'control' | 'batch' | 'plan' | 'experts' | 'loss' | 'optimiser'>;
 import { expertShape, type MixtureConfig } from '../model/config.js';
 import { layerViews, type LayerViews, type MlpShape } from '../model/mlp.js';
 import type { OptimizerConfig } from '../optim/config.js';
@@ -70,7 +77,7 @@ export class ExpertSide {
     private readonly gemm: Sgemm,
     private readonly kernels: Kernels,
     readonly spec: ExpertSideSpec,
-    private readonly v: MixtureViews,
+    private readonly v: ExpertViews,
   ) {
     const c = spec.config, s = spec.layout.sizes;
     this.shape = expertShape(c);

@@ -13,7 +13,14 @@
  */
 import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
-import { CTRL, groupViews, type GroupRegions, type MixtureViews } from '../memory/layout.js';
+import { CTRL, groupViews, type GroupRegions } from '../memory/layout.js';
+
+/**
+ * What the router reads and writes: the gate's scores, noise and logit gradient, the plan,
+ * the loss's ∂E/∂log ĝ per entry, the batch's inputs (the noise network) and the control
+ * block's block count.
+ */
+export type RouterViews = GroupRegions<'control' | 'batch' | 'gate' | 'plan' | 'loss'>;
 import type { MixtureConfig } from '../model/config.js';
 import type { Rng } from '../rng.js';
 import { balanceGradientSlices, balanceLossSlices, hasBalanceTerms, RoutingStats } from './balance.js';
@@ -62,7 +69,7 @@ export class Router {
   private readonly planViews: GroupRegions<'plan'>;
 
   constructor(
-    private readonly v: MixtureViews,
+    private readonly v: RouterViews,
     private readonly s: RouterSpec,
   ) {
     const E = (this.E = s.config.experts);

@@ -132,6 +132,12 @@ export type IndexSpace = 'rows' | 'entries' | 'blocks' | 'slots' | 'experts' | '
  *   optimiser   optimiser state
  */
 export type RegionGroup = 'control' | 'batch' | 'gate' | 'plan' | 'experts' | 'loss' | 'optimiser';
+// Each part of a step is typed with only the groups it reads or writes (GroupRegions), so
+// the compiler refuses a reach into another's: the routing plan `plan`
+// (engine/routing-plan.ts), the router RouterViews (engine/routing.ts), the balancing
+// terms BalanceViews (engine/balance.ts), the expert side ExpertViews, never `gate`
+// (engine/expert-side.ts), each error function's main side MainLossViews
+// (losses/error-function.ts). Only the step that orders them (engine/step.ts) holds all.
 
 /** The steps of a training step, in order (FORWARD, BACKWARD, UPDATE are the shards' commands). */
 export type StepStage = 'gather' | 'gate' | 'route' | 'forward' | 'combine' | 'backward' | 'update';
@@ -291,9 +297,9 @@ export function regionGroup(name: RegionName): RegionGroup {
 }
 
 /** The views of one group's regions (for a phase that is handed only that group). */
-export function groupViews<G extends RegionGroup>(v: MixtureViews, group: G): GroupRegions<G> {
+export function groupViews<G extends RegionGroup>(v: GroupRegions<G>, group: G): GroupRegions<G> {
   const out: Partial<Record<RegionName, MixtureViews[RegionName]>> = {};
-  for (const name of Object.keys(REGIONS) as RegionName[]) if (REGIONS[name].group === group) out[name] = v[name];
+  for (const name of Object.keys(REGIONS) as RegionName[]) if (REGIONS[name].group === group) out[name] = (v as Partial<MixtureViews>)[name];
   return out as GroupRegions<G>;
 }
 
