@@ -745,6 +745,30 @@ export function addInto(dst: usize, src: usize, n: i32): void {
   }
 }
 
+/** out[0] ← Σ a_i² (float32; the order is the signature table's, src/kernels/signatures.ts). */
+export function sqNorm(a: usize, n: i32, out: usize): void {
+  const zero = f32x4.splat(0);
+  let s0 = zero, s1 = zero, s2 = zero, s3 = zero;
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const p = at(a, i);
+    const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+    s0 = f32x4.add(s0, f32x4.mul(v0, v0));
+    s1 = f32x4.add(s1, f32x4.mul(v1, v1));
+    s2 = f32x4.add(s2, f32x4.mul(v2, v2));
+    s3 = f32x4.add(s3, f32x4.mul(v3, v3));
+  }
+  const t = f32x4.add(f32x4.add(s0, s1), f32x4.add(s2, s3));
+  let total: f32 = f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1);
+  total += f32x4.extract_lane(t, 2);
+  total += f32x4.extract_lane(t, 3);
+  for (; i < n; i++) {
+    const x = load<f32>(at(a, i));
+    total += x * x;
+  }
+  store<f32>(out, total);
+}
+
 /** dst[0..n) ← value. */
 export function fill(dst: usize, n: i32, value: f32): void {
   if (reinterpret<i32>(value) == 0) {

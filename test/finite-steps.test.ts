@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
-import { LOOP_MAX, MAX_GRAD_SQNORM, squaredNorm } from '../src/engine/finite.js';
+import { committable, MAX_GRAD_SQNORM, squaredNorm } from '../src/engine/finite.js';
+import { createKernels } from '../src/kernels/index.js';
+import { wasmApi } from '../src/kernels/wasm-api.js';
 import { MoeError } from '../src/errors.js';
 import { Mixture } from '../src/mixture.js';
 import { copyParams, expectIdentical } from './helpers/params.js';
@@ -35,26 +37,28 @@ async function rejection(p: Promise<unknown>): Promise<MoeError> {
 }
 
 describe('commit only finite steps', () => {
-  it('squaredNorm, by the loop (short vectors) and by sgemm (long ones): NaN and ±∞ propagate, overflow is refused', async () => {
-    const m = await Mixture.create({ task: 'regression', inputs: 1, outputs: 1, experts: 1 });
-    const gemm = m.provider.sgemm, out = new Float32Array(1);
-    // The same values at the head of a short vector and of one past LOOP_MAX (zeros after).
-    const vec = (head: number[], long: boolean): Float32Array => {
-      const g = new Float32Array(long ? LOOP_MAX + 5 : head.length);
-      g.set(head);
-      return g;
-    };
-    for (const long of [false, true]) {
-      const norm = (head: number[]): number => { const g = vec(head, long); return squaredNorm(gemm, g, g.length, out); };
+  it.each(['wasm', 'js'] as const)('squaredNorm by the %s sqNorm kernel: NaN and ±∞ propagate, a sum past float32\'s range is +∞ and refused', (set) => {
+    const memory = new wasmApi.Memory({ initial: 4, maximum: 4, shared: true });
+    const kernels = createKernels(memory, set);
+    const f32 = (n: number, at: number): Float32Array => new Float32Array(memory.buffer, at, n);
+    const out = f32(1, 0);
+    // The same values at the head of a vector shorter than a SIMD block and of a long one (zeros after).
+    for (const n of [3, 16 * 100 + 7]) {
+      const g = f32(n, 64);
+      const norm = (head: number[]): number => {
+        g.fill(0);
+        g.set(head);
+        return squaredNorm(kernels, g, n, out);
+      };
       expect(norm([3, 4])).toBe(25);
       expect(norm([1, NaN, 2])).toBeNaN();
       expect(norm([1, -Infinity])).toBe(Infinity);
-      // 9e38: past float32's range in sgemm's accumulation (+∞), finite in the loop's float64: refused both ways.
-      expect(norm([3e19, 1])).toBeGreaterThan(MAX_GRAD_SQNORM);
-      if (long) expect(norm([3e19, 1])).toBe(Infinity);
+      expect(norm([3e19, 1])).toBe(Infinity); // 9e38 is past float32's range
       expect(norm([1e15, 0])).toBeLessThanOrEqual(MAX_GRAD_SQNORM * 1.0000001);
+      expect(committable(kernels, g, n, out)).toBe(true);
+      g[n - 1] = 2e15;
+      expect(committable(kernels, g, n, out)).toBe(false);
     }
-    await m.close();
   });
 
   for (const workers of [0, 2]) {

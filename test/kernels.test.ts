@@ -594,6 +594,17 @@ describe('kernels against float64 references', () => {
         worst.addInto = worstRatio(dst, d64.map((x, i) => x + s64[i]!), d64.map((x, i) => Math.abs(x + s64[i]!)), 'addInto');
         expect(worst.addInto).toBeLessThanOrEqual(1);
       }
+      // sqNorm: Σ a_i² by 16 lanes, then their sum, then the tail: every term rounded once
+      // (the square) and added through at most ⌈n/16⌉ + 4 + 15 sums; S = Σ a_i². Bound that
+      // many roundings plus one; measured well below it.
+      {
+        const n = 16 * 200 + 11, a64v = f32(rand(n, () => rng.normal())), a = toView(a64v, 1), out = arena.f32(1, 2);
+        k.sqNorm(a, n, out);
+        let ref = 0;
+        for (const x of a64v) ref += x * x;
+        worst.sqNorm = worstRatio(out, Float64Array.of(ref), Float64Array.of(ref), 'sqNorm');
+        expect(worst.sqNorm).toBeLessThanOrEqual(Math.ceil(n / 16) + 4 + 15 + 1);
+      }
       const p64 = f32(rand(N, () => rng.normal())), g64 = f32(rand(N, () => rng.normal() * 0.1));
       const lr = Math.fround(0.05), wd = Math.fround(1e-3), mu = Math.fround(0.9);
       // sgd: p − lr·(g + wd·p); S = |p| + lr·(|g| + wd·|p|). Bound 4; measured 1.41.
@@ -645,7 +656,7 @@ describe('kernels against float64 references', () => {
         expect(worst.adamP).toBeLessThanOrEqual(1);
       }
       report(`${name} element-wise`, worst);
-      expect(Object.keys(worst).length).toBe(10);
+      expect(Object.keys(worst).length).toBe(11);
     });
 
     it(`${name}: row kernels of the error functions within their bounds`, () => {

@@ -57,8 +57,6 @@ export class ExpertSide {
    * seconds on the main thread, in-process, before the first step could yield).
    */
   private readonly params: (LayerViews | undefined)[] = [];
-  /** One float for the finite-step check's squared norm. */
-  private readonly norm = new Float32Array(1);
   private readonly ownGrads: (LayerViews | undefined)[] = [];
   private readonly slotGrads: (LayerViews | undefined)[] = [];
   private readonly hiddenOffsets: number[];
@@ -66,6 +64,8 @@ export class ExpertSide {
   private readonly deltaB: Float32Array;
   private readonly gradOut: Float32Array;
   private readonly shardMix: Float32Array;
+  /** This shard's float of the finite-step check. */
+  private readonly norm: Float32Array;
   /** Views per block index, reused while the block's range stays the same (always, for dense). */
   private readonly cache: (BlockViews | undefined)[] = [];
   private readonly owned: OptimizerViews;
@@ -94,6 +94,7 @@ export class ExpertSide {
     this.deltaB = v.shardDeltaB.subarray(me * R * s.expertWidest, (me + 1) * R * s.expertWidest);
     this.gradOut = v.shardGradOut.subarray(me * R * c.outputs, (me + 1) * R * c.outputs);
     this.shardMix = s.gathers ? v.shardMix.subarray(me * R * c.outputs, (me + 1) * R * c.outputs) : v.mix;
+    this.norm = v.gradNorms.subarray(me, me + 1);
     this.optimizer = spec.optimizer;
     this.owned = this.updateViews();
     this.seen = new Uint8Array(spec.owns.count);
@@ -189,7 +190,7 @@ export class ExpertSide {
       bv.pass.grads = slot < 0 ? this.layer(this.ownGrads, v.expertGrads, bv.expert) : this.layer(this.slotGrads, v.blockGrads, slot);
       mlpBackward(this.gemm, this.kernels, bv.pass, bv.x, bv.rows, this.gradOut);
       const g = slot < 0 ? v.expertGrads.subarray(bv.expert * this.P, (bv.expert + 1) * this.P) : v.blockGrads.subarray(slot * this.P, (slot + 1) * this.P);
-      if (!committable(this.gemm, g, this.P, this.norm)) Atomics.add(v.control, CTRL.BAD_GRADS, 1);
+      if (!committable(this.kernels, g, this.P, this.norm)) Atomics.add(v.control, CTRL.BAD_GRADS, 1);
     }
     return -1;
   }

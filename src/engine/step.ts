@@ -66,6 +66,8 @@ export class MixtureStep {
   private gateUpdate: OptimizerViews;
   private noiseUpdate: OptimizerViews;
   private readonly w: Widths;
+  /** The main thread's float of the finite-step check (after the shards'). */
+  private readonly mainNorm: Float32Array;
   /** Slices of the main thread's long loops; the fit sets its `interrupted`. */
   readonly slices = new StepSlicer();
 
@@ -102,13 +104,12 @@ export class MixtureStep {
       dLogWeight: v.entryDLogWeight,
       normalized: router.normalized,
     };
+    this.mainNorm = v.gradNorms.subarray(v.gradNorms.length - 1);
     this.gateUpdate = optimizerViews(v.gateParams, v.gateGrads, v.gateOpt, v.gateParams.length, 0, v.gateParams.length);
     this.noiseUpdate = optimizerViews(v.noiseParams, v.noiseGrads, v.noiseOpt, v.noiseParams.length, 0, v.noiseParams.length);
     this.gateHiddenFor(0);
   }
 
-  /** One float for the finite-step check's squared norm. */
-  private readonly norm = new Float32Array(1);
   private hiddenRows = -1;
   /** Views of the gate's hidden activations for `rows` rows (layer l at rows·offset_l). */
   private gateHiddenFor(rows: number): void {
@@ -347,8 +348,8 @@ export class MixtureStep {
     const v = this.v, bad = Atomics.load(v.control, CTRL.BAD_GRADS);
     const what =
       bad > 0 ? `the gradient of ${bad} expert block${bad > 1 ? 's' : ''}`
-      : !committable(this.gemm, v.gateGrads, v.gateGrads.length, this.norm) ? "the gate's gradient"
-      : !committable(this.gemm, v.noiseGrads, v.noiseGrads.length, this.norm) ? "the gate noise's gradient"
+      : !committable(this.kernels, v.gateGrads, v.gateGrads.length, this.mainNorm) ? "the gate's gradient"
+      : !committable(this.kernels, v.noiseGrads, v.noiseGrads.length, this.mainNorm) ? "the gate noise's gradient"
       : undefined;
     if (what === undefined) return;
     throw new MoeError('DIVERGED', `${what} is not finite (or its norm is over 1e15) at step ${step}; parameters and optimiser state are left at step ${step - 1} (lower the learning rate or the loss weights, or check the data's scale)`);

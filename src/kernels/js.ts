@@ -17,6 +17,9 @@ import type { WasmMemory } from './wasm-api.js';
 
 const fr = Math.fround;
 
+/** sqNorm's 16 accumulators (float32 values held in float64). */
+const SQ_LANES = new Float64Array(16);
+
 // Bit reinterpretation float32 ↔ int32.
 const F32 = new Float32Array(1);
 const I32 = new Int32Array(F32.buffer);
@@ -404,6 +407,18 @@ const unchecked: Kernels = {
 
   addInto(dst, src, n) {
     for (let i = 0; i < n; i++) dst[i] = fr(dst[i]! + src[i]!);
+  },
+
+  sqNorm(a, n, out) {
+    // The wasm kernel's lanes: element l of a block of 16 into acc[l].
+    const acc = SQ_LANES;
+    acc.fill(0);
+    let i = 0;
+    for (; i + 16 <= n; i += 16) for (let l = 0; l < 16; l++) acc[l] = fr(acc[l]! + fr(a[i + l]! * a[i + l]!));
+    const lane = (j: number): number => fr(fr(acc[j]! + acc[4 + j]!) + fr(acc[8 + j]! + acc[12 + j]!));
+    let total = fr(fr(fr(lane(0) + lane(1)) + lane(2)) + lane(3));
+    for (; i < n; i++) total = fr(total + fr(a[i]! * a[i]!));
+    out[0] = total;
   },
 
   fill(dst, n, value) {

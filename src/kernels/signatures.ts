@@ -204,6 +204,14 @@ export const KERNEL_TABLE = {
   /** dst = dst + src, n elements (sums gradient blocks in a fixed order). */
   addInto: kernel<(dst: Float32Array, src: Float32Array, n: number) => void>({ wasm: 'addInto', args: [f32('dst', (c) => c.n), f32('src', (c) => c.n), count('n')], inPlace: [['dst', 'src']] }),
 
+  /**
+   * out[0] ← Σ a_i² over a[0..n), in float32: four f32x4 accumulators over blocks of 16
+   * (element i of a block into lane i mod 4 of accumulator ⌊i/4⌋ mod 4), the accumulators
+   * summed lane-wise as (s0 + s1) + (s2 + s3), its lanes 0..3 in order, then the tail in
+   * order. NaN and ±∞ propagate; a sum past float32's range is +∞. The finite-step check
+   * of a gradient (engine/finite.ts).
+   */
+  sqNorm: kernel<(a: Float32Array, n: number, out: Float32Array) => void>({ wasm: 'sqNorm', args: [f32('a', (c) => c.n), count('n'), f32('out', () => 1)], disjoint: [['a', 'out']] }),
   /** dst[0…n) ← float32(value). */
   fill: kernel<(dst: Float32Array, n: number, value: number) => void>({ wasm: 'fill', args: [f32('dst', (c) => c.n), count('n'), scalar('value', -0.1, 0, -0)] }),
 

@@ -174,6 +174,8 @@ const REGIONS = {
   hyper: { kind: 'f64', group: 'control', length: () => 8 },
   /** Per shard × command: accumulated compute milliseconds, shards×8. */
   busy: { kind: 'f64', group: 'control', length: (s) => s.shards * BUSY_SLOTS },
+  /** The finite-step check's squared gradient norms: one float per shard, then the main thread's. */
+  gradNorms: { kind: 'f32', group: 'control', length: (s) => s.shards + 1 },
   /** The batch's standardised inputs, rows×D. */
   batchX: { kind: 'f32', group: 'batch', length: (s) => s.maxBatch * s.inputs },
   /** The batch's model-space targets, rows×K. */
