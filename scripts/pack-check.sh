@@ -58,7 +58,9 @@ mapfile -t files < <(tar -tzf "$tgz" | sed 's#^package/##' | sort)
 required=(package.json README.md LICENSE bin/moe.js data/peterson-barney-1952.csv data/README.md dist/kernels/kernels.wasm python/torch_peer.py
   dist/src/index.js dist/src/index.d.ts dist/src/cli/main.js dist/workers/shard.js dist/workers/reproduce-run.js)
 for f in "${required[@]}"; do
-  printf '%s\n' "${files[@]}" | grep -qxF "$f" || die "the tarball lacks $f"
+  # grep reads the whole list (no -q): with -q it may exit at the first match while printf is
+  # still writing, and printf's SIGPIPE then fails the pipeline under pipefail.
+  printf '%s\n' "${files[@]}" | grep -xF "$f" >/dev/null || die "the tarball lacks $f"
 done
 extra="$(printf '%s\n' "${files[@]}" | grep -vxE 'package\.json|README\.md|LICENSE|bin/moe\.js|data/peterson-barney-1952\.csv|data/README\.md|dist/kernels/kernels\.wasm|python/torch_peer\.py|dist/(src|workers|bench)/.+\.(js|d\.ts)' || true)"
 [[ -z "$extra" ]] || die "the tarball carries files no user needs:"$'\n'"$extra"
