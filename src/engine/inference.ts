@@ -67,8 +67,33 @@ export function lazy<T extends object, K extends keyof T>(obj: T, key: K, make: 
   });
 }
 
-/** Rows per chunk. */
+/** Most rows per chunk. */
 export const INFERENCE_CHUNK = 1024;
+
+/**
+ * Scratch bytes one chunk may take: past this a chunk holds fewer rows (a dense model of
+ * 10⁶ experts needs ~50 MB a row, so 1,024 rows would need 50 GiB, past any WebAssembly
+ * memory: its training ran an epoch, then could not evaluate and lost the model).
+ */
+const CHUNK_SCRATCH_BYTES = 256 * 2 ** 20;
+
+/** Bytes of an engine's scratch for chunks of `C` rows. */
+function scratchBytes(config: MixtureConfig, rule: RoutingRule, C: number): number {
+  const a = new Arena(0);
+  reserveScratch(a, config, rule, C);
+  return a.byteLength;
+}
+
+/**
+ * Rows per chunk for `config` under `rule`: INFERENCE_CHUNK, or fewer (at least 1) where a
+ * chunk's scratch would pass CHUNK_SCRATCH_BYTES. A function of the configuration only,
+ * so `evaluate` and a fit's validation chunk the rows alike (and so sum the loss alike).
+ */
+export function chunkRows(config: MixtureConfig, rule: RoutingRule = routingRule(config.routing)): number {
+  const one = scratchBytes(config, rule, 1);
+  const perRow = Math.max(1, scratchBytes(config, rule, 2) - one);
+  return Math.max(1, Math.min(INFERENCE_CHUNK, Math.floor((CHUNK_SCRATCH_BYTES - (one - perRow)) / perRow)));
+}
 
 type FloatBuffers = 'x' | 'u' | 'logG' | 'g' | 'eHidden' | 'gHidden' | 'out' | 'prob' | 'mix' | 'score' | 'lse' | 't' | 'w' | 'dlw' | 'rowScratch' | 'ex' | 'et' | 'all';
 type IntBuffers = 'labels' | 'el';
@@ -84,7 +109,7 @@ export interface EngineHome {
   kernels: Kernels;
   /** First byte of the engine's scratch, past everything else the memory holds. */
   base: number;
-  /** Most rows of one chunk (≤ INFERENCE_CHUNK; chunks still start INFERENCE_CHUNK rows apart). */
+  /** Most rows of one chunk (≤ {@link chunkRows}; chunks still start chunkRows(config) rows apart). */
   rows: number;
 }
 
@@ -141,6 +166,8 @@ export class InferenceEngine {
   private readonly scores: GateScores;
   /** Most rows one chunk holds. */
   private readonly chunkRows: number;
+  /** Rows between chunk starts: {@link chunkRows} of the configuration and rule. */
+  private readonly stride: number;
 
   /**
    * An engine with a kernel memory of its own, holding a copy of the parameters.
@@ -164,7 +191,8 @@ export class InferenceEngine {
     const a = new Arena(home?.base);
     // Own memory: the parameters are copied in first; at home they are read where they lie.
     const own = home ? undefined : { gate: a.reserve(gateParams.length), experts: a.reserve(expertParams.length), bias: a.reserve(routerBias.length) };
-    const C = home?.rows ?? INFERENCE_CHUNK;
+    this.stride = chunkRows(config, rule);
+    const C = home?.rows ?? this.stride;
     const ids = reserveScratch(a, config, rule, C);
     this.chunkRows = C;
     this.memory = home ? home.memory : allocateMemory(a.byteLength, 'inference', 'model');
@@ -225,7 +253,8 @@ export class InferenceEngine {
     const kernels = this.kernels, B = this.buf, o = this.entries;
     const ef = errorFunction(c.loss);
     const categorical = c.loss === 'categorical';
-    if (Math.min(n, INFERENCE_CHUNK) > this.chunkRows) throw new RangeError(`inference engine: chunks of ${Math.min(n, INFERENCE_CHUNK)} rows, room for ${this.chunkRows}`);
+    const S = this.stride;
+    if (Math.min(n, S) > this.chunkRows) throw new RangeError(`inference engine: chunks of ${Math.min(n, S)} rows, room for ${this.chunkRows}`);
     const gate = new Float32Array(n * E), routed = new Uint8Array(n * E), mixture = new Float32Array(n * K);
     // Every expert's outputs at once (dense, allExperts), or the routed ones compactly
     // (row, expert, K outputs), spread into E×n×K when `experts` is first read.
@@ -235,8 +264,8 @@ export class InferenceEngine {
     const cOut = new Float32Array(M * K), cRow = new Int32Array(M), cExpert = new Int32Array(M);
     let m = 0;
     let lossSum = 0;
-    for (let start = 0; start < n; start += INFERENCE_CHUNK) {
-      const rows = Math.min(INFERENCE_CHUNK, n - start);
+    for (let start = 0; start < n; start += S) {
+      const rows = Math.min(S, n - start);
       B.x.set(x.subarray(start * D, (start + rows) * D));
       this.gatePass.hidden = this.hidden(this.gShape, B.gHidden, rows);
       mlpForward(this.gemm, kernels, this.gatePass, B.x, rows, B.u);

@@ -14,7 +14,7 @@ import { FloatMode, type DenormalMode } from '../compute/float-mode.js';
 import type { ComputeProvider } from '../compute/provider.js';
 import { MixtureStep, type TrainingData } from '../engine/step.js';
 import { denseSizes, shardExperts, sparseSizes } from '../engine/plan.js';
-import { InferenceEngine, INFERENCE_CHUNK } from '../engine/inference.js';
+import { chunkRows, InferenceEngine } from '../engine/inference.js';
 import { InProcessRunner, type ShardRunner } from '../engine/runner.js';
 import { Router } from '../engine/routing.js';
 import { routingRule, type RoutingRule } from '../engine/routing-plan.js';
@@ -109,7 +109,7 @@ export class TrainingSession {
     const dense = c.routing.kind === 'dense' && !o.rule;
     const layout = planLayout(dense ? denseSizes(c, state.optimizer, o.maxBatch, allShards) : sparseSizes(c, state.optimizer, o.maxBatch, allShards, rule));
     // Validation's scratch follows the layout; the shards never look past the layout.
-    const inferenceRows = o.validationRows ? Math.min(INFERENCE_CHUNK, o.validationRows) : 0;
+    const inferenceRows = o.validationRows ? Math.min(chunkRows(state.config), o.validationRows) : 0;
     const byteLength = inferenceRows > 0 ? InferenceEngine.homeEnd(c, layout.byteLength, inferenceRows) : layout.byteLength;
     const memory = allocateMemory(byteLength, `a training session (batch ${o.maxBatch})`, 'batchSize');
     const views = mapViews(memory.buffer, layout);
