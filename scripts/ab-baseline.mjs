@@ -11,6 +11,7 @@
 // option and runs the default of each version (this one flushes subnormals).
 //
 // Usage: node scripts/ab-baseline.mjs --base ../base020 [--rounds 5] [--time 2000] [--out bench/results]
+//   [--only peers,sparse,predict] [--routing topk:2,switch] [--steps N (sparse: exactly N timed steps, the same work in both)]
 import { execFileSync } from 'node:child_process';
 import { writeFileSync, renameSync } from 'node:fs';
 import { cpus, loadavg, availableParallelism } from 'node:os';
@@ -23,6 +24,9 @@ const { values: o } = parseArgs({
     rounds: { type: 'string', default: '5' },
     time: { type: 'string', default: '2000' },
     out: { type: 'string' },
+    only: { type: 'string' },
+    routing: { type: 'string' },
+    steps: { type: 'string' },
   },
 });
 if (!o.base) {
@@ -49,7 +53,7 @@ function run(dir, args) {
 
 const BENCHES = {
   peers: (extra) => ['peers', '--sizes', 'small,medium,large', '--no-pytorch', '--no-breakdown', '--rounds', '1', '--time', time, ...extra],
-  sparse: (extra) => ['sparse', '--no-skew', '--rounds', '1', '--time', time, ...extra],
+  sparse: (extra) => ['sparse', '--no-skew', '--rounds', '1', ...(o.steps ? ['--steps', o.steps] : ['--time', time]), ...(o.routing ? ['--routing', o.routing] : []), ...extra],
   predict: () => ['predict'],
 };
 const rowsOf = {
@@ -62,7 +66,7 @@ const samples = new Map(); // row → { baseline: [], current: [] }
 const started = new Date().toISOString(), load0 = loadavg()[0];
 for (let round = 0; round < rounds; round++) {
   const order = round % 2 === 0 ? ['baseline', 'current'] : ['current', 'baseline'];
-  for (const bench of Object.keys(BENCHES)) {
+  for (const bench of Object.keys(BENCHES).filter((b) => !o.only || o.only.split(',').includes(b))) {
     for (const v of order) {
       const report = run(versions[v].dir, BENCHES[bench](versions[v][bench]));
       for (const [row, sps] of rowsOf[bench](report)) {
@@ -96,7 +100,7 @@ const report = {
   loadAverage: { start: load0, end: load1 },
   rounds,
   timeMs: Number(time),
-  command: `node scripts/ab-baseline.mjs --base ${o.base} --rounds ${rounds} --time ${time}${o.out ? ` --out ${o.out}` : ''}`,
+  command: `node scripts/ab-baseline.mjs --base ${o.base} --rounds ${rounds} --time ${time}${o.only ? ` --only ${o.only}` : ''}${o.routing ? ` --routing ${o.routing}` : ''}${o.steps ? ` --steps ${o.steps}` : ''}${o.out ? ` --out ${o.out}` : ''}`,
   rows,
 };
 const fmt = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–');
@@ -106,7 +110,7 @@ const md = [
   `- Machine: ${cpu}, ${report.cores} cores, Node ${process.version}`,
   `- Date: ${started}; 1-minute load average ${load0.toFixed(2)} at the start, ${load1.toFixed(2)} at the end`,
   `- Command: \`${report.command}\``,
-  `- ${rounds} interleaved rounds (each benchmark once per version per round, the versions' order reversed every other round), ${time} ms per measurement; the median round is reported, and the ratio is the median of the rounds' ratios.`,
+  `- ${rounds} interleaved rounds (each benchmark once per version per round, the versions' order reversed every other round), ${o.steps ? `sparse: exactly ${o.steps} timed steps per measurement (the same work in both)` : `${time} ms per measurement`}; the median round is reported, and the ratio is the median of the rounds' ratios.`,
   '- peers: IEEE float mode in both (`--denormals ieee` here); sparse: each version\'s default (this one flushes subnormals; the baseline cannot).',
   '',
   `| row | ${report.baseline.version} samples/s | ${report.current.version} samples/s | ratio (median of rounds) | rounds' ratios |`,
@@ -117,7 +121,8 @@ const md = [
 process.stdout.write(md);
 if (o.out) {
   const slug = `${cpu}-${report.cores}c`.toLowerCase().replace(/\(r\)|\(tm\)/g, '').replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '');
-  const base = join(o.out, `ab-${report.baseline.version}-${slug}`);
+  const part = o.only ? `-${o.only.split(',').join('-')}` : '';
+  const base = join(o.out, `ab-${report.baseline.version}${part}-${slug}`);
   for (const [ext, text] of [['json', `${JSON.stringify(report, null, 2)}\n`], ['md', md]]) {
     writeFileSync(`${base}.${ext}.tmp`, text);
     renameSync(`${base}.${ext}.tmp`, `${base}.${ext}`);

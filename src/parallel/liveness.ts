@@ -11,6 +11,9 @@ import { CTRL } from '../memory/layout.js';
 /** The stall timeout's floor, and its multiple of the longest phase seen. */
 const STALL_FLOOR_MS = 60_000;
 const STALL_FACTOR = 20;
+/** The watchdog's period: at most 1 s, and a quarter of a stall timeout the caller set (at least 5 ms). */
+const WATCHDOG_MAX_MS = 1000;
+const WATCHDOG_MIN_MS = 5;
 
 /** The failure state and stall watchdog of one runner's shards. */
 export class Liveness {
@@ -20,6 +23,8 @@ export class Liveness {
   failedShard = -1;
   /** The longest phase so far (ms), for the default stall timeout. */
   private longestMs = 0;
+  /** The watchdog's timer while one runs ({@link watch}). */
+  private watchdog: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ctrl: Int32Array,
@@ -39,6 +44,31 @@ export class Liveness {
     this.failedShard = shard;
     if (!letFinish) this.abort();
     Atomics.notify(this.ctrl, CTRL.DONE);
+  }
+
+  /**
+   * Start the stall watchdog: while `inFlight()`, wake the main thread's wait on DONE every
+   * period (1 s, or a quarter of the stall timeout option), so that a wait parked with no
+   * timeout of its own looks at the clock and finds a stall. Why a timer here and not a
+   * timeout on each wait: every timed Atomics.waitAsync leaves a delayed task in Node's
+   * platform until its timeout passes (a notify does not cancel it), and Node keeps those
+   * in a list that it scans on every expiry; at a 1 s timeout and thousands of phases a
+   * second the list held thousands, and its scans took a fifth of the CPU of a small
+   * 2-worker fit. The timer is unref'd: it never keeps the process alive.
+   */
+  watch(inFlight: () => boolean): void {
+    if (this.watchdog) return;
+    const period = Math.min(WATCHDOG_MAX_MS, Math.max(WATCHDOG_MIN_MS, (this.stallTimeoutMs ?? STALL_FLOOR_MS) / 4));
+    this.watchdog = setInterval(() => {
+      if (inFlight()) Atomics.notify(this.ctrl, CTRL.DONE);
+    }, period);
+    this.watchdog.unref();
+  }
+
+  /** Stop the watchdog (the runner closes). */
+  unwatch(): void {
+    clearInterval(this.watchdog);
+    this.watchdog = undefined;
   }
 
   /** A phase completed in `ms`: the default stall limit follows the longest. */

@@ -80,17 +80,18 @@ export class MainPolling {
   }
 
   /**
-   * Park until DONE moves from `done`, a shard's death is notified, or the timeout: the
-   * phase's expected end less the poll window (so the next turn polls over it), at most
-   * `capMs` (the caller's bound: the stall limit, 1 s).
+   * Park until DONE moves from `done`, a shard's death is notified, or the liveness
+   * watchdog wakes it (src/parallel/liveness.ts). Where this thread polls, the wait is
+   * timed to end the poll window before the phase's expected end (at most `capMs`, the
+   * caller's bound: the stall limit, 1 s); such a timeout is about a phase long. Otherwise
+   * it has no timeout: a timed wait leaves a delayed task in Node's platform until its
+   * timeout passes, even once notified, and at 1 s timeouts thousands of them piled up.
    */
   async park(done: number, remaining: number, capMs: number): Promise<void> {
     // Why this wait: waitAsync, never Atomics.wait, because a worker's death reaches this
     // thread as its piscina task rejecting, on this event loop; a blocking wait would hang
-    // instead of failing. A death's notify on DONE wakes it at once; the timeout either
-    // ends it in time to poll over the phase's expected end, or is a safety net.
-    const ms = this.polls && remaining > MAIN_POLL_MS ? Math.min(remaining - MAIN_POLL_MS, capMs) : capMs;
-    const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, ms);
+    // instead of failing. A death's notify on DONE wakes it at once.
+    const w = this.polls && remaining > MAIN_POLL_MS ? Atomics.waitAsync(this.ctrl, CTRL.DONE, done, Math.min(remaining - MAIN_POLL_MS, capMs)) : Atomics.waitAsync(this.ctrl, CTRL.DONE, done);
     if (w.async) await w.value;
   }
 }

@@ -106,6 +106,7 @@ export class ThreadRunner implements ShardRunner {
     this.groups = opts.groups ?? shardExperts(opts.config.experts, opts.shards);
     this.live = new Liveness(this.ctrl, opts.shards, opts.stallTimeoutMs);
     this.polling = new MainPolling(this.ctrl, opts.shards);
+    this.live.watch(() => this.inFlight);
   }
 
   /** Which experts a shard owns, for error messages. */
@@ -273,8 +274,8 @@ export class ThreadRunner implements ShardRunner {
             : `training stopped: the mixture was closed during fit; parameters are those of step ${this.step - 1}`,
         );
       }
-      // Bounded by the stall limit (checked above) and 1 s; a death's notify or close()'s
-      // wakes it sooner.
+      // Ended by the shards' DONE notify, a death's, close()'s, or the liveness watchdog's
+      // (at most 1 s apart while a phase is in flight: the stall limit is checked above).
       await this.polling.park(done, remaining, Math.max(1, Math.min(1000, live.stallLimitMs() - elapsed + 1)));
     }
   }
@@ -334,6 +335,7 @@ export class ThreadRunner implements ShardRunner {
 
   private async shutDown(): Promise<void> {
     this.closed = true; // signal() refuses new phases from here on
+    this.live.unwatch();
     // Let a phase in flight finish, so that STOP never lands on a shard that has not yet
     // read the command (it would skip it, and an UPDATE would end half-applied).
     const until = performance.now() + CLOSE_GRACE_MS;
