@@ -42,6 +42,29 @@ describe("the main thread's waits in a parallel fit", () => {
     expect(untimed + timeouts.length).toBeGreaterThan(0);
   });
 
+  it('wake once a phase: only the shard that completes a phase notifies, so the main thread parks at most once per phase', async () => {
+    // As many shards as cores: the main thread never polls, so a wait ends only by a notify
+    // (or the 1 s watchdog). An earlier shard's notify used to wake it to find the phase
+    // unfinished: about 5 parks a step at 2 shards, where 3 phases need 3.
+    const workers = Math.max(2, availableParallelism());
+    let parks = 0;
+    Atomics.waitAsync = ((typed: Int32Array, index: number, value: number, timeout?: number) => {
+      const r = timeout === undefined ? realWaitAsync(typed, index, value) : realWaitAsync(typed, index, value, timeout);
+      if (r.async) parks++;
+      return r;
+    }) as typeof Atomics.waitAsync;
+    const m = await Mixture.create({ task: 'regression', inputs: 2, outputs: 4, experts: workers, expert: 'linear', seed: 1 });
+    const steps = 300;
+    const t0 = performance.now();
+    await m.fit(data(32 * steps), { epochs: 1, batchSize: 32, workers, shuffle: false });
+    const seconds = (performance.now() - t0) / 1000;
+    Atomics.waitAsync = realWaitAsync;
+    await m.close();
+    expect(m.training.step).toBe(steps);
+    // 3 phases a step, plus the shards' start-up and the watchdog's wake-ups (1 a second).
+    expect(parks).toBeLessThanOrEqual(3 * steps + 10 + Math.ceil(seconds));
+  });
+
   it('still find a stall where no wait is timed: the watchdog wakes the wait, and the stall is reported within the limit and a period', async () => {
     // As many shards as cores: the main thread never polls, so every wait is untimed and
     // only the liveness watchdog's notify can end the wait on the hung shard.

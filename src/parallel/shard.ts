@@ -24,6 +24,8 @@ import type { OptimizerConfig } from '../optim/config.js';
 /** Everything a shard task is started with (structured-cloned; the memory is shared). */
 export interface ShardTask {
   shard: number;
+  /** The fit's number of shards (the main thread's phase is done when DONE reaches it). */
+  shards: number;
   /** The experts this shard owns: [first, first + count). */
   first: number;
   count: number;
@@ -124,8 +126,10 @@ export async function runShard(task: ShardTask): Promise<ShardResult> {
       else if (cmd === CMD.UPDATE) side!.update(views.hyper[HYPER.LR]!, step);
       views.busy[task.shard * BUSY_SLOTS + cmd] = views.busy[task.shard * BUSY_SLOTS + cmd]! + (performance.now() - t0);
       Atomics.store(ctrl, CTRL.SHARD_DONE_BASE + task.shard, seq);
-      Atomics.add(ctrl, CTRL.DONE, 1);
-      Atomics.notify(ctrl, CTRL.DONE);
+      // Only the shard that completes the phase wakes the main thread: an earlier shard's
+      // notify would wake it to find the phase unfinished and park again (at 2 shards, two
+      // wasted wake-ups a step, each a futex wake and an event-loop turn).
+      if (Atomics.add(ctrl, CTRL.DONE, 1) + 1 >= task.shards) Atomics.notify(ctrl, CTRL.DONE);
     }
   } finally {
     task.port.close();

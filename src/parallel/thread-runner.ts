@@ -138,6 +138,7 @@ export class ThreadRunner implements ShardRunner {
         backend: opts.backend,
         kernels: opts.kernels,
         denormals: opts.denormals ?? 'flush',
+        shards: opts.shards,
         pollMicros,
         port: port2,
         ...(opts.blasLibrary !== undefined ? { blasLibrary: opts.blasLibrary } : {}),
