@@ -9,7 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { datasetFromArrays, type Dataset } from '../src/data/dataset.js';
-import { committable, MAX_GRAD_SQNORM, squaredNorm } from '../src/engine/finite.js';
+import { committable, committableWithin, MAX_GRAD_SQNORM, squaredNorm } from '../src/engine/finite.js';
+import type { Sgemm } from '../src/compute/provider.js';
+import { LAYOUT_BASE } from '../src/memory/layout.js';
+import { layerViews, mlpParamCount, type MlpShape } from '../src/model/mlp.js';
+import { mlpBackward, mlpForward } from '../src/nn/mlp.js';
+import { Rng } from '../src/rng.js';
 import { createKernels } from '../src/kernels/index.js';
 import { wasmApi } from '../src/kernels/wasm-api.js';
 import { MoeError } from '../src/errors.js';
@@ -59,6 +64,67 @@ describe('commit only finite steps', () => {
       g[n - 1] = 2e15;
       expect(committable(kernels, g, n, out)).toBe(false);
     }
+  });
+
+  // A reference sgemm (float64 sums), row-major as cblas_sgemm: C = α·op(A)·op(B) + β·C.
+  const refGemm: Sgemm = (transA, transB, M, N, K, alpha, A, B, beta, C) => {
+    for (let i = 0; i < M; i++)
+      for (let j = 0; j < N; j++) {
+        let sum = 0;
+        for (let k = 0; k < K; k++) sum += (transA ? A[k * M + i]! : A[i * K + k]!) * (transB ? B[j * K + k]! : B[k * N + j]!);
+        C[i * N + j] = alpha * sum + (beta === 0 ? 0 : beta * C[i * N + j]!);
+      }
+  };
+
+  it.each(['wasm', 'js'] as const)("mlpBackward's bound on ‖∂E/∂θ‖² (%s kernels) is never under the exact value, for few rows (Cauchy–Schwarz) and many (exact), and is NaN where an input is", (set) => {
+    const memory = new wasmApi.Memory({ initial: 64, maximum: 64, shared: true });
+    const kernels = createKernels(memory, set);
+    let at = LAYOUT_BASE; // below it: the wasm module's own data
+    const f32 = (n: number, fill?: () => number): Float32Array => {
+      const a = new Float32Array(memory.buffer, at, n); // a view of the kernel memory, as the wasm kernels need
+      at += (n * 4 + 15) & ~15;
+      if (fill) for (let i = 0; i < n; i++) a[i] = fill();
+      return a;
+    };
+    const normOut = f32(1);
+    const rng = new Rng(11);
+    const shapes: MlpShape[] = [
+      { sizes: [16, 32, 8], activation: 'tanh' },
+      { sizes: [5, 7, 9, 3], activation: 'relu' },
+      { sizes: [12, 4], activation: 'tanh' },
+    ];
+    for (const shape of shapes) {
+      for (const rows of [1, 3, 40]) {
+        const P = mlpParamCount(shape), sizes = shape.sizes, widest = Math.max(...sizes);
+        const params = f32(P, () => rng.normal() * 0.5), grads = f32(P);
+        const hidden = sizes.slice(1, -1).map((n) => f32(rows * n));
+        const pass = { shape, params: layerViews(shape, params), grads: layerViews(shape, grads), hidden, deltaA: f32(rows * widest), deltaB: f32(rows * widest) };
+        const x = f32(rows * sizes[0]!, () => rng.normal()), out = f32(rows * sizes.at(-1)!);
+        const gradOut = f32(rows * sizes.at(-1)!, () => rng.normal() * 3);
+        mlpForward(refGemm, kernels, pass, x, rows, out);
+        const bound = mlpBackward(refGemm, kernels, pass, x, rows, gradOut, normOut);
+        let exact = 0;
+        for (const g of grads) exact += g * g;
+        expect(exact).toBeGreaterThan(0);
+        expect(bound).toBeGreaterThanOrEqual(exact * (1 - 1e-5));
+        // Without normOut the same gradients, and no bound.
+        const copy = Float32Array.from(grads);
+        expect(mlpBackward(refGemm, kernels, pass, x, rows, gradOut)).toBe(0);
+        expect(Array.from(grads)).toEqual(Array.from(copy));
+        // A NaN input: the bound is NaN, so the exact check of the gradient decides.
+        x[0] = Number.NaN;
+        const nan = mlpBackward(refGemm, kernels, pass, x, rows, gradOut, normOut);
+        expect(nan).toBeNaN();
+        expect(committableWithin(nan, kernels, grads, P, normOut)).toBe(committable(kernels, grads, P, normOut));
+        expect(committableWithin(nan, kernels, grads, P, normOut)).toBe(false);
+      }
+    }
+    // The decision is the exact check's wherever the bound is not under half the limit.
+    const g = f32(8).fill(1);
+    expect(committableWithin(MAX_GRAD_SQNORM, kernels, g, 8, normOut)).toBe(true); // exact: 8
+    g[3] = 2e15;
+    expect(committableWithin(MAX_GRAD_SQNORM * 4, kernels, g, 8, normOut)).toBe(false);
+    expect(committableWithin(Number.POSITIVE_INFINITY, kernels, g, 8, normOut)).toBe(false);
   });
 
   for (const workers of [0, 2]) {

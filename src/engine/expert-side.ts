@@ -7,7 +7,7 @@
  * is computed on its own rows and parameters alone, so its numbers do not depend on which
  * shard computed it: that is what makes every worker count bit-identical.
  */
-import { committable } from './finite.js';
+import { committableWithin } from './finite.js';
 import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
 import { errorFunction, type ErrorFunction, type ExpertLossBlock } from '../losses/index.js';
@@ -188,9 +188,9 @@ export class ExpertSide {
       this.ef.expertOutputGrad(this.kernels, bv.loss);
       const slot = v.blockSlot[b]!;
       bv.pass.grads = slot < 0 ? this.layer(this.ownGrads, v.expertGrads, bv.expert) : this.layer(this.slotGrads, v.blockGrads, slot);
-      mlpBackward(this.gemm, this.kernels, bv.pass, bv.x, bv.rows, this.gradOut);
+      const bound = mlpBackward(this.gemm, this.kernels, bv.pass, bv.x, bv.rows, this.gradOut, this.norm);
       const g = slot < 0 ? v.expertGrads.subarray(bv.expert * this.P, (bv.expert + 1) * this.P) : v.blockGrads.subarray(slot * this.P, (slot + 1) * this.P);
-      if (!committable(this.kernels, g, this.P, this.norm)) Atomics.add(v.control, CTRL.BAD_GRADS, 1);
+      if (!committableWithin(bound, this.kernels, g, this.P, this.norm)) Atomics.add(v.control, CTRL.BAD_GRADS, 1);
     }
     return -1;
   }

@@ -32,3 +32,15 @@ export function squaredNorm(kernels: Kernels, g: Float32Array, n: number, out: F
 export function committable(kernels: Kernels, g: Float32Array, n: number, out: Float32Array): boolean {
   return squaredNorm(kernels, g, n, out) <= MAX_GRAD_SQNORM;
 }
+
+/**
+ * Whether a gradient may be committed, given an upper bound on its squared norm (from
+ * `mlpBackward`'s `normOut`): at most half the limit commits at once (the bound holds for
+ * the exact value, and float32 rounding of a sum of squares is far under a factor of 2, so
+ * the exact check would agree); anything else, NaN and +∞ included, is decided by the
+ * exact check of `g`. The decision is {@link committable}'s; only its cost changes.
+ */
+export function committableWithin(bound: number, kernels: Kernels, g: Float32Array, n: number, out: Float32Array): boolean {
+  return bound <= MAX_GRAD_SQNORM / 2 || committable(kernels, g, n, out);
+}
+

@@ -51,17 +51,30 @@ export function mlpForward(gemm: Sgemm, kernels: Kernels, p: MlpPass, x: Float32
  * Backward pass for one batch: given `gradOut = ∂E/∂out` (rows×n_L), write ∂E/∂θ into
  * `p.grads` (overwritten, not accumulated). `x` and `p.hidden` must hold the batch of the
  * last {@link mlpForward}. `gradOut` is left unchanged.
+ *
+ * With `normOut` (one float of the kernel memory, scratch) it also returns an upper bound
+ * on ‖∂E/∂θ‖² = Σ_l ‖∂E/∂W_l‖² + ‖∂E/∂b_l‖², for the finite-step check (engine/finite.ts):
+ * per layer the bias gradient's exact Σ b², and for the weights the cheaper of their exact
+ * Σ (nin·nout values) and ‖a_{l−1}‖²·‖δ_l‖² (Cauchy–Schwarz: ‖a_{l−1}ᵀδ_l‖_F ≤
+ * ‖a_{l−1}‖_F ‖δ_l‖_F; rows·(nin + nout) values, far fewer for a sparse block of a few
+ * rows). NaN or +∞ where a value it read is not finite. Without `normOut`: 0.
  */
-export function mlpBackward(gemm: Sgemm, kernels: Kernels, p: MlpPass, x: Float32Array, rows: number, gradOut: Float32Array): void {
+export function mlpBackward(gemm: Sgemm, kernels: Kernels, p: MlpPass, x: Float32Array, rows: number, gradOut: Float32Array, normOut?: Float32Array): number {
   const s = p.shape.sizes;
   const g = p.grads!;
   let delta = gradOut;
   let spare = p.deltaA;
+  let bound = 0;
+  const sq = (a: Float32Array, n: number): number => (kernels.sqNorm(a, n, normOut!), normOut![0]!);
   for (let l = p.params.w.length - 1; l >= 0; l--) {
     const nin = s[l]!, nout = s[l + 1]!;
     const input = l === 0 ? x : p.hidden[l - 1]!;
     gemm(true, false, nin, nout, rows, 1, input, delta, 0, g.w[l]!);
     kernels.colSums(delta, rows, nout, g.b[l]!);
+    if (normOut) {
+      const weights = rows * (nin + nout) < nin * nout ? sq(input, rows * nin) * sq(delta, rows * nout) : sq(g.w[l]!, nin * nout);
+      bound += weights + sq(g.b[l]!, nout);
+    }
     if (l > 0) {
       gemm(false, true, rows, nin, nout, 1, delta, p.params.w[l]!, 0, spare);
       kernels.activateBackward(p.shape.activation, spare, p.hidden[l - 1]!, rows * nin);
@@ -69,4 +82,5 @@ export function mlpBackward(gemm: Sgemm, kernels: Kernels, p: MlpPass, x: Float3
       spare = spare === p.deltaA ? p.deltaB : p.deltaA;
     }
   }
+  return bound;
 }
