@@ -32,8 +32,11 @@ describe("the main thread's waits in a parallel fit", () => {
       else timeouts.push(timeout);
       return timeout === undefined ? realWaitAsync(typed, index, value) : realWaitAsync(typed, index, value, timeout);
     }) as typeof Atomics.waitAsync;
-    const m = await Mixture.create({ task: 'regression', inputs: 2, outputs: 4, experts: 4, expert: 'linear', seed: 1 });
-    await m.fit(data(32 * 300), { epochs: 1, batchSize: 32, workers: 2, shuffle: false });
+    // As many shards as cores: the main thread never polls (a polling wait is timed to a
+    // phase's typical length, which a slow first phase on a loaded machine can make long).
+    const workers = Math.max(2, availableParallelism());
+    const m = await Mixture.create({ task: 'regression', inputs: 2, outputs: 4, experts: workers, expert: 'linear', seed: 1 });
+    await m.fit(data(32 * 300), { epochs: 1, batchSize: 32, workers, shuffle: false });
     Atomics.waitAsync = realWaitAsync;
     await m.close();
     expect(m.training.step).toBe(300);

@@ -122,9 +122,11 @@ export class Liveness {
       if (!pending) return true;
       if (performance.now() > deadline) return false;
       const done = Atomics.load(this.ctrl, CTRL.DONE);
-      // Why this wait: a survivor's DONE notify wakes it at once; it is timed (50 ms) so that
-      // the deadline bounds a survivor that is itself stuck, and async so that the event
-      // loop keeps running (a second death still reaches the runner).
+      // Why this wait: it is timed (50 ms) because no shard notifies here (a shard notifies
+      // only when DONE reaches every shard, which the dead one never adds to), so each
+      // survivor's finish is seen within 50 ms; the deadline bounds a survivor that is
+      // itself stuck; async so that the event loop keeps running (a second death still
+      // reaches the runner).
       const w = Atomics.waitAsync(this.ctrl, CTRL.DONE, done, 50);
       if (w.async) await w.value;
     }

@@ -4,7 +4,8 @@
  * milliseconds takes 100–500 µs to wake on this kind of VM, so a thread that has a core
  * of its own polls where the other side is about to answer: a shard for the next command,
  * the main thread over a phase's expected end. Heuristics only: whether a shard is alive
- * is src/parallel/liveness.ts's job, and every wait here is bounded by its caller.
+ * is src/parallel/liveness.ts's job. A wait here is timed only where it polls; an untimed
+ * one is ended by the shards' notify, a death's, close()'s or the liveness watchdog's.
  */
 import { availableParallelism } from 'node:os';
 import { CTRL } from '../memory/layout.js';

@@ -158,7 +158,7 @@ export class FitRun {
         host.warn(`local-experts: input column${constant.length > 1 ? 's' : ''} ${names} ${constant.length > 1 ? 'are' : 'is'} constant on the training rows (standardised to 0: no information for the experts or the gate)`);
       }
     }
-    let session: TrainingSession;
+    let session: TrainingSession | undefined;
     // Both sets standardised once, here: the training set into the session's dataset, the
     // validation set for the session's inference engine (measured after every epoch).
     let validation: Validation | undefined;
@@ -178,6 +178,8 @@ export class FitRun {
       }
     } catch (err) {
       if (fittedHere) state.inputScaler = state.targetScaler = undefined;
+      // A session started before the ranks disagreed owns threads and a timer: close it.
+      await session?.close();
       throw err;
     }
     run.session = session;

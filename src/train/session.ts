@@ -137,28 +137,35 @@ export class TrainingSession {
             denormals,
             groups: localGroups,
           });
-    const ef = errorFunction(c.loss);
-    const local = o.mpi ? new MpiRunner(inner, o.mpi, views, c, rankExperts, ef) : inner;
-    const runner = o.wrapRunner ? o.wrapRunner(local, views) : local;
-    const noiseRng = c.routing.noise ? new Rng(state.training.noiseRng!) : undefined;
-    const router = new Router(views, {
-      config: c,
-      rule,
-      maxBatch: o.maxBatch,
-      blockRows: layout.sizes.maxBlockRows,
-      groups,
-      // MPI: each block stays on its expert's rank (results are the same either way).
-      split: !dense && !o.mpi && (o.split ?? true),
-      shardOffset,
-      noiseRng,
-      gemm: provider.sgemm,
-      kernels,
-    });
-    const fm = new FloatMode(denormals);
-    const step = new MixtureStep(provider.sgemm, kernels, c, state.optimizer, views, router, runner, data, fm);
-    const inProcess = inner instanceof InProcessRunner ? inner : undefined;
-    if (inProcess) inProcess.hooks.floatMode = fm;
-    return new TrainingSession(memory, layout, views, runner, step, router, noiseRng, local instanceof MpiRunner ? local : undefined, inProcess, inference);
+    // The runner owns threads and a watchdog timer: if anything after its start throws, it
+    // is closed here (no session exists yet to close it).
+    try {
+      const ef = errorFunction(c.loss);
+      const local = o.mpi ? new MpiRunner(inner, o.mpi, views, c, rankExperts, ef) : inner;
+      const runner = o.wrapRunner ? o.wrapRunner(local, views) : local;
+      const noiseRng = c.routing.noise ? new Rng(state.training.noiseRng!) : undefined;
+      const router = new Router(views, {
+        config: c,
+        rule,
+        maxBatch: o.maxBatch,
+        blockRows: layout.sizes.maxBlockRows,
+        groups,
+        // MPI: each block stays on its expert's rank (results are the same either way).
+        split: !dense && !o.mpi && (o.split ?? true),
+        shardOffset,
+        noiseRng,
+        gemm: provider.sgemm,
+        kernels,
+      });
+      const fm = new FloatMode(denormals);
+      const step = new MixtureStep(provider.sgemm, kernels, c, state.optimizer, views, router, runner, data, fm);
+      const inProcess = inner instanceof InProcessRunner ? inner : undefined;
+      if (inProcess) inProcess.hooks.floatMode = fm;
+      return new TrainingSession(memory, layout, views, runner, step, router, noiseRng, local instanceof MpiRunner ? local : undefined, inProcess, inference);
+    } catch (err) {
+      await inner.close();
+      throw err;
+    }
   }
 
   /** The live parameter views (they change with every step). */
