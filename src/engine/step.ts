@@ -169,16 +169,7 @@ export class MixtureStep {
     }
     // A few entries of K values per row: a plain loop (the same float32 products and
     // sums as the kernel's) costs less than a kernel call and three views per entry.
-    const mix = v.mix, out = v.entryOut, w = v.entryGateWeight;
-    yield* this.slices.ranges(rows, perRange((K * v.expertStart[E]!) / Math.max(1, rows)), (from, until) => {
-      for (let q = from; q < until; q++) {
-        const y = q * K;
-        for (let j = v.rowStart[q]!; j < v.rowStart[q + 1]!; j++) {
-          const e = v.rowEntries[j]!, g = w[e]!, o = e * K;
-          for (let j = 0; j < K; j++) mix[y + j] = Math.fround(mix[y + j]! + Math.fround(g * out[o + j]!));
-        }
-      }
-    });
+    yield* this.slices.ranges(rows, perRange((K * v.expertStart[E]!) / Math.max(1, rows)), (from, until) => mixRows(v, K, from, until));
   }
 
   /** The error function's main side over the batch's rows, in ranges; the batch's mean loss. */
@@ -368,3 +359,20 @@ export class MixtureStep {
     mlpBackward(this.gemm, this.kernels, this.gate, this.v.batchX, rows, this.v.gateLogitGrad);
   }
 }
+
+/**
+ * ȳ of rows [from, until) from each row's entries (the CSR), in entry order. A function of
+ * its own, its arrays in locals: inside the step's range closure the same loop read them
+ * from the closure's context on every access, and ran 1.3× slower.
+ */
+function mixRows(v: Pick<MixtureViews, 'mix' | 'entryOut' | 'entryGateWeight' | 'rowStart' | 'rowEntries'>, K: number, from: number, until: number): void {
+  const mix = v.mix, out = v.entryOut, w = v.entryGateWeight, rowStart = v.rowStart, rowEntries = v.rowEntries;
+  for (let q = from; q < until; q++) {
+    const y = q * K, end = rowStart[q + 1]!;
+    for (let j = rowStart[q]!; j < end; j++) {
+      const e = rowEntries[j]!, g = w[e]!, o = e * K;
+      for (let i = 0; i < K; i++) mix[y + i] = Math.fround(mix[y + i]! + Math.fround(g * out[o + i]!));
+    }
+  }
+}
+
