@@ -11,11 +11,11 @@
  * training step pauses between them), sums carried from range to range in the same order.
  */
 import type { GroupRegions } from '../memory/layout.js';
+import type { RoutingConfig } from '../model/routing.js';
+import { drain, NO_PAUSES, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /** What the balancing terms and the routing statistics read and write: the gate's probabilities and logit gradient, the plan's loads and entries. */
 export type BalanceViews = GroupRegions<'gate' | 'plan'>;
-import type { RoutingConfig } from '../model/routing.js';
-import { drain, NO_PAUSES, perRange, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /** The balancing losses' value for a step of `rows` rows (0 when both are off). */
 export function balanceLossValue(v: BalanceViews, r: RoutingConfig, rows: number, E: number): number {

@@ -12,6 +12,12 @@ import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
 import { errorFunction, type ErrorFunction, type ExpertLossBlock } from '../losses/index.js';
 import { CTRL, type GroupRegions, type MixtureLayout } from '../memory/layout.js';
+import { expertShape, type MixtureConfig } from '../model/config.js';
+import { layerViews, type LayerViews, type MlpShape } from '../model/mlp.js';
+import type { OptimizerConfig } from '../optim/config.js';
+import { optimizerStep, optimizerViews, type OptimizerViews } from '../optim/step.js';
+import { mlpBackward, mlpForward, type MlpPass } from '../nn/mlp.js';
+import type { ExpertRange } from './plan.js';
 
 /**
  * What the expert side reads and writes: the batch, the plan's entries and blocks, its
@@ -19,12 +25,6 @@ import { CTRL, type GroupRegions, type MixtureLayout } from '../memory/layout.js
  * control block; never the gate's.
  */
 export type ExpertViews = GroupRegions<'control' | 'batch' | 'plan' | 'experts' | 'loss' | 'optimiser'>;
-import { expertShape, type MixtureConfig } from '../model/config.js';
-import { layerViews, type LayerViews, type MlpShape } from '../model/mlp.js';
-import type { OptimizerConfig } from '../optim/config.js';
-import { optimizerStep, optimizerViews, type OptimizerViews } from '../optim/step.js';
-import { mlpBackward, mlpForward, type MlpPass } from '../nn/mlp.js';
-import type { ExpertRange } from './plan.js';
 
 /** What one shard's expert side is built from. */
 export interface ExpertSideSpec {

@@ -13,20 +13,14 @@
  * v = β₂v + (1 − β₂)g² then stays finite. A gradient past it is a diverged run (the
  * losses are standardised).
  */
+import { squaredNorm } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
+
+/** Σ g_i² through the kernel memory (the check's one number; kernels/index.ts). */
+export { squaredNorm };
 
 /** Largest squared gradient norm a step may commit. */
 export const MAX_GRAD_SQNORM = 1e30;
-
-/**
- * Σ g_i² of the first `n` values of `g` (NaN or +∞ where any is not finite), through
- * `out`, one float in the kernel memory.
- */
-export function squaredNorm(kernels: Kernels, g: Float32Array, n: number, out: Float32Array): number {
-  if (n === 0) return 0;
-  kernels.sqNorm(g, n, out);
-  return out[0]!;
-}
 
 /** Whether the first `n` values of `g` may be committed by an optimiser step. */
 export function committable(kernels: Kernels, g: Float32Array, n: number, out: Float32Array): boolean {
@@ -43,4 +37,3 @@ export function committable(kernels: Kernels, g: Float32Array, n: number, out: F
 export function committableWithin(bound: number, kernels: Kernels, g: Float32Array, n: number, out: Float32Array): boolean {
   return bound <= MAX_GRAD_SQNORM / 2 || committable(kernels, g, n, out);
 }
-

@@ -14,6 +14,12 @@
 import type { Sgemm } from '../compute/provider.js';
 import type { Kernels } from '../kernels/types.js';
 import { CTRL, groupViews, type GroupRegions } from '../memory/layout.js';
+import type { MixtureConfig } from '../model/config.js';
+import type { Rng } from '../rng.js';
+import { balanceGradientSlices, balanceLossSlices, hasBalanceTerms, RoutingStats } from './balance.js';
+import type { ExpertRange } from './plan.js';
+import { RoutingPlan, type GateScores, type RoutingRule } from './routing-plan.js';
+import { drain, NO_PAUSES, perRange, RANGE_WORK, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /**
  * What the router reads and writes: the gate's scores, noise and logit gradient, the plan,
@@ -21,12 +27,6 @@ import { CTRL, groupViews, type GroupRegions } from '../memory/layout.js';
  * block's block count.
  */
 export type RouterViews = GroupRegions<'control' | 'batch' | 'gate' | 'plan' | 'loss'>;
-import type { MixtureConfig } from '../model/config.js';
-import type { Rng } from '../rng.js';
-import { balanceGradientSlices, balanceLossSlices, hasBalanceTerms, RoutingStats } from './balance.js';
-import type { ExpertRange } from './plan.js';
-import { RoutingPlan, type GateScores, type RoutingRule } from './routing-plan.js';
-import { drain, NO_PAUSES, perRange, RANGE_WORK, WHOLE, type Slicer, type Slices } from './slices.js';
 
 /** What a session's router works with. */
 export interface RouterSpec {

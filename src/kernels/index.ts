@@ -33,3 +33,13 @@ export function kernelSetFromEnv(env: NodeJS.ProcessEnv = process.env): KernelSe
 export function createKernels(memory: WasmMemory, set: KernelSetName = kernelSetFromEnv(), opts: KernelOptions & { module?: WasmModule } = {}): Kernels {
   return set === 'wasm' ? wasmKernels(memory, opts.module, opts) : jsKernels(memory, opts);
 }
+
+/**
+ * Σ a_i² of a[0..n) by the kernel set's `sqNorm` (NaN or +∞ where a value is not finite),
+ * through `out`, one float of the kernel memory; 0 for n = 0.
+ */
+export function squaredNorm(kernels: Kernels, a: Float32Array, n: number, out: Float32Array): number {
+  if (n === 0) return 0;
+  kernels.sqNorm(a, n, out);
+  return out[0]!;
+}

@@ -7,6 +7,7 @@
  *   backward:  ∂E/∂W_l = a_{l−1}ᵀ·δ_l,  ∂E/∂b_l = Σ_rows δ_l,  δ_{l−1} = (δ_l·W_lᵀ) ⊙ act′(a_{l−1})
  */
 import type { Sgemm } from '../compute/provider.js';
+import { squaredNorm } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 import type { LayerViews, MlpShape } from '../model/mlp.js';
 
@@ -65,15 +66,14 @@ export function mlpBackward(gemm: Sgemm, kernels: Kernels, p: MlpPass, x: Float3
   let delta = gradOut;
   let spare = p.deltaA;
   let bound = 0;
-  const sq = (a: Float32Array, n: number): number => (kernels.sqNorm(a, n, normOut!), normOut![0]!);
   for (let l = p.params.w.length - 1; l >= 0; l--) {
     const nin = s[l]!, nout = s[l + 1]!;
     const input = l === 0 ? x : p.hidden[l - 1]!;
     gemm(true, false, nin, nout, rows, 1, input, delta, 0, g.w[l]!);
     kernels.colSums(delta, rows, nout, g.b[l]!);
     if (normOut) {
-      const weights = rows * (nin + nout) < nin * nout ? sq(input, rows * nin) * sq(delta, rows * nout) : sq(g.w[l]!, nin * nout);
-      bound += weights + sq(g.b[l]!, nout);
+      const weights = rows * (nin + nout) < nin * nout ? squaredNorm(kernels, input, rows * nin, normOut) * squaredNorm(kernels, delta, rows * nout, normOut) : squaredNorm(kernels, g.w[l]!, nin * nout, normOut);
+      bound += weights + squaredNorm(kernels, g.b[l]!, nout, normOut);
     }
     if (l > 0) {
       gemm(false, true, rows, nin, nout, 1, delta, p.params.w[l]!, 0, spare);
@@ -84,3 +84,4 @@ export function mlpBackward(gemm: Sgemm, kernels: Kernels, p: MlpPass, x: Float3
   }
   return bound;
 }
+
