@@ -15,6 +15,13 @@ import { describe, expect, it } from 'vitest';
 import { datasetFromArrays } from '../src/data/dataset.js';
 import { MoeError } from '../src/errors.js';
 import { Mixture } from '../src/mixture.js';
+import { InferenceEngine } from '../src/engine/inference.js';
+import { createKernels, kernelSetFromEnv } from '../src/kernels/index.js';
+import { resolveMixtureConfig } from '../src/model/config.js';
+import { allocateParams, type ModelState } from '../src/model/state.js';
+import { resolveOptimizer } from '../src/optim/config.js';
+import { TrainingSession } from '../src/train/session.js';
+import { backendSuite, provider, testRandom, TEST_BACKENDS } from './helpers/backends.js';
 import { copyParams, expectIdentical } from './helpers/params.js';
 import { rejection } from './helpers/rejection.js';
 import { finish, requireBuild, start, waitForStderr } from './fixtures/cli/harness.js';
@@ -119,4 +126,53 @@ describe('moe train in slices', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe("the gate's forward pass in ranges of rows", () => {
+  // 13,000 experts, a hidden layer of 4: rows of the gate's forward are ranged, 15 rows a
+  // range (its work per row is its softmax's 4·E plus its layers'), so a batch of 24 rows
+  // runs it in 2 calls. Each row must come out as one call over the batch gives it: as the
+  // inference engine computes it, bit for bit, probabilities and logits.
+  for (const backend of TEST_BACKENDS) {
+    it(`${backend}: a step's gate in ranges: its probabilities are the inference engine's bit for bit, its gradient the mean of its halves'`, backendSuite(backend), async () => {
+      const p = await provider(backend);
+      const D = 3, E = 13_000, rows = 24;
+      const c = resolveMixtureConfig({ task: 'regression', inputs: D, outputs: 1, experts: E, expert: 'linear', gate: 'mlp:4', loss: 'gaussian' });
+      const opt = resolveOptimizer({ name: 'sgd', lr: 0.1 });
+      const state: ModelState = { config: c, optimizer: opt, params: allocateParams(c, opt), training: { seed: 1, step: 0, epoch: 0, rng: [1, 2, 3, 4] } };
+      const rnd = testRandom(7);
+      for (let j = 0; j < state.params.gateParams.length; j++) state.params.gateParams[j] = rnd.normal();
+      for (let j = 0; j < state.params.expertParams.length; j++) state.params.expertParams[j] = rnd.normal();
+      const x = Float32Array.from({ length: rows * D }, () => rnd.normal());
+      const t = Float32Array.from({ length: rows }, () => rnd.normal());
+      const gate0 = Float32Array.from(state.params.gateParams);
+      const session = await TrainingSession.start(state, p, { x, t, labels: new Int32Array(rows) }, { maxBatch: rows, workers: 0, kernels: kernelSetFromEnv() });
+      try {
+        expect(session.step.gateRangeRows).toBe(15);
+        await session.step.run(Int32Array.from({ length: rows }, (_, r) => r), 0, 1);
+        const v = session.views;
+        const engine = new InferenceEngine(p.sgemm, (m) => createKernels(m, kernelSetFromEnv()), c, gate0, Float32Array.from(state.params.expertParams));
+        const f = engine.forward(x, rows);
+        const trained = v.gateProb.subarray(0, rows * E);
+        const differ = trained.findIndex((g, j) => !Object.is(g, f.gate[j]));
+        expect(differ, differ < 0 ? '' : `row ${Math.floor(differ / E)}, expert ${differ % E}: ${trained[differ]} in the step, ${f.gate[differ]} in the engine`).toBe(-1);
+
+        // Backward reads every range's hidden activations: the batch's gate gradient is
+        // the mean of its halves' (12 rows each, each a step of its own whose forward is
+        // one call), to float32 rounding. Learning rate 0: the parameters stay.
+        const batchGrad = Float64Array.from(v.gateGrads);
+        const mean = new Float64Array(batchGrad.length);
+        for (let q = 0; q < 2; q++) {
+          await session.step.run(Int32Array.from({ length: 12 }, (_, r) => 12 * q + r), 0, 2 + q);
+          for (let j = 0; j < mean.length; j++) mean[j]! += v.gateGrads[j]! / 2;
+        }
+        const scale = Math.max(...Array.from(mean, Math.abs));
+        expect(scale, 'the gate gradient is ~0: the check would prove nothing').toBeGreaterThan(1e-3);
+        const off = batchGrad.findIndex((g, j) => !(Math.abs(g - mean[j]!) <= 1e-5 * scale));
+        expect(off, off < 0 ? '' : `gate parameter ${off}: ${batchGrad[off]} in the batch's step, ${mean[off]} as the rows' mean`).toBe(-1);
+      } finally {
+        await session.close();
+      }
+    });
+  }
 });

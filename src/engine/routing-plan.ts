@@ -345,12 +345,16 @@ export class RoutingPlan {
 
   /**
    * An every-expert rule's choice and binning for `rows` rows without the gate's scores
-   * (they read none); false, doing nothing, for any other rule. The weights follow with
-   * {@link RoutingPlan.weighSlices} once the gate has run.
+   * (they read none); false, doing nothing, for any other rule, and where the binning is
+   * new and too large to run in one piece (over {@link RANGE_WORK} entries: at 200,000
+   * experts it held the main thread for 0.4 s; {@link RoutingPlan.routeSlices} then bins
+   * in ranges after the gate, and keeps it for the next batch of as many rows). The
+   * weights follow with {@link RoutingPlan.weighSlices} once the gate has run.
    */
   binAhead(rows: number): boolean {
     if (!this.rule.everyExpert) return false;
     if (this.binnedRows !== rows) {
+      if (rows * this.experts > RANGE_WORK) return false;
       this.chosen.fill(1, 0, rows * this.experts);
       this.bin(rows);
     }

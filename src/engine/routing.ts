@@ -128,7 +128,8 @@ export class Router {
    * Plan the step before the gate's forward pass where the rule's choice reads no gate
    * score (every row to every expert): entries, blocks and their shards, all the experts'
    * FORWARD reads, so that it can start at once and overlap the gate. False, doing nothing,
-   * under any other rule: {@link Router.routeSlices} then plans after the gate.
+   * under any other rule, and where a large binning is not yet kept (see
+   * {@link RoutingPlan.binAhead}): {@link Router.routeSlices} then plans after the gate.
    */
   planAhead(rows: number): boolean {
     if (this.noisy || !this.plan.binAhead(rows)) return false;

@@ -42,6 +42,8 @@ interface Widths {
 
 /** Parameters per range of a sliced optimiser step (a multiple of 4: the kernels' SIMD lanes fall as in one call). */
 const OPTIMIZER_RANGE = 1 << 20;
+/** The gate forward's ranges are this many times the usual range's work (each is one sgemm call). */
+const GATE_RANGE_SCALE = 16;
 
 /** Rows of `width` floats below which a plain loop copies faster than a view and a memcpy. */
 const NARROW_ROW = 16;
@@ -108,7 +110,17 @@ export class MixtureStep {
     this.gateUpdate = optimizerViews(v.gateParams, v.gateGrads, v.gateOpt, v.gateParams.length, 0, v.gateParams.length);
     this.noiseUpdate = optimizerViews(v.noiseParams, v.noiseGrads, v.noiseOpt, v.noiseParams.length, 0, v.noiseParams.length);
     this.gateHiddenFor(0);
+    // A row's gate forward: per layer its outputs, each a dot of nin products (32 to a
+    // unit: sgemm runs them ~32× faster than a plain loop runs floats), and its softmax's
+    // 4 passes over E. Ranges 16× the usual work: each range is an sgemm call, and fewer,
+    // larger calls keep BLAS efficient (a batch of the paper's sizes stays one range).
+    let rowCost = 4 * config.experts;
+    for (let l = 0; l + 1 < shape.sizes.length; l++) rowCost += shape.sizes[l + 1]! * (1 + shape.sizes[l]! / 32);
+    this.gateRangeRows = perRange(rowCost / GATE_RANGE_SCALE);
   }
+
+  /** Rows per range of the gate's forward pass (see the constructor); a batch of at most as many runs it in one call. */
+  readonly gateRangeRows: number;
 
   private hiddenRows = -1;
   /** Views of the gate's hidden activations for `rows` rows (layer l at rows·offset_l). */
@@ -137,16 +149,29 @@ export class MixtureStep {
     if (this.config.task === 'classification') for (let r = 0; r < rows; r++) v.batchLabels[r] = d.labels[batch[r]!]!;
   }
 
-  /** Gate forward: logits, log-softmax and softmax of the batch's rows (the softmax row by row, in ranges). */
+  /**
+   * Gate forward: logits, log-softmax and softmax of the batch's rows. A gate too large to
+   * run at once (a first step at 200,000 experts held the main thread 0.2 s in it) runs in
+   * ranges of rows, each range's network and softmax together: every row's products and
+   * sums are its own, so a range computes its rows as the whole batch does (the chunked
+   * predict relies on the same), and the ranges follow from the shapes alone.
+   */
   private gateForward(rows: number): Slices {
     const v = this.v, E = this.config.experts, k = this.kernels;
     this.gateHiddenFor(rows);
-    mlpForward(this.gemm, k, this.gate, v.batchX, rows, v.gateLogits);
-    return this.slices.ranges(rows, perRange(4 * E), (from, until) =>
-      from === 0 && until === rows
-        ? k.logSoftmaxRows(v.gateLogits, rows, E, v.gateLogProb, v.gateProb)
-        : k.logSoftmaxRows(v.gateLogits.subarray(from * E), until - from, E, v.gateLogProb.subarray(from * E), v.gateProb.subarray(from * E)),
-    );
+    const per = this.gateRangeRows;
+    if (rows <= per) {
+      mlpForward(this.gemm, k, this.gate, v.batchX, rows, v.gateLogits);
+      k.logSoftmaxRows(v.gateLogits, rows, E, v.gateLogProb, v.gateProb);
+      return NO_PAUSES;
+    }
+    const D = this.config.inputs, sizes = this.gate.shape.sizes;
+    return this.slices.ranges(rows, per, (from, until) => {
+      const n = until - from, logits = v.gateLogits.subarray(from * E);
+      const part: MlpPass = { ...this.gate, hidden: this.gate.hidden.map((h, l) => h.subarray(from * sizes[l + 1]!)) };
+      mlpForward(this.gemm, k, part, v.batchX.subarray(from * D), n, logits);
+      k.logSoftmaxRows(logits, n, E, v.gateLogProb.subarray(from * E), v.gateProb.subarray(from * E));
+    });
   }
 
   /**
