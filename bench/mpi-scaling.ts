@@ -272,14 +272,8 @@ export async function runMpiScalingBenchmark(opts: MpiScalingOptions = {}): Prom
   const comm = Communicator.world();
   const R = comm.size, rank = comm.rank;
   // The options are the same on every rank, and so is their check: rank 0 alone reports a
-  // bad one (its error ends the job), the others wait for that instead of racing it.
-  let checked: ReturnType<typeof checkOptions>;
-  try {
-    checked = checkOptions(opts, R);
-  } catch (err) {
-    if (rank !== 0) await comm.bcast(new Uint8Array(1), 0, "rank 0's report of a bad option");
-    throw err;
-  }
+  // bad one, and every rank ends with it.
+  const checked = await comm.sameOnEveryRank(() => checkOptions(opts, R), "rank 0's report of a bad option");
   const { experts, sizes, loss, workers, timeMs, minSteps, warmupSteps, rounds, networks, predictCounts } = checked;
   const progress = rank === 0 ? (opts.onProgress ?? (() => {})) : () => {};
   const flags: ExchangeFlags = errorFunction(loss);

@@ -4,7 +4,7 @@
  * command line. Every failure is one line on stderr and an exit code by kind (see
  * EXIT_CODES_HELP); --verbose adds the stack trace.
  */
-import { endMpiAfter } from './mpi.js';
+import { endMpiAfter, reportsError } from './mpi.js';
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { benchCommand } from './bench-command.js';
@@ -67,7 +67,7 @@ export async function main(argv: readonly string[] = process.argv): Promise<numb
   } catch (err) {
     const code = exitCodeOf(err);
     const silent = code === EXIT.OK || (err as { code?: string }).code === 'commander.help' || (err as { code?: string }).code === 'commander.helpDisplayed';
-    if (!silent) process.stderr.write(formatError(err, verbose) + '\n');
+    if (!silent && reportsError(err)) process.stderr.write(formatError(err, verbose) + '\n');
     if (err instanceof OutputStreamError) markReported();
     endMpiAfter(err, code);
     return settleExitCode(code);

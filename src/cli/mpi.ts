@@ -26,16 +26,15 @@ export function joinMpi(): number {
 
 /**
  * Run `fn`, whose error every rank meets alike (a bad option on the same command line):
- * rank 0 alone reports it (its error ends the job), the other ranks wait for that instead
- * of racing it with their own line.
+ * rank 0 alone reports it, and the job ends normally (see {@link Communicator.sameOnEveryRank}).
  */
-export async function sameOnEveryRank<T>(fn: () => T | Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (comm && comm.rank !== 0) await comm.bcast(new Uint8Array(1), 0, "rank 0's report of an error every rank met");
-    throw err;
-  }
+export function sameOnEveryRank<T>(fn: () => T | Promise<T>): Promise<T> {
+  return comm ? comm.sameOnEveryRank(fn, "rank 0's report of an error every rank met") : Promise.resolve().then(fn);
+}
+
+/** Whether this process prints `err`: not on a rank other than 0 where every rank met it alike (rank 0 reports it). */
+export function reportsError(err: unknown): boolean {
+  return comm === undefined || comm.rank === 0 || !Communicator.agreed(err);
 }
 
 /** Whether this process writes the run's files (rank 0, or no MPI). */
@@ -72,6 +71,6 @@ export async function readOnRankZero(path: string, read: (path: string) => Promi
 /** After the error line: end every rank, unless every rank stopped at the same point on its own. */
 export function endMpiAfter(err: unknown, code: number): void {
   if (!comm) return;
-  const agreed = err instanceof MoeError && (err.code === 'ABORTED' || err.code === 'DIVERGED' || err.code === 'MPI_MISMATCH');
+  const agreed = Communicator.agreed(err) || (err instanceof MoeError && (err.code === 'ABORTED' || err.code === 'DIVERGED' || err.code === 'MPI_MISMATCH'));
   if (!agreed) comm.abort(code === 0 ? 1 : code);
 }

@@ -41,6 +41,8 @@ export interface RankSlices {
 }
 
 let world: Communicator | undefined;
+/** Errors every rank met alike (see {@link Communicator.sameOnEveryRank}). */
+const AGREED = new WeakSet<object>();
 
 /**
  * UCX settings for a process that is also a V8 isolate:
@@ -173,6 +175,30 @@ export class Communicator {
   /** The totals so far (subtract two of them for a span). */
   counters(): ExchangeCounters {
     return { exchanges: this.exchanges, bytesSent: this.bytesSent, bytesReceived: this.bytesReceived, ms: this.waitMs };
+  }
+
+  /**
+   * Run `check`, whose failure every rank meets alike (the same options on every rank). On
+   * a failure rank 0 tells the others, and each rank rethrows its own error, marked so that
+   * {@link Communicator.agreed} is true: the job then ends normally, each rank with the
+   * error's exit code, rank 0 alone reporting it. Ending it with MPI_Abort raced rank 0's
+   * report instead: mpiexec's kill could come before it forwarded rank 0's stderr (a CI
+   * run saw none of it).
+   */
+  async sameOnEveryRank<T>(check: () => T | Promise<T>, what: string): Promise<T> {
+    try {
+      return await check();
+    } catch (err) {
+      // Every rank failed here alike: the bcast is where they meet, rank 0 first to know.
+      await this.bcast(new Uint8Array(1), 0, what);
+      if (typeof err === 'object' && err !== null) AGREED.add(err);
+      throw err;
+    }
+  }
+
+  /** Whether `err` is a failure every rank met alike ({@link Communicator.sameOnEveryRank}): no rank aborts the job for it. */
+  static agreed(err: unknown): boolean {
+    return typeof err === 'object' && err !== null && AGREED.has(err);
   }
 
   /** End every rank of the job now (an abnormal exit of any rank). */
