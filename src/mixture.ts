@@ -16,7 +16,6 @@ import { DataError, MoeError, OptionError } from './errors.js';
 import { writeFileAtomic } from './io/atomic.js';
 import { checkCreatable, checkCreatedState, checkLoadable } from './io/loadable.js';
 import { writeModelFile } from './io/model-file.js';
-import { mixtureToOnnx } from './io/onnx/export.js';
 import { readModel, weightsOnlyNotice } from './io/read-model.js';
 import { stateToSafetensors } from './io/safetensors-state.js';
 import { createKernels, kernelSetFromEnv } from './kernels/index.js';
@@ -564,6 +563,8 @@ export class Mixture implements FitHost {
   async toOnnx(): Promise<Uint8Array> {
     const state = await this.snapshot();
     checkLoadable(state, 'onnx export');
+    // Loaded on first use: the ONNX schema (protobuf) is a third of the package's load time.
+    const { mixtureToOnnx } = await import('./io/onnx/export.js');
     return mixtureToOnnx(state);
   }
 
