@@ -29,7 +29,7 @@ import { Rng } from '../src/rng.js';
 import { trainingData } from '../src/train/data.js';
 import { TrainingSession } from '../src/train/session.js';
 import { expectSame } from './helpers/params.js';
-import { drain, WHOLE } from '../src/engine/slices.js';
+import { drain, RANGE_WORK, WHOLE } from '../src/engine/slices.js';
 
 const EXAMPLE_DIR = fileURLToPath(new URL('../examples/pytorch/', import.meta.url));
 const torch = await findTorchPython();
@@ -353,6 +353,26 @@ describe('the plan\'s stages', () => {
     // Any other rule plans after the gate.
     const topk = new RoutingPlan(routingRule({ kind: 'topk', k: 2, noise: false, balanceLoss: 0, zLoss: 0, balanceBias: 0, blockRows: 64 }), 'training', E, maxRows, planEntries(N, maxRows));
     expect(topk.binAhead(40)).toBe(false);
+  });
+
+  it('dense bins ahead of the gate only a binning it keeps or a small one: a new binning over RANGE_WORK entries waits for the sliced route, which keeps it', () => {
+    const rule = routingRule({ kind: 'dense', k: E, noise: false, balanceLoss: 0, zLoss: 0, balanceBias: 0, blockRows: 64 });
+    const big = ROWS, N = rule.maxEntries(big, E, 'training');
+    expect(big * E).toBeGreaterThan(RANGE_WORK);
+    const kept = planEntries(N, big);
+    const plan = new RoutingPlan(rule, 'training', E, big, kept);
+    expect(plan.binAhead(big)).toBe(false);
+    expect(plan.entries).toBe(0);
+    const s = randomScores(big, 3);
+    drain(plan.routeSlices(s, WHOLE));
+    expect(plan.binAhead(big)).toBe(true);
+    drain(plan.weighSlices(s, WHOLE));
+    const fresh = planEntries(N, big);
+    new RoutingPlan(rule, 'training', E, big, fresh).route(s);
+    for (const k of Object.keys(fresh) as (keyof PlanEntries)[]) expect(kept[k].every((x, j) => Object.is(x, fresh[k][j])), k).toBe(true);
+    // Another large row count is new again; a small one bins at once.
+    expect(plan.binAhead(big - 1)).toBe(false);
+    expect(plan.binAhead(40)).toBe(true);
   });
 
   it('the biased score is the float32 sum: 2⁻²⁴ of bias is lost on a logit of 1, a tie with the next expert stays a tie', () => {

@@ -6,17 +6,18 @@
  * long (a 10 ms timer's longest gap; the bound is generous for a loaded 2-core machine,
  * where an unsliced step held it for several seconds), and a stop asked for mid-step ends
  * that step within 2 s, its parameters unchanged; `moe train`, sent SIGTERM mid-step,
- * exits within 2 s with its checkpoint written.
+ * exits within 2 s with its checkpoint written. A gate too large for one slice runs its
+ * forward pass in ranges of rows, each row as one call over the batch computes it.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { datasetFromArrays } from '../src/data/dataset.js';
-import { MoeError } from '../src/errors.js';
-import { Mixture } from '../src/mixture.js';
 import { InferenceEngine } from '../src/engine/inference.js';
+import { MoeError } from '../src/errors.js';
 import { createKernels, kernelSetFromEnv } from '../src/kernels/index.js';
+import { Mixture } from '../src/mixture.js';
 import { resolveMixtureConfig } from '../src/model/config.js';
 import { allocateParams, type ModelState } from '../src/model/state.js';
 import { resolveOptimizer } from '../src/optim/config.js';
@@ -129,15 +130,21 @@ describe('moe train in slices', () => {
 });
 
 describe("the gate's forward pass in ranges of rows", () => {
-  // 13,000 experts, a hidden layer of 4: rows of the gate's forward are ranged, 15 rows a
-  // range (its work per row is its softmax's 4·E plus its layers'), so a batch of 24 rows
-  // runs it in 2 calls. Each row must come out as one call over the batch gives it: as the
-  // inference engine computes it, bit for bit, probabilities and logits.
+  // 13,000 experts: ranges of at least 15 rows (a row's work is its softmax's 4·E plus its
+  // layers'), ⌊rows / 15⌋ of them, as even as can be: 32 rows in 2 ranges of 16, 47 rows in
+  // 3 of 15, 16 and 16. Each row must come out as one call over the batch gives it: as the
+  // inference engine computes it, bit for bit. The backward reads every range's hidden
+  // activations: the batch's gate gradient must be the row-weighted mean of two smaller
+  // steps' (each under 30 rows, so one call), to float32 rounding.
+  const CASES = [
+    { gate: 'mlp:4', rows: 32 },
+    { gate: 'mlp:4,3', rows: 47 },
+  ];
   for (const backend of TEST_BACKENDS) {
-    it(`${backend}: a step's gate in ranges: its probabilities are the inference engine's bit for bit, its gradient the mean of its halves'`, backendSuite(backend), async () => {
+    it.each(CASES)(`${backend}: gate $gate, $rows rows: probabilities the inference engine's bit for bit, the gradient two smaller steps' mean`, backendSuite(backend), async ({ gate, rows }) => {
       const p = await provider(backend);
-      const D = 3, E = 13_000, rows = 24;
-      const c = resolveMixtureConfig({ task: 'regression', inputs: D, outputs: 1, experts: E, expert: 'linear', gate: 'mlp:4', loss: 'gaussian' });
+      const D = 3, E = 13_000;
+      const c = resolveMixtureConfig({ task: 'regression', inputs: D, outputs: 1, experts: E, expert: 'linear', gate, loss: 'gaussian' });
       const opt = resolveOptimizer({ name: 'sgd', lr: 0.1 });
       const state: ModelState = { config: c, optimizer: opt, params: allocateParams(c, opt), training: { seed: 1, step: 0, epoch: 0, rng: [1, 2, 3, 4] } };
       const rnd = testRandom(7);
@@ -157,19 +164,18 @@ describe("the gate's forward pass in ranges of rows", () => {
         const differ = trained.findIndex((g, j) => !Object.is(g, f.gate[j]));
         expect(differ, differ < 0 ? '' : `row ${Math.floor(differ / E)}, expert ${differ % E}: ${trained[differ]} in the step, ${f.gate[differ]} in the engine`).toBe(-1);
 
-        // Backward reads every range's hidden activations: the batch's gate gradient is
-        // the mean of its halves' (12 rows each, each a step of its own whose forward is
-        // one call), to float32 rounding. Learning rate 0: the parameters stay.
+        // Learning rate 0: the parameters stay for the smaller steps.
         const batchGrad = Float64Array.from(v.gateGrads);
         const mean = new Float64Array(batchGrad.length);
-        for (let q = 0; q < 2; q++) {
-          await session.step.run(Int32Array.from({ length: 12 }, (_, r) => 12 * q + r), 0, 2 + q);
-          for (let j = 0; j < mean.length; j++) mean[j]! += v.gateGrads[j]! / 2;
+        const half = Math.floor(rows / 2);
+        for (const [from, n] of [[0, half], [half, rows - half]] as const) {
+          await session.step.run(Int32Array.from({ length: n }, (_, r) => from + r), 0, 2);
+          for (let j = 0; j < mean.length; j++) mean[j]! += (v.gateGrads[j]! * n) / rows;
         }
         const scale = Math.max(...Array.from(mean, Math.abs));
         expect(scale, 'the gate gradient is ~0: the check would prove nothing').toBeGreaterThan(1e-3);
         const off = batchGrad.findIndex((g, j) => !(Math.abs(g - mean[j]!) <= 1e-5 * scale));
-        expect(off, off < 0 ? '' : `gate parameter ${off}: ${batchGrad[off]} in the batch's step, ${mean[off]} as the rows' mean`).toBe(-1);
+        expect(off, off < 0 ? '' : `gate parameter ${off}: ${batchGrad[off]} in the batch's step, ${mean[off]} as the smaller steps' mean`).toBe(-1);
       } finally {
         await session.close();
       }

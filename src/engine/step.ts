@@ -114,12 +114,15 @@ export class MixtureStep {
     // unit: sgemm runs them ~32× faster than a plain loop runs floats), and its softmax's
     // 4 passes over E. Ranges 16× the usual work: each range is an sgemm call, and fewer,
     // larger calls keep BLAS efficient (a batch of the paper's sizes stays one range).
+    // Each call reads every weight once: a range has at least as much row work as that
+    // read, and at least 2 rows (never a one-row call, which a BLAS may hand to gemv and
+    // its other order of sums).
     let rowCost = 4 * config.experts;
     for (let l = 0; l + 1 < shape.sizes.length; l++) rowCost += shape.sizes[l + 1]! * (1 + shape.sizes[l]! / 32);
-    this.gateRangeRows = perRange(rowCost / GATE_RANGE_SCALE);
+    this.gateRangeRows = Math.max(2, perRange(rowCost / GATE_RANGE_SCALE), Math.ceil(v.gateParams.length / rowCost));
   }
 
-  /** Rows per range of the gate's forward pass (see the constructor); a batch of at most as many runs it in one call. */
+  /** The fewest rows of a range of the gate's forward pass (see the constructor); a batch of fewer than twice as many runs it in one call. */
   readonly gateRangeRows: number;
 
   private hiddenRows = -1;
@@ -160,13 +163,15 @@ export class MixtureStep {
     const v = this.v, E = this.config.experts, k = this.kernels;
     this.gateHiddenFor(rows);
     const per = this.gateRangeRows;
-    if (rows <= per) {
+    if (rows < 2 * per) {
       mlpForward(this.gemm, k, this.gate, v.batchX, rows, v.gateLogits);
       k.logSoftmaxRows(v.gateLogits, rows, E, v.gateLogProb, v.gateProb);
       return NO_PAUSES;
     }
-    const D = this.config.inputs, sizes = this.gate.shape.sizes;
-    return this.slices.ranges(rows, per, (from, until) => {
+    // ⌊rows / per⌋ ranges of as even a size as can be: each of per to 2·per − 1 rows.
+    const D = this.config.inputs, sizes = this.gate.shape.sizes, ranges = Math.floor(rows / per);
+    return this.slices.ranges(ranges, 1, (range) => {
+      const from = Math.floor((range * rows) / ranges), until = Math.floor(((range + 1) * rows) / ranges);
       const n = until - from, logits = v.gateLogits.subarray(from * E);
       const part: MlpPass = { ...this.gate, hidden: this.gate.hidden.map((h, l) => h.subarray(from * sizes[l + 1]!)) };
       mlpForward(this.gemm, k, part, v.batchX.subarray(from * D), n, logits);
