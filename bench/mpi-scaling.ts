@@ -273,7 +273,7 @@ export async function runMpiScalingBenchmark(opts: MpiScalingOptions = {}): Prom
   const R = comm.size, rank = comm.rank;
   // The options are the same on every rank, and so is their check: rank 0 alone reports a
   // bad one, and every rank ends with it.
-  const checked = await comm.sameOnEveryRank(() => checkOptions(opts, R), "rank 0's report of a bad option");
+  const checked = await comm.sameOnEveryRank(() => checkOptions(opts, R), 'the check of the options');
   const { experts, sizes, loss, workers, timeMs, minSteps, warmupSteps, rounds, networks, predictCounts } = checked;
   const progress = rank === 0 ? (opts.onProgress ?? (() => {})) : () => {};
   const flags: ExchangeFlags = errorFunction(loss);

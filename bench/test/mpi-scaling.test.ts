@@ -115,4 +115,19 @@ describe.skipIf(!available)('moe bench scaling --mpi', () => {
       expect(r.stderr.match(/moe: error/g), r.stderr).toHaveLength(1);
     }
   });
+
+  it('a bad option on rank 1 only (the command line, the benchmark\'s own check): rank 1 reports it, rank 0 names rank 1, the job ends without MPI_Abort', () => {
+    const cmd = [process.execPath, 'bin/moe', 'bench', 'scaling', '--mpi', '--sizes', 'small', '--quick'];
+    for (const [ok, bad, check, message] of [
+      [['--bandwidth', '10'], ['--bandwidth', '10,x'], 'the command line', /^rank 1: moe: error: --bandwidth: expected a comma-separated list of numbers > 0, got "10,x"$/m],
+      [['--workers', '3', '--experts', '6'], ['--workers', '3', '--experts', '4'], 'the options', /^rank 1: moe: error: .*2 ranks × 3 workers need at least 6 experts, the model has 4$/m],
+    ] as const) {
+      const r = spawnSync('mpiexec', ['-n', '1', ...cmd, ...ok, ':', '-n', '1', ...cmd, ...bad], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.status, r.stderr).not.toBe(0);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).toContain(`moe: error: the check of ${check}: rank 1 failed where rank 0 did not (its error is on its output)\n`);
+      expect(r.stderr.match(/moe: error/g), r.stderr).toHaveLength(2);
+      expect(r.stderr).not.toMatch(/MPI_Abort/);
+    }
+  });
 });

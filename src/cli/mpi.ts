@@ -3,7 +3,9 @@
  * anything else runs (the rank decides who writes); rank 0 alone prints progress and
  * summaries and writes files, the other ranks print only their errors. An abnormal exit
  * of any rank ends every rank (MPI_Abort); a stop every rank agreed on (a signal, a
- * divergence) ends each one normally, and rank 0 writes the checkpoint.
+ * divergence) ends each one normally, and rank 0 writes the checkpoint. An error every
+ * rank checks alike (a bad option of `bench scaling --mpi`) also ends each one normally:
+ * rank 0 reports it, and every rank exits 2.
  */
 import { MoeError } from '../errors.js';
 import { Communicator } from '../mpi/communicator.js';
@@ -25,16 +27,17 @@ export function joinMpi(): number {
 }
 
 /**
- * Run `fn`, whose error every rank meets alike (a bad option on the same command line):
- * rank 0 alone reports it, and the job ends normally (see {@link Communicator.sameOnEveryRank}).
+ * Run `fn`, whose error every rank should meet alike (a bad option on the same command
+ * line): rank 0 alone reports it, and the job ends normally, each rank with its exit code
+ * (see {@link Communicator.sameOnEveryRank}, which also covers ranks that disagree).
  */
 export function sameOnEveryRank<T>(fn: () => T | Promise<T>): Promise<T> {
-  return comm ? comm.sameOnEveryRank(fn, "rank 0's report of an error every rank met") : Promise.resolve().then(fn);
+  return comm ? comm.sameOnEveryRank(fn, 'the check of the command line') : Promise.resolve().then(fn);
 }
 
-/** Whether this process prints `err`: not on a rank other than 0 where every rank met it alike (rank 0 reports it). */
+/** Whether this process prints `err`: not on a rank other than 0 where rank 0's report covers it. */
 export function reportsError(err: unknown): boolean {
-  return comm === undefined || comm.rank === 0 || !Communicator.agreed(err);
+  return comm === undefined || comm.rank === 0 || !Communicator.reportedByRankZero(err);
 }
 
 /** Whether this process writes the run's files (rank 0, or no MPI). */

@@ -41,8 +41,10 @@ export interface RankSlices {
 }
 
 let world: Communicator | undefined;
-/** Errors every rank met alike (see {@link Communicator.sameOnEveryRank}). */
+/** Errors of {@link Communicator.sameOnEveryRank}: the job ends without MPI_Abort. */
 const AGREED = new WeakSet<object>();
+/** Of those, the ones rank 0's report covers. */
+const QUIET = new WeakSet<object>();
 
 /**
  * UCX settings for a process that is also a V8 isolate:
@@ -178,27 +180,51 @@ export class Communicator {
   }
 
   /**
-   * Run `check`, whose failure every rank meets alike (the same options on every rank). On
-   * a failure rank 0 tells the others, and each rank rethrows its own error, marked so that
-   * {@link Communicator.agreed} is true: the job then ends normally, each rank with the
-   * error's exit code, rank 0 alone reporting it. Ending it with MPI_Abort raced rank 0's
-   * report instead: mpiexec's kill could come before it forwarded rank 0's stderr (a CI
-   * run saw none of it).
+   * Run `check`, whose failure every rank should meet alike (the same options on every
+   * rank), then agree on the outcome: every rank learns which ranks failed. Where every
+   * rank failed, each rethrows its own error and rank 0 alone reports it
+   * ({@link Communicator.reportedByRankZero}); where only some did, each of those reports
+   * its own, and the others throw MoeError('MPI_MISMATCH') naming them (reported by rank 0
+   * only). Either way the errors are {@link Communicator.agreed}: the job ends normally,
+   * without MPI_Abort, whose kill could come before mpiexec forwarded rank 0's report (a CI
+   * run saw none of it). A collective that fails itself leaves the error unmarked (the
+   * job is then aborted).
    */
   async sameOnEveryRank<T>(check: () => T | Promise<T>, what: string): Promise<T> {
+    let value: T | undefined, failure: object | undefined;
     try {
-      return await check();
+      value = await check();
     } catch (err) {
-      // Every rank failed here alike: the bcast is where they meet, rank 0 first to know.
-      await this.bcast(new Uint8Array(1), 0, what);
-      if (typeof err === 'object' && err !== null) AGREED.add(err);
-      throw err;
+      failure = typeof err === 'object' && err !== null ? err : new MoeError('INTERNAL', String(err));
     }
+    let flags: Int32Array;
+    try {
+      // Every rank comes here, failed or not: the one collective pairs them all.
+      flags = await this.allgatherInts(Int32Array.of(failure ? 1 : 0), what);
+    } catch (err) {
+      throw failure ?? err;
+    }
+    const failed: number[] = [];
+    flags.forEach((f, r) => {
+      if (f !== 0) failed.push(r);
+    });
+    if (failed.length === 0) return value as T;
+    const all = failed.length === this.size;
+    const them = failed.length > 1 ? `ranks ${failed.join(', ')}` : `rank ${failed[0]}`;
+    const err = failure ?? new MoeError('MPI_MISMATCH', `${what}: ${them} failed where rank ${this.rank} did not (${failed.length > 1 ? 'their errors are on their' : 'its error is on its'} output)`);
+    AGREED.add(err);
+    if (all || !failure) QUIET.add(err);
+    throw err;
   }
 
-  /** Whether `err` is a failure every rank met alike ({@link Communicator.sameOnEveryRank}): no rank aborts the job for it. */
+  /** Whether `err` came out of {@link Communicator.sameOnEveryRank}: no rank aborts the job for it. */
   static agreed(err: unknown): boolean {
     return typeof err === 'object' && err !== null && AGREED.has(err);
+  }
+
+  /** Whether rank 0's report covers `err` (every rank failed alike, or another rank's failure was named): other ranks print nothing. */
+  static reportedByRankZero(err: unknown): boolean {
+    return typeof err === 'object' && err !== null && QUIET.has(err);
   }
 
   /** End every rank of the job now (an abnormal exit of any rank). */
