@@ -16,9 +16,6 @@
 import { squaredNorm } from '../kernels/index.js';
 import type { Kernels } from '../kernels/types.js';
 
-/** Σ g_i² through the kernel memory (the check's one number; kernels/index.ts). */
-export { squaredNorm };
-
 /** Largest squared gradient norm a step may commit. */
 export const MAX_GRAD_SQNORM = 1e30;
 
